@@ -1,0 +1,458 @@
+//! The engine: owns the store, the retry policy and the event bus; hands out typed handles.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use futures::stream::BoxStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::handle::{BatchBuilder, Collection, SlotHandle};
+use crate::record::{Clock, Record, Ttl};
+use crate::scope::{Scope, ScopeKind, Slot, SlotKey, validate};
+use crate::store::{
+    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, Page, Store, Write, WriteOutcome,
+};
+
+/// How `update` retries after a conflict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Re-runs after the first attempt (default 10): at most `1 + max_retries` attempts.
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubled each retry (default 1 ms).
+    pub base_delay: Duration,
+    /// The longest backoff (default 50 ms). Each backoff is jittered to 50–100 %.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 10,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(50),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy with `max_retries` retries and the default backoff.
+    pub fn new(max_retries: u32) -> Self {
+        RetryPolicy {
+            max_retries,
+            ..Self::default()
+        }
+    }
+
+    /// The same policy with another backoff (`Duration::ZERO` retries at once).
+    #[must_use]
+    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.base_delay = base;
+        self.max_delay = max;
+        self
+    }
+
+    /// The jittered backoff before retry number `retry` (1-based).
+    fn delay(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+        let capped = exp.min(self.max_delay);
+        capped.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+/// The engine's settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Retries of `update` (overridable per handle).
+    pub retry: RetryPolicy,
+    /// The largest serialized value a write may store (default 1 MiB).
+    pub max_value_bytes: usize,
+    /// Events buffered per subscriber before a slow one misses some (default 1024).
+    pub event_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            retry: RetryPolicy::default(),
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            event_capacity: 1024,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Sets the retry policy.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the value size limit.
+    #[must_use]
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Sets the event buffer per subscriber (at least 1).
+    #[must_use]
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+}
+
+/// Something that happened to a slot, as seen by this engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A write committed.
+    Change {
+        /// The slot.
+        slot: Slot,
+        /// Its version before.
+        old_version: u64,
+        /// Its version after.
+        new_version: u64,
+    },
+    /// An `update` attempt conflicted with another writer and will be retried (or give up).
+    Conflict {
+        /// The slot.
+        slot: Slot,
+        /// Which attempt conflicted (1-based).
+        attempt: u32,
+    },
+    /// An `update` gave up after every attempt conflicted.
+    Exhausted {
+        /// The slot.
+        slot: Slot,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// This subscriber fell behind and missed `missed` events.
+    Lagged {
+        /// How many.
+        missed: u64,
+    },
+}
+
+impl Event {
+    /// The slot the event concerns (`None` for `Lagged`).
+    pub fn slot(&self) -> Option<&Slot> {
+        match self {
+            Event::Change { slot, .. }
+            | Event::Conflict { slot, .. }
+            | Event::Exhausted { slot, .. } => Some(slot),
+            Event::Lagged { .. } => None,
+        }
+    }
+}
+
+/// A stream of [`Event`]s from the moment it was created.
+pub struct Events(BoxStream<'static, Event>);
+
+impl Events {
+    fn new(rx: broadcast::Receiver<Event>, only: Option<Slot>) -> Self {
+        let stream = futures::stream::unfold((rx, only), |(mut rx, only)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => {
+                        if only.as_ref().is_none_or(|s| ev.slot() == Some(s)) {
+                            return Some((ev, (rx, only)));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        return Some((Event::Lagged { missed }, (rx, only)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Events(Box::pin(stream))
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Events")
+    }
+}
+
+/// The state engine: a store, a retry policy and an event bus. Cheap to clone (one `Arc`);
+/// every handle owns a clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+/// use state_core::{Engine, MemoryStore, Scope, Slot};
+/// let engine = Engine::new(MemoryStore::new());
+/// let slot = Slot::new(Scope::execution("run-1")?, "Research", "attempts")?;
+/// let attempts = engine.handle::<u32>(slot).with_initial(&0)?;
+/// assert_eq!(attempts.get().await?, Some(0));
+/// assert_eq!(attempts.increment(1).await?, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    events: broadcast::Sender<Event>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.0.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store` with the default configuration.
+    pub fn new(store: impl Store) -> Self {
+        Self::with_config(Arc::new(store), EngineConfig::default())
+    }
+
+    /// An engine over a shared store with `config`.
+    pub fn with_config(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        Engine(Arc::new(Inner {
+            store,
+            config,
+            events,
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.0.config
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.0.store.clock()
+    }
+
+    /// A typed, writable handle on one slot.
+    pub fn handle<T>(&self, slot: Slot) -> SlotHandle<T>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        SlotHandle::new(self.clone(), slot)
+    }
+
+    /// A keyed collection: typed handles for any key of `namespace` in `scope` (rate limits
+    /// per user, login sessions, feature flags).
+    pub fn collection<V>(&self, scope: Scope, namespace: impl Into<String>) -> Result<Collection<V>>
+    where
+        V: Serialize + DeserializeOwned,
+    {
+        let namespace = namespace.into();
+        validate(
+            crate::error::IdPart::Namespace,
+            &namespace,
+            crate::scope::MAX_NAME_BYTES,
+        )?;
+        Ok(Collection::new(self.clone(), scope, namespace))
+    }
+
+    /// A typed, atomic batch of writes across any handles of this engine.
+    pub fn batch(&self) -> BatchBuilder {
+        BatchBuilder::new(self.clone())
+    }
+
+    /// Every engine event from now on.
+    pub fn events(&self) -> Events {
+        Events::new(self.0.events.subscribe(), None)
+    }
+
+    pub(crate) fn slot_events(&self, slot: &Slot) -> Events {
+        Events::new(self.0.events.subscribe(), Some(slot.clone()))
+    }
+
+    fn emit(&self, event: impl FnOnce() -> Event) {
+        if self.0.events.receiver_count() > 0 {
+            // Sending fails only when every receiver is gone in the meantime: nobody listens.
+            let _ = self.0.events.send(event());
+        }
+    }
+
+    /// Loads one slot as a reader sees it now.
+    pub async fn load(&self, slot: &Slot) -> Result<Record> {
+        self.0.store.load(slot).await
+    }
+
+    /// Loads many slots in one store call.
+    pub async fn load_many(&self, slots: &[Slot]) -> Result<Vec<Record>> {
+        self.0.store.load_many(slots).await
+    }
+
+    /// Commits untyped writes as one atomic batch (the admin API and the CLI use this).
+    ///
+    /// A CAS write whose version does not match fails the whole batch with
+    /// [`Error::VersionMismatch`] naming the first such slot; nothing is written.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>> {
+        match self.commit_batch(writes).await? {
+            CommitOutcome::Committed(outcomes) => Ok(outcomes),
+            CommitOutcome::Conflict(mut conflicts) => {
+                let c = conflicts.swap_remove(0);
+                Err(Error::VersionMismatch {
+                    slot: c.slot,
+                    expected: c.expected,
+                    actual: c.actual,
+                })
+            }
+        }
+    }
+
+    /// Commits a batch and emits a change event per committed write.
+    pub(crate) async fn commit_batch(&self, writes: Vec<Write>) -> Result<CommitOutcome> {
+        let listening = self.0.events.receiver_count() > 0;
+        let slots: Vec<Slot> = if listening {
+            writes.iter().map(|w| w.slot.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let outcome = self
+            .0
+            .store
+            .commit(Batch {
+                writes,
+                max_value_bytes: self.0.config.max_value_bytes,
+            })
+            .await?;
+        if let CommitOutcome::Committed(outcomes) = &outcome {
+            for (slot, o) in slots.into_iter().zip(outcomes) {
+                self.emit(|| Event::Change {
+                    slot,
+                    old_version: o.previous_version,
+                    new_version: o.version,
+                });
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The CAS loop behind every `update`: `step` maps the current record to the new value
+    /// (`None`: delete) and a result; the write commits only if the version is unchanged,
+    /// else `step` re-runs on the fresh record, up to `1 + max_retries` attempts.
+    pub(crate) async fn update_loop<R>(
+        &self,
+        slot: &Slot,
+        retry: Option<RetryPolicy>,
+        ttl: Ttl,
+        first: Option<Record>,
+        mut step: impl FnMut(&Record) -> Result<(Option<serde_json::Value>, R)>,
+    ) -> Result<(R, WriteOutcome)> {
+        let policy = retry.unwrap_or(self.0.config.retry);
+        let attempts = policy.max_retries.saturating_add(1);
+        let mut record = match first {
+            Some(r) => r,
+            None => self.load(slot).await?,
+        };
+        for attempt in 1..=attempts {
+            let (value, result) = step(&record)?;
+            let write = Write::cas(slot.clone(), record.version, value).with_ttl(ttl);
+            match self.commit_batch(vec![write]).await? {
+                CommitOutcome::Committed(mut outcomes) => {
+                    let outcome = outcomes.pop().ok_or_else(|| {
+                        Error::store(std::io::Error::other("commit returned no outcome"))
+                    })?;
+                    return Ok((result, outcome));
+                }
+                CommitOutcome::Conflict(_) => {
+                    self.emit(|| Event::Conflict {
+                        slot: slot.clone(),
+                        attempt,
+                    });
+                    if attempt == attempts {
+                        break;
+                    }
+                    let delay = policy.delay(attempt);
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    record = self.load(slot).await?;
+                }
+            }
+        }
+        self.emit(|| Event::Exhausted {
+            slot: slot.clone(),
+            attempts,
+        });
+        Err(Error::Conflict {
+            slot: slot.clone(),
+            attempts,
+        })
+    }
+
+    /// Lists keys holding a live value in `scope` (optionally one namespace), paginated.
+    pub async fn list_keys(
+        &self,
+        scope: &Scope,
+        namespace: Option<&str>,
+        after: Option<&SlotKey>,
+        limit: usize,
+    ) -> Result<Page<SlotKey>> {
+        self.0.store.list_keys(scope, namespace, after, limit).await
+    }
+
+    /// Lists scopes holding a live value (optionally of one kind), paginated.
+    pub async fn list_scopes(
+        &self,
+        kind: Option<ScopeKind>,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Page<Scope>> {
+        self.0.store.list_scopes(kind, after, limit).await
+    }
+
+    /// Deletes every live slot of a scope (tombstones, versions raised). Returns how many.
+    pub async fn clear(&self, scope: &Scope) -> Result<u64> {
+        self.0.store.clear(scope).await
+    }
+
+    /// Physically removes an execution's state (its `execution` scope and nothing else); its
+    /// version floor keeps later writes above every version it had. Returns rows removed.
+    pub async fn purge_execution(&self, execution_id: &str) -> Result<u64> {
+        self.0
+            .store
+            .purge_scope(&Scope::execution(execution_id)?)
+            .await
+    }
+
+    /// Physically removes every slot of `scope`, keeping its version floor.
+    pub async fn purge_scope(&self, scope: &Scope) -> Result<u64> {
+        self.0.store.purge_scope(scope).await
+    }
+
+    /// Physically removes expired slots, keeping version floors. Returns rows removed.
+    pub async fn purge_expired(&self) -> Result<u64> {
+        self.0.store.purge_expired().await
+    }
+}

@@ -1,0 +1,281 @@
+//! The one error type of the state layer. Every variant that concerns a slot names it.
+
+use std::fmt;
+
+use crate::op::{NumKind, Path};
+use crate::scope::Slot;
+
+/// A boxed error from a store backend or from a user's `update` closure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Shorthand for `Result<T, state_core::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which part of an identity failed validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdPart {
+    /// A scope kind name (`"execution"`, `"user"`, …).
+    ScopeKind,
+    /// One part of a scope id.
+    ScopeId,
+    /// A namespace.
+    Namespace,
+    /// A key.
+    Key,
+}
+
+impl fmt::Display for IdPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IdPart::ScopeKind => "scope kind",
+            IdPart::ScopeId => "scope id",
+            IdPart::Namespace => "namespace",
+            IdPart::Key => "key",
+        })
+    }
+}
+
+/// Everything that can go wrong reading or writing state.
+///
+/// A failed commit changes nothing, whatever the variant.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A scope id, namespace or key is empty, too long or contains NUL.
+    #[error("invalid {part} {value:?}: {reason}")]
+    InvalidId {
+        /// Which part was rejected.
+        part: IdPart,
+        /// The rejected value (at most 64 bytes of it).
+        value: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// `update` met a conflicting writer on every attempt and gave up.
+    #[error(
+        "state slot {slot}: update gave up after {attempts} attempts, each conflicting with another writer"
+    )]
+    Conflict {
+        /// The contended slot.
+        slot: Slot,
+        /// Attempts made (the first plus every retry).
+        attempts: u32,
+    },
+
+    /// A strict compare-and-swap (`set_if`, `delete_if`, a CAS write) found another version.
+    #[error("state slot {slot}: expected version {expected}, but it is at version {actual}")]
+    VersionMismatch {
+        /// The slot.
+        slot: Slot,
+        /// The version the write was conditional on.
+        expected: u64,
+        /// The version the slot is at.
+        actual: u64,
+    },
+
+    /// A stored value no longer deserializes into the field's type.
+    #[error(
+        "state slot {slot} at version {version}: stored value does not fit `{type_name}`: {source}"
+    )]
+    Decode {
+        /// The slot.
+        slot: Slot,
+        /// The version of the value that failed to decode.
+        version: u64,
+        /// The Rust type it was decoded as.
+        type_name: &'static str,
+        /// serde's reason.
+        source: serde_json::Error,
+    },
+
+    /// A value could not be serialized to JSON.
+    #[error("state slot {slot}: value of type `{type_name}` does not serialize to JSON: {source}")]
+    Encode {
+        /// The slot.
+        slot: Slot,
+        /// The Rust type being serialized.
+        type_name: &'static str,
+        /// serde's reason.
+        source: serde_json::Error,
+    },
+
+    /// A path does not lead anywhere in the stored value (an absent parent, an unknown field).
+    #[error("state slot {slot}: invalid path {path}: {reason}")]
+    InvalidPath {
+        /// The slot.
+        slot: Slot,
+        /// The path of the op.
+        path: Path,
+        /// Why.
+        reason: String,
+    },
+
+    /// An op met a value of another JSON type than it works on.
+    #[error("state slot {slot}: `{op}` at {path} needs {expected}, but the value there is {found}")]
+    TypeMismatch {
+        /// The slot.
+        slot: Slot,
+        /// The path of the op.
+        path: Path,
+        /// The op's name.
+        op: &'static str,
+        /// What the op needs.
+        expected: String,
+        /// What it found.
+        found: String,
+    },
+
+    /// A numeric op would leave the range of the field's number type.
+    #[error("state slot {slot}: `{op}` at {path} would overflow `{kind}`")]
+    Overflow {
+        /// The slot.
+        slot: Slot,
+        /// The path of the op.
+        path: Path,
+        /// `increment` or `decrement`.
+        op: &'static str,
+        /// The field's number type.
+        kind: NumKind,
+    },
+
+    /// A float op's operand or result is NaN or infinite.
+    #[error("state slot {slot}: `{op}` at {path} would store a non-finite `{kind}`")]
+    NotFinite {
+        /// The slot.
+        slot: Slot,
+        /// The path of the op.
+        path: Path,
+        /// The op's name.
+        op: &'static str,
+        /// The field's number type.
+        kind: NumKind,
+    },
+
+    /// An op is malformed (an amount outside its number kind, `set` of JSON null at the root, …).
+    #[error("state slot {slot}: invalid `{op}` at {path}: {reason}")]
+    InvalidOp {
+        /// The slot.
+        slot: Slot,
+        /// The path of the op.
+        path: Path,
+        /// The op's name.
+        op: &'static str,
+        /// Why.
+        reason: String,
+    },
+
+    /// A value is larger than the engine's limit once serialized.
+    #[error(
+        "state slot {slot}: value serializes to more than the limit of {limit} bytes (at least {size})"
+    )]
+    TooLarge {
+        /// The slot.
+        slot: Slot,
+        /// Bytes serialized before the limit was passed (a lower bound of the full size).
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+
+    /// The `update` closure returned an error; nothing was written.
+    #[error("state slot {slot}: update aborted: {source}")]
+    Aborted {
+        /// The slot.
+        slot: Slot,
+        /// The closure's error (downcast it to get your own type back).
+        source: BoxError,
+    },
+
+    /// An argument outside a slot is unusable (a page size of 0, …).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The store failed (I/O, a malformed row, a lost connection). `slot` names the slot when
+    /// the failure concerns one.
+    #[error("state store failed{}: {source}", .slot.as_ref().map(|s| format!(" on slot {s}")).unwrap_or_default())]
+    Store {
+        /// The slot concerned, if any.
+        slot: Option<Slot>,
+        /// The backend's error.
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// A store failure not tied to one slot.
+    pub fn store(source: impl Into<BoxError>) -> Self {
+        Error::Store {
+            slot: None,
+            source: source.into(),
+        }
+    }
+
+    /// The slot this error concerns, if any.
+    pub fn slot(&self) -> Option<&Slot> {
+        match self {
+            Error::Conflict { slot, .. }
+            | Error::VersionMismatch { slot, .. }
+            | Error::Decode { slot, .. }
+            | Error::Encode { slot, .. }
+            | Error::InvalidPath { slot, .. }
+            | Error::TypeMismatch { slot, .. }
+            | Error::Overflow { slot, .. }
+            | Error::NotFinite { slot, .. }
+            | Error::InvalidOp { slot, .. }
+            | Error::TooLarge { slot, .. }
+            | Error::Aborted { slot, .. } => Some(slot),
+            Error::Store { slot, .. } => slot.as_ref(),
+            Error::InvalidId { .. } | Error::InvalidArgument(_) => None,
+        }
+    }
+}
+
+/// The error an `update` closure returns to stop without writing.
+///
+/// Any `std::error::Error + Send + Sync` converts into it with `?` or `.into()`; the engine
+/// reports it as [`Error::Aborted`], whose `source` downcasts back to your type.
+///
+/// ```
+/// # use state_core::Abort;
+/// #[derive(Debug)]
+/// struct Insufficient;
+/// impl std::fmt::Display for Insufficient {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("insufficient funds")
+///     }
+/// }
+/// impl std::error::Error for Insufficient {}
+///
+/// let abort: Abort = Insufficient.into();
+/// assert_eq!(abort.to_string(), "insufficient funds");
+/// let plain = Abort::new("balance would go negative");
+/// assert_eq!(plain.to_string(), "balance would go negative");
+/// ```
+#[derive(Debug)]
+pub struct Abort(BoxError);
+
+impl Abort {
+    /// Wraps any error, or a message (`Abort::new("balance would go negative")`).
+    pub fn new(reason: impl Into<BoxError>) -> Self {
+        Abort(reason.into())
+    }
+
+    /// The wrapped error.
+    pub fn into_inner(self) -> BoxError {
+        self.0
+    }
+}
+
+impl fmt::Display for Abort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Abort {
+    fn from(e: E) -> Self {
+        Abort(Box::new(e))
+    }
+}

@@ -1,0 +1,280 @@
+//! `MemoryStore`: the contract held in a process's memory, for tests and ephemeral state.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::record::{Clock, Record, SystemClock};
+use crate::scope::{Scope, ScopeKind, Slot, SlotKey};
+use crate::store::{Batch, CommitOutcome, Page, Store, check_page_limit, prepare_commit};
+
+/// A [`Store`] in memory. Commits take one lock and never await, so a dropped commit future
+/// can never leave a batch half-applied.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+/// use state_core::{Engine, MemoryStore, Scope, Slot};
+/// let engine = Engine::new(MemoryStore::new());
+/// let hits = engine.handle::<u64>(Slot::new(Scope::app("shop")?, "Stats", "hits")?);
+/// hits.increment(2).await?;
+/// assert_eq!(hits.get().await?, Some(2));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    scopes: BTreeMap<Scope, ScopeData>,
+}
+
+#[derive(Debug, Default)]
+struct ScopeData {
+    /// The highest version ever physically removed from this scope.
+    floor: u64,
+    /// namespace → key → record (raw: expiry not applied).
+    slots: BTreeMap<String, BTreeMap<String, Record>>,
+}
+
+impl ScopeData {
+    fn record(&self, slot: &Slot) -> Record {
+        self.slots
+            .get(slot.namespace())
+            .and_then(|ns| ns.get(slot.key()))
+            .cloned()
+            .unwrap_or_else(|| Record::absent(self.floor))
+    }
+
+    /// Removes rows matching `pred`, raising the floor to their highest version.
+    fn purge(&mut self, mut pred: impl FnMut(&Record) -> bool) -> u64 {
+        let mut removed = 0;
+        let floor = &mut self.floor;
+        for keys in self.slots.values_mut() {
+            keys.retain(|_, r| {
+                let gone = pred(r);
+                if gone {
+                    *floor = (*floor).max(r.version);
+                    removed += 1;
+                }
+                !gone
+            });
+        }
+        self.slots.retain(|_, keys| !keys.is_empty());
+        removed
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty store reading time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner::default()),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied batch (commits write only
+        // after every check passed), so a poisoned lock still guards consistent data.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn load_many(&self, slots: &[Slot]) -> Result<Vec<Record>> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        Ok(slots
+            .iter()
+            .map(|slot| {
+                inner
+                    .scopes
+                    .get(slot.scope())
+                    .map_or_else(|| Record::absent(0), |s| s.record(slot))
+                    .visible(now)
+            })
+            .collect())
+    }
+
+    async fn load_scope(
+        &self,
+        scope: &Scope,
+        namespace: Option<&str>,
+    ) -> Result<Vec<(SlotKey, Record)>> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        let Some(data) = inner.scopes.get(scope) else {
+            return Ok(Vec::new());
+        };
+        Ok(data
+            .slots
+            .iter()
+            .filter(|(ns, _)| namespace.is_none_or(|n| n == ns.as_str()))
+            .flat_map(|(ns, keys)| {
+                keys.iter().map(move |(k, r)| {
+                    let key = SlotKey {
+                        namespace: ns.clone(),
+                        key: k.clone(),
+                    };
+                    (key, r.clone().visible(now))
+                })
+            })
+            .collect())
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let prepared = prepare_commit(&batch, now, |slot| {
+            Ok(inner
+                .scopes
+                .get(slot.scope())
+                .map_or_else(|| Record::absent(0), |s| s.record(slot)))
+        })?;
+        for (slot, record) in prepared.changes {
+            let data = inner.scopes.entry(slot.scope().clone()).or_default();
+            let keys = match data.slots.get_mut(slot.namespace()) {
+                Some(keys) => keys,
+                None => data.slots.entry(slot.namespace().to_owned()).or_default(),
+            };
+            match keys.get_mut(slot.key()) {
+                Some(r) => *r = record,
+                None => {
+                    keys.insert(slot.key().to_owned(), record);
+                }
+            }
+        }
+        Ok(prepared.outcome)
+    }
+
+    async fn list_keys(
+        &self,
+        scope: &Scope,
+        namespace: Option<&str>,
+        after: Option<&SlotKey>,
+        limit: usize,
+    ) -> Result<Page<SlotKey>> {
+        check_page_limit(limit)?;
+        let now = self.clock.now();
+        let inner = self.lock();
+        let mut items = Vec::new();
+        let mut more = false;
+        if let Some(data) = inner.scopes.get(scope) {
+            let live = data
+                .slots
+                .iter()
+                .filter(|(ns, _)| namespace.is_none_or(|n| n == ns.as_str()))
+                .flat_map(|(ns, keys)| keys.iter().map(move |(k, r)| (ns, k, r)))
+                .filter(|(ns, k, r)| {
+                    r.is_live(now)
+                        && after.is_none_or(|a| {
+                            (ns.as_str(), k.as_str()) > (a.namespace.as_str(), a.key.as_str())
+                        })
+                });
+            for (ns, k, _) in live {
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                items.push(SlotKey {
+                    namespace: ns.clone(),
+                    key: k.clone(),
+                });
+            }
+        }
+        let next = if more { items.last().cloned() } else { None };
+        Ok(Page { items, next })
+    }
+
+    async fn list_scopes(
+        &self,
+        kind: Option<ScopeKind>,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Page<Scope>> {
+        check_page_limit(limit)?;
+        let now = self.clock.now();
+        let inner = self.lock();
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut items = Vec::new();
+        let mut more = false;
+        let candidates = inner
+            .scopes
+            .range::<Scope, _>((lower, Bound::Unbounded))
+            .filter(|(s, _)| kind.is_none_or(|k| s.kind() == k))
+            .filter(|(_, d)| {
+                d.slots
+                    .values()
+                    .any(|keys| keys.values().any(|r| r.is_live(now)))
+            });
+        for (scope, _) in candidates {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(scope.clone());
+        }
+        let next = if more { items.last().cloned() } else { None };
+        Ok(Page { items, next })
+    }
+
+    async fn clear(&self, scope: &Scope) -> Result<u64> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let Some(data) = inner.scopes.get_mut(scope) else {
+            return Ok(0);
+        };
+        let live = |r: &Record| r.is_live(now);
+        let records = || data.slots.values().flat_map(|keys| keys.values());
+        if records().any(|r| live(r) && r.version == u64::MAX) {
+            return Err(Error::InvalidArgument(format!(
+                "scope {scope} holds a slot at version u64::MAX; nothing was cleared"
+            )));
+        }
+        let mut cleared = 0;
+        for r in data.slots.values_mut().flat_map(|keys| keys.values_mut()) {
+            if live(r) {
+                *r = Record::absent(r.version + 1);
+                cleared += 1;
+            }
+        }
+        Ok(cleared)
+    }
+
+    async fn purge_scope(&self, scope: &Scope) -> Result<u64> {
+        let mut inner = self.lock();
+        Ok(inner.scopes.get_mut(scope).map_or(0, |d| d.purge(|_| true)))
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        Ok(inner
+            .scopes
+            .values_mut()
+            .map(|d| d.purge(|r| r.value.is_some() && !r.is_live(now)))
+            .sum())
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+}

@@ -1,0 +1,185 @@
+//! Time (an injectable clock), records (value or tombstone, version, expiry) and TTL changes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A point in time: milliseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// From milliseconds since the Unix epoch.
+    pub const fn from_millis(ms: i64) -> Self {
+        Timestamp(ms)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// This time plus `d`, saturating at the end of representable time.
+    pub fn saturating_add(self, d: Duration) -> Self {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(ms))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}
+
+/// A source of the current time. Stores read it for expiry; tests inject a [`ManualClock`].
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+}
+
+/// A clock that moves only when told to. Clones share one time.
+///
+/// ```
+/// use state_core::{Clock, ManualClock, Timestamp};
+/// use std::time::Duration;
+/// let clock = ManualClock::new(Timestamp::from_millis(1_000));
+/// clock.advance(Duration::from_secs(2));
+/// assert_eq!(clock.now(), Timestamp::from_millis(3_000));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock stopped at `at`.
+    pub fn new(at: Timestamp) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(at.0)))
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(ms))
+            })
+            .ok();
+    }
+
+    /// Sets the clock to `at`.
+    pub fn set(&self, at: Timestamp) {
+        self.0.store(at.0, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// What a slot holds: a value or a tombstone (`value: None`), its version and its expiry.
+///
+/// Version 0 means never written. A record read from a store is already *visible*: an
+/// expired slot reads as a tombstone that keeps its version (and shows when it expired).
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Record {
+    /// The JSON value; `None` for a tombstone, an expired slot, or a slot never written.
+    pub value: Option<Value>,
+    /// The slot's version: 0 if never written, raised by exactly 1 per committed write.
+    pub version: u64,
+    /// When the value expires, if it has a TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Record {
+    /// The record of a slot that holds nothing at version `version` (0: never written).
+    pub fn absent(version: u64) -> Self {
+        Record {
+            value: None,
+            version,
+            expires_at: None,
+        }
+    }
+
+    /// Whether the record holds a value that has not expired at `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.value.is_some() && self.expires_at.is_none_or(|t| t > now)
+    }
+
+    /// The record as a reader sees it at `now`: an expired value reads as absent.
+    pub fn visible(mut self, now: Timestamp) -> Self {
+        if !self.is_live(now) {
+            self.value = None;
+        }
+        self
+    }
+}
+
+/// How a write changes a slot's expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ttl {
+    /// Keep the live value's expiry (a write to an absent or expired slot starts with none).
+    #[default]
+    Keep,
+    /// Expire this long after the commit.
+    #[serde(with = "millis")]
+    For(Duration),
+    /// Never expire.
+    Clear,
+}
+
+impl Ttl {
+    /// The expiry a slot gets when a write with this TTL commits at `now` on `current`.
+    ///
+    /// A tombstone never carries an expiry.
+    pub fn expiry_after(
+        self,
+        current: &Record,
+        now: Timestamp,
+        new_value_present: bool,
+    ) -> Option<Timestamp> {
+        if !new_value_present {
+            return None;
+        }
+        match self {
+            Ttl::Keep if current.is_live(now) => current.expires_at,
+            Ttl::Keep | Ttl::Clear => None,
+            Ttl::For(d) => Some(now.saturating_add(d)),
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

@@ -1,0 +1,375 @@
+//! The `Store` trait every backend implements, the write and commit types it speaks, and
+//! [`prepare_commit`], the one implementation of the contract's write rules that every
+//! backend runs inside its own transaction.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::op::{Op, apply_ops};
+use crate::record::{Clock, Record, Timestamp, Ttl};
+use crate::scope::{Scope, ScopeKind, Slot, SlotKey};
+
+/// The default limit on a value's serialized size: 1 MiB.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// What a write does to its slot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum WriteKind {
+    /// Strict compare-and-swap: store `value` (`None`: a tombstone) only if the slot is at
+    /// version `expected`; otherwise the whole batch reports a conflict and nothing changes.
+    Cas {
+        /// The version the write is conditional on (0: never written).
+        expected: u64,
+        /// The new value, or `None` to delete.
+        value: Option<Value>,
+    },
+    /// Apply `ops` to the slot's current value inside the commit: no read round trip, no
+    /// conflict between commutative writers.
+    Apply {
+        /// The ops, applied in order, all or nothing.
+        ops: Vec<Op>,
+        /// Where the ops start on a slot never written (version 0). After a delete or expiry
+        /// they start from their neutral value instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        initial: Option<Value>,
+    },
+}
+
+/// One slot's part of a commit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Write {
+    /// The slot written.
+    pub slot: Slot,
+    /// CAS or Apply.
+    #[serde(flatten)]
+    pub kind: WriteKind,
+    /// How the slot's expiry changes.
+    #[serde(default)]
+    pub ttl: Ttl,
+    /// Whether the outcome should carry the slot's new record (for snapshots to refresh).
+    #[serde(default)]
+    pub return_record: bool,
+}
+
+impl Write {
+    /// A strict CAS write.
+    pub fn cas(slot: Slot, expected: u64, value: Option<Value>) -> Self {
+        Write {
+            slot,
+            kind: WriteKind::Cas { expected, value },
+            ttl: Ttl::Keep,
+            return_record: false,
+        }
+    }
+
+    /// An Apply write of `ops`.
+    pub fn apply(slot: Slot, ops: Vec<Op>) -> Self {
+        Write {
+            slot,
+            kind: WriteKind::Apply { ops, initial: None },
+            ttl: Ttl::Keep,
+            return_record: false,
+        }
+    }
+
+    /// Sets where an Apply write starts on a slot never written.
+    #[must_use]
+    pub fn with_initial(mut self, value: Option<Value>) -> Self {
+        if let WriteKind::Apply { initial, .. } = &mut self.kind {
+            *initial = value;
+        }
+        self
+    }
+
+    /// Sets how the write changes the slot's expiry.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Asks for the slot's new record in the outcome.
+    #[must_use]
+    pub fn returning_record(mut self) -> Self {
+        self.return_record = true;
+        self
+    }
+}
+
+/// Writes committed together: every one applies, or none does.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// The writes, applied in order (two writes to one slot see each other).
+    pub writes: Vec<Write>,
+    /// The largest serialized value the commit may store.
+    pub max_value_bytes: usize,
+}
+
+/// What one committed write did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteOutcome {
+    /// The slot's version before the write.
+    pub previous_version: u64,
+    /// The slot's version after it (`previous_version + 1`).
+    pub version: u64,
+    /// One output per op of an Apply write (removed item, previous value, new number); empty
+    /// for a CAS write.
+    pub outputs: Vec<Option<Value>>,
+    /// The slot's new record, if the write asked for it.
+    pub record: Option<Record>,
+}
+
+/// A CAS write whose expected version did not match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionConflict {
+    /// The slot.
+    pub slot: Slot,
+    /// The version the write expected.
+    pub expected: u64,
+    /// The version the slot is at.
+    pub actual: u64,
+}
+
+/// The result of a commit that ran to completion.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommitOutcome {
+    /// Every write applied; one outcome per write, in order.
+    Committed(Vec<WriteOutcome>),
+    /// At least one CAS write saw another version; nothing was written.
+    Conflict(Vec<VersionConflict>),
+}
+
+/// One page of a listing. Pass `next` back as `after` for the following page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items, in order.
+    pub items: Vec<T>,
+    /// The cursor for the next page; `None` on the last page.
+    pub next: Option<T>,
+}
+
+/// The largest page a listing returns.
+pub const MAX_PAGE: usize = 10_000;
+
+/// Checks a page size: 1 to [`MAX_PAGE`].
+pub fn check_page_limit(limit: usize) -> Result<()> {
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "page size {limit} is outside 1..={MAX_PAGE}"
+        )))
+    }
+}
+
+/// A storage backend. Object-safe: the engine holds it as `Arc<dyn Store>`.
+///
+/// Every backend must hold the contract of the design (versions +1 per committed write,
+/// tombstones, version floors across physical removal, atomic batches, expiry read as a
+/// tombstone that keeps its version) — the conformance suite checks them all. Backends get
+/// the write rules for free by running [`prepare_commit`] inside their transaction.
+///
+/// Cancellation: `commit` must be all-or-nothing even if its future is dropped mid-way (a
+/// backend that awaits inside a transaction runs the commit in a task of its own). The caller
+/// then cannot know whether it applied.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Loads one slot as a reader sees it now (absent: a record at the scope's version floor,
+    /// 0 if never written; expired: no value, version kept).
+    async fn load(&self, slot: &Slot) -> Result<Record> {
+        let mut records = self.load_many(std::slice::from_ref(slot)).await?;
+        records.pop().ok_or_else(|| {
+            Error::store(io::Error::other(
+                "load_many returned no record for one slot",
+            ))
+        })
+    }
+
+    /// Loads many slots in one call; one record per slot, in order.
+    async fn load_many(&self, slots: &[Slot]) -> Result<Vec<Record>>;
+
+    /// Loads every stored slot of a scope (tombstones and expired slots included, as absent
+    /// values with their versions), optionally of one namespace, ordered by namespace and key.
+    async fn load_scope(
+        &self,
+        scope: &Scope,
+        namespace: Option<&str>,
+    ) -> Result<Vec<(SlotKey, Record)>>;
+
+    /// Commits a batch atomically.
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome>;
+
+    /// Lists the keys of a scope holding a live value, optionally of one namespace, after the
+    /// cursor, at most `limit` (1 to [`MAX_PAGE`]).
+    async fn list_keys(
+        &self,
+        scope: &Scope,
+        namespace: Option<&str>,
+        after: Option<&SlotKey>,
+        limit: usize,
+    ) -> Result<Page<SlotKey>>;
+
+    /// Lists scopes holding at least one live value, optionally of one kind, after the cursor.
+    async fn list_scopes(
+        &self,
+        kind: Option<ScopeKind>,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Page<Scope>>;
+
+    /// Deletes every live slot of a scope (a tombstone each, version +1). Returns how many.
+    async fn clear(&self, scope: &Scope) -> Result<u64>;
+
+    /// Physically removes every slot of a scope, raising the scope's version floor to the
+    /// highest version removed, so later writes continue above it. Returns how many rows.
+    async fn purge_scope(&self, scope: &Scope) -> Result<u64>;
+
+    /// Physically removes every expired slot, raising each scope's version floor likewise.
+    async fn purge_expired(&self) -> Result<u64>;
+
+    /// The clock this store reads for expiry.
+    fn clock(&self) -> Arc<dyn Clock>;
+}
+
+/// What a store writes for a batch that [`prepare_commit`] accepted.
+#[derive(Debug)]
+pub struct PreparedCommit {
+    /// The outcome to return to the caller.
+    pub outcome: CommitOutcome,
+    /// The final record of every slot the batch changes, once each, in first-touched order.
+    /// Empty on conflict.
+    pub changes: Vec<(Slot, Record)>,
+}
+
+/// Runs a batch's writes against the current records and decides the commit: every backend's
+/// one implementation of the contract's write rules.
+///
+/// `current(slot)` returns a slot's stored record — raw, expiry not yet applied; for a slot
+/// with no row, [`Record::absent`] at the scope's version floor. Nothing is changed here: on
+/// `Ok(PreparedCommit { changes, .. })` the backend writes `changes` in its transaction; on
+/// conflict or `Err` it writes nothing.
+pub fn prepare_commit(
+    batch: &Batch,
+    now: Timestamp,
+    mut current: impl FnMut(&Slot) -> Result<Record>,
+) -> Result<PreparedCommit> {
+    let mut overlay: HashMap<Slot, Record> = HashMap::new();
+    let mut order: Vec<Slot> = Vec::new();
+    let mut outcomes = Vec::with_capacity(batch.writes.len());
+    let mut conflicts = Vec::new();
+    for write in &batch.writes {
+        let cur = match overlay.get(&write.slot) {
+            Some(r) => r.clone(),
+            None => current(&write.slot)?,
+        };
+        let visible = cur.clone().visible(now);
+        let (value, outputs) = match &write.kind {
+            WriteKind::Cas { expected, value } => {
+                if *expected != cur.version {
+                    conflicts.push(VersionConflict {
+                        slot: write.slot.clone(),
+                        expected: *expected,
+                        actual: cur.version,
+                    });
+                    continue;
+                }
+                if let Some(Value::Null) = value {
+                    return Err(Error::InvalidOp {
+                        slot: write.slot.clone(),
+                        path: crate::op::Path::root(),
+                        op: "set",
+                        reason: "JSON null is not stored at the root: absence is a delete".into(),
+                    });
+                }
+                (value.clone(), Vec::new())
+            }
+            WriteKind::Apply { ops, initial } => {
+                let start = if cur.version == 0 {
+                    initial.as_ref()
+                } else {
+                    visible.value.as_ref()
+                };
+                apply_ops(&write.slot, start, ops)?
+            }
+        };
+        if let Some(v) = &value {
+            check_size(&write.slot, v, batch.max_value_bytes)?;
+        }
+        let version = cur.version.checked_add(1).ok_or_else(|| Error::Overflow {
+            slot: write.slot.clone(),
+            path: crate::op::Path::root(),
+            op: "version",
+            kind: crate::op::NumKind::U64,
+        })?;
+        let expires_at = write.ttl.expiry_after(&cur, now, value.is_some());
+        let record = Record {
+            value,
+            version,
+            expires_at,
+        };
+        outcomes.push(WriteOutcome {
+            previous_version: cur.version,
+            version,
+            outputs,
+            record: write.return_record.then(|| record.clone()),
+        });
+        if overlay.insert(write.slot.clone(), record).is_none() {
+            order.push(write.slot.clone());
+        }
+    }
+    if !conflicts.is_empty() {
+        return Ok(PreparedCommit {
+            outcome: CommitOutcome::Conflict(conflicts),
+            changes: Vec::new(),
+        });
+    }
+    let changes = order
+        .into_iter()
+        .map(|slot| {
+            let record = overlay.remove(&slot).unwrap_or_default();
+            (slot, record)
+        })
+        .collect();
+    Ok(PreparedCommit {
+        outcome: CommitOutcome::Committed(outcomes),
+        changes,
+    })
+}
+
+/// Fails with [`Error::TooLarge`] if `value` serializes to more than `limit` bytes. Stops
+/// serializing as soon as the limit is passed.
+pub fn check_size(slot: &Slot, value: &Value, limit: usize) -> Result<()> {
+    struct Counter {
+        n: usize,
+        limit: usize,
+    }
+    impl io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.n += buf.len();
+            if self.n > self.limit {
+                Err(io::Error::other("over the limit"))
+            } else {
+                Ok(buf.len())
+            }
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Counter { n: 0, limit };
+    match serde_json::to_writer(&mut c, value) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(Error::TooLarge {
+            slot: slot.clone(),
+            size: c.n,
+            limit,
+        }),
+    }
+}

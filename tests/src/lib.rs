@@ -1,0 +1,1 @@
+//! Cross-crate tests of the workspace; see the `tests/` directory of this package.
