@@ -1,0 +1,10 @@
+//! The contract of DESIGN.md that the core can hold, one module per concern, one binary.
+
+mod admin;
+mod common;
+mod concurrency;
+mod ids;
+mod ops;
+mod send;
+mod update;
+mod versions;
