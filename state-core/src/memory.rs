@@ -150,7 +150,10 @@ impl Store for MemoryStore {
                 .map_or_else(|| Record::absent(0), |s| s.record(slot)))
         })?;
         for (slot, record) in prepared.changes {
-            let data = inner.scopes.entry(slot.scope().clone()).or_default();
+            let data = match inner.scopes.get_mut(slot.scope()) {
+                Some(data) => data,
+                None => inner.scopes.entry(slot.scope().clone()).or_default(),
+            };
             let keys = match data.slots.get_mut(slot.namespace()) {
                 Some(keys) => keys,
                 None => data.slots.entry(slot.namespace().to_owned()).or_default(),

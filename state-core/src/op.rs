@@ -282,13 +282,14 @@ impl Op {
 
 /// Applies `ops` in order to `start` (the slot's current value, or its initial value at
 /// version 0; `None` if absent) and returns the new value (`None`: a tombstone) and one output
-/// per op. Works on a copy: on error the caller's value is untouched and nothing is written.
+/// per op. On error the value is dropped: pass a copy of anything that must survive (stores
+/// pass the value they read inside the commit, so a failed op list writes nothing).
 pub fn apply_ops(
     slot: &Slot,
-    start: Option<&Value>,
+    start: Option<Value>,
     ops: &[Op],
 ) -> Result<(Option<Value>, Vec<Option<Value>>), Error> {
-    let mut doc = start.cloned();
+    let mut doc = start;
     let mut outputs = Vec::with_capacity(ops.len());
     for op in ops {
         outputs.push(apply_one(slot, &mut doc, op)?);

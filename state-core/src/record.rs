@@ -151,21 +151,19 @@ pub enum Ttl {
 }
 
 impl Ttl {
-    /// The expiry a slot gets when a write with this TTL commits at `now` on `current`.
-    ///
-    /// A tombstone never carries an expiry.
+    /// The expiry a slot gets when a write with this TTL commits at `now`, given the expiry
+    /// of the slot's live value (`None` if it has none or is absent or expired) and whether
+    /// the write leaves a value. A tombstone never carries an expiry.
     pub fn expiry_after(
         self,
-        current: &Record,
+        live_expiry: Option<Timestamp>,
         now: Timestamp,
         new_value_present: bool,
     ) -> Option<Timestamp> {
-        if !new_value_present {
-            return None;
-        }
         match self {
-            Ttl::Keep if current.is_live(now) => current.expires_at,
-            Ttl::Keep | Ttl::Clear => None,
+            _ if !new_value_present => None,
+            Ttl::Keep => live_expiry,
+            Ttl::Clear => None,
             Ttl::For(d) => Some(now.saturating_add(d)),
         }
     }

@@ -260,16 +260,25 @@ pub fn prepare_commit(
     now: Timestamp,
     mut current: impl FnMut(&Slot) -> Result<Record>,
 ) -> Result<PreparedCommit> {
-    let mut overlay: HashMap<Slot, Record> = HashMap::new();
-    let mut order: Vec<Slot> = Vec::new();
+    // Records of slots this batch already wrote, in first-touched order. Batches are usually
+    // small: an index is built only for large ones.
+    let mut overlay: Vec<(Slot, Record)> = Vec::new();
+    let mut index: Option<HashMap<Slot, usize>> = (batch.writes.len() > 16).then(HashMap::new);
     let mut outcomes = Vec::with_capacity(batch.writes.len());
     let mut conflicts = Vec::new();
     for write in &batch.writes {
-        let cur = match overlay.get(&write.slot) {
-            Some(r) => r.clone(),
+        let pos = match &index {
+            Some(ix) => ix.get(&write.slot).copied(),
+            None => overlay.iter().position(|(s, _)| *s == write.slot),
+        };
+        // The current record, owned: a slot written earlier in this batch is taken out of the
+        // overlay (and put back on conflict; on error the whole overlay is discarded).
+        let mut cur = match pos {
+            Some(i) => std::mem::take(&mut overlay[i].1),
             None => current(&write.slot)?,
         };
-        let visible = cur.clone().visible(now);
+        let live = cur.is_live(now);
+        let live_expiry = if live { cur.expires_at } else { None };
         let (value, outputs) = match &write.kind {
             WriteKind::Cas { expected, value } => {
                 if *expected != cur.version {
@@ -278,6 +287,9 @@ pub fn prepare_commit(
                         expected: *expected,
                         actual: cur.version,
                     });
+                    if let Some(i) = pos {
+                        overlay[i].1 = cur;
+                    }
                     continue;
                 }
                 if let Some(Value::Null) = value {
@@ -292,9 +304,11 @@ pub fn prepare_commit(
             }
             WriteKind::Apply { ops, initial } => {
                 let start = if cur.version == 0 {
-                    initial.as_ref()
+                    initial.clone()
+                } else if live {
+                    cur.value.take()
                 } else {
-                    visible.value.as_ref()
+                    None
                 };
                 apply_ops(&write.slot, start, ops)?
             }
@@ -308,20 +322,27 @@ pub fn prepare_commit(
             op: "version",
             kind: crate::op::NumKind::U64,
         })?;
-        let expires_at = write.ttl.expiry_after(&cur, now, value.is_some());
+        let expires_at = write.ttl.expiry_after(live_expiry, now, value.is_some());
+        let previous_version = cur.version;
         let record = Record {
             value,
             version,
             expires_at,
         };
         outcomes.push(WriteOutcome {
-            previous_version: cur.version,
+            previous_version,
             version,
             outputs,
             record: write.return_record.then(|| record.clone()),
         });
-        if overlay.insert(write.slot.clone(), record).is_none() {
-            order.push(write.slot.clone());
+        match pos {
+            Some(i) => overlay[i].1 = record,
+            None => {
+                if let Some(ix) = &mut index {
+                    ix.insert(write.slot.clone(), overlay.len());
+                }
+                overlay.push((write.slot.clone(), record));
+            }
         }
     }
     if !conflicts.is_empty() {
@@ -330,13 +351,7 @@ pub fn prepare_commit(
             changes: Vec::new(),
         });
     }
-    let changes = order
-        .into_iter()
-        .map(|slot| {
-            let record = overlay.remove(&slot).unwrap_or_default();
-            (slot, record)
-        })
-        .collect();
+    let changes = overlay;
     Ok(PreparedCommit {
         outcome: CommitOutcome::Committed(outcomes),
         changes,
