@@ -160,8 +160,9 @@ pub struct SlotHandle<T, M = ReadWrite> {
     _marker: PhantomData<fn() -> (T, M)>,
 }
 
-impl<T, M> Clone for SlotHandle<T, M> {
-    fn clone(&self) -> Self {
+impl<T, M> SlotHandle<T, M> {
+    /// The same handle in another mode.
+    fn with_mode<M2>(&self) -> SlotHandle<T, M2> {
         SlotHandle {
             engine: self.engine.clone(),
             slot: self.slot.clone(),
@@ -170,6 +171,12 @@ impl<T, M> Clone for SlotHandle<T, M> {
             retry: self.retry,
             _marker: PhantomData,
         }
+    }
+}
+
+impl<T, M> Clone for SlotHandle<T, M> {
+    fn clone(&self) -> Self {
+        self.with_mode()
     }
 }
 
@@ -240,14 +247,7 @@ where
 
     /// A read-only handle on the same slot.
     pub fn read_only(&self) -> SlotHandle<T, ReadOnly> {
-        SlotHandle {
-            engine: self.engine.clone(),
-            slot: self.slot.clone(),
-            initial: self.initial.clone(),
-            ttl: self.ttl,
-            retry: self.retry,
-            _marker: PhantomData,
-        }
+        self.with_mode()
     }
 
     /// Events of this slot (changes, conflicts, exhaustion) from now on.
@@ -554,8 +554,9 @@ pub struct Collection<V, M = ReadWrite> {
     _marker: PhantomData<fn() -> (V, M)>,
 }
 
-impl<V, M> Clone for Collection<V, M> {
-    fn clone(&self) -> Self {
+impl<V, M> Collection<V, M> {
+    /// The same collection in another mode.
+    fn with_mode<M2>(&self) -> Collection<V, M2> {
         Collection {
             engine: self.engine.clone(),
             scope: self.scope.clone(),
@@ -563,6 +564,12 @@ impl<V, M> Clone for Collection<V, M> {
             ttl: self.ttl,
             _marker: PhantomData,
         }
+    }
+}
+
+impl<V, M> Clone for Collection<V, M> {
+    fn clone(&self) -> Self {
+        self.with_mode()
     }
 }
 
@@ -610,13 +617,7 @@ where
 
     /// A read-only view of the collection.
     pub fn read_only(&self) -> Collection<V, ReadOnly> {
-        Collection {
-            engine: self.engine.clone(),
-            scope: self.scope.clone(),
-            namespace: self.namespace.clone(),
-            ttl: self.ttl,
-            _marker: PhantomData,
-        }
+        self.with_mode()
     }
 
     /// The handle of one entry (the key is validated: non-empty, ≤ 256 bytes, no NUL).

@@ -178,33 +178,25 @@ impl Store for MemoryStore {
         check_page_limit(limit)?;
         let now = self.clock.now();
         let inner = self.lock();
-        let mut items = Vec::new();
-        let mut more = false;
-        if let Some(data) = inner.scopes.get(scope) {
-            let live = data
-                .slots
-                .iter()
-                .filter(|(ns, _)| namespace.is_none_or(|n| n == ns.as_str()))
-                .flat_map(|(ns, keys)| keys.iter().map(move |(k, r)| (ns, k, r)))
-                .filter(|(ns, k, r)| {
-                    r.is_live(now)
-                        && after.is_none_or(|a| {
-                            (ns.as_str(), k.as_str()) > (a.namespace.as_str(), a.key.as_str())
-                        })
-                });
-            for (ns, k, _) in live {
-                if items.len() == limit {
-                    more = true;
-                    break;
-                }
-                items.push(SlotKey {
-                    namespace: ns.clone(),
-                    key: k.clone(),
-                });
-            }
-        }
-        let next = if more { items.last().cloned() } else { None };
-        Ok(Page { items, next })
+        let Some(data) = inner.scopes.get(scope) else {
+            return Ok(Page::from_iter([], limit));
+        };
+        let live = data
+            .slots
+            .iter()
+            .filter(|(ns, _)| namespace.is_none_or(|n| n == ns.as_str()))
+            .flat_map(|(ns, keys)| keys.iter().map(move |(k, r)| (ns, k, r)))
+            .filter(|(ns, k, r)| {
+                r.is_live(now)
+                    && after.is_none_or(|a| {
+                        (ns.as_str(), k.as_str()) > (a.namespace.as_str(), a.key.as_str())
+                    })
+            })
+            .map(|(ns, k, _)| SlotKey {
+                namespace: ns.clone(),
+                key: k.clone(),
+            });
+        Ok(Page::from_iter(live, limit))
     }
 
     async fn list_scopes(
@@ -217,9 +209,7 @@ impl Store for MemoryStore {
         let now = self.clock.now();
         let inner = self.lock();
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut items = Vec::new();
-        let mut more = false;
-        let candidates = inner
+        let live = inner
             .scopes
             .range::<Scope, _>((lower, Bound::Unbounded))
             .filter(|(s, _)| kind.is_none_or(|k| s.kind() == k))
@@ -227,16 +217,9 @@ impl Store for MemoryStore {
                 d.slots
                     .values()
                     .any(|keys| keys.values().any(|r| r.is_live(now)))
-            });
-        for (scope, _) in candidates {
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(scope.clone());
-        }
-        let next = if more { items.last().cloned() } else { None };
-        Ok(Page { items, next })
+            })
+            .map(|(scope, _)| scope.clone());
+        Ok(Page::from_iter(live, limit))
     }
 
     async fn clear(&self, scope: &Scope) -> Result<u64> {

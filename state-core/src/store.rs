@@ -155,6 +155,21 @@ pub struct Page<T> {
     pub next: Option<T>,
 }
 
+impl<T: Clone> Page<T> {
+    /// A page of at most `limit` items from `items` (read one past the limit to learn whether
+    /// another page follows: backends fetch `limit + 1` rows).
+    pub fn from_iter(items: impl IntoIterator<Item = T>, limit: usize) -> Self {
+        let mut items: Vec<T> = items.into_iter().take(limit.saturating_add(1)).collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().cloned()
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
 /// The largest page a listing returns.
 pub const MAX_PAGE: usize = 10_000;
 
