@@ -62,7 +62,7 @@ fn memory_store(rt: &tokio::runtime::Runtime, start_doc: serde_json::Value, path
         for _ in 0..OPS {
             black_box(
                 engine
-                    .commit(vec![h.write(vec![op.clone()])])
+                    .commit(vec![h.target().write(vec![op.clone()])])
                     .await
                     .unwrap(),
             );

@@ -12,13 +12,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
+use crate::batch::BatchBuilder;
+use crate::collection::Collection;
 use crate::error::{Error, Result};
-use crate::handle::{BatchBuilder, Collection, SlotHandle};
-use crate::record::{Clock, Record, Ttl};
+use crate::handle::SlotHandle;
+use crate::memory::MemoryStore;
+use crate::record::{Clock, Record};
 use crate::scope::{Scope, ScopeKind, Slot, SlotKey, validate};
 use crate::store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, Page, Store, Write, WriteOutcome,
 };
+use crate::target::WriteTarget;
 
 /// How `update` retries after a conflict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +221,8 @@ struct Inner {
     store: Arc<dyn Store>,
     config: EngineConfig,
     events: broadcast::Sender<Event>,
+    /// An invocation-local engine: in a batch, its writes apply after the durable commit.
+    deferred: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -235,12 +241,35 @@ impl Engine {
 
     /// An engine over a shared store with `config`.
     pub fn with_config(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        Self::build(store, config, false)
+    }
+
+    fn build(store: Arc<dyn Store>, config: EngineConfig, deferred: bool) -> Self {
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         Engine(Arc::new(Inner {
             store,
             config,
             events,
+            deferred,
         }))
+    }
+
+    /// A fresh invocation-local engine (in memory, on this engine's clock and config) for
+    /// state that is never persisted. In a batch its writes apply only after the durable
+    /// store's commit succeeded.
+    pub fn local(&self) -> Engine {
+        let store = MemoryStore::with_clock(self.clock());
+        Self::build(Arc::new(store), self.0.config.clone(), true)
+    }
+
+    /// Whether this is an invocation-local engine (see [`local`](Self::local)).
+    pub fn is_deferred(&self) -> bool {
+        self.0.deferred
+    }
+
+    /// Whether two engine values are the same engine.
+    pub fn same(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// The store.
@@ -283,7 +312,7 @@ impl Engine {
 
     /// A typed, atomic batch of writes across any handles of this engine.
     pub fn batch(&self) -> BatchBuilder {
-        BatchBuilder::new(self.clone())
+        BatchBuilder::new()
     }
 
     /// Every engine event from now on.
@@ -363,12 +392,12 @@ impl Engine {
     /// else `step` re-runs on the fresh record, up to `1 + max_retries` attempts.
     pub(crate) async fn update_loop<R>(
         &self,
-        slot: &Slot,
+        target: &WriteTarget,
         retry: Option<RetryPolicy>,
-        ttl: Ttl,
         first: Option<Record>,
         mut step: impl FnMut(&Record) -> Result<(Option<serde_json::Value>, R)>,
     ) -> Result<(R, WriteOutcome)> {
+        let slot = &target.slot;
         let policy = retry.unwrap_or(self.0.config.retry);
         let attempts = policy.max_retries.saturating_add(1);
         let mut record = match first {
@@ -377,7 +406,7 @@ impl Engine {
         };
         for attempt in 1..=attempts {
             let (value, result) = step(&record)?;
-            let write = Write::cas(slot.clone(), record.version, value).with_ttl(ttl);
+            let write = target.cas_write(record.version, value);
             match self.commit_batch(vec![write]).await? {
                 CommitOutcome::Committed(mut outcomes) => {
                     let outcome = outcomes.pop().ok_or_else(|| {

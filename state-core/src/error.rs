@@ -188,6 +188,32 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A field needs a scope id the context does not have (a `#[state(user)]` field in a
+    /// context without a user, …).
+    #[error("field `{field}` of `{type_name}` is `#[state({scope})]`, but the context has {needs}")]
+    MissingScope {
+        /// The state struct.
+        type_name: &'static str,
+        /// The field.
+        field: &'static str,
+        /// The field's scope.
+        scope: crate::context::FieldScope,
+        /// What is missing and how to supply it.
+        needs: &'static str,
+    },
+
+    /// A required field has no value when a snapshot is turned into its struct: never
+    /// written and no `initial`, or deleted or expired, and no `#[state(default)]`.
+    #[error(
+        "state slot {slot}: required field of type `{type_name}` has no value (add `#[state(initial = …)]` or `#[state(default)]`, or make it an `Option`)"
+    )]
+    Missing {
+        /// The slot.
+        slot: Slot,
+        /// The field's type.
+        type_name: &'static str,
+    },
+
     /// An argument outside a slot is unusable (a page size of 0, …).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -225,9 +251,12 @@ impl Error {
             | Error::NotFinite { slot, .. }
             | Error::InvalidOp { slot, .. }
             | Error::TooLarge { slot, .. }
-            | Error::Aborted { slot, .. } => Some(slot),
+            | Error::Aborted { slot, .. }
+            | Error::Missing { slot, .. } => Some(slot),
             Error::Store { slot, .. } => slot.as_ref(),
-            Error::InvalidId { .. } | Error::InvalidArgument(_) => None,
+            Error::InvalidId { .. } | Error::InvalidArgument(_) | Error::MissingScope { .. } => {
+                None
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,8 +18,9 @@ use crate::engine::{Engine, Events, RetryPolicy};
 use crate::error::{Abort, Error, Result};
 use crate::op::{NumKind, Op, Path};
 use crate::record::{Record, Ttl};
-use crate::scope::{Scope, Slot, SlotKey};
-use crate::store::{Page, Write, WriteOutcome};
+use crate::scope::Slot;
+use crate::store::WriteOutcome;
+use crate::target::WriteTarget;
 
 mod sealed {
     pub trait Sealed {}
@@ -136,6 +137,10 @@ pub struct Versioned<T> {
 /// A typed handle on one slot. `Clone + Send + Sync + 'static`; owns a clone of the engine,
 /// so it moves into spawned tasks.
 ///
+/// A handle is *lazy* (every read goes to the store) unless it was made *eager* with
+/// [`eager`](Self::eager) or came from a loaded snapshot: an eager handle reads its cached
+/// record, and every write through it refreshes that record from the commit's result.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
 /// use state_core::{Engine, MemoryStore, Scope, Slot};
@@ -152,10 +157,7 @@ pub struct Versioned<T> {
 /// # Ok(()) }
 /// ```
 pub struct SlotHandle<T, M = ReadWrite> {
-    engine: Engine,
-    slot: Slot,
-    initial: Option<Arc<Value>>,
-    ttl: Ttl,
+    target: WriteTarget,
     retry: Option<RetryPolicy>,
     _marker: PhantomData<fn() -> (T, M)>,
 }
@@ -164,10 +166,7 @@ impl<T, M> SlotHandle<T, M> {
     /// The same handle in another mode.
     fn with_mode<M2>(&self) -> SlotHandle<T, M2> {
         SlotHandle {
-            engine: self.engine.clone(),
-            slot: self.slot.clone(),
-            initial: self.initial.clone(),
-            ttl: self.ttl,
+            target: self.target.clone(),
             retry: self.retry,
             _marker: PhantomData,
         }
@@ -183,10 +182,8 @@ impl<T, M> Clone for SlotHandle<T, M> {
 impl<T, M> fmt::Debug for SlotHandle<T, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlotHandle")
-            .field("slot", &self.slot)
             .field("type", &std::any::type_name::<T>())
-            .field("initial", &self.initial)
-            .field("ttl", &self.ttl)
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
@@ -196,12 +193,10 @@ where
     T: Serialize + DeserializeOwned,
     M: Mode,
 {
-    pub(crate) fn new(engine: Engine, slot: Slot) -> Self {
+    /// A lazy handle on `slot` of `engine` (usually made by [`Engine::handle`]).
+    pub fn new(engine: Engine, slot: Slot) -> Self {
         SlotHandle {
-            engine,
-            slot,
-            initial: None,
-            ttl: Ttl::Keep,
+            target: WriteTarget::new(engine, slot),
             retry: None,
             _marker: PhantomData,
         }
@@ -209,32 +204,37 @@ where
 
     /// The slot.
     pub fn slot(&self) -> &Slot {
-        &self.slot
+        &self.target.slot
     }
 
     /// The engine.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.target.engine
+    }
+
+    /// The write target (slot, engine, initial value, TTL) behind this handle.
+    pub fn target(&self) -> &WriteTarget {
+        &self.target
     }
 
     /// Sets the value `get` returns, and Apply writes start from, while the slot was never
     /// written. After a delete or expiry it does not come back.
     pub fn with_initial(mut self, initial: &T) -> Result<Self> {
-        self.initial = Some(Arc::new(self.encode(initial)?));
+        self.target.initial = Some(Arc::new(self.target.encode(initial)?));
         Ok(self)
     }
 
     /// [`with_initial`](Self::with_initial) from raw JSON.
     #[must_use]
     pub fn with_initial_raw(mut self, initial: Option<Value>) -> Self {
-        self.initial = initial.map(Arc::new);
+        self.target.initial = initial.map(Arc::new);
         self
     }
 
     /// Sets how this handle's writes change the slot's expiry (default: keep it).
     #[must_use]
     pub fn with_ttl(mut self, ttl: Ttl) -> Self {
-        self.ttl = ttl;
+        self.target.ttl = ttl;
         self
     }
 
@@ -245,6 +245,28 @@ where
         self
     }
 
+    /// An eager copy of this handle that reads `record` (a loaded snapshot's) instead of the
+    /// store; every write through it refreshes the record from the commit.
+    #[must_use]
+    pub fn eager(&self, record: Record) -> Self {
+        let mut h = self.clone();
+        h.target.cache = Some(Arc::new(Mutex::new(record)));
+        h
+    }
+
+    /// A lazy copy of this handle: every read goes to the store.
+    #[must_use]
+    pub fn lazy(&self) -> Self {
+        let mut h = self.clone();
+        h.target.cache = None;
+        h
+    }
+
+    /// Whether reads come from a loaded record rather than the store.
+    pub fn is_eager(&self) -> bool {
+        self.target.cache.is_some()
+    }
+
     /// A read-only handle on the same slot.
     pub fn read_only(&self) -> SlotHandle<T, ReadOnly> {
         self.with_mode()
@@ -252,7 +274,7 @@ where
 
     /// Events of this slot (changes, conflicts, exhaustion) from now on.
     pub fn events(&self) -> Events {
-        self.engine.slot_events(&self.slot)
+        self.target.engine.slot_events(&self.target.slot)
     }
 
     /// The value: `Some` if stored; the initial value if never written; `None` after a delete
@@ -263,77 +285,74 @@ where
 
     /// The value and the version it was read at (for [`set_if`](Self::set_if)).
     pub async fn get_versioned(&self) -> Result<Versioned<T>> {
-        let record = self.engine.load(&self.slot).await?;
-        let version = record.version;
+        let record = self.target.load().await?;
+        self.versioned(&record)
+    }
+
+    /// An eager handle's cached value and version, read without waiting; `None` on a lazy
+    /// handle.
+    pub fn cached(&self) -> Option<Result<Versioned<T>>> {
+        self.target.cached().map(|r| self.versioned(&r))
+    }
+
+    fn versioned(&self, record: &Record) -> Result<Versioned<T>> {
         Ok(Versioned {
-            value: self.decode_record(&record)?,
-            version,
+            value: self.target.decode_record(record)?,
+            version: record.version,
         })
     }
 
     /// The raw record (JSON value, version, expiry), for repair and migration.
     pub async fn get_raw(&self) -> Result<Record> {
-        self.engine.load(&self.slot).await
+        self.target.load().await
     }
 
     /// Decodes a record as `get` would: the value, else the initial value at version 0.
     pub fn decode_record(&self, record: &Record) -> Result<Option<T>> {
-        match (&record.value, &self.initial) {
-            (Some(v), _) => self.decode(v.clone(), record.version).map(Some),
-            (None, Some(init)) if record.version == 0 => {
-                self.decode(Value::clone(init), 0).map(Some)
-            }
-            (None, _) => Ok(None),
-        }
-    }
-
-    fn encode<V: Serialize>(&self, v: &V) -> Result<Value> {
-        serde_json::to_value(v).map_err(|source| Error::Encode {
-            slot: self.slot.clone(),
-            type_name: std::any::type_name::<V>(),
-            source,
-        })
-    }
-
-    fn decode<V: DeserializeOwned>(&self, v: Value, version: u64) -> Result<V> {
-        serde_json::from_value(v).map_err(|source| Error::Decode {
-            slot: self.slot.clone(),
-            version,
-            type_name: std::any::type_name::<V>(),
-            source,
-        })
+        self.target.decode_record(record)
     }
 
     /// Commits one Apply write of `ops` on this slot.
     async fn apply(&self, ops: Vec<Op>) -> Result<WriteOutcome> {
-        let mut outcomes = self.engine.commit(vec![self.write(ops)]).await?;
-        outcomes
-            .pop()
-            .ok_or_else(|| Error::store(std::io::Error::other("commit returned no outcome")))
+        self.target.commit_one(self.target.write(ops)).await
     }
 
     /// The first op output of a write, decoded as `V` (at the version it was produced at).
-    fn output<V: DeserializeOwned>(&self, mut o: WriteOutcome, version: u64) -> Result<Option<V>> {
-        match o.outputs.drain(..).next().flatten() {
-            Some(v) => self.decode(v, version).map(Some),
+    fn output<V: DeserializeOwned>(&self, o: WriteOutcome, version: u64) -> Result<Option<V>> {
+        match o.outputs.into_iter().next().flatten() {
+            Some(v) => self.target.decode(v, version).map(Some),
             None => Ok(None),
         }
     }
-}
 
-/// Writes. Each needs a writable handle.
-impl<T, M> SlotHandle<T, M>
-where
-    T: Serialize + DeserializeOwned,
-    M: Mode,
-{
+    /// The Apply op `increment`/`decrement` by `by` at `path`, checked as `N`.
+    pub(crate) fn numeric_op<N: Numeric>(
+        target: &WriteTarget,
+        path: Path,
+        by: N,
+        negate: bool,
+    ) -> Result<Op> {
+        let op = if negate { "decrement" } else { "increment" };
+        let n = by.to_number().ok_or_else(|| Error::NotFinite {
+            slot: target.slot.clone(),
+            path: path.clone(),
+            op,
+            kind: N::KIND,
+        })?;
+        Ok(if negate {
+            Op::decrement(path, n, N::KIND)
+        } else {
+            Op::increment(path, n, N::KIND)
+        })
+    }
+
     /// Stores `value` unconditionally (an Apply write: no read, version +1). Returns the new
     /// version.
     pub async fn set(&self, value: T) -> Result<u64>
     where
         M: CanWrite,
     {
-        let v = self.encode(&value)?;
+        let v = self.target.encode(&value)?;
         Ok(self.apply(vec![Op::set(Path::root(), v)]).await?.version)
     }
 
@@ -355,8 +374,9 @@ where
     where
         M: CanWrite,
     {
-        let v = self.encode(&value)?;
-        self.cas(expected, Some(v)).await
+        let v = self.target.encode(&value)?;
+        let w = self.target.cas_write(expected, Some(v));
+        Ok(self.target.commit_one(w).await?.version)
     }
 
     /// Deletes unconditionally (a tombstone, version +1) and returns the previous value.
@@ -377,32 +397,27 @@ where
     where
         M: CanWrite,
     {
-        self.cas(expected, None).await
-    }
-
-    async fn cas(&self, expected: u64, value: Option<Value>) -> Result<u64> {
-        let write = Write::cas(self.slot.clone(), expected, value).with_ttl(self.ttl);
-        let mut outcomes = self.engine.commit(vec![write]).await?;
-        outcomes
-            .pop()
-            .map(|o| o.version)
-            .ok_or_else(|| Error::store(std::io::Error::other("commit returned no outcome")))
+        let w = self.target.cas_write(expected, None);
+        Ok(self.target.commit_one(w).await?.version)
     }
 
     /// The CAS loop: runs `f` on the current value (`initial` if never written) and commits
     /// its result (`None` deletes) if the version is unchanged; on conflict re-runs `f` on the
     /// fresh value, up to the retry policy's limit, then [`Error::Conflict`]. An `Err` from
     /// `f` stops without writing ([`Error::Aborted`]). Returns the committed value.
+    ///
+    /// On an eager handle the first attempt runs on the loaded record.
     pub async fn update<F>(&self, f: F) -> Result<Option<T>>
     where
         F: FnMut(Option<&T>) -> Result<Option<T>, Abort>,
         M: CanWrite,
     {
-        self.update_from(None, f).await.map(|(v, _)| v)
+        let first = self.target.cached();
+        self.update_from(first, f).await.map(|(v, _)| v)
     }
 
-    /// [`update`](Self::update) whose first attempt runs on `first` (a snapshot's record)
-    /// instead of a fresh read. Returns the committed value and the write's outcome.
+    /// [`update`](Self::update) whose first attempt runs on `first` instead of a fresh read.
+    /// Returns the committed value and the write's outcome.
     pub async fn update_from<F>(
         &self,
         first: Option<Record>,
@@ -412,17 +427,21 @@ where
         F: FnMut(Option<&T>) -> Result<Option<T>, Abort>,
         M: CanWrite,
     {
-        self.engine
-            .update_loop(&self.slot, self.retry, self.ttl, first, |record| {
-                let current = self.decode_record(record)?;
+        let t = &self.target;
+        let (value, outcome) = t
+            .engine
+            .update_loop(t, self.retry, first, |record| {
+                let current = t.decode_record(record)?;
                 let next = f(current.as_ref()).map_err(|a| Error::Aborted {
-                    slot: self.slot.clone(),
+                    slot: t.slot.clone(),
                     source: a.into_inner(),
                 })?;
-                let raw = next.as_ref().map(|v| self.encode(v)).transpose()?;
+                let raw = next.as_ref().map(|v| t.encode(v)).transpose()?;
                 Ok((raw, next))
             })
-            .await
+            .await?;
+        t.refresh(&outcome);
+        Ok((value, outcome))
     }
 
     /// Adds `by` inside the store (an Apply write: no read, no conflict between concurrent
@@ -449,7 +468,8 @@ where
     where
         T: Numeric,
     {
-        let o = self.apply(vec![self.numeric_op(by, negate)?]).await?;
+        let op = Self::numeric_op(&self.target, Path::root(), by, negate)?;
+        let o = self.apply(vec![op]).await?;
         let version = o.version;
         self.output(o, version)?
             .ok_or_else(|| Error::store(std::io::Error::other("a numeric op returned no value")))
@@ -461,7 +481,7 @@ where
         T: Sequence,
         M: CanWrite,
     {
-        let v = self.encode(&item)?;
+        let v = self.target.encode(&item)?;
         Ok(self.apply(vec![Op::append(Path::root(), v)]).await?.version)
     }
 
@@ -496,10 +516,7 @@ where
         I: IntoIterator<Item = (K, T::Value)>,
         M: CanWrite,
     {
-        let mut map = Map::new();
-        for (k, v) in entries {
-            map.insert(k.into(), self.encode(&v)?);
-        }
+        let map = encode_entries(&self.target, entries)?;
         Ok(self
             .apply(vec![Op::merge(Path::root(), map)])
             .await?
@@ -521,293 +538,35 @@ where
         T: StringMap,
         M: CanWrite,
     {
-        // The empty merge makes an absent map `{}` so the nested delete has a parent.
-        let ops = vec![
-            Op::merge(Path::root(), Map::new()),
-            Op::delete(Path::root().child(key)),
-        ];
-        let mut o = self.apply(ops).await?;
+        let mut o = self.apply(map_remove_ops(Path::root(), key.into())).await?;
         let prev = o.previous_version;
         let removed = o.outputs.pop().flatten();
-        removed.map(|v| self.decode(v, prev)).transpose()
+        removed.map(|v| self.target.decode(v, prev)).transpose()
     }
 }
 
-/// Typed handles for any key of one namespace in one scope (rate limits per user, login
-/// sessions, feature flags).
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
-/// use state_core::{Engine, MemoryStore, Scope};
-/// let engine = Engine::new(MemoryStore::new());
-/// let flags = engine.collection::<bool>(Scope::app("shop")?, "flags")?;
-/// flags.entry("new-checkout")?.set(true).await?;
-/// assert_eq!(flags.entry("new-checkout")?.get().await?, Some(true));
-/// assert_eq!(flags.keys(None, 10).await?.items, vec!["new-checkout".to_string()]);
-/// # Ok(()) }
-/// ```
-pub struct Collection<V, M = ReadWrite> {
-    engine: Engine,
-    scope: Scope,
-    namespace: String,
-    ttl: Ttl,
-    _marker: PhantomData<fn() -> (V, M)>,
-}
-
-impl<V, M> Collection<V, M> {
-    /// The same collection in another mode.
-    fn with_mode<M2>(&self) -> Collection<V, M2> {
-        Collection {
-            engine: self.engine.clone(),
-            scope: self.scope.clone(),
-            namespace: self.namespace.clone(),
-            ttl: self.ttl,
-            _marker: PhantomData,
-        }
-    }
-}
-
-impl<V, M> Clone for Collection<V, M> {
-    fn clone(&self) -> Self {
-        self.with_mode()
-    }
-}
-
-impl<V, M> fmt::Debug for Collection<V, M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Collection")
-            .field("scope", &self.scope)
-            .field("namespace", &self.namespace)
-            .field("type", &std::any::type_name::<V>())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<V, M> Collection<V, M>
+/// Encodes map entries for a `merge` op.
+pub(crate) fn encode_entries<K, V, I>(
+    target: &WriteTarget,
+    entries: I,
+) -> Result<Map<String, Value>>
 where
-    V: Serialize + DeserializeOwned,
-    M: Mode,
+    K: Into<String>,
+    V: Serialize,
+    I: IntoIterator<Item = (K, V)>,
 {
-    pub(crate) fn new(engine: Engine, scope: Scope, namespace: String) -> Self {
-        Collection {
-            engine,
-            scope,
-            namespace,
-            ttl: Ttl::Keep,
-            _marker: PhantomData,
-        }
+    let mut map = Map::new();
+    for (k, v) in entries {
+        map.insert(k.into(), target.encode(&v)?);
     }
-
-    /// The scope.
-    pub fn scope(&self) -> &Scope {
-        &self.scope
-    }
-
-    /// The namespace.
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    /// Gives every entry handle this TTL (e.g. login sessions that expire).
-    #[must_use]
-    pub fn with_ttl(mut self, ttl: Ttl) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// A read-only view of the collection.
-    pub fn read_only(&self) -> Collection<V, ReadOnly> {
-        self.with_mode()
-    }
-
-    /// The handle of one entry (the key is validated: non-empty, ≤ 256 bytes, no NUL).
-    pub fn entry(&self, key: impl Into<String>) -> Result<SlotHandle<V, M>> {
-        let slot = Slot::new(self.scope.clone(), self.namespace.clone(), key)?;
-        Ok(SlotHandle::new(self.engine.clone(), slot).with_ttl(self.ttl))
-    }
-
-    /// Keys holding a live value, in order, after `after`, at most `limit`.
-    pub async fn keys(&self, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let after = after.map(|k| SlotKey {
-            namespace: self.namespace.clone(),
-            key: k.to_owned(),
-        });
-        let page = self
-            .engine
-            .list_keys(&self.scope, Some(&self.namespace), after.as_ref(), limit)
-            .await?;
-        Ok(Page {
-            items: page.items.into_iter().map(|k| k.key).collect(),
-            next: page.next.map(|k| k.key),
-        })
-    }
+    Ok(map)
 }
 
-/// A typed, atomic batch of Apply writes across any slots: every op applies, or none does.
-/// Ops on one slot join one write (one version step for that slot).
-///
-/// Building never fails; a value that cannot be encoded (or a NaN amount) is reported by
-/// [`commit`](Self::commit), which then writes nothing.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
-/// use state_core::{Engine, MemoryStore, Scope, Slot};
-/// let engine = Engine::new(MemoryStore::new());
-/// let run = Scope::execution("run-1")?;
-/// let attempts = engine.handle::<u32>(Slot::new(run.clone(), "R", "attempts")?);
-/// let cost = engine.handle::<f64>(Slot::new(run, "R", "cost")?);
-/// engine.batch().increment(&attempts, 1).increment(&cost, 0.25).commit().await?;
-/// assert_eq!((attempts.get().await?, cost.get().await?), (Some(1), Some(0.25)));
-/// # Ok(()) }
-/// ```
-#[must_use = "a batch does nothing until `commit` is awaited"]
-pub struct BatchBuilder {
-    engine: Engine,
-    writes: Vec<Write>,
-    error: Option<Error>,
-}
-
-impl fmt::Debug for BatchBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BatchBuilder")
-            .field("writes", &self.writes)
-            .field("error", &self.error)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BatchBuilder {
-    pub(crate) fn new(engine: Engine) -> Self {
-        BatchBuilder {
-            engine,
-            writes: Vec::new(),
-            error: None,
-        }
-    }
-
-    /// Adds `op` on `handle`'s slot (joining an earlier write to the same slot), or records
-    /// the first error.
-    pub fn op<T, M>(mut self, handle: &SlotHandle<T, M>, op: Result<Op>) -> Self
-    where
-        T: Serialize + DeserializeOwned,
-        M: CanWrite,
-    {
-        let op = match op {
-            Ok(op) => op,
-            Err(e) => {
-                self.error.get_or_insert(e);
-                return self;
-            }
-        };
-        let existing = self.writes.iter_mut().find(|w| w.slot == handle.slot);
-        match existing.map(|w| &mut w.kind) {
-            Some(crate::store::WriteKind::Apply { ops, .. }) => ops.push(op),
-            _ => self.writes.push(handle.write(vec![op])),
-        }
-        self
-    }
-
-    /// `set` on `handle`.
-    pub fn set<T: Serialize + DeserializeOwned, M: CanWrite>(
-        self,
-        handle: &SlotHandle<T, M>,
-        value: T,
-    ) -> Self {
-        let op = handle.encode(&value).map(|v| Op::set(Path::root(), v));
-        self.op(handle, op)
-    }
-
-    /// `delete` on `handle` (the previous value is in the outcome's outputs).
-    pub fn delete<T: Serialize + DeserializeOwned, M: CanWrite>(
-        self,
-        handle: &SlotHandle<T, M>,
-    ) -> Self {
-        self.op(handle, Ok(Op::delete(Path::root())))
-    }
-
-    /// `increment` on `handle`.
-    pub fn increment<T: Numeric, M: CanWrite>(self, handle: &SlotHandle<T, M>, by: T) -> Self {
-        let op = handle.numeric_op(by, false);
-        self.op(handle, op)
-    }
-
-    /// `decrement` on `handle`.
-    pub fn decrement<T: Numeric, M: CanWrite>(self, handle: &SlotHandle<T, M>, by: T) -> Self {
-        let op = handle.numeric_op(by, true);
-        self.op(handle, op)
-    }
-
-    /// `append` on `handle`.
-    pub fn append<T, M>(self, handle: &SlotHandle<T, M>, item: T::Item) -> Self
-    where
-        T: Sequence + Serialize + DeserializeOwned,
-        M: CanWrite,
-    {
-        let op = handle.encode(&item).map(|v| Op::append(Path::root(), v));
-        self.op(handle, op)
-    }
-
-    /// `insert` of one map entry on `handle`.
-    pub fn insert<T, M>(
-        self,
-        handle: &SlotHandle<T, M>,
-        key: impl Into<String>,
-        value: T::Value,
-    ) -> Self
-    where
-        T: StringMap + Serialize + DeserializeOwned,
-        M: CanWrite,
-    {
-        let op = handle.encode(&value).map(|v| {
-            let mut m = Map::new();
-            m.insert(key.into(), v);
-            Op::merge(Path::root(), m)
-        });
-        self.op(handle, op)
-    }
-
-    /// The writes collected so far.
-    pub fn writes(&self) -> &[Write] {
-        &self.writes
-    }
-
-    /// Commits every write atomically. Returns one outcome per slot written, in the order the
-    /// slots were first touched.
-    pub async fn commit(self) -> Result<Vec<WriteOutcome>> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        self.engine.commit(self.writes).await
-    }
-}
-
-impl<T, M> SlotHandle<T, M>
-where
-    T: Serialize + DeserializeOwned,
-    M: Mode,
-{
-    /// An Apply write of `ops` on this slot, with this handle's initial value and TTL.
-    pub fn write(&self, ops: Vec<Op>) -> Write {
-        Write::apply(self.slot.clone(), ops)
-            .with_initial(self.initial.as_deref().cloned())
-            .with_ttl(self.ttl)
-    }
-
-    fn numeric_op(&self, by: T, negate: bool) -> Result<Op>
-    where
-        T: Numeric,
-    {
-        let op = if negate { "decrement" } else { "increment" };
-        let n = by.to_number().ok_or_else(|| Error::NotFinite {
-            slot: self.slot.clone(),
-            path: Path::root(),
-            op,
-            kind: T::KIND,
-        })?;
-        Ok(if negate {
-            Op::decrement(Path::root(), n, T::KIND)
-        } else {
-            Op::increment(Path::root(), n, T::KIND)
-        })
-    }
+/// The ops removing `key` from the map at `path`: an empty merge first makes an absent map
+/// `{}`, so the nested delete always has a parent.
+pub(crate) fn map_remove_ops(path: Path, key: String) -> Vec<Op> {
+    vec![
+        Op::merge(path.clone(), Map::new()),
+        Op::delete(path.child(key)),
+    ]
 }

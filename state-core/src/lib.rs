@@ -50,29 +50,38 @@
 //! # }
 //! ```
 
+mod batch;
+mod collection;
+mod context;
 mod engine;
 mod error;
 mod handle;
 mod memory;
 mod op;
+mod path;
 mod record;
 mod scope;
 mod store;
+mod target;
 
+pub use batch::{BatchBuilder, BatchSink};
+pub use collection::Collection;
+pub use context::{Context, FieldScope, StateScope};
 pub use engine::{Engine, EngineConfig, Event, Events, RetryPolicy};
 pub use error::{Abort, BoxError, Error, IdPart, Result};
 pub use handle::{
-    BatchBuilder, CanWrite, Collection, Mode, Numeric, ReadOnly, ReadWrite, Sequence, SlotHandle,
-    StringMap, Versioned,
+    CanWrite, Mode, Numeric, ReadOnly, ReadWrite, Sequence, SlotHandle, StringMap, Versioned,
 };
 pub use memory::MemoryStore;
 pub use op::{NumKind, Op, OpKind, Path, apply_ops};
+pub use path::{At, CanDelete, Cursor, Deletable, PathTarget, Required};
 pub use record::{Clock, ManualClock, Record, SystemClock, Timestamp, Ttl};
 pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};
 pub use store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, PreparedCommit, Store,
     VersionConflict, Write, WriteKind, WriteOutcome, check_page_limit, check_size, prepare_commit,
 };
+pub use target::{WriteTarget, load_targets};
 
 /// Re-exported so backends and generated code name one `async_trait`.
 pub use async_trait::async_trait;

@@ -267,7 +267,7 @@ async fn a_failing_op_list_leaves_the_value_untouched() {
     let (engine, _) = engine();
     let h = engine.handle::<Value>(slot(&exec("e"), "doc"));
     h.set(json!({"n": 1, "list": []})).await.unwrap();
-    let write = h.write(vec![
+    let write = h.target().write(vec![
         Op::increment(Path::new(["n"]), 1u32.into(), NumKind::U32),
         Op::append(Path::new(["list"]), json!("x")),
         Op::increment(Path::new(["list"]), 1u32.into(), NumKind::U32), // type mismatch

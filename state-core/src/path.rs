@@ -1,0 +1,275 @@
+//! Path-checked batch cursors: each path segment is a method, each op is checked against the
+//! type at its path. `#[derive(StatePath)]` generates a cursor type per struct; every other
+//! value type gets the generic [`Cursor`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::batch::BatchSink;
+use crate::handle::{Numeric, Sequence, SlotHandle, StringMap, encode_entries, map_remove_ops};
+use crate::op::{Op, Path};
+use crate::target::WriteTarget;
+
+/// Marker of a path whose value may be deleted: a top-level slot, an `Option` field, a map
+/// entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Deletable;
+
+/// Marker of a path that is a required field of its struct: it has no `delete`.
+#[derive(Debug, Clone, Copy)]
+pub struct Required;
+
+/// Paths whose value may be deleted.
+#[diagnostic::on_unimplemented(
+    message = "this value is a required field of its struct, so it has no `delete`",
+    label = "a required field",
+    note = "deleting it would leave a value that no longer deserializes; make the field an `Option<_>` to allow `delete`, or `set` a new value"
+)]
+pub trait CanDelete {}
+impl CanDelete for Deletable {}
+
+/// A position in a batch: the batch being built, the slot, and the path inside its value.
+/// Generated cursor types wrap one.
+#[derive(Debug)]
+pub struct At<B> {
+    /// The batch, returned by value when an op ends the chain.
+    pub batch: B,
+    /// The slot written.
+    pub target: WriteTarget,
+    /// The path inside the slot's value.
+    pub path: Path,
+}
+
+impl<B: BatchSink> At<B> {
+    /// The position one field further down.
+    pub fn child(self, segment: &str) -> At<B> {
+        At {
+            batch: self.batch,
+            target: self.target,
+            path: self.path.child(segment),
+        }
+    }
+
+    /// Ends the chain with one op (or the error making it) and returns the batch.
+    pub fn push(self, op: crate::Result<Op>) -> B {
+        self.batch.push(&self.target, op)
+    }
+}
+
+/// Types that can be navigated in a batch: each names the cursor type of a path holding it.
+///
+/// Implemented for numbers, `bool`, `String`, sequences, string-keyed maps, `Option<T>` (whose
+/// cursor is `T`'s, with `delete`), `serde_json::Value`, and every `#[derive(StatePath)]` type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no typed state paths",
+    label = "no `StatePath` for this type",
+    note = "derive `StatePath` for it to update its fields one by one, or mark the field `#[state(leaf)]` to update it only as a whole"
+)]
+pub trait PathTarget<B>: Sized {
+    /// The cursor of a path holding `Self`; `D` says whether it may be deleted.
+    type Cursor<D>;
+    /// Makes that cursor at `at`.
+    fn cursor<D>(at: At<B>) -> Self::Cursor<D>;
+}
+
+/// The cursor of a path holding a `T` that is not a `StatePath` struct: its ops are the
+/// convenience ops `T` supports, each ending the chain.
+#[must_use = "a cursor does nothing until an op ends the chain"]
+pub struct Cursor<T, B, D = Required> {
+    at: At<B>,
+    _marker: PhantomData<fn() -> (T, D)>,
+}
+
+impl<T, B, D> Cursor<T, B, D> {
+    /// A cursor at `at`.
+    pub fn new(at: At<B>) -> Self {
+        Cursor {
+            at,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T, B, D> Cursor<T, B, D>
+where
+    T: Serialize + DeserializeOwned,
+    B: BatchSink,
+{
+    /// Replaces the value at this path.
+    pub fn set(self, value: T) -> B {
+        let op = self
+            .at
+            .target
+            .encode(&value)
+            .map(|v| Op::set(self.at.path.clone(), v));
+        self.at.push(op)
+    }
+
+    /// Removes the value at this path (a tombstone for a whole slot).
+    pub fn delete(self) -> B
+    where
+        D: CanDelete,
+    {
+        let op = Op::delete(self.at.path.clone());
+        self.at.push(Ok(op))
+    }
+
+    /// Adds `by`, checked at `T`'s width.
+    pub fn increment(self, by: T) -> B
+    where
+        T: Numeric,
+    {
+        let op = SlotHandle::<T>::numeric_op(&self.at.target, self.at.path.clone(), by, false);
+        self.at.push(op)
+    }
+
+    /// Subtracts `by`, checked at `T`'s width.
+    pub fn decrement(self, by: T) -> B
+    where
+        T: Numeric,
+    {
+        let op = SlotHandle::<T>::numeric_op(&self.at.target, self.at.path.clone(), by, true);
+        self.at.push(op)
+    }
+
+    /// Appends `item`.
+    pub fn append(self, item: T::Item) -> B
+    where
+        T: Sequence,
+    {
+        let op = self
+            .at
+            .target
+            .encode(&item)
+            .map(|v| Op::append(self.at.path.clone(), v));
+        self.at.push(op)
+    }
+
+    /// Removes the first item.
+    pub fn remove_first(self) -> B
+    where
+        T: Sequence,
+    {
+        let op = Op::remove_first(self.at.path.clone());
+        self.at.push(Ok(op))
+    }
+
+    /// Removes the last item.
+    pub fn remove_last(self) -> B
+    where
+        T: Sequence,
+    {
+        let op = Op::remove_last(self.at.path.clone());
+        self.at.push(Ok(op))
+    }
+
+    /// Inserts every entry (shallow merge).
+    pub fn merge<K, I>(self, entries: I) -> B
+    where
+        T: StringMap,
+        K: Into<String>,
+        I: IntoIterator<Item = (K, T::Value)>,
+    {
+        let op =
+            encode_entries(&self.at.target, entries).map(|m| Op::merge(self.at.path.clone(), m));
+        self.at.push(op)
+    }
+
+    /// Inserts one entry.
+    pub fn insert(self, key: impl Into<String>, value: T::Value) -> B
+    where
+        T: StringMap,
+    {
+        self.merge([(key.into(), value)])
+    }
+
+    /// Removes one entry.
+    pub fn remove(self, key: impl Into<String>) -> B
+    where
+        T: StringMap,
+    {
+        let mut at = self.at;
+        let ops = map_remove_ops(at.path.clone(), key.into());
+        for op in ops {
+            at.batch = at.batch.push(&at.target, Ok(op));
+        }
+        at.batch
+    }
+
+    /// The cursor of one entry (its parent map must exist when the batch commits).
+    pub fn entry(self, key: impl Into<String>) -> <T::Value as PathTarget<B>>::Cursor<Deletable>
+    where
+        T: StringMap,
+        T::Value: PathTarget<B>,
+    {
+        let key = key.into();
+        <T::Value as PathTarget<B>>::cursor(self.at.child(&key))
+    }
+}
+
+macro_rules! leaf {
+    ($($t:ty),* $(,)?) => {$(
+        impl<B> PathTarget<B> for $t {
+            type Cursor<D> = Cursor<$t, B, D>;
+            fn cursor<D>(at: At<B>) -> Self::Cursor<D> {
+                Cursor::new(at)
+            }
+        }
+    )*};
+}
+
+leaf!(
+    u8,
+    u16,
+    u32,
+    u64,
+    i8,
+    i16,
+    i32,
+    i64,
+    f32,
+    f64,
+    bool,
+    char,
+    String,
+    serde_json::Value
+);
+
+impl<B, T> PathTarget<B> for Vec<T> {
+    type Cursor<D> = Cursor<Vec<T>, B, D>;
+    fn cursor<D>(at: At<B>) -> Self::Cursor<D> {
+        Cursor::new(at)
+    }
+}
+
+impl<B, T> PathTarget<B> for VecDeque<T> {
+    type Cursor<D> = Cursor<VecDeque<T>, B, D>;
+    fn cursor<D>(at: At<B>) -> Self::Cursor<D> {
+        Cursor::new(at)
+    }
+}
+
+impl<B, V, S> PathTarget<B> for HashMap<String, V, S> {
+    type Cursor<D> = Cursor<HashMap<String, V, S>, B, D>;
+    fn cursor<D>(at: At<B>) -> Self::Cursor<D> {
+        Cursor::new(at)
+    }
+}
+
+impl<B, V> PathTarget<B> for BTreeMap<String, V> {
+    type Cursor<D> = Cursor<BTreeMap<String, V>, B, D>;
+    fn cursor<D>(at: At<B>) -> Self::Cursor<D> {
+        Cursor::new(at)
+    }
+}
+
+/// An `Option<T>` path is `T`'s path, and it may be deleted.
+impl<B, T: PathTarget<B>> PathTarget<B> for Option<T> {
+    type Cursor<D> = T::Cursor<Deletable>;
+    fn cursor<D>(at: At<B>) -> Self::Cursor<D> {
+        T::cursor::<Deletable>(at)
+    }
+}

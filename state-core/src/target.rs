@@ -1,0 +1,181 @@
+//! `WriteTarget`: everything a write to one slot needs besides its ops — the engine, the
+//! slot, the initial value, the TTL, and (for eager handles) the cached record to refresh.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::op::Op;
+use crate::record::{Record, Ttl};
+use crate::scope::Slot;
+use crate::store::{Write, WriteOutcome};
+
+/// One slot as a destination of writes. Typed handles and batch cursors are built on it.
+#[derive(Clone)]
+pub struct WriteTarget {
+    pub(crate) engine: Engine,
+    pub(crate) slot: Slot,
+    pub(crate) initial: Option<Arc<Value>>,
+    pub(crate) ttl: Ttl,
+    /// Present on eager handles: the loaded record, refreshed by every commit through them.
+    pub(crate) cache: Option<Arc<Mutex<Record>>>,
+}
+
+impl fmt::Debug for WriteTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteTarget")
+            .field("slot", &self.slot)
+            .field("initial", &self.initial)
+            .field("ttl", &self.ttl)
+            .field("eager", &self.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Record>) -> MutexGuard<'_, Record> {
+    // A record is replaced whole under the lock: a poisoned lock still holds a whole record.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl WriteTarget {
+    pub(crate) fn new(engine: Engine, slot: Slot) -> Self {
+        WriteTarget {
+            engine,
+            slot,
+            initial: None,
+            ttl: Ttl::Keep,
+            cache: None,
+        }
+    }
+
+    /// The slot.
+    pub fn slot(&self) -> &Slot {
+        &self.slot
+    }
+
+    /// The engine the slot lives in.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// An Apply write of `ops` carrying this target's initial value and TTL.
+    pub fn write(&self, ops: Vec<Op>) -> Write {
+        let w = Write::apply(self.slot.clone(), ops)
+            .with_initial(self.initial.as_deref().cloned())
+            .with_ttl(self.ttl);
+        if self.cache.is_some() {
+            w.returning_record()
+        } else {
+            w
+        }
+    }
+
+    pub(crate) fn cas_write(&self, expected: u64, value: Option<Value>) -> Write {
+        let w = Write::cas(self.slot.clone(), expected, value).with_ttl(self.ttl);
+        if self.cache.is_some() {
+            w.returning_record()
+        } else {
+            w
+        }
+    }
+
+    /// Refreshes the cached record (if any) from a committed write's outcome.
+    pub(crate) fn refresh(&self, outcome: &WriteOutcome) {
+        if let (Some(cache), Some(record)) = (&self.cache, &outcome.record) {
+            let mut cached = lock(cache);
+            if record.version >= cached.version {
+                *cached = record.clone();
+            }
+        }
+    }
+
+    /// The cached record as a reader sees it now, for eager targets.
+    pub(crate) fn cached(&self) -> Option<Record> {
+        let cache = self.cache.as_ref()?;
+        let record = lock(cache).clone();
+        Some(record.visible(self.engine.clock().now()))
+    }
+
+    /// The current record: the cache of an eager target, else a store read.
+    pub(crate) async fn load(&self) -> Result<Record> {
+        match self.cached() {
+            Some(r) => Ok(r),
+            None => self.engine.load(&self.slot).await,
+        }
+    }
+
+    /// Commits `writes` (each built from this target) and refreshes the cache.
+    pub(crate) async fn commit_one(&self, write: Write) -> Result<WriteOutcome> {
+        let mut outcomes = self.engine.commit(vec![write]).await?;
+        let outcome = outcomes
+            .pop()
+            .ok_or_else(|| Error::store(std::io::Error::other("commit returned no outcome")))?;
+        self.refresh(&outcome);
+        Ok(outcome)
+    }
+
+    /// Serializes a value for this slot.
+    pub fn encode<V: Serialize>(&self, v: &V) -> Result<Value> {
+        serde_json::to_value(v).map_err(|source| Error::Encode {
+            slot: self.slot.clone(),
+            type_name: std::any::type_name::<V>(),
+            source,
+        })
+    }
+
+    /// Deserializes a value of this slot read at `version`.
+    pub fn decode<V: DeserializeOwned>(&self, v: Value, version: u64) -> Result<V> {
+        serde_json::from_value(v).map_err(|source| Error::Decode {
+            slot: self.slot.clone(),
+            version,
+            type_name: std::any::type_name::<V>(),
+            source,
+        })
+    }
+
+    /// Decodes a record as `get` does: the value, else the initial value at version 0.
+    pub fn decode_record<V: DeserializeOwned>(&self, record: &Record) -> Result<Option<V>> {
+        match (&record.value, &self.initial) {
+            (Some(v), _) => self.decode(v.clone(), record.version).map(Some),
+            (None, Some(init)) if record.version == 0 => {
+                self.decode(Value::clone(init), 0).map(Some)
+            }
+            (None, _) => Ok(None),
+        }
+    }
+}
+
+/// Loads the records of many targets with one store call per engine (the durable store gets
+/// exactly one), in the targets' order.
+pub async fn load_targets(targets: &[&WriteTarget]) -> Result<Vec<Record>> {
+    let mut records: Vec<Option<Record>> = vec![None; targets.len()];
+    let mut done = vec![false; targets.len()];
+    for i in 0..targets.len() {
+        if done[i] {
+            continue;
+        }
+        let engine = &targets[i].engine;
+        let group: Vec<usize> = (i..targets.len())
+            .filter(|&j| !done[j] && targets[j].engine.same(engine))
+            .collect();
+        let slots: Vec<Slot> = group.iter().map(|&j| targets[j].slot.clone()).collect();
+        let loaded = engine.load_many(&slots).await?;
+        if loaded.len() != group.len() {
+            return Err(Error::store(std::io::Error::other(format!(
+                "load_many returned {} records for {} slots",
+                loaded.len(),
+                group.len()
+            ))));
+        }
+        for (j, r) in group.into_iter().zip(loaded) {
+            records[j] = Some(r);
+            done[j] = true;
+        }
+    }
+    Ok(records.into_iter().map(Option::unwrap_or_default).collect())
+}
