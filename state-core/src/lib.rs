@@ -64,7 +64,7 @@ mod scope;
 mod store;
 mod target;
 
-pub use batch::{BatchBuilder, BatchSink};
+pub use batch::{BatchBuilder, BatchCommit, BatchSink};
 pub use collection::Collection;
 pub use context::{Context, FieldScope, StateScope};
 pub use engine::{Engine, EngineConfig, Event, Events, RetryPolicy};
@@ -91,7 +91,4 @@ pub use state_macros::*;
 
 /// Support for generated code. Not public API: no stability guarantees.
 #[doc(hidden)]
-pub mod __private {
-    pub use serde;
-    pub use serde_json;
-}
+pub mod __private;

@@ -57,6 +57,21 @@ impl<B: BatchSink> At<B> {
     pub fn push(self, op: crate::Result<Op>) -> B {
         self.batch.push(&self.target, op)
     }
+
+    /// Ends the chain by replacing the value at this path with `value`.
+    pub fn set<T: Serialize>(self, value: &T) -> B {
+        let op = self
+            .target
+            .encode(value)
+            .map(|v| Op::set(self.path.clone(), v));
+        self.push(op)
+    }
+
+    /// Ends the chain by deleting the value at this path.
+    pub fn delete(self) -> B {
+        let op = Op::delete(self.path.clone());
+        self.push(Ok(op))
+    }
 }
 
 /// Types that can be navigated in a batch: each names the cursor type of a path holding it.
@@ -113,8 +128,7 @@ where
     where
         D: CanDelete,
     {
-        let op = Op::delete(self.at.path.clone());
-        self.at.push(Ok(op))
+        self.at.delete()
     }
 
     /// Adds `by`, checked at `T`'s width.

@@ -1,0 +1,347 @@
+//! Parsing of `#[state(...)]` attributes, and of the `#[serde(...)]` attributes that decide
+//! how values are stored (names, flatten, with, skip).
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned as _;
+use syn::{Attribute, Expr, LitStr, Token, WherePredicate};
+
+use crate::case::RenameRule;
+use crate::ctxt::Ctxt;
+
+/// Which derive is reading the attributes (each accepts its own set).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Derive {
+    StateScope,
+    StatePath,
+}
+
+impl Derive {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Derive::StateScope => "StateScope",
+            Derive::StatePath => "StatePath",
+        }
+    }
+}
+
+/// The scopes a field (or a struct, as default) may choose.
+pub(crate) const SCOPES: [&str; 7] = [
+    "execution",
+    "workflow",
+    "object",
+    "user",
+    "app",
+    "session",
+    "temp",
+];
+
+const SCOPE_CONTAINER: &[&str] = &["namespace", "crate", "bound", "default"];
+const SCOPE_FIELD: &[&str] = &["initial", "default", "rename", "skip", "leaf"];
+const PATH_CONTAINER: &[&str] = &["crate", "bound"];
+const PATH_FIELD: &[&str] = &["leaf"];
+
+/// A value with the span of the token it came from.
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+/// Attributes of the struct.
+#[derive(Default)]
+pub(crate) struct ContainerAttrs {
+    pub(crate) namespace: Option<Spanned<String>>,
+    pub(crate) krate: Option<syn::Path>,
+    pub(crate) bound: Option<Vec<WherePredicate>>,
+    pub(crate) default: bool,
+    pub(crate) scope: Option<Spanned<String>>,
+    pub(crate) rename_all: Option<RenameRule>,
+}
+
+/// Attributes of one field.
+#[derive(Default)]
+pub(crate) struct FieldAttrs {
+    pub(crate) initial: Option<Expr>,
+    pub(crate) default: bool,
+    pub(crate) rename: Option<Spanned<String>>,
+    pub(crate) skip: bool,
+    pub(crate) leaf: bool,
+    pub(crate) scope: Option<Spanned<String>>,
+    /// `#[serde(rename = "…")]`: the stored name inside a parent object.
+    pub(crate) serde_rename: Option<String>,
+    pub(crate) serde_flatten: bool,
+    pub(crate) serde_with: bool,
+    pub(crate) serde_skip: bool,
+}
+
+/// Tracks which attributes one item already had, to report duplicates.
+struct Seen(Vec<String>);
+
+impl Seen {
+    fn first(&mut self, cx: &Ctxt, meta: &ParseNestedMeta<'_>, name: &str) -> bool {
+        if self.0.iter().any(|n| n == name) {
+            cx.error_spanned_by(&meta.path, format!("duplicate `{name}` attribute"));
+            false
+        } else {
+            self.0.push(name.to_owned());
+            true
+        }
+    }
+}
+
+fn one_of(names: &[&str]) -> String {
+    let mut all: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    all.extend(SCOPES.iter().map(|s| format!("`{s}`")));
+    all.join(", ")
+}
+
+/// Consumes whatever value follows an attribute name we reject, so parsing goes on and every
+/// error is reported at once.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.value()?.parse::<Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let content;
+        syn::parenthesized!(content in meta.input);
+        content.parse::<proc_macro2::TokenStream>()?;
+    }
+    Ok(())
+}
+
+fn lit_str(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
+    meta.value()?.parse::<LitStr>()
+}
+
+/// Parses the struct's `#[state(...)]` and `#[serde(rename_all)]` attributes.
+pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> ContainerAttrs {
+    let mut out = ContainerAttrs::default();
+    let mut seen = Seen(Vec::new());
+    let allowed = match derive {
+        Derive::StateScope => SCOPE_CONTAINER,
+        Derive::StatePath => PATH_CONTAINER,
+    };
+    for attr in attrs {
+        if attr.path().is_ident("serde") {
+            serde_container(attr, &mut out);
+            continue;
+        }
+        if !attr.path().is_ident("state") {
+            continue;
+        }
+        let parsed = attr.parse_nested_meta(|meta| {
+            let Some(ident) = meta.path.get_ident().map(ToString::to_string) else {
+                cx.error_spanned_by(&meta.path, "expected a `state` attribute name");
+                return skip_value(&meta);
+            };
+            let is_scope = SCOPES.contains(&ident.as_str());
+            if !(allowed.contains(&ident.as_str()) || (is_scope && derive == Derive::StateScope)) {
+                let expected = match derive {
+                    Derive::StateScope => one_of(allowed),
+                    Derive::StatePath => "`crate`, `bound`".to_owned(),
+                };
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "unknown `{}` struct attribute `{ident}`; expected one of {expected}",
+                        derive.name()
+                    ),
+                );
+                return skip_value(&meta);
+            }
+            if is_scope {
+                if let Some(prev) = &out.scope {
+                    cx.error_spanned_by(
+                        &meta.path,
+                        format!(
+                            "a struct has one default scope: `{ident}` conflicts with `{}`",
+                            prev.value
+                        ),
+                    );
+                } else {
+                    out.scope = Some(Spanned {
+                        value: ident,
+                        span: meta.path.span(),
+                    });
+                }
+                return Ok(());
+            }
+            if !seen.first(cx, &meta, &ident) {
+                return skip_value(&meta);
+            }
+            match ident.as_str() {
+                "namespace" => {
+                    let s = lit_str(&meta)?;
+                    out.namespace = Some(Spanned {
+                        value: s.value(),
+                        span: s.span(),
+                    });
+                }
+                "crate" => {
+                    let s = lit_str(&meta)?;
+                    match s.parse::<syn::Path>() {
+                        Ok(p) => out.krate = Some(p),
+                        Err(_) => {
+                            cx.error_spanned_by(&s, "`crate` expects a path, like \"::state_core\"")
+                        }
+                    }
+                }
+                "bound" => {
+                    let s = lit_str(&meta)?;
+                    let parser = Punctuated::<WherePredicate, Token![,]>::parse_terminated;
+                    match s.parse_with(parser) {
+                        Ok(preds) => out.bound = Some(preds.into_iter().collect()),
+                        Err(e) => cx.error_spanned_by(
+                            &s,
+                            format!(
+                                "`bound` expects where-clause predicates, like \"T: Clone\": {e}"
+                            ),
+                        ),
+                    }
+                }
+                "default" => out.default = true,
+                _ => {}
+            }
+            Ok(())
+        });
+        if let Err(e) = parsed {
+            cx.syn_error(e);
+        }
+    }
+    out
+}
+
+/// Parses one field's `#[state(...)]` and storage-relevant `#[serde(...)]` attributes.
+pub(crate) fn field(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> FieldAttrs {
+    let mut out = FieldAttrs::default();
+    let mut seen = Seen(Vec::new());
+    let allowed = match derive {
+        Derive::StateScope => SCOPE_FIELD,
+        Derive::StatePath => PATH_FIELD,
+    };
+    for attr in attrs {
+        if attr.path().is_ident("serde") {
+            serde_field(attr, &mut out);
+            continue;
+        }
+        if !attr.path().is_ident("state") {
+            continue;
+        }
+        let parsed = attr.parse_nested_meta(|meta| {
+            let Some(ident) = meta.path.get_ident().map(ToString::to_string) else {
+                cx.error_spanned_by(&meta.path, "expected a `state` attribute name");
+                return skip_value(&meta);
+            };
+            let is_scope = SCOPES.contains(&ident.as_str());
+            if !(allowed.contains(&ident.as_str()) || (is_scope && derive == Derive::StateScope)) {
+                let expected = match derive {
+                    Derive::StateScope => one_of(allowed),
+                    Derive::StatePath => "`leaf`".to_owned(),
+                };
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "unknown `{}` field attribute `{ident}`; expected one of {expected}",
+                        derive.name()
+                    ),
+                );
+                return skip_value(&meta);
+            }
+            if is_scope {
+                if let Some(prev) = &out.scope {
+                    cx.error_spanned_by(
+                        &meta.path,
+                        format!(
+                            "a field has one scope: `{ident}` conflicts with `{}`",
+                            prev.value
+                        ),
+                    );
+                } else {
+                    out.scope = Some(Spanned {
+                        value: ident,
+                        span: meta.path.span(),
+                    });
+                }
+                return Ok(());
+            }
+            if !seen.first(cx, &meta, &ident) {
+                return skip_value(&meta);
+            }
+            match ident.as_str() {
+                "initial" => out.initial = Some(meta.value()?.parse::<Expr>()?),
+                "rename" => {
+                    let s = lit_str(&meta)?;
+                    out.rename = Some(Spanned {
+                        value: s.value(),
+                        span: s.span(),
+                    });
+                }
+                "default" => out.default = true,
+                "skip" => out.skip = true,
+                "leaf" => out.leaf = true,
+                _ => {}
+            }
+            Ok(())
+        });
+        if let Err(e) = parsed {
+            cx.syn_error(e);
+        }
+    }
+    out
+}
+
+/// Reads serde's container attributes that decide stored names. Malformed serde attributes
+/// are serde's to report; they are skipped here.
+fn serde_container(attr: &Attribute, out: &mut ContainerAttrs) {
+    let _ = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("rename_all") {
+            if meta.input.peek(Token![=]) {
+                let s = lit_str(&meta)?;
+                out.rename_all = RenameRule::from_str(&s.value());
+            } else {
+                // rename_all(serialize = "…", deserialize = "…"): paths follow the stored
+                // (serialized) names.
+                meta.parse_nested_meta(|inner| {
+                    let s = lit_str(&inner)?;
+                    if inner.path.is_ident("serialize") {
+                        out.rename_all = RenameRule::from_str(&s.value());
+                    }
+                    Ok(())
+                })?;
+            }
+            return Ok(());
+        }
+        skip_value(&meta)
+    });
+}
+
+fn serde_field(attr: &Attribute, out: &mut FieldAttrs) {
+    let _ = attr.parse_nested_meta(|meta| {
+        let p = &meta.path;
+        if p.is_ident("rename") {
+            if meta.input.peek(Token![=]) {
+                out.serde_rename = Some(lit_str(&meta)?.value());
+            } else {
+                meta.parse_nested_meta(|inner| {
+                    let s = lit_str(&inner)?;
+                    if inner.path.is_ident("serialize") {
+                        out.serde_rename = Some(s.value());
+                    }
+                    Ok(())
+                })?;
+            }
+            return Ok(());
+        }
+        if p.is_ident("flatten") {
+            out.serde_flatten = true;
+            return Ok(());
+        }
+        if p.is_ident("with") || p.is_ident("serialize_with") || p.is_ident("deserialize_with") {
+            out.serde_with = true;
+        }
+        if p.is_ident("skip") || p.is_ident("skip_serializing") {
+            out.serde_skip = true;
+        }
+        skip_value(&meta)
+    });
+}

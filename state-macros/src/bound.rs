@@ -1,0 +1,79 @@
+//! Generics of generated types: the user's parameters plus the mode or batch parameter, and
+//! the default bounds (`T: Serialize + DeserializeOwned + Send + Sync + 'static`) unless
+//! `#[state(bound = "…")]` replaces them.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::{Generics, Ident, Type, WherePredicate, parse_quote};
+
+use crate::ast::Container;
+
+/// The user's type parameter idents.
+pub(crate) fn type_params<'a>(cont: &'a Container<'_>) -> Vec<&'a Ident> {
+    cont.generics.type_params().map(|p| &p.ident).collect()
+}
+
+/// The where-predicates every generated impl carries: the user's where clause, then either
+/// the `bound` attribute's predicates or the default bounds on each type parameter.
+pub(crate) fn predicates(cont: &Container<'_>, p: &TokenStream) -> Vec<WherePredicate> {
+    let mut preds: Vec<WherePredicate> = cont
+        .generics
+        .where_clause
+        .as_ref()
+        .map(|w| w.predicates.iter().cloned().collect())
+        .unwrap_or_default();
+    match &cont.attrs.bound {
+        Some(custom) => preds.extend(custom.iter().cloned()),
+        None => {
+            for t in type_params(cont) {
+                preds.push(parse_quote!(
+                    #t: #p::Serialize + #p::DeserializeOwned + #p::Send + #p::Sync + 'static
+                ));
+            }
+        }
+    }
+    preds
+}
+
+/// Generics with `extra` appended (e.g. `M: Mode`), for impls.
+pub(crate) fn with_param(generics: &Generics, extra: syn::GenericParam) -> Generics {
+    let mut g = generics.clone();
+    g.params.push(extra);
+    g
+}
+
+/// The user's generic parameters without defaults or bounds, as arguments (`T, U`).
+pub(crate) fn args(cont: &Container<'_>) -> TokenStream {
+    let params = type_params(cont);
+    quote!(#(#params,)*)
+}
+
+/// The user's parameters as declared (bounds and defaults kept), for struct definitions.
+pub(crate) fn decl_params(cont: &Container<'_>) -> TokenStream {
+    let params = cont.generics.params.iter();
+    quote!(#(#params,)*)
+}
+
+/// `PhantomData<fn() -> (T, U,)>`: keeps every user parameter used, adds no auto-trait bound.
+pub(crate) fn marker_ty(
+    cont: &Container<'_>,
+    p: &TokenStream,
+    extra: Option<&Ident>,
+) -> TokenStream {
+    let params = type_params(cont);
+    let extra = extra.map(|e| quote!(#e,));
+    quote!(#p::PhantomData<fn() -> (#extra #(#params,)*)>)
+}
+
+/// Whether a type mentions one of the user's type parameters (then its bounds are asked of
+/// the impl, not checked at definition).
+pub(crate) fn mentions_param(ty: &Type, params: &[&Ident]) -> bool {
+    fn walk(ts: TokenStream, params: &[&Ident]) -> bool {
+        ts.into_iter().any(|tt| match tt {
+            proc_macro2::TokenTree::Ident(i) => params.iter().any(|p| **p == i),
+            proc_macro2::TokenTree::Group(g) => walk(g.stream(), params),
+            _ => false,
+        })
+    }
+    walk(ty.to_token_stream(), params)
+}
