@@ -213,14 +213,18 @@ where
         at.batch
     }
 
-    /// The cursor of one entry (its parent map must exist when the batch commits).
+    /// The cursor of one entry. An absent map starts as `{}` (as with `insert`), so entry
+    /// ops work on a map never written.
     pub fn entry(self, key: impl Into<String>) -> <T::Value as PathTarget<B>>::Cursor<Deletable>
     where
         T: StringMap,
         T::Value: PathTarget<B>,
     {
         let key = key.into();
-        <T::Value as PathTarget<B>>::cursor(self.at.child(&key))
+        let mut at = self.at;
+        let ensure = Op::merge(at.path.clone(), serde_json::Map::new());
+        at.batch = at.batch.push(&at.target, Ok(ensure));
+        <T::Value as PathTarget<B>>::cursor(at.child(&key))
     }
 }
 

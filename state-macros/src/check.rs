@@ -75,10 +75,10 @@ fn check_generics(cx: &Ctxt, derive: Derive, cont: &Container<'_>) {
 
 fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
     let Some(fields) = &cont.fields else { return };
-    if let Some(ns) = &cont.attrs.namespace {
-        if let Some(problem) = name_problem(&ns.value) {
-            cx.syn_error(syn::Error::new(ns.span, format!("namespace {problem}")));
-        }
+    if let Some(ns) = &cont.attrs.namespace
+        && let Some(problem) = name_problem(&ns.value)
+    {
+        cx.syn_error(syn::Error::new(ns.span, format!("namespace {problem}")));
     }
     let mut keys: HashMap<String, &syn::Ident> = HashMap::new();
     for f in fields {
@@ -124,10 +124,10 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
             .rename
             .as_ref()
             .map_or_else(|| f.name.clone(), |r| r.value.clone());
-        if let Some(r) = &a.rename {
-            if let Some(problem) = name_problem(&r.value) {
-                cx.syn_error(syn::Error::new(r.span, format!("key {problem}")));
-            }
+        if let Some(r) = &a.rename
+            && let Some(problem) = name_problem(&r.value)
+        {
+            cx.syn_error(syn::Error::new(r.span, format!("key {problem}")));
         }
         if let Some(first) = keys.get(&key) {
             cx.error_spanned_by(

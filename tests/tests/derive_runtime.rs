@@ -1,0 +1,500 @@
+//! Runtime behaviour of every generated method, against `MemoryStore`.
+#![allow(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use state_core::{
+    Context, Engine, Error, FieldScope, MemoryStore, NumKind, Scope, Slot, StatePath, StateScope,
+};
+
+#[derive(StatePath, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub age: u32,
+    pub display_name: String,
+    pub nick: Option<String>,
+    pub tags: Vec<String>,
+    pub address: Option<Address>,
+    #[serde(rename = "lvl")]
+    pub level: u8,
+    pub mode: Mode,
+}
+
+#[derive(StatePath, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Address {
+    pub city: String,
+    pub zip: Option<String>,
+}
+
+/// An enum deriving `StatePath` is a leaf: set as a whole.
+#[derive(StatePath, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+pub enum Mode {
+    #[default]
+    Fast,
+    Thorough,
+}
+
+/// A type without `StatePath`, usable through `#[state(leaf)]`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Opaque(pub String);
+
+#[derive(StateScope, Serialize, Deserialize, Debug, PartialEq)]
+pub struct Research {
+    /// How many fetches ran.
+    #[state(initial = 0)]
+    pub attempts: u32,
+    pub articles: Vec<String>,
+    pub total_cost: f64,
+    pub profile: Profile,
+    pub scores: BTreeMap<String, u32>,
+    #[state(default)]
+    pub notes: Vec<String>,
+    #[state(user)]
+    pub theme: Option<String>,
+    #[state(app)]
+    pub discount_code: Option<String>,
+    #[state(temp)]
+    pub raw_response: Option<String>,
+    #[state(leaf)]
+    pub opaque: Option<Opaque>,
+    #[state(rename = "kind")]
+    pub r#type: Option<String>,
+    #[state(skip)]
+    pub scratch: Vec<u8>,
+}
+
+/// Another struct with an `attempts` field: its own namespace, so its own slot.
+#[derive(StateScope, Serialize, Deserialize)]
+#[state(namespace = "other-ns", workflow)]
+pub struct Other {
+    pub attempts: u32,
+    #[state(execution)]
+    pub local_count: u32,
+}
+
+#[derive(StateScope, Serialize, Deserialize, Debug, Default, PartialEq)]
+#[state(default)]
+pub struct WithDefaults {
+    pub count: u32,
+    pub label: String,
+}
+
+fn ctx() -> Context {
+    let engine = Engine::new(MemoryStore::new());
+    Context::new(engine, "run-1")
+        .unwrap()
+        .with_user("shop", "alice")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn accessors_are_typed_handles_bound_to_their_scopes() {
+    let ctx = ctx();
+    let s = ctx.state::<Research>().unwrap();
+    assert_eq!(s.attempts().get().await.unwrap(), Some(0), "initial");
+    assert_eq!(s.attempts().increment(2).await.unwrap(), 2);
+    assert_eq!(
+        s.attempts().slot(),
+        &Slot::new(Scope::execution("run-1").unwrap(), "Research", "attempts").unwrap()
+    );
+    assert_eq!(
+        s.theme().slot().scope(),
+        &Scope::user("shop", "alice").unwrap()
+    );
+    assert_eq!(
+        s.discount_code().slot().scope(),
+        &Scope::app("shop").unwrap()
+    );
+    assert_eq!(s.r#type().slot().key(), "kind", "`rename` sets the key");
+    // An `Option<U>` field's handle is typed over `U`.
+    s.theme().set("dark".to_string()).await.unwrap();
+    assert_eq!(s.theme().get().await.unwrap().as_deref(), Some("dark"));
+    s.articles().append("a".into()).await.unwrap();
+    s.scores().insert("x", 3).await.unwrap();
+    // Temp state lives in the invocation-local engine, not the store.
+    s.raw_response().set("{}".into()).await.unwrap();
+    assert!(s.raw_response().engine().is_deferred());
+    let stored = ctx
+        .engine()
+        .store()
+        .load_scope(&Scope::execution("run-1").unwrap(), None)
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().all(|(k, _)| k.key != "raw_response"),
+        "temp is never persisted"
+    );
+    assert!(stored.iter().any(|(k, _)| k.key == "articles"));
+}
+
+#[tokio::test]
+async fn namespaces_keep_equal_field_names_apart_and_struct_scopes_apply() {
+    let ctx = ctx().with_workflow("research").unwrap();
+    let r = ctx.state::<Research>().unwrap();
+    let o = ctx.state::<Other>().unwrap();
+    r.attempts().set(5).await.unwrap();
+    o.attempts().set(7).await.unwrap();
+    assert_eq!(r.attempts().get().await.unwrap(), Some(5));
+    assert_eq!(o.attempts().get().await.unwrap(), Some(7));
+    assert_eq!(o.attempts().slot().namespace(), "other-ns");
+    assert_eq!(
+        o.attempts().slot().scope(),
+        &Scope::workflow("research").unwrap()
+    );
+    assert_eq!(
+        o.local_count().slot().scope(),
+        &Scope::execution("run-1").unwrap()
+    );
+    assert_eq!(<Other as StateScope>::NAMESPACE, "other-ns");
+}
+
+#[tokio::test]
+async fn a_field_needing_an_id_the_context_lacks_is_an_error() {
+    let engine = Engine::new(MemoryStore::new());
+    let bare = Context::new(engine, "run-1").unwrap();
+    match bare.state::<Research>() {
+        Err(Error::MissingScope {
+            type_name,
+            field,
+            scope,
+            ..
+        }) => {
+            assert_eq!(
+                (type_name, field, scope),
+                ("Research", "theme", FieldScope::User)
+            );
+        }
+        other => panic!("expected MissingScope, got {:?}", other.map(|_| ())),
+    }
+    let msg = bare.state::<Research>().err().unwrap().to_string();
+    assert!(
+        msg.contains("`theme` of `Research` is `#[state(user)]`"),
+        "{msg}"
+    );
+    assert!(msg.contains(".with_user(app, user)"), "{msg}");
+    assert!(matches!(
+        bare.state::<Other>(),
+        Err(Error::MissingScope {
+            scope: FieldScope::Workflow,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn load_reads_every_field_into_a_snapshot_convertible_into_the_struct() {
+    let ctx = ctx();
+    let s = ctx.state::<Research>().unwrap();
+    // A required field never written and without `initial` or `default`: an error naming it.
+    let snap = s.load().await.unwrap();
+    match snap.to_value() {
+        Err(Error::Missing { slot, .. }) => assert_eq!(slot.key(), "articles"),
+        other => panic!("expected Missing, got {other:?}"),
+    }
+    s.articles().append("a".into()).await.unwrap();
+    s.total_cost().set(1.5).await.unwrap();
+    s.profile()
+        .set(Profile {
+            age: 3,
+            ..Profile::default()
+        })
+        .await
+        .unwrap();
+    s.scores().insert("x", 1).await.unwrap();
+    s.theme().set("dark".into()).await.unwrap();
+    s.opaque().set(Opaque("o".into())).await.unwrap();
+    let snap = s.load().await.unwrap();
+    assert_eq!(snap.attempts().cached().unwrap().unwrap().version, 0);
+    assert_eq!(snap.articles().cached().unwrap().unwrap().version, 1);
+    let value: Research = snap.to_value().unwrap();
+    assert_eq!(
+        value,
+        Research {
+            attempts: 0, // initial
+            articles: vec!["a".into()],
+            total_cost: 1.5,
+            profile: Profile {
+                age: 3,
+                ..Profile::default()
+            },
+            scores: BTreeMap::from([("x".into(), 1)]),
+            notes: vec![], // #[state(default)]
+            theme: Some("dark".into()),
+            discount_code: None,
+            raw_response: None,
+            opaque: Some(Opaque("o".into())),
+            r#type: None,
+            scratch: vec![], // skip: Default
+        }
+    );
+    let again = Research::try_from(snap.clone()).unwrap();
+    assert_eq!(again, value);
+    // After a delete, `initial` does not come back: `attempts` is now missing.
+    s.attempts().delete().await.unwrap();
+    let snap = s.load().await.unwrap();
+    assert!(
+        matches!(snap.to_value(), Err(Error::Missing { ref slot, .. }) if slot.key() == "attempts")
+    );
+}
+
+#[tokio::test]
+async fn container_default_fills_missing_fields_from_the_struct_default() {
+    let ctx = ctx();
+    let s = ctx.state::<WithDefaults>().unwrap();
+    assert_eq!(
+        s.load().await.unwrap().to_value().unwrap(),
+        WithDefaults::default()
+    );
+    s.count().set(4).await.unwrap();
+    let v = s.load().await.unwrap().to_value().unwrap();
+    assert_eq!(
+        v,
+        WithDefaults {
+            count: 4,
+            label: String::new()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_serves_reads_and_is_refreshed_by_commits_through_it() {
+    let ctx = ctx();
+    let s = ctx.state::<Research>().unwrap();
+    s.total_cost().set(1.0).await.unwrap();
+    let snap = s.load().await.unwrap();
+    // Another writer changes the store: the snapshot still serves what it loaded...
+    s.total_cost().set(2.0).await.unwrap();
+    assert_eq!(snap.total_cost().get().await.unwrap(), Some(1.0));
+    // ...and a write through it refreshes it from the commit's result.
+    assert_eq!(snap.total_cost().increment(0.5).await.unwrap(), 2.5);
+    let c = snap.total_cost().cached().unwrap().unwrap();
+    assert_eq!((c.value, c.version), (Some(2.5), 3));
+    // A batch through the snapshot refreshes every slot it wrote.
+    snap.batch(|b| b.attempts().increment(1).articles().append("x".into()))
+        .await
+        .unwrap();
+    assert_eq!(snap.attempts().cached().unwrap().unwrap().value, Some(1));
+    assert_eq!(
+        snap.articles().cached().unwrap().unwrap().value,
+        Some(vec!["x".to_string()])
+    );
+    // `update` on a snapshot handle starts from the loaded record: here it is stale, so the
+    // first attempt conflicts and the loop re-runs on the fresh value.
+    s.attempts().set(10).await.unwrap();
+    let mut seen = Vec::new();
+    snap.attempts()
+        .update(|n| {
+            seen.push(n.copied());
+            Ok(Some(n.copied().unwrap_or(0) + 1))
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![Some(1), Some(10)]);
+    assert_eq!(snap.attempts().cached().unwrap().unwrap().value, Some(11));
+}
+
+#[tokio::test]
+async fn read_only_views_read_the_same_slots() {
+    let ctx = ctx();
+    let s = ctx.state::<Research>().unwrap();
+    s.attempts().set(3).await.unwrap();
+    let view: ResearchView = s.read_only();
+    assert_eq!(view.attempts().get().await.unwrap(), Some(3));
+    let view2 = ctx.view::<Research>().unwrap();
+    assert_eq!(view2.attempts().get().await.unwrap(), Some(3));
+    let snap = view2.load().await.unwrap();
+    assert_eq!(snap.attempts().cached().unwrap().unwrap().value, Some(3));
+    let _ro = s.load().await.unwrap().read_only();
+}
+
+#[tokio::test]
+async fn batches_follow_nested_paths_by_serde_names() {
+    let ctx = ctx();
+    let s = ctx.state::<Research>().unwrap();
+    s.profile()
+        .set(Profile {
+            nick: Some("n".into()),
+            address: Some(Address::default()),
+            ..Profile::default()
+        })
+        .await
+        .unwrap();
+    s.batch(|b| {
+        b.profile()
+            .age()
+            .increment(30)
+            .profile()
+            .display_name()
+            .set("Ada".into())
+            .profile()
+            .nick()
+            .delete()
+            .profile()
+            .tags()
+            .append("t".into())
+            .profile()
+            .level()
+            .increment(2)
+            .profile()
+            .address()
+            .city()
+            .set("Paris".into())
+            .profile()
+            .address()
+            .zip()
+            .set("75001".into())
+            .profile()
+            .mode()
+            .set(Mode::Thorough)
+            .scores()
+            .entry("a")
+            .increment(5)
+            .scores()
+            .insert("b", 1)
+            .scores()
+            .remove("b")
+            .opaque()
+            .set(Opaque("x".into()))
+    })
+    .await
+    .unwrap();
+    let raw = s.profile().get_raw().await.unwrap();
+    assert_eq!(raw.version, 2, "one batch: one version step for the slot");
+    assert_eq!(
+        raw.value.unwrap(),
+        json!({
+            "age": 30, "displayName": "Ada", "tags": ["t"], "lvl": 2, "mode": "Thorough",
+            "address": {"city": "Paris", "zip": "75001"}
+        })
+    );
+    assert_eq!(
+        s.scores().get().await.unwrap(),
+        Some(BTreeMap::from([("a".into(), 5)]))
+    );
+    assert_eq!(s.opaque().get().await.unwrap(), Some(Opaque("x".into())));
+    // A whole-slot delete is always allowed; a nested `Option` struct can be deleted too.
+    s.batch(|b| b.profile().address().delete().theme().delete())
+        .await
+        .unwrap();
+    assert_eq!(s.profile().get().await.unwrap().unwrap().address, None);
+}
+
+#[tokio::test]
+async fn a_batch_touching_three_fields_whose_third_op_overflows_writes_nothing() {
+    let ctx = ctx();
+    let s = ctx.state::<Research>().unwrap();
+    s.profile()
+        .set(Profile {
+            level: 255,
+            ..Profile::default()
+        })
+        .await
+        .unwrap();
+    let before: Vec<u64> = vec![
+        s.attempts().get_versioned().await.unwrap().version,
+        s.articles().get_versioned().await.unwrap().version,
+        s.profile().get_versioned().await.unwrap().version,
+    ];
+    let err = s
+        .batch(|b| {
+            b.attempts()
+                .increment(1)
+                .articles()
+                .append("a".into())
+                .profile()
+                .level()
+                .increment(1)
+        })
+        .await
+        .unwrap_err();
+    match err {
+        Error::Overflow {
+            slot, kind, path, ..
+        } => {
+            assert_eq!((slot.key(), kind), ("profile", NumKind::U8));
+            assert_eq!(path.segments(), ["lvl"]);
+        }
+        other => panic!("expected Overflow, got {other:?}"),
+    }
+    let after: Vec<u64> = vec![
+        s.attempts().get_versioned().await.unwrap().version,
+        s.articles().get_versioned().await.unwrap().version,
+        s.profile().get_versioned().await.unwrap().version,
+    ];
+    assert_eq!(before, after, "nothing written to any of the three");
+    assert_eq!(s.attempts().get().await.unwrap(), Some(0));
+}
+
+#[tokio::test]
+async fn temp_parts_of_a_batch_apply_only_with_the_store_commit() {
+    let ctx = ctx();
+    let s = ctx.state::<Research>().unwrap();
+    // The durable part fails (a nested op under an absent profile): the temp part is not applied.
+    let err = s
+        .batch(|b| b.raw_response().set("r".into()).profile().age().set(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidPath { .. }), "{err:?}");
+    assert_eq!(s.raw_response().get().await.unwrap(), None);
+    // The temp part would fail: nothing is written to the store either.
+    s.raw_response().set("r".into()).await.unwrap();
+    let engine_only = s.raw_response().target().clone();
+    let bad = state_core::BatchBuilder::new()
+        .push(
+            s.attempts().target(),
+            Ok(state_core::Op::increment(
+                state_core::Path::root(),
+                1u32.into(),
+                NumKind::U32,
+            )),
+        )
+        .push(
+            &engine_only,
+            Ok(state_core::Op::increment(
+                state_core::Path::root(),
+                1u32.into(),
+                NumKind::U32,
+            )),
+        );
+    assert!(matches!(
+        bad.commit().await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert_eq!(s.attempts().get_versioned().await.unwrap().version, 0);
+    // Both succeed together.
+    s.batch(|b| b.raw_response().set("ok".into()).attempts().increment(1))
+        .await
+        .unwrap();
+    assert_eq!(s.raw_response().get().await.unwrap().as_deref(), Some("ok"));
+    assert_eq!(s.attempts().get().await.unwrap(), Some(1));
+}
+
+use state_core::BatchSink as _;
+
+#[derive(StateScope, Serialize, Deserialize)]
+pub struct Generic<T>
+where
+    T: Clone,
+{
+    pub item: Option<T>,
+    pub items: Vec<T>,
+    pub by_name: HashMap<String, T>,
+}
+
+#[tokio::test]
+async fn generic_structs_work() {
+    let ctx = ctx();
+    let s = ctx.state::<Generic<u64>>().unwrap();
+    s.item().increment(3).await.unwrap();
+    s.items().append(1).await.unwrap();
+    s.batch(|b| b.item().increment(1).by_name().insert("k", 2))
+        .await
+        .unwrap();
+    let v = s.load().await.unwrap().to_value().unwrap();
+    assert_eq!(
+        (v.item, v.items, v.by_name),
+        (Some(4), vec![1], HashMap::from([("k".into(), 2)]))
+    );
+}
