@@ -20,6 +20,7 @@ pub use serde::Serialize;
 pub use serde::de::DeserializeOwned;
 pub use serde_json;
 
+pub use crate::path::{CustomFormat, CustomFormatPath, Flattened, FlattenedPath};
 pub use crate::{
     At, BatchBuilder, BatchCommit, BatchSink, CanDelete, CanWrite, Context, Cursor, Deletable,
     Error, FieldScope, Mode, Op, Path, PathTarget, ReadOnly, ReadWrite, Required, SlotHandle,
@@ -106,25 +107,3 @@ pub fn fallback<T>() -> crate::Result<T> {
         "this state type failed to derive".into(),
     ))
 }
-
-/// Never implemented: a `#[serde(flatten)]` field has no typed path.
-#[diagnostic::on_unimplemented(
-    message = "a `#[serde(flatten)]` field has no path of its own, so it has no typed path ops",
-    label = "this field is flattened into its parent",
-    note = "its fields are stored in the parent object; `set` the whole parent value instead"
-)]
-pub trait NotFlattened {}
-
-/// Never implemented: a `#[serde(with = …)]` field has no typed path.
-#[diagnostic::on_unimplemented(
-    message = "a `#[serde(with = …)]` field is stored in a custom format, so it has no typed path ops",
-    label = "this field uses a custom serde format",
-    note = "`set` the whole parent value instead"
-)]
-pub trait NotSerdeWith {}
-
-/// The marker types those bounds are asked of (generic over the batch, so the bound is
-/// checked where the method is called, not where it is defined).
-pub struct Flattened<B>(PhantomData<B>);
-/// See [`Flattened`].
-pub struct SerdeWith<B>(PhantomData<B>);

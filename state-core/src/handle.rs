@@ -125,6 +125,11 @@ impl<V: Serialize + DeserializeOwned> StringMap for BTreeMap<String, V> {
     type Value = V;
 }
 
+/// The future of a write through a typed handle: boxed, so that a misuse (an `increment`
+/// on a string, a write through a read-only view) is reported once, where the method is
+/// called.
+pub type StateFuture<'a, T> = futures::future::BoxFuture<'a, Result<T>>;
+
 /// A value with the version it was read at.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Versioned<T> {
@@ -348,57 +353,64 @@ where
 
     /// Stores `value` unconditionally (an Apply write: no read, version +1). Returns the new
     /// version.
-    pub async fn set(&self, value: T) -> Result<u64>
+    pub fn set(&self, value: T) -> StateFuture<'_, u64>
     where
         M: CanWrite,
     {
-        let v = self.target.encode(&value)?;
-        Ok(self.apply(vec![Op::set(Path::root(), v)]).await?.version)
+        let v = self.target.encode(&value);
+        Box::pin(async move { Ok(self.apply(vec![Op::set(Path::root(), v?)]).await?.version) })
     }
 
     /// Stores raw JSON unconditionally, bypassing `T` (repair and migration). Returns the new
     /// version.
-    pub async fn set_raw(&self, value: Value) -> Result<u64>
+    pub fn set_raw(&self, value: Value) -> StateFuture<'_, u64>
     where
         M: CanWrite,
     {
-        Ok(self
-            .apply(vec![Op::set(Path::root(), value)])
-            .await?
-            .version)
+        Box::pin(async move {
+            Ok(self
+                .apply(vec![Op::set(Path::root(), value)])
+                .await?
+                .version)
+        })
     }
 
     /// Stores `value` only if the slot is at version `expected` (strict CAS; no retry).
     /// Otherwise [`Error::VersionMismatch`] and nothing is written. Returns the new version.
-    pub async fn set_if(&self, expected: u64, value: T) -> Result<u64>
+    pub fn set_if(&self, expected: u64, value: T) -> StateFuture<'_, u64>
     where
         M: CanWrite,
     {
-        let v = self.target.encode(&value)?;
-        let w = self.target.cas_write(expected, Some(v));
-        Ok(self.target.commit_one(w).await?.version)
+        let v = self.target.encode(&value);
+        Box::pin(async move {
+            let w = self.target.cas_write(expected, Some(v?));
+            Ok(self.target.commit_one(w).await?.version)
+        })
     }
 
     /// Deletes unconditionally (a tombstone, version +1) and returns the previous value.
     ///
     /// The delete commits even if the previous value no longer fits `T`; the method then
     /// returns [`Error::Decode`] for it (use [`get_raw`](Self::get_raw) first to repair).
-    pub async fn delete(&self) -> Result<Option<T>>
+    pub fn delete(&self) -> StateFuture<'_, Option<T>>
     where
+        T: Send,
         M: CanWrite,
     {
-        let o = self.apply(vec![Op::delete(Path::root())]).await?;
-        let prev = o.previous_version;
-        self.output(o, prev)
+        Box::pin(async move {
+            let o = self.apply(vec![Op::delete(Path::root())]).await?;
+            let prev = o.previous_version;
+            self.output(o, prev)
+        })
     }
 
     /// Deletes only if the slot is at version `expected` (strict CAS). Returns the new version.
-    pub async fn delete_if(&self, expected: u64) -> Result<u64>
+    pub fn delete_if(&self, expected: u64) -> StateFuture<'_, u64>
     where
         M: CanWrite,
     {
         let w = self.target.cas_write(expected, None);
-        Ok(self.target.commit_one(w).await?.version)
+        Box::pin(async move { Ok(self.target.commit_one(w).await?.version) })
     }
 
     /// The CAS loop: runs `f` on the current value (`initial` if never written) and commits
@@ -407,25 +419,38 @@ where
     /// `f` stops without writing ([`Error::Aborted`]). Returns the committed value.
     ///
     /// On an eager handle the first attempt runs on the loaded record.
-    pub async fn update<F>(&self, f: F) -> Result<Option<T>>
+    pub fn update<'a, F>(&'a self, f: F) -> StateFuture<'a, Option<T>>
     where
-        F: FnMut(Option<&T>) -> Result<Option<T>, Abort>,
+        F: FnMut(Option<&T>) -> Result<Option<T>, Abort> + Send + 'a,
+        T: Send,
         M: CanWrite,
     {
         let first = self.target.cached();
-        self.update_from(first, f).await.map(|(v, _)| v)
+        Box::pin(async move { self.update_inner(first, f).await.map(|(v, _)| v) })
     }
 
     /// [`update`](Self::update) whose first attempt runs on `first` instead of a fresh read.
     /// Returns the committed value and the write's outcome.
-    pub async fn update_from<F>(
+    pub fn update_from<'a, F>(
+        &'a self,
+        first: Option<Record>,
+        f: F,
+    ) -> StateFuture<'a, (Option<T>, WriteOutcome)>
+    where
+        F: FnMut(Option<&T>) -> Result<Option<T>, Abort> + Send + 'a,
+        T: Send,
+        M: CanWrite,
+    {
+        Box::pin(self.update_inner(first, f))
+    }
+
+    async fn update_inner<F>(
         &self,
         first: Option<Record>,
         mut f: F,
     ) -> Result<(Option<T>, WriteOutcome)>
     where
         F: FnMut(Option<&T>) -> Result<Option<T>, Abort>,
-        M: CanWrite,
     {
         let t = &self.target;
         let (value, outcome) = t
@@ -447,101 +472,110 @@ where
     /// Adds `by` inside the store (an Apply write: no read, no conflict between concurrent
     /// incrementers). Overflow of `T` is [`Error::Overflow`] and writes nothing. Returns the
     /// new value.
-    pub async fn increment(&self, by: T) -> Result<T>
+    pub fn increment(&self, by: T) -> StateFuture<'_, T>
     where
         T: Numeric,
         M: CanWrite,
     {
-        self.arith(by, false).await
+        self.arith(by, false)
     }
 
     /// Subtracts `by` inside the store; see [`increment`](Self::increment).
-    pub async fn decrement(&self, by: T) -> Result<T>
+    pub fn decrement(&self, by: T) -> StateFuture<'_, T>
     where
         T: Numeric,
         M: CanWrite,
     {
-        self.arith(by, true).await
+        self.arith(by, true)
     }
 
-    async fn arith(&self, by: T, negate: bool) -> Result<T>
+    fn arith(&self, by: T, negate: bool) -> StateFuture<'_, T>
     where
         T: Numeric,
     {
-        let op = Self::numeric_op(&self.target, Path::root(), by, negate)?;
-        let o = self.apply(vec![op]).await?;
-        let version = o.version;
-        self.output(o, version)?
-            .ok_or_else(|| Error::store(std::io::Error::other("a numeric op returned no value")))
+        let op = Self::numeric_op(&self.target, Path::root(), by, negate);
+        Box::pin(async move {
+            let o = self.apply(vec![op?]).await?;
+            let version = o.version;
+            self.output(o, version)?.ok_or_else(|| {
+                Error::store(std::io::Error::other("a numeric op returned no value"))
+            })
+        })
     }
 
     /// Appends `item` inside the store. Returns the new version.
-    pub async fn append(&self, item: T::Item) -> Result<u64>
+    pub fn append(&self, item: T::Item) -> StateFuture<'_, u64>
     where
         T: Sequence,
         M: CanWrite,
     {
-        let v = self.target.encode(&item)?;
-        Ok(self.apply(vec![Op::append(Path::root(), v)]).await?.version)
+        let op = self
+            .target
+            .encode(&item)
+            .map(|v| Op::append(Path::root(), v));
+        Box::pin(async move { Ok(self.apply(vec![op?]).await?.version) })
     }
 
     /// Removes and returns the first item (`None` if the sequence is empty or absent).
-    pub async fn remove_first(&self) -> Result<Option<T::Item>>
+    pub fn remove_first(&self) -> StateFuture<'_, Option<T::Item>>
     where
         T: Sequence,
+        T::Item: Send,
         M: CanWrite,
     {
-        let o = self.apply(vec![Op::remove_first(Path::root())]).await?;
-        let prev = o.previous_version;
-        self.output(o, prev)
+        self.removed(vec![Op::remove_first(Path::root())])
     }
 
     /// Removes and returns the last item (`None` if the sequence is empty or absent).
-    pub async fn remove_last(&self) -> Result<Option<T::Item>>
+    pub fn remove_last(&self) -> StateFuture<'_, Option<T::Item>>
     where
         T: Sequence,
+        T::Item: Send,
         M: CanWrite,
     {
-        let o = self.apply(vec![Op::remove_last(Path::root())]).await?;
-        let prev = o.previous_version;
-        self.output(o, prev)
+        self.removed(vec![Op::remove_last(Path::root())])
+    }
+
+    /// Commits `ops` and decodes the last op's output (a removed item or entry) as `V`.
+    fn removed<V: DeserializeOwned + Send>(&self, ops: Vec<Op>) -> StateFuture<'_, Option<V>> {
+        Box::pin(async move {
+            let mut o = self.apply(ops).await?;
+            let prev = o.previous_version;
+            let removed = o.outputs.pop().flatten();
+            removed.map(|v| self.target.decode(v, prev)).transpose()
+        })
     }
 
     /// Inserts every entry into the map inside the store (shallow merge). Returns the new
     /// version.
-    pub async fn merge<K, I>(&self, entries: I) -> Result<u64>
+    pub fn merge<K, I>(&self, entries: I) -> StateFuture<'_, u64>
     where
         T: StringMap,
         K: Into<String>,
         I: IntoIterator<Item = (K, T::Value)>,
         M: CanWrite,
     {
-        let map = encode_entries(&self.target, entries)?;
-        Ok(self
-            .apply(vec![Op::merge(Path::root(), map)])
-            .await?
-            .version)
+        let op = encode_entries(&self.target, entries).map(|m| Op::merge(Path::root(), m));
+        Box::pin(async move { Ok(self.apply(vec![op?]).await?.version) })
     }
 
     /// Inserts one entry into the map inside the store. Returns the new version.
-    pub async fn insert(&self, key: impl Into<String>, value: T::Value) -> Result<u64>
+    pub fn insert(&self, key: impl Into<String>, value: T::Value) -> StateFuture<'_, u64>
     where
         T: StringMap,
         M: CanWrite,
     {
-        self.merge([(key.into(), value)]).await
+        self.merge([(key.into(), value)])
     }
 
     /// Removes one entry from the map inside the store and returns it.
-    pub async fn remove(&self, key: impl Into<String>) -> Result<Option<T::Value>>
+    pub fn remove(&self, key: impl Into<String>) -> StateFuture<'_, Option<T::Value>>
     where
         T: StringMap,
+        T::Value: Send,
         M: CanWrite,
     {
-        let mut o = self.apply(map_remove_ops(Path::root(), key.into())).await?;
-        let prev = o.previous_version;
-        let removed = o.outputs.pop().flatten();
-        removed.map(|v| self.target.decode(v, prev)).transpose()
+        self.removed(map_remove_ops(Path::root(), key.into()))
     }
 }
 

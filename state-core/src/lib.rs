@@ -70,11 +70,15 @@ pub use context::{Context, FieldScope, StateScope};
 pub use engine::{Engine, EngineConfig, Event, Events, RetryPolicy};
 pub use error::{Abort, BoxError, Error, IdPart, Result};
 pub use handle::{
-    CanWrite, Mode, Numeric, ReadOnly, ReadWrite, Sequence, SlotHandle, StringMap, Versioned,
+    CanWrite, Mode, Numeric, ReadOnly, ReadWrite, Sequence, SlotHandle, StateFuture, StringMap,
+    Versioned,
 };
 pub use memory::MemoryStore;
 pub use op::{NumKind, Op, OpKind, Path, apply_ops};
-pub use path::{At, CanDelete, Cursor, Deletable, PathTarget, Required};
+pub use path::{
+    At, CanDelete, Cursor, CustomFormat, CustomFormatPath, Deletable, Flattened, FlattenedPath,
+    PathTarget, Required,
+};
 pub use record::{Clock, ManualClock, Record, SystemClock, Timestamp, Ttl};
 pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};
 pub use store::{

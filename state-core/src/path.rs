@@ -291,3 +291,27 @@ impl<B, T: PathTarget<B>> PathTarget<B> for Option<T> {
         T::cursor::<Deletable>(at)
     }
 }
+
+/// Never implemented: asked of a `#[serde(flatten)]` field's path method, so calling it is a
+/// compile error that says why.
+#[diagnostic::on_unimplemented(
+    message = "a `#[serde(flatten)]` field has no path of its own, so it has no typed path ops",
+    label = "this field is flattened into its parent",
+    note = "its fields are stored in the parent object; `set` the whole parent value instead"
+)]
+pub trait FlattenedPath {}
+
+/// Never implemented: asked of a `#[serde(with = …)]` field's path method.
+#[diagnostic::on_unimplemented(
+    message = "a `#[serde(with = …)]` field is stored in a custom format, so it has no typed path ops",
+    label = "this field uses a custom serde format",
+    note = "`set` the whole parent value instead"
+)]
+pub trait CustomFormatPath {}
+
+/// The type those bounds are asked of: generic over the batch, so the bound is checked where
+/// the method is called, not where it is defined.
+pub struct Flattened<B>(PhantomData<B>);
+
+/// See [`Flattened`].
+pub struct CustomFormat<B>(PhantomData<B>);

@@ -77,3 +77,25 @@ pub(crate) fn mentions_param(ty: &Type, params: &[&Ident]) -> bool {
     }
     walk(ty.to_token_stream(), params)
 }
+
+/// A generic parameter name for generated code (`M`, `B`, `D`) that none of the user's
+/// parameters already uses.
+pub(crate) fn fresh(cont: &Container<'_>, base: &str) -> Ident {
+    let taken: Vec<String> = cont
+        .generics
+        .params
+        .iter()
+        .map(|p| match p {
+            syn::GenericParam::Type(t) => t.ident.to_string(),
+            syn::GenericParam::Lifetime(l) => l.lifetime.ident.to_string(),
+            syn::GenericParam::Const(c) => c.ident.to_string(),
+        })
+        .collect();
+    let mut name = base.to_owned();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base}{n}");
+        n += 1;
+    }
+    Ident::new(&name, proc_macro2::Span::call_site())
+}

@@ -24,11 +24,6 @@ impl Ctxt {
         self.errors.borrow_mut().push(err);
     }
 
-    /// Whether anything was recorded.
-    pub(crate) fn has_errors(&self) -> bool {
-        !self.errors.borrow().is_empty()
-    }
-
     /// Every error, combined into one (each keeps its span).
     pub(crate) fn check(self) -> Result<(), syn::Error> {
         let mut errors = self.errors.into_inner().into_iter();

@@ -11,7 +11,33 @@ pub(crate) fn state_scope(input: &DeriveInput, krate: &syn::Path) -> TokenStream
     let ident = &input.ident;
     let name = ident.unraw().to_string();
     let vis = &input.vis;
-    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    let (impl_g, ty_g, _) = input.generics.split_for_impl();
+    // Types with lifetime or const parameters get no stand-in impl: it would only add errors.
+    let plain = input.generics.lifetimes().next().is_none()
+        && input.generics.const_params().next().is_none();
+    let statics = input.generics.type_params().map(|t| {
+        let t = &t.ident;
+        quote!(#t: 'static)
+    });
+    let preds = input
+        .generics
+        .where_clause
+        .iter()
+        .flat_map(|w| w.predicates.iter());
+    let impl_ = plain.then(|| {
+        quote! {
+            #[allow(unused_qualifications, clippy::all)]
+            const _: () = {
+                impl #impl_g #p::StateScope for #ident #ty_g where #(#preds,)* #(#statics,)* {
+                    type State<M: #p::Mode> = #p::Fallback<M>;
+                    const NAMESPACE: &'static str = #name;
+                    fn bind<M: #p::Mode>(_: &#p::Context) -> #p::StateResult<Self::State<M>> {
+                        #p::fallback()
+                    }
+                }
+            };
+        }
+    });
     let aliases = ["State", "View", "Snapshot", "Batch"].map(|suffix| {
         let alias = format_ident!("{}{}", name, suffix, span = ident.span());
         let doc = format!("Not generated: `#[derive(StateScope)]` on `{name}` has errors.");
@@ -23,16 +49,7 @@ pub(crate) fn state_scope(input: &DeriveInput, krate: &syn::Path) -> TokenStream
     });
     quote! {
         #(#aliases)*
-        #[allow(unused_qualifications, clippy::all)]
-        const _: () = {
-            impl #impl_g #p::StateScope for #ident #ty_g #where_c {
-                type State<M: #p::Mode> = #p::Fallback<M>;
-                const NAMESPACE: &'static str = #name;
-                fn bind<M: #p::Mode>(_: &#p::Context) -> #p::StateResult<Self::State<M>> {
-                    #p::fallback()
-                }
-            }
-        };
+        #impl_
     }
 }
 
@@ -43,6 +60,10 @@ pub(crate) fn state_path(input: &DeriveInput, krate: &syn::Path) -> TokenStream 
     with_b.params.push(syn::parse_quote!(B));
     let (impl_b, _, _) = with_b.split_for_impl();
     let (_, ty_g, where_c) = input.generics.split_for_impl();
+    if input.generics.lifetimes().next().is_some() || input.generics.const_params().next().is_some()
+    {
+        return quote!();
+    }
     quote! {
         #[allow(unused_qualifications, clippy::all)]
         const _: () = {

@@ -50,9 +50,7 @@ fn expand(input: &DeriveInput, derive: Derive) -> proc_macro2::TokenStream {
         .krate
         .clone()
         .unwrap_or_else(|| syn::parse_quote!(::state_core));
-    if !cx.has_errors() {
-        check::check(&cx, derive, &cont);
-    }
+    check::check(&cx, derive, &cont);
     match cx.check() {
         Ok(()) => match derive {
             Derive::StateScope => scope::expand(&cont, &krate),

@@ -15,8 +15,8 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let ident = cont.ident;
     let (_, user_ty, _) = cont.generics.split_for_impl();
     let preds = bound::predicates(cont, &p);
-    let b = format_ident!("B");
-    let d = format_ident!("D");
+    let b = bound::fresh(cont, "B");
+    let d = bound::fresh(cont, "D");
 
     let Some(fields) = &cont.fields else {
         // Enums, tuple and unit structs: a leaf value, set or deleted as a whole.
@@ -72,9 +72,9 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
             let at = quote!(self.at.child(#segment));
             let (guard, ret, body) = if f.attrs.serde_flatten || f.attrs.serde_with {
                 let marker_ty = if f.attrs.serde_flatten {
-                    quote!(#p::Flattened<#b>: #p::NotFlattened)
+                    quote!(#p::Flattened<#b>: #p::FlattenedPath)
                 } else {
-                    quote!(#p::SerdeWith<#b>: #p::NotSerdeWith)
+                    quote!(#p::CustomFormat<#b>: #p::CustomFormatPath)
                 };
                 (
                     quote_spanned!(span=> where #marker_ty),
@@ -101,9 +101,10 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
                 (
                     quote!(),
                     quote_spanned!(span=> <#ty as #p::PathTarget<#b>>::Cursor<#p::Required>),
-                    quote!(<#ty as #p::PathTarget<#b>>::cursor::<#p::Required>(#at)),
+                    quote_spanned!(span=> <#ty as #p::PathTarget<#b>>::cursor::<#p::Required>(#at)),
                 )
             };
+            let body = quote_spanned!(span=> #body);
             quote! {
                 #docs
                 #vis fn #fid(self) -> #ret #guard {
@@ -129,14 +130,6 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
         }
 
         #[allow(unused_qualifications, clippy::all)]
-        const _: () = {
-            impl #impl_b #p::PathTarget<#b> for #ident #user_ty where #(#preds,)* {
-                type Cursor<#d> = #path_ty<#args #b, #d>;
-                fn cursor<#d>(at: #p::At<#b>) -> Self::Cursor<#d> {
-                    #path_ty { at, __state_marker: #p::PhantomData }
-                }
-            }
-
             impl #impl_bd #path_ty<#args #b, #d> where #(#cursor_preds,)* {
                 #(#methods)*
 
@@ -154,6 +147,16 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
                     self.at.delete()
                 }
             }
+
+        #[allow(unused_qualifications, clippy::all)]
+        const _: () = {
+            impl #impl_b #p::PathTarget<#b> for #ident #user_ty where #(#preds,)* {
+                type Cursor<#d> = #path_ty<#args #b, #d>;
+                fn cursor<#d>(at: #p::At<#b>) -> Self::Cursor<#d> {
+                    #path_ty { at, __state_marker: #p::PhantomData }
+                }
+            }
+
         };
     }
 }

@@ -82,7 +82,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let view = format_ident!("{}View", name, span = ident.span());
     let snapshot = format_ident!("{}Snapshot", name, span = ident.span());
     let batch = format_ident!("{}Batch", name, span = ident.span());
-    let m = format_ident!("M");
+    let m = bound::fresh(cont, "M");
 
     let decl = bound::decl_params(cont);
     let args = bound::args(cont);
@@ -156,14 +156,17 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
                 }
                 (
                     quote_spanned!(span=> <#ty as #p::PathTarget<#self_ty>>::Cursor<#p::Deletable>),
-                    quote!(<#ty as #p::PathTarget<#self_ty>>::cursor::<#p::Deletable>),
+                    quote_spanned!(span=> <#ty as #p::PathTarget<#self_ty>>::cursor::<#p::Deletable>),
                 )
+            };
+            let body = quote_spanned! {span=>
+                let target = #p::Clone::clone(&self.#f);
+                #make(#p::At { batch: self, target, path: #p::Path::root() })
             };
             quote! {
                 #docs
                 #vis fn #f(self) -> #ret {
-                    let target = #p::Clone::clone(&self.#f);
-                    #make(#p::At { batch: self, target, path: #p::Path::root() })
+                    #body
                 }
             }
         })
@@ -229,48 +232,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let marker_init = quote!(__state_marker: #p::PhantomData);
     let targets = quote!(#( #fid: #p::Clone::clone(self.#fid.target()), )*);
 
-    quote! {
-        #[doc = #state_doc]
-        #[allow(unused_qualifications)]
-        #vis struct #state<#decl #m = #p::ReadWrite> #user_where {
-            #( #fid: #p::SlotHandle<#vty, #m>, )*
-            __state_marker: #marker,
-        }
-
-        #[doc = #view_doc]
-        #[allow(unused_qualifications)]
-        #vis type #view<#decl> = #state<#args #p::ReadOnly>;
-
-        #[doc = #snapshot_doc]
-        #[allow(unused_qualifications)]
-        #vis struct #snapshot<#decl #m = #p::ReadWrite> #user_where {
-            #( #fid: #p::SlotHandle<#vty, #m>, )*
-            __state_marker: #marker,
-        }
-
-        #[doc = #batch_doc]
-        #[must_use = "a batch does nothing until it is returned to `batch` and awaited"]
-        #[allow(unused_qualifications)]
-        #vis struct #batch<#decl> #user_where {
-            __batch: #p::BatchBuilder,
-            #( #fid: #p::WriteTarget, )*
-            __state_marker: #marker,
-        }
-
-        #[allow(unused_qualifications, clippy::all)]
-        const _: () = {
-            impl #impl_m #p::Clone for #state<#args #m> where #(#preds,)* {
-                fn clone(&self) -> Self {
-                    #state { #( #fid: #p::Clone::clone(&self.#fid), )* #marker_init }
-                }
-            }
-
-            impl #impl_m #p::Clone for #snapshot<#args #m> where #(#preds,)* {
-                fn clone(&self) -> Self {
-                    #snapshot { #( #fid: #p::Clone::clone(&self.#fid), )* #marker_init }
-                }
-            }
-
+    let inherent = quote! {
             impl #impl_m #state<#args #m> where #(#preds,)* {
                 #(#accessors)*
 
@@ -301,6 +263,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
                 }
             }
 
+        #[allow(unused_qualifications, clippy::all)]
             impl #impl_m #snapshot<#args #m> where #(#preds,)* {
                 #(#accessors)*
 
@@ -327,15 +290,64 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
                 }
             }
 
+
+        #[allow(unused_qualifications, clippy::all)]
+            impl #impl_plain #batch<#args> where #(#batch_preds,)* {
+                #(#cursors)*
+            }
+
+    };
+
+    quote! {
+        #[doc = #state_doc]
+        #[allow(unused_qualifications)]
+        #vis struct #state<#decl #m = #p::ReadWrite> #user_where {
+            #( #fid: #p::SlotHandle<#vty, #m>, )*
+            __state_marker: #marker,
+        }
+
+        #[doc = #view_doc]
+        #[allow(unused_qualifications)]
+        #vis type #view<#decl> = #state<#args #p::ReadOnly>;
+
+        #[doc = #snapshot_doc]
+        #[allow(unused_qualifications)]
+        #vis struct #snapshot<#decl #m = #p::ReadWrite> #user_where {
+            #( #fid: #p::SlotHandle<#vty, #m>, )*
+            __state_marker: #marker,
+        }
+
+        #[doc = #batch_doc]
+        #[must_use = "a batch does nothing until it is returned to `batch` and awaited"]
+        #[allow(unused_qualifications)]
+        #vis struct #batch<#decl> #user_where {
+            __batch: #p::BatchBuilder,
+            #( #fid: #p::WriteTarget, )*
+            __state_marker: #marker,
+        }
+
+        #[allow(unused_qualifications, clippy::all)]
+        #inherent
+
+        #[allow(unused_qualifications, clippy::all)]
+        const _: () = {
+            impl #impl_m #p::Clone for #state<#args #m> where #(#preds,)* {
+                fn clone(&self) -> Self {
+                    #state { #( #fid: #p::Clone::clone(&self.#fid), )* #marker_init }
+                }
+            }
+
+            impl #impl_m #p::Clone for #snapshot<#args #m> where #(#preds,)* {
+                fn clone(&self) -> Self {
+                    #snapshot { #( #fid: #p::Clone::clone(&self.#fid), )* #marker_init }
+                }
+            }
+
             impl #impl_m #p::TryFrom<#snapshot<#args #m>> for #ident #user_ty where #(#preds,)* {
                 type Error = #p::Error;
                 fn try_from(snapshot: #snapshot<#args #m>) -> #p::StateResult<Self> {
                     snapshot.to_value()
                 }
-            }
-
-            impl #impl_plain #batch<#args> where #(#batch_preds,)* {
-                #(#cursors)*
             }
 
             impl #impl_plain #p::BatchSink for #batch<#args> where #(#preds,)* {

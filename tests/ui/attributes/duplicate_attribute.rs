@@ -1,0 +1,10 @@
+use serde::{Deserialize, Serialize};
+use state_core::StateScope;
+
+#[derive(StateScope, Serialize, Deserialize)]
+pub struct Research {
+    #[state(initial = 0, initial = 1)]
+    pub attempts: u32,
+}
+
+fn main() {}
