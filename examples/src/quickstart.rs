@@ -1,50 +1,71 @@
-//! A small research workflow: fan-out workers record their work in shared execution state.
+//! A research workflow: fan-out workers record their work in shared, typed execution state.
 //!
 //! Runs on the in-memory store for now; issue [C] makes it persist to SQLite.
 
 use std::collections::BTreeMap;
 
-use state_core::{Engine, MemoryStore, Result, Scope, Slot};
+use serde::{Deserialize, Serialize};
+use state_core::{Context, Engine, MemoryStore, Result, StatePath, StateScope};
 
-/// What the workflow ended with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    /// How many fetch attempts the workers made.
-    pub attempts: u32,
-    /// Articles collected, in the order they were appended.
-    pub articles: Vec<String>,
-    /// Money spent on model calls.
-    pub total_cost: f64,
-    /// Per-source article counts.
-    pub by_source: BTreeMap<String, u32>,
-    /// The version of the `attempts` slot (one per committed write).
-    pub attempts_version: u64,
+/// Who reviews the research.
+#[derive(StatePath, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Reviewer {
+    /// Display name.
+    pub name: String,
+    /// Reviews done.
+    pub reviews: u32,
 }
 
-/// Runs the workflow: 8 concurrent workers × 5 articles each, then a final review step.
-pub async fn run() -> Result<Summary> {
+/// The workflow's state: each field is a slot; the struct's name is their namespace.
+#[derive(StateScope, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Research {
+    /// Fetch attempts (and reviews) so far.
+    #[state(initial = 0)]
+    pub attempts: u32,
+    /// Articles collected.
+    #[state(default)]
+    pub articles: Vec<String>,
+    /// Money spent on model calls.
+    #[state(initial = 0.0)]
+    pub total_cost: f64,
+    /// Article counts per source.
+    #[state(default)]
+    pub by_source: BTreeMap<String, u32>,
+    /// The reviewer, once one is assigned.
+    pub reviewer: Option<Reviewer>,
+    /// Shared by every execution of this user.
+    #[state(user)]
+    pub theme: Option<String>,
+    /// Never persisted: gone when the invocation ends.
+    #[state(temp)]
+    pub last_response: Option<String>,
+}
+
+/// Runs the workflow: 8 concurrent workers × 5 articles each, a CAS tally, then a review
+/// committed as one atomic batch. Returns the final state.
+pub async fn run() -> Result<Research> {
     let engine = Engine::new(MemoryStore::new());
-    let run = Scope::execution("research-run-1")?;
-    let slot = |key: &str| Slot::new(run.clone(), "Research", key);
+    let ctx = Context::new(engine, "research-run-1")?.with_user("newsroom", "ada")?;
+    let state = ctx.state::<Research>()?;
+    state.theme().set("dark".into()).await?;
 
-    let attempts = engine.handle::<u32>(slot("attempts")?).with_initial(&0)?;
-    let articles = engine.handle::<Vec<String>>(slot("articles")?);
-    let total_cost = engine.handle::<f64>(slot("total_cost")?);
-    let by_source = engine.handle::<BTreeMap<String, u32>>(slot("by_source")?);
-
-    // Fan out: every worker increments and appends concurrently. These are Apply writes:
-    // the store applies them to the current value, so concurrent workers never conflict.
+    // Fan out: increments and appends are applied by the store, so concurrent workers never
+    // conflict and never lose a write.
     let mut workers = Vec::new();
     for w in 0..8 {
-        let (attempts, articles, total_cost) =
-            (attempts.clone(), articles.clone(), total_cost.clone());
+        let state = state.clone();
         workers.push(tokio::spawn(async move {
             for i in 0..5 {
-                attempts.increment(1).await?;
-                articles
+                state.attempts().increment(1).await?;
+                state
+                    .articles()
                     .append(format!("https://news.example/{w}/{i}"))
                     .await?;
-                total_cost.increment(0.25).await?;
+                state.total_cost().increment(0.25).await?;
+                state
+                    .last_response()
+                    .set(format!("worker {w} item {i}"))
+                    .await?;
             }
             Ok::<_, state_core::Error>(())
         }));
@@ -53,10 +74,11 @@ pub async fn run() -> Result<Summary> {
         w.await.map_err(state_core::Error::store)??;
     }
 
-    // A read-modify-write that depends on other slots: the CAS loop `update`.
-    let collected = articles.get().await?.unwrap_or_default();
-    by_source
-        .update(|current| {
+    // A read-modify-write that depends on another slot: the CAS loop, re-run on conflict.
+    let collected = state.articles().get().await?.unwrap_or_default();
+    state
+        .by_source()
+        .update(move |current| {
             let mut counts = current.cloned().unwrap_or_default();
             for url in &collected {
                 let source = url.split('/').nth(3).unwrap_or("?").to_string();
@@ -66,20 +88,26 @@ pub async fn run() -> Result<Summary> {
         })
         .await?;
 
-    // One atomic commit across two slots: a review costs money and counts as an attempt.
-    engine
-        .batch()
-        .increment(&attempts, 1)
-        .increment(&total_cost, 0.5)
-        .commit()
+    // One atomic commit across three slots, with a path-checked nested op.
+    state
+        .reviewer()
+        .set(Reviewer {
+            name: "Grace".into(),
+            reviews: 0,
+        })
+        .await?;
+    state
+        .batch(|b| {
+            b.attempts()
+                .increment(1)
+                .total_cost()
+                .increment(0.5)
+                .reviewer()
+                .reviews()
+                .increment(1)
+        })
         .await?;
 
-    let attempts_now = attempts.get_versioned().await?;
-    Ok(Summary {
-        attempts: attempts_now.value.unwrap_or(0),
-        attempts_version: attempts_now.version,
-        articles: articles.get().await?.unwrap_or_default(),
-        total_cost: total_cost.get().await?.unwrap_or(0.0),
-        by_source: by_source.get().await?.unwrap_or_default(),
-    })
+    // Every field in one store call, as the struct.
+    state.load().await?.to_value()
 }
