@@ -52,6 +52,8 @@
 
 mod batch;
 mod collection;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod context;
 mod engine;
 mod error;

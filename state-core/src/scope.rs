@@ -18,34 +18,35 @@ pub const MAX_NAME_BYTES: usize = 256;
 
 /// Where state lives and who shares it.
 ///
-/// The order of the variants is the order scopes are listed in.
+/// Variants are in alphabetical order, so every backend lists scopes in the same order
+/// (SQL text order equals this enum's order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeKind {
+    /// A whole app (ADK `app:`). Id: the app name.
+    App,
     /// One execution, shared with its children and concurrent branches; purged with it.
     /// Id: the (root) execution id.
     Execution,
-    /// Every run of one workflow type. Id: the workflow type.
-    Workflow,
+    /// Any named scope with dynamic keys (Motia groups). Id: the group name.
+    Group,
     /// One virtual-object key of one service (Restate). Id: service, then object key.
     Object,
     /// One user of one app (ADK `user:`). Id: app, then user id.
     User,
-    /// A whole app (ADK `app:`). Id: the app name.
-    App,
-    /// Any named scope with dynamic keys (Motia groups). Id: the group name.
-    Group,
+    /// Every run of one workflow type. Id: the workflow type.
+    Workflow,
 }
 
 impl ScopeKind {
     /// Every kind, in listing order.
     pub const ALL: [ScopeKind; 6] = [
+        ScopeKind::App,
         ScopeKind::Execution,
-        ScopeKind::Workflow,
+        ScopeKind::Group,
         ScopeKind::Object,
         ScopeKind::User,
-        ScopeKind::App,
-        ScopeKind::Group,
+        ScopeKind::Workflow,
     ];
 
     /// The lower-case name used in storage, the CLI and display (`"execution"`, …).
@@ -82,7 +83,7 @@ impl std::str::FromStr for ScopeKind {
             .ok_or_else(|| Error::InvalidId {
                 part: IdPart::ScopeKind,
                 value: truncate(s),
-                reason: "is not one of execution, workflow, object, user, app, group".into(),
+                reason: "is not one of app, execution, group, object, user, workflow".into(),
             })
     }
 }

@@ -1,0 +1,1077 @@
+//! The conformance suite of the [`Store`] contract: every backend runs it with one line.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use state_core::{MemoryStore, Store, conformance};
+//!
+//! conformance::assert_conformance(&|clock| async move {
+//!     Arc::new(MemoryStore::with_clock(clock)) as Arc<dyn Store>
+//! })
+//! .await;
+//! # }
+//! ```
+//!
+//! Each check gets a fresh store on a [`ManualClock`], runs against the untyped store API and
+//! typed handles, and reports what broke; [`run`] collects every failure instead of stopping
+//! at the first, so a broken store shows which rules it breaks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    Batch, Clock, CommitOutcome, Engine, EngineConfig, Error, ManualClock, NumKind, Op, Path,
+    RetryPolicy, Scope, ScopeKind, Slot, SlotKey, Store, Timestamp, Ttl, Write,
+};
+
+/// Makes a fresh, empty store that reads time from the given clock.
+pub trait StoreFactory: Send + Sync {
+    /// A fresh, empty store on `clock`.
+    fn make(
+        &self,
+        clock: Arc<dyn Clock>,
+    ) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>>;
+}
+
+impl<F, Fut> StoreFactory for F
+where
+    F: Fn(Arc<dyn Clock>) -> Fut + Send + Sync,
+    Fut: Future<Output = Arc<dyn Store>> + Send + 'static,
+{
+    fn make(
+        &self,
+        clock: Arc<dyn Clock>,
+    ) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>> {
+        Box::pin(self(clock))
+    }
+}
+
+/// A rule the store broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The check's name (the rule).
+    pub check: &'static str,
+    /// What was observed.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.check, self.message)
+    }
+}
+
+type CheckResult = Result<(), String>;
+type CheckFn = for<'a> fn(&'a Env) -> Pin<Box<dyn Future<Output = CheckResult> + Send + 'a>>;
+
+/// What a check works with.
+struct Env {
+    store: Arc<dyn Store>,
+    engine: Engine,
+    clock: ManualClock,
+}
+
+const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+macro_rules! checks {
+    ($($name:ident),* $(,)?) => {
+        /// The names of every check, in the order they run.
+        pub const CHECKS: &[&str] = &[$(stringify!($name)),*];
+        fn all() -> Vec<(&'static str, CheckFn)> {
+            vec![$((stringify!($name), |env| Box::pin($name(env)) as _)),*]
+        }
+    };
+}
+
+checks!(
+    never_written_slots_read_version_0,
+    every_write_raises_the_version_by_one,
+    initial_only_before_the_first_write,
+    cas_is_strict_and_tombstones_stay,
+    a_failing_op_fails_the_whole_batch,
+    a_cas_conflict_fails_the_whole_batch,
+    writes_to_one_slot_in_a_batch_see_each_other,
+    ops_return_their_outputs,
+    nested_paths_need_their_parent,
+    numbers_are_checked_at_their_width,
+    values_over_the_limit_are_refused,
+    json_null_is_not_stored_at_the_root,
+    expired_slots_read_as_tombstones,
+    ttl_is_kept_set_or_cleared,
+    purging_expired_rows_keeps_versions_rising,
+    purging_a_scope_keeps_versions_rising,
+    clear_tombstones_live_slots,
+    keys_are_listed_in_pages,
+    scopes_are_listed_in_pages,
+    load_scope_returns_every_stored_slot,
+    slot_identities_never_collide,
+    concurrent_increments_lose_nothing,
+);
+
+/// Runs every check on fresh stores from `factory`. Returns how many passed, or every failure.
+pub async fn run(factory: &dyn StoreFactory) -> Result<usize, Vec<Failure>> {
+    let mut failures = Vec::new();
+    let checks = all();
+    for (name, check) in &checks {
+        let clock = ManualClock::new(T0);
+        let store = factory.make(Arc::new(clock.clone())).await;
+        let config = EngineConfig::default()
+            .retry(RetryPolicy::new(1_000).with_backoff(Duration::ZERO, Duration::from_millis(2)));
+        let engine = Engine::with_config(store.clone(), config);
+        let env = Env {
+            store,
+            engine,
+            clock,
+        };
+        if let Err(message) = check(&env).await {
+            failures.push(Failure {
+                check: name,
+                message,
+            });
+        }
+    }
+    if failures.is_empty() {
+        Ok(checks.len())
+    } else {
+        Err(failures)
+    }
+}
+
+/// Runs every check and panics listing every failure.
+pub async fn assert_conformance(factory: &dyn StoreFactory) {
+    if let Err(failures) = run(factory).await {
+        let list: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        panic!(
+            "the store breaks {} rule(s) of the contract:\n  {}",
+            failures.len(),
+            list.join("\n  ")
+        );
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+trait Ctx<T> {
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T> Ctx<T> for crate::Result<T> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: unexpected error: {e}"))
+    }
+}
+
+fn exec(id: &str) -> Scope {
+    Scope::execution(id).unwrap_or_else(|e| unreachable!("valid test id: {e}"))
+}
+
+fn slot(scope: &Scope, key: &str) -> Slot {
+    Slot::new(scope.clone(), "Conf", key).unwrap_or_else(|e| unreachable!("valid test slot: {e}"))
+}
+
+fn inc(by: u64) -> Op {
+    Op::increment(Path::root(), by.into(), NumKind::U64)
+}
+
+async fn commit(env: &Env, writes: Vec<Write>) -> crate::Result<CommitOutcome> {
+    env.store
+        .commit(Batch {
+            writes,
+            max_value_bytes: crate::DEFAULT_MAX_VALUE_BYTES,
+        })
+        .await
+}
+
+async fn version(env: &Env, s: &Slot) -> Result<u64, String> {
+    Ok(env.store.load(s).await.ctx("load")?.version)
+}
+
+async fn value(env: &Env, s: &Slot) -> Result<Option<Value>, String> {
+    Ok(env.store.load(s).await.ctx("load")?.value)
+}
+
+// ---- checks --------------------------------------------------------------------------------
+
+async fn never_written_slots_read_version_0(env: &Env) -> CheckResult {
+    let sc = exec("e");
+    let slots = [slot(&sc, "a"), slot(&sc, "b"), slot(&sc, "c")];
+    env.engine
+        .handle::<u32>(slots[1].clone())
+        .set(7)
+        .await
+        .ctx("set")?;
+    let records = env.store.load_many(&slots).await.ctx("load_many")?;
+    ensure!(
+        records.len() == 3,
+        "load_many returned {} records for 3 slots",
+        records.len()
+    );
+    ensure!(
+        records[0].version == 0 && records[0].value.is_none(),
+        "never written: {:?}",
+        records[0]
+    );
+    ensure!(
+        records[1].value == Some(json!(7)) && records[1].version == 1,
+        "order: {:?}",
+        records[1]
+    );
+    ensure!(records[2].version == 0, "never written: {:?}", records[2]);
+    Ok(())
+}
+
+async fn every_write_raises_the_version_by_one(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "n");
+    let h = env.engine.handle::<u64>(s.clone());
+    let mut expected = 0;
+    for step in [
+        "set",
+        "same set",
+        "increment 0",
+        "unchanged update",
+        "delete",
+        "delete again",
+    ] {
+        match step {
+            "set" | "same set" => {
+                h.set(5).await.ctx(step)?;
+            }
+            "increment 0" => {
+                h.increment(0).await.ctx(step)?;
+            }
+            "unchanged update" => {
+                h.update(|v| Ok(v.copied())).await.ctx(step)?;
+            }
+            _ => {
+                h.delete().await.ctx(step)?;
+            }
+        }
+        expected += 1;
+        let v = version(env, &s).await?;
+        ensure!(
+            v == expected,
+            "after {step}: version {v}, expected {expected}"
+        );
+    }
+    let out = commit(env, vec![Write::apply(s.clone(), vec![inc(1)])])
+        .await
+        .ctx("commit")?;
+    match out {
+        CommitOutcome::Committed(o) => ensure!(
+            o.len() == 1 && o[0].previous_version == 6 && o[0].version == 7,
+            "outcome versions: {o:?}"
+        ),
+        other => return Err(format!("unexpected {other:?}")),
+    }
+    Ok(())
+}
+
+async fn initial_only_before_the_first_write(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "n");
+    let w = || Write::apply(s.clone(), vec![inc(1)]).with_initial(Some(json!(10)));
+    commit(env, vec![w()]).await.ctx("first")?;
+    ensure!(
+        value(env, &s).await? == Some(json!(11)),
+        "version 0 starts from initial"
+    );
+    commit(
+        env,
+        vec![Write::apply(s.clone(), vec![Op::delete(Path::root())])],
+    )
+    .await
+    .ctx("delete")?;
+    commit(env, vec![w()]).await.ctx("after delete")?;
+    let v = value(env, &s).await?;
+    ensure!(
+        v == Some(json!(1)),
+        "after a delete, Apply must start from 0, not initial: got {v:?}"
+    );
+    Ok(())
+}
+
+async fn cas_is_strict_and_tombstones_stay(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "name");
+    let h = env.engine.handle::<String>(s.clone());
+    ensure!(
+        h.set_if(1, "x".into()).await.is_err(),
+        "CAS on a fresh slot must expect version 0"
+    );
+    ensure!(
+        h.set_if(0, "a".into()).await.ctx("set_if 0")? == 1,
+        "first CAS → version 1"
+    );
+    match h.set_if(0, "b".into()).await {
+        Err(Error::VersionMismatch {
+            expected: 0,
+            actual: 1,
+            ..
+        }) => {}
+        other => {
+            return Err(format!(
+                "stale CAS must fail with the actual version: {other:?}"
+            ));
+        }
+    }
+    ensure!(
+        h.delete_if(1).await.ctx("delete_if")? == 2,
+        "delete_if → version 2"
+    );
+    // A writer holding the pre-delete version must not resurrect the slot.
+    ensure!(
+        h.set_if(1, "zombie".into()).await.is_err(),
+        "stale CAS resurrected a tombstone"
+    );
+    ensure!(h.delete_if(1).await.is_err(), "stale delete_if succeeded");
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.value.is_none() && r.version == 2,
+        "tombstone changed: {r:?}"
+    );
+    Ok(())
+}
+
+async fn a_failing_op_fails_the_whole_batch(env: &Env) -> CheckResult {
+    let sc = exec("e");
+    let (a, b, c) = (slot(&sc, "a"), slot(&sc, "b"), slot(&sc, "c"));
+    env.engine
+        .handle::<u8>(c.clone())
+        .set(255)
+        .await
+        .ctx("set")?;
+    let writes = vec![
+        Write::apply(a.clone(), vec![inc(1)]),
+        Write::apply(b.clone(), vec![Op::append(Path::root(), json!(1))]),
+        Write::apply(
+            c.clone(),
+            vec![Op::increment(Path::root(), 1u8.into(), NumKind::U8)],
+        ),
+    ];
+    match commit(env, writes).await {
+        Err(Error::Overflow { .. }) => {}
+        other => {
+            return Err(format!(
+                "the overflowing batch must fail with Overflow: {other:?}"
+            ));
+        }
+    }
+    for (s, v) in [(&a, 0), (&b, 0), (&c, 1)] {
+        let got = version(env, s).await?;
+        ensure!(
+            got == v,
+            "slot {} was written by a failed batch (version {got})",
+            s.key()
+        );
+    }
+    Ok(())
+}
+
+async fn a_cas_conflict_fails_the_whole_batch(env: &Env) -> CheckResult {
+    let sc = exec("e");
+    let (a, b) = (slot(&sc, "a"), slot(&sc, "b"));
+    env.engine
+        .handle::<u32>(b.clone())
+        .set(1)
+        .await
+        .ctx("set")?;
+    let writes = vec![
+        Write::cas(a.clone(), 0, Some(json!(1))),
+        Write::cas(b.clone(), 0, Some(json!(2))),
+    ];
+    match commit(env, writes).await.ctx("commit")? {
+        CommitOutcome::Conflict(c) => ensure!(
+            c.len() == 1 && c[0].slot == b && c[0].expected == 0 && c[0].actual == 1,
+            "conflict must name the slot and its version: {c:?}"
+        ),
+        other => return Err(format!("expected a conflict, got {other:?}")),
+    }
+    ensure!(
+        version(env, &a).await? == 0,
+        "a conflicting batch wrote its other slot"
+    );
+    ensure!(
+        value(env, &b).await? == Some(json!(1)),
+        "a conflicting batch wrote the slot"
+    );
+    Ok(())
+}
+
+async fn writes_to_one_slot_in_a_batch_see_each_other(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "n");
+    let writes = vec![
+        Write::apply(s.clone(), vec![inc(2)]),
+        Write::cas(s.clone(), 1, Some(json!(10))),
+        Write::apply(s.clone(), vec![inc(1)]),
+    ];
+    match commit(env, writes).await.ctx("commit")? {
+        CommitOutcome::Committed(o) => {
+            let v: Vec<u64> = o.iter().map(|o| o.version).collect();
+            ensure!(v == [1, 2, 3], "versions within one batch: {v:?}");
+        }
+        other => return Err(format!("unexpected {other:?}")),
+    }
+    ensure!(value(env, &s).await? == Some(json!(11)), "final value");
+    Ok(())
+}
+
+async fn ops_return_their_outputs(env: &Env) -> CheckResult {
+    let sc = exec("e");
+    let list = slot(&sc, "list");
+    let n = slot(&sc, "n");
+    let ops = vec![
+        Op::append(Path::root(), json!("a")),
+        Op::append(Path::root(), json!("b")),
+        Op::append(Path::root(), json!("c")),
+        Op::remove_first(Path::root()),
+        Op::remove_last(Path::root()),
+    ];
+    let writes = vec![
+        Write::apply(list.clone(), ops).returning_record(),
+        Write::apply(n.clone(), vec![inc(4)]),
+    ];
+    match commit(env, writes).await.ctx("commit")? {
+        CommitOutcome::Committed(o) => {
+            ensure!(
+                o[0].outputs[3] == Some(json!("a")),
+                "remove_first output: {:?}",
+                o[0].outputs
+            );
+            ensure!(
+                o[0].outputs[4] == Some(json!("c")),
+                "remove_last output: {:?}",
+                o[0].outputs
+            );
+            let rec = o[0].record.as_ref().ok_or("asked-for record missing")?;
+            ensure!(
+                rec.value == Some(json!(["b"])) && rec.version == 1,
+                "returned record: {rec:?}"
+            );
+            ensure!(
+                o[1].outputs == [Some(json!(4))],
+                "increment output: {:?}",
+                o[1].outputs
+            );
+            ensure!(
+                o[1].record.is_none(),
+                "a record nobody asked for was returned"
+            );
+        }
+        other => return Err(format!("unexpected {other:?}")),
+    }
+    let del = commit(
+        env,
+        vec![Write::apply(list.clone(), vec![Op::delete(Path::root())])],
+    )
+    .await
+    .ctx("delete")?;
+    match del {
+        CommitOutcome::Committed(o) => {
+            ensure!(
+                o[0].outputs == [Some(json!(["b"]))],
+                "delete returns the previous value"
+            )
+        }
+        other => return Err(format!("unexpected {other:?}")),
+    }
+    Ok(())
+}
+
+async fn nested_paths_need_their_parent(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "doc");
+    let nested = |ops| Write::apply(s.clone(), ops);
+    let r = commit(
+        env,
+        vec![nested(vec![Op::set(Path::new(["a", "b"]), json!(1))])],
+    )
+    .await;
+    ensure!(
+        matches!(r, Err(Error::InvalidPath { .. })),
+        "nested op on an absent slot: {r:?}"
+    );
+    ensure!(version(env, &s).await? == 0, "a failed nested op wrote");
+    commit(
+        env,
+        vec![nested(vec![Op::set(Path::root(), json!({"a": {"n": 1}}))])],
+    )
+    .await
+    .ctx("set")?;
+    let ops = vec![
+        Op::increment(Path::new(["a", "n"]), 2u32.into(), NumKind::U32),
+        Op::merge(
+            Path::new(["a"]),
+            serde_json::Map::from_iter([("m".to_string(), json!(true))]),
+        ),
+        Op::set(Path::new(["x.y"]), json!("dotted key")),
+    ];
+    commit(env, vec![nested(ops)]).await.ctx("nested ops")?;
+    let v = value(env, &s).await?;
+    ensure!(
+        v == Some(json!({"a": {"n": 3, "m": true}, "x.y": "dotted key"})),
+        "nested result: {v:?}"
+    );
+    let bad = commit(
+        env,
+        vec![nested(vec![Op::append(Path::new(["a", "n"]), json!(1))])],
+    )
+    .await;
+    ensure!(
+        matches!(bad, Err(Error::TypeMismatch { .. })),
+        "append on a number: {bad:?}"
+    );
+    Ok(())
+}
+
+async fn numbers_are_checked_at_their_width(env: &Env) -> CheckResult {
+    let sc = exec("e");
+    let u = env.engine.handle::<u32>(slot(&sc, "u32"));
+    u.set(u32::MAX).await.ctx("set")?;
+    let r = u.increment(1).await;
+    ensure!(
+        matches!(
+            r,
+            Err(Error::Overflow {
+                kind: NumKind::U32,
+                ..
+            })
+        ),
+        "u32::MAX + 1: {r:?}"
+    );
+    ensure!(version(env, u.slot()).await? == 1, "an overflow wrote");
+    let i = env.engine.handle::<i8>(slot(&sc, "i8"));
+    ensure!(
+        i.decrement(-127).await.ctx("i8")? == 127,
+        "0 - (-127) is i8::MAX"
+    );
+    let r = i.decrement(-1).await;
+    ensure!(
+        matches!(
+            r,
+            Err(Error::Overflow {
+                kind: NumKind::I8,
+                ..
+            })
+        ),
+        "i8::MAX + 1: {r:?}"
+    );
+    let f = env.engine.handle::<f64>(slot(&sc, "f64"));
+    f.set(f64::MAX).await.ctx("set f64")?;
+    let r = f.increment(f64::MAX).await;
+    ensure!(
+        matches!(r, Err(Error::NotFinite { .. })),
+        "f64 overflow must be refused: {r:?}"
+    );
+    let r = f.increment(f64::NAN).await;
+    ensure!(
+        matches!(r, Err(Error::NotFinite { .. })),
+        "NaN must be refused: {r:?}"
+    );
+    let bad = Op::increment(Path::root(), 300u32.into(), NumKind::U8);
+    let r = commit(env, vec![Write::apply(slot(&sc, "u8"), vec![bad])]).await;
+    ensure!(
+        matches!(r, Err(Error::InvalidOp { .. })),
+        "an amount outside its kind: {r:?}"
+    );
+    Ok(())
+}
+
+async fn values_over_the_limit_are_refused(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "big");
+    let batch = |v: Value| Batch {
+        writes: vec![Write::apply(s.clone(), vec![Op::set(Path::root(), v)])],
+        max_value_bytes: 32,
+    };
+    env.store
+        .commit(batch(json!("x".repeat(10))))
+        .await
+        .ctx("small")?;
+    let r = env.store.commit(batch(json!("x".repeat(100)))).await;
+    ensure!(
+        matches!(r, Err(Error::TooLarge { limit: 32, .. })),
+        "oversized value: {r:?}"
+    );
+    ensure!(
+        value(env, &s).await? == Some(json!("x".repeat(10))),
+        "oversized write changed the value"
+    );
+    Ok(())
+}
+
+async fn json_null_is_not_stored_at_the_root(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "v");
+    let r = commit(
+        env,
+        vec![Write::apply(
+            s.clone(),
+            vec![Op::set(Path::root(), Value::Null)],
+        )],
+    )
+    .await;
+    ensure!(
+        matches!(r, Err(Error::InvalidOp { .. })),
+        "Apply set null: {r:?}"
+    );
+    let r = commit(env, vec![Write::cas(s.clone(), 0, Some(Value::Null))]).await;
+    ensure!(
+        matches!(r, Err(Error::InvalidOp { .. })),
+        "CAS set null: {r:?}"
+    );
+    ensure!(version(env, &s).await? == 0, "a null write was stored");
+    Ok(())
+}
+
+async fn expired_slots_read_as_tombstones(env: &Env) -> CheckResult {
+    let sc = exec("e");
+    let s = slot(&sc, "session");
+    let ttl = Ttl::For(Duration::from_secs(60));
+    commit(
+        env,
+        vec![Write::apply(s.clone(), vec![inc(1)]).with_ttl(ttl)],
+    )
+    .await
+    .ctx("write")?;
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.expires_at == Some(T0.saturating_add(Duration::from_secs(60))),
+        "expiry: {r:?}"
+    );
+    env.clock.advance(Duration::from_secs(60));
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.value.is_none() && r.version == 1,
+        "an expired slot reads absent, keeping its version: {r:?}"
+    );
+    let keys = env.store.list_keys(&sc, None, None, 10).await.ctx("list")?;
+    ensure!(keys.items.is_empty(), "an expired slot was listed");
+    let w = Write::apply(s.clone(), vec![inc(5)]).with_initial(Some(json!(100)));
+    commit(env, vec![w]).await.ctx("write after expiry")?;
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.value == Some(json!(5)) && r.version == 2,
+        "after expiry Apply starts from neutral: {r:?}"
+    );
+    ensure!(
+        r.expires_at.is_none(),
+        "a write without TTL inherited a dead expiry: {r:?}"
+    );
+    ensure!(
+        commit(env, vec![Write::cas(s.clone(), 2, Some(json!(0)))])
+            .await
+            .is_ok(),
+        "CAS against the current version"
+    );
+    Ok(())
+}
+
+async fn ttl_is_kept_set_or_cleared(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "k");
+    let deadline = T0.saturating_add(Duration::from_secs(10));
+    let w = |ttl| Write::apply(s.clone(), vec![inc(1)]).with_ttl(ttl);
+    commit(env, vec![w(Ttl::For(Duration::from_secs(10)))])
+        .await
+        .ctx("set ttl")?;
+    env.clock.advance(Duration::from_secs(5));
+    commit(env, vec![w(Ttl::Keep)]).await.ctx("keep")?;
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.expires_at == Some(deadline),
+        "a write without TTL must keep the expiry: {r:?}"
+    );
+    commit(env, vec![Write::cas(s.clone(), 2, Some(json!(9)))])
+        .await
+        .ctx("cas keep")?;
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.expires_at == Some(deadline),
+        "a CAS write without TTL must keep the expiry: {r:?}"
+    );
+    commit(env, vec![w(Ttl::Clear)]).await.ctx("clear")?;
+    env.clock.advance(Duration::from_secs(3600));
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.value == Some(json!(10)) && r.expires_at.is_none(),
+        "cleared TTL: {r:?}"
+    );
+    Ok(())
+}
+
+async fn purging_expired_rows_keeps_versions_rising(env: &Env) -> CheckResult {
+    let sc = Scope::user("shop", "alice").map_err(|e| e.to_string())?;
+    let short = slot(&sc, "token");
+    let long = slot(&sc, "name");
+    for _ in 0..3 {
+        commit(
+            env,
+            vec![
+                Write::apply(short.clone(), vec![inc(1)])
+                    .with_ttl(Ttl::For(Duration::from_secs(1))),
+            ],
+        )
+        .await
+        .ctx("write")?;
+    }
+    commit(env, vec![Write::apply(long.clone(), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    env.clock.advance(Duration::from_secs(2));
+    let n = env.store.purge_expired().await.ctx("purge_expired")?;
+    ensure!(n == 1, "purge_expired removed {n} rows, expected 1");
+    ensure!(
+        env.store.purge_expired().await.ctx("again")? == 0,
+        "purge_expired is not idempotent"
+    );
+    ensure!(
+        value(env, &long).await? == Some(json!(1)),
+        "a live row was purged"
+    );
+    let r = env.store.load(&short).await.ctx("load")?;
+    ensure!(
+        r.value.is_none() && r.version == 3,
+        "a purged slot reads at the floor: {r:?}"
+    );
+    ensure!(
+        commit(env, vec![Write::cas(short.clone(), 3, Some(json!(1)))])
+            .await
+            .is_ok(),
+        "CAS at the floor"
+    );
+    ensure!(
+        version(env, &short).await? == 4,
+        "versions continue above the floor"
+    );
+    Ok(())
+}
+
+async fn purging_a_scope_keeps_versions_rising(env: &Env) -> CheckResult {
+    let run = exec("run-1");
+    let other = exec("run-2");
+    let s = slot(&run, "n");
+    for _ in 0..5 {
+        commit(env, vec![Write::apply(s.clone(), vec![inc(1)])])
+            .await
+            .ctx("write")?;
+    }
+    commit(env, vec![Write::apply(slot(&run, "m"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    commit(env, vec![Write::apply(slot(&other, "n"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    let n = env.store.purge_scope(&run).await.ctx("purge")?;
+    ensure!(n == 2, "purge_scope removed {n} rows, expected 2");
+    ensure!(
+        value(env, &slot(&other, "n")).await? == Some(json!(1)),
+        "another scope was purged"
+    );
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.value.is_none() && r.version == 5,
+        "purged: absent at the floor: {r:?}"
+    );
+    let never = env.store.load(&slot(&run, "never")).await.ctx("load")?;
+    ensure!(
+        never.version == 5,
+        "a never-written slot of a purged scope reads at the floor: {never:?}"
+    );
+    let stale = commit(env, vec![Write::cas(s.clone(), 4, Some(json!(1)))])
+        .await
+        .ctx("stale")?;
+    ensure!(
+        matches!(stale, CommitOutcome::Conflict(_)),
+        "a pre-purge token matched"
+    );
+    commit(env, vec![Write::apply(s.clone(), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.value == Some(json!(1)) && r.version == 6,
+        "after purge: {r:?}"
+    );
+    ensure!(
+        env.store.purge_scope(&exec("nothing")).await.ctx("empty")? == 0,
+        "empty purge"
+    );
+    Ok(())
+}
+
+async fn clear_tombstones_live_slots(env: &Env) -> CheckResult {
+    let (a, b) = (exec("a"), exec("b"));
+    for k in ["x", "y", "z"] {
+        commit(env, vec![Write::apply(slot(&a, k), vec![inc(1)])])
+            .await
+            .ctx("write")?;
+    }
+    commit(
+        env,
+        vec![Write::apply(slot(&a, "z"), vec![Op::delete(Path::root())])],
+    )
+    .await
+    .ctx("delete")?;
+    commit(env, vec![Write::apply(slot(&b, "x"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    let n = env.store.clear(&a).await.ctx("clear")?;
+    ensure!(n == 2, "clear counted {n}, expected the 2 live slots");
+    let r = env.store.load(&slot(&a, "x")).await.ctx("load")?;
+    ensure!(r.value.is_none() && r.version == 2, "cleared slot: {r:?}");
+    ensure!(
+        version(env, &slot(&a, "z")).await? == 2,
+        "a tombstone was cleared again"
+    );
+    ensure!(
+        value(env, &slot(&b, "x")).await? == Some(json!(1)),
+        "another scope was cleared"
+    );
+    Ok(())
+}
+
+async fn keys_are_listed_in_pages(env: &Env) -> CheckResult {
+    let sc = exec("e");
+    for i in 0..25 {
+        let s = Slot::new(
+            sc.clone(),
+            if i % 2 == 0 { "A" } else { "B" },
+            format!("k{i:02}"),
+        )
+        .map_err(|e| e.to_string())?;
+        commit(env, vec![Write::apply(s, vec![inc(1)])])
+            .await
+            .ctx("write")?;
+    }
+    let dead = Slot::new(sc.clone(), "A", "k00").map_err(|e| e.to_string())?;
+    commit(
+        env,
+        vec![Write::apply(dead, vec![Op::delete(Path::root())])],
+    )
+    .await
+    .ctx("delete")?;
+    let mut all = Vec::new();
+    let mut after: Option<SlotKey> = None;
+    let mut pages = 0;
+    loop {
+        let page = env
+            .store
+            .list_keys(&sc, None, after.as_ref(), 10)
+            .await
+            .ctx("list_keys")?;
+        pages += 1;
+        ensure!(page.items.len() <= 10, "page of {} items", page.items.len());
+        all.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+        ensure!(pages < 10, "pagination does not end");
+    }
+    let mut expected: Vec<SlotKey> = (1..25)
+        .map(|i| SlotKey {
+            namespace: if i % 2 == 0 { "A" } else { "B" }.into(),
+            key: format!("k{i:02}"),
+        })
+        .collect();
+    expected.sort();
+    ensure!(
+        all == expected,
+        "listed keys (ordered by namespace, key; tombstones left out): {all:?}"
+    );
+    let only_b = env
+        .store
+        .list_keys(&sc, Some("B"), None, 100)
+        .await
+        .ctx("namespace")?;
+    ensure!(
+        only_b.items.len() == 12 && only_b.next.is_none(),
+        "namespace filter: {only_b:?}"
+    );
+    ensure!(
+        env.store.list_keys(&sc, None, None, 0).await.is_err(),
+        "a page size of 0 is refused"
+    );
+    Ok(())
+}
+
+async fn scopes_are_listed_in_pages(env: &Env) -> CheckResult {
+    let mut scopes = vec![
+        Scope::app("shop").map_err(|e| e.to_string())?,
+        Scope::group("flags").map_err(|e| e.to_string())?,
+        Scope::workflow("wf").map_err(|e| e.to_string())?,
+        Scope::object("cart", "c1").map_err(|e| e.to_string())?,
+    ];
+    for i in 0..5 {
+        scopes.push(exec(&format!("run-{i}")));
+        scopes.push(Scope::user("shop", format!("u{i}")).map_err(|e| e.to_string())?);
+    }
+    for s in &scopes {
+        commit(env, vec![Write::apply(slot(s, "x"), vec![inc(1)])])
+            .await
+            .ctx("write")?;
+    }
+    let cleared = exec("run-cleared");
+    commit(env, vec![Write::apply(slot(&cleared, "x"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    env.store.clear(&cleared).await.ctx("clear")?;
+    let mut got = Vec::new();
+    let mut after: Option<Scope> = None;
+    loop {
+        let page = env
+            .store
+            .list_scopes(None, after.as_ref(), 3)
+            .await
+            .ctx("list_scopes")?;
+        got.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+        ensure!(got.len() <= 100, "pagination does not end");
+    }
+    scopes.sort();
+    ensure!(got == scopes, "every live scope once, in order: {got:?}");
+    let users = env
+        .store
+        .list_scopes(Some(ScopeKind::User), None, 100)
+        .await
+        .ctx("kind")?;
+    ensure!(
+        users.items.len() == 5 && users.items.iter().all(|s| s.kind() == ScopeKind::User),
+        "kind filter: {users:?}"
+    );
+    Ok(())
+}
+
+async fn load_scope_returns_every_stored_slot(env: &Env) -> CheckResult {
+    let sc = exec("e");
+    for k in ["b", "a", "c"] {
+        commit(env, vec![Write::apply(slot(&sc, k), vec![inc(1)])])
+            .await
+            .ctx("write")?;
+    }
+    commit(
+        env,
+        vec![Write::apply(slot(&sc, "c"), vec![Op::delete(Path::root())])],
+    )
+    .await
+    .ctx("delete")?;
+    let other = Slot::new(sc.clone(), "Other", "z").map_err(|e| e.to_string())?;
+    commit(env, vec![Write::apply(other, vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    let all = env
+        .store
+        .load_scope(&sc, Some("Conf"))
+        .await
+        .ctx("load_scope")?;
+    let keys: Vec<(&str, u64, bool)> = all
+        .iter()
+        .map(|(k, r)| (k.key.as_str(), r.version, r.value.is_some()))
+        .collect();
+    ensure!(
+        keys == [("a", 1, true), ("b", 1, true), ("c", 2, false)],
+        "load_scope: {keys:?}"
+    );
+    ensure!(
+        env.store.load_scope(&sc, None).await.ctx("all")?.len() == 4,
+        "without a namespace filter"
+    );
+    Ok(())
+}
+
+async fn slot_identities_never_collide(env: &Env) -> CheckResult {
+    let e = |r: crate::Result<Slot>| r.map_err(|e| e.to_string());
+    let s = |r: crate::Result<Scope>| r.map_err(|e| e.to_string());
+    let pairs = [
+        (
+            e(Slot::new(s(Scope::user("a:b", "c"))?, "n", "k"))?,
+            e(Slot::new(s(Scope::user("a", "b:c"))?, "n", "k"))?,
+        ),
+        (
+            e(Slot::new(exec("e"), "a:b", "c"))?,
+            e(Slot::new(exec("e"), "a", "b:c"))?,
+        ),
+        (
+            e(Slot::new(exec("e:n"), "k", "x"))?,
+            e(Slot::new(exec("e"), "n:k", "x"))?,
+        ),
+        (
+            e(Slot::new(s(Scope::object("s", "k"))?, "n", "x"))?,
+            e(Slot::new(s(Scope::user("s", "k"))?, "n", "x"))?,
+        ),
+        (
+            e(Slot::new(s(Scope::app("x"))?, "n", "k"))?,
+            e(Slot::new(s(Scope::group("x"))?, "n", "k"))?,
+        ),
+        (
+            e(Slot::new(exec("a/b"), "n", "k"))?,
+            e(Slot::new(exec("a"), "b/n", "k"))?,
+        ),
+    ];
+    for (a, b) in pairs {
+        commit(
+            env,
+            vec![Write::apply(
+                a.clone(),
+                vec![Op::set(Path::root(), json!("first"))],
+            )],
+        )
+        .await
+        .ctx("a")?;
+        commit(
+            env,
+            vec![Write::apply(
+                b.clone(),
+                vec![Op::set(Path::root(), json!("second"))],
+            )],
+        )
+        .await
+        .ctx("b")?;
+        ensure!(
+            value(env, &a).await? == Some(json!("first")),
+            "{a} and {b} share storage"
+        );
+        ensure!(version(env, &a).await? == 1, "{a} and {b} share a version");
+    }
+    Ok(())
+}
+
+async fn concurrent_increments_lose_nothing(env: &Env) -> CheckResult {
+    let s = slot(&exec("e"), "counter");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let h = env.engine.handle::<u64>(s.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..50 {
+                h.increment(1).await?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    let cas = env.engine.handle::<u64>(s.clone());
+    for _ in 0..20 {
+        cas.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1)))
+            .await
+            .ctx("update")?;
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| format!("task: {e}"))?
+            .ctx("increment")?;
+    }
+    let r = env.store.load(&s).await.ctx("load")?;
+    ensure!(
+        r.value == Some(json!(820)) && r.version == 820,
+        "16×50 increments + 20 updates: {r:?}"
+    );
+    Ok(())
+}
