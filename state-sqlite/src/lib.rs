@@ -1,5 +1,767 @@
-//! `SqliteStore`, the durable embedded store for `state-core`, lands here with issue [C].
+//! `SqliteStore`: the durable, embedded default [`Store`] for `state-core`.
 //!
-//! Until then this crate only re-exports the core so the workspace builds in its final shape.
+//! - **One file, WAL.** Readers never block the writer; several processes may share a file.
+//! - **Group commit.** Every write goes through one committer task that owns the write
+//!   connection. Commits that arrive while a transaction runs are merged into the next one:
+//!   `BEGIN IMMEDIATE`, one SELECT of every slot involved, one multi-row upsert, `COMMIT` —
+//!   four statements however many slots. Each caller's batch is still all-or-nothing on its
+//!   own: a batch that fails (a conflict, an overflow) is left out, the others commit. An idle
+//!   commit is not delayed: the committer never waits for company.
+//! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
+//!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the
+//!   commit may or may not have applied.
+//! - **Busy is retried.** Besides SQLite's `busy_timeout`, a transaction that meets another
+//!   process's lock is retried (for 60 s by default) before it fails — failing, it wrote
+//!   nothing.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+//! use state_core::{Engine, Scope, Slot};
+//! use state_sqlite::SqliteStore;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(dir.path().join("state.db")).await?;
+//! let engine = Engine::new(store);
+//! let hits = engine.handle::<u64>(Slot::new(Scope::app("shop")?, "Stats", "hits")?);
+//! hits.increment(1).await?;
+//! assert_eq!(hits.get().await?, Some(1));
+//! # Ok(()) }
+//! ```
+//!
+//! # Durability
+//!
+//! [`Synchronous::Normal`] (the default) survives a crash of the process — a `SIGKILL`
+//! included — with every acknowledged write: the commit is in the WAL file before the caller
+//! hears back. A power loss or OS crash may lose the last transactions (never corrupts the
+//! file). [`Synchronous::Full`] fsyncs the WAL on every commit, so acknowledged writes also
+//! survive a power loss, at the cost of one fsync per (group-)commit.
 
-pub use state_core;
+mod error;
+mod schema;
+mod sql;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Executor, SqliteConnection};
+use state_core::{
+    Batch, Clock, CommitOutcome, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Store,
+    SystemClock, prepare_commit,
+};
+use tokio::sync::{mpsc, oneshot};
+
+pub use crate::error::SqliteError;
+pub use crate::schema::schema_version;
+
+/// When a commit is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `synchronous = NORMAL`: acknowledged writes survive a process crash (`SIGKILL`); a power
+    /// loss may lose the last transactions. The default.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: acknowledged writes also survive a power loss or OS crash.
+    Full,
+}
+
+/// Where the database lives.
+#[derive(Clone, Debug)]
+enum Location {
+    File(PathBuf),
+    Memory,
+}
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    location: Location,
+    synchronous: Synchronous,
+    busy_timeout: Duration,
+    busy_retry_for: Duration,
+    readers: u32,
+    max_group: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl SqliteOptions {
+    /// A database file (created if missing).
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::new(Location::File(path.into()))
+    }
+
+    /// A private in-memory database (one connection: `:memory:` gives every connection its
+    /// own database). Gone when the store is dropped.
+    pub fn memory() -> Self {
+        Self::new(Location::Memory)
+    }
+
+    fn new(location: Location) -> Self {
+        SqliteOptions {
+            location,
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            busy_retry_for: Duration::from_secs(60),
+            readers: 4,
+            max_group: 1024,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Sets the durability of commits (default [`Synchronous::Normal`]).
+    #[must_use]
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+
+    /// Sets SQLite's own wait on a locked database per statement (default 5 s).
+    #[must_use]
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+
+    /// Sets how long a transaction that meets a lock is retried beyond `busy_timeout` before
+    /// it fails (default 60 s).
+    #[must_use]
+    pub fn busy_retry_for(mut self, d: Duration) -> Self {
+        self.busy_retry_for = d;
+        self
+    }
+
+    /// Sets the number of read connections of a file database (default 4).
+    #[must_use]
+    pub fn readers(mut self, n: u32) -> Self {
+        self.readers = n.max(1);
+        self
+    }
+
+    /// Sets the most caller batches merged into one transaction (default 1024).
+    #[must_use]
+    pub fn max_group(mut self, n: usize) -> Self {
+        self.max_group = n.max(1);
+        self
+    }
+
+    /// Sets the clock expiry is read from (a `ManualClock` in tests).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn display(&self) -> String {
+        match &self.location {
+            Location::File(p) => p.display().to_string(),
+            Location::Memory => ":memory:".to_owned(),
+        }
+    }
+
+    fn connect_options(&self) -> SqliteConnectOptions {
+        let base = match &self.location {
+            Location::File(p) => SqliteConnectOptions::new()
+                .filename(p)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal),
+            Location::Memory => SqliteConnectOptions::new()
+                .in_memory(true)
+                .journal_mode(SqliteJournalMode::Memory),
+        };
+        base.synchronous(match self.synchronous {
+            Synchronous::Normal => SqliteSynchronous::Normal,
+            Synchronous::Full => SqliteSynchronous::Full,
+        })
+        .busy_timeout(self.busy_timeout)
+        .foreign_keys(false)
+        .statement_cache_capacity(128)
+        .disable_statement_logging()
+    }
+}
+
+/// Counters of what the store did, for tests and monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteStats {
+    /// Transactions SQLite really committed on the write connection (a commit hook counts
+    /// them).
+    pub commits: u64,
+    /// Group transactions run for caller commits.
+    pub groups: u64,
+    /// Caller batches committed or refused in them.
+    pub batches: u64,
+    /// The largest number of caller batches merged into one transaction.
+    pub max_group: u64,
+    /// Transactions retried because another connection held the lock.
+    pub busy_retries: u64,
+    /// Requests waiting for the committer right now.
+    pub queued: usize,
+}
+
+#[derive(Default, Debug)]
+struct Counters {
+    commits: AtomicU64,
+    groups: AtomicU64,
+    batches: AtomicU64,
+    max_group: AtomicU64,
+    busy_retries: AtomicU64,
+}
+
+/// A read the store serves.
+enum Read {
+    Many(Vec<Slot>),
+    Scope(Scope, Option<String>),
+    Keys(Scope, Option<String>, Option<SlotKey>, usize),
+    Scopes(Option<ScopeKind>, Option<Scope>, usize),
+}
+
+enum ReadOut {
+    Records(Vec<Record>),
+    ScopeRecords(Vec<(SlotKey, Record)>),
+    Keys(Page<SlotKey>),
+    Scopes(Page<Scope>),
+}
+
+enum Admin {
+    Clear(Scope),
+    Purge(Scope),
+    PurgeExpired,
+}
+
+enum Request {
+    Commit(Batch, oneshot::Sender<Result<CommitOutcome, Error>>),
+    Admin(Admin, oneshot::Sender<Result<u64, Error>>),
+    /// Reads of an in-memory database go through the one connection.
+    Read(Read, oneshot::Sender<Result<ReadOut, Error>>),
+}
+
+/// The durable, embedded [`Store`]: SQLite through sqlx, WAL, group commit.
+pub struct SqliteStore {
+    tx: mpsc::Sender<Request>,
+    /// Read connections of a file database; `None` for `:memory:` (reads go to the committer).
+    readers: Option<SqlitePool>,
+    clock: Arc<dyn Clock>,
+    counters: Arc<Counters>,
+    path: String,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` with default options.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(SqliteOptions::file(path.as_ref())).await
+    }
+
+    /// A private in-memory database.
+    pub async fn memory() -> Result<Self, Error> {
+        Self::open_with(SqliteOptions::memory()).await
+    }
+
+    /// Opens a database with `options`: connects, applies migrations (safe when several
+    /// processes open a fresh file at once) and starts the committer task.
+    pub async fn open_with(options: SqliteOptions) -> Result<Self, Error> {
+        let path = options.display();
+        let connect = options.connect_options();
+        let counters = Arc::new(Counters::default());
+        let started = Instant::now();
+        let mut conn = loop {
+            match boxed(open_writer(connect.clone(), path.clone())).await {
+                Ok(c) => break c,
+                Err(OpenError::Busy) if started.elapsed() < options.busy_retry_for => {
+                    counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff(started)).await;
+                }
+                Err(OpenError::Busy) => {
+                    return Err(SqliteError::Busy {
+                        waited: started.elapsed(),
+                    }
+                    .into());
+                }
+                Err(OpenError::Fatal(e)) => return Err(e.into()),
+            }
+        };
+        loop {
+            let (back, migrated) = boxed(schema::migrate(conn, path.clone())).await;
+            conn = back;
+            match migrated {
+                Ok(()) => break,
+                Err(e) if e.is_busy() && started.elapsed() < options.busy_retry_for => {
+                    counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff(started)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        {
+            let hook_counters = counters.clone();
+            let mut handle = boxed(conn.lock_handle()).await.map_err(SqliteError::from)?;
+            handle.set_commit_hook(move || {
+                hook_counters.commits.fetch_add(1, Ordering::Relaxed);
+                true
+            });
+        }
+        let readers = match options.location {
+            Location::File(_) => Some(
+                SqlitePoolOptions::new()
+                    .max_connections(options.readers)
+                    .min_connections(0)
+                    .connect_lazy_with(connect.clone()),
+            ),
+            Location::Memory => None,
+        };
+        let (tx, rx) = mpsc::channel(4096);
+        let committer = Committer {
+            conn,
+            rx,
+            clock: options.clock.clone(),
+            counters: counters.clone(),
+            max_group: options.max_group,
+            busy_retry_for: options.busy_retry_for,
+        };
+        tokio::spawn(committer.run());
+        Ok(SqliteStore {
+            tx,
+            readers,
+            clock: options.clock,
+            counters,
+            path,
+        })
+    }
+
+    /// The path (or `:memory:`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What the store did so far.
+    pub fn stats(&self) -> SqliteStats {
+        let c = &self.counters;
+        SqliteStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            groups: c.groups.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            max_group: c.max_group.load(Ordering::Relaxed),
+            busy_retries: c.busy_retries.load(Ordering::Relaxed),
+            queued: self.tx.max_capacity() - self.tx.capacity(),
+        }
+    }
+
+    async fn send<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Request,
+    ) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::from(SqliteError::CommitterGone))?;
+        rx.await
+            .map_err(|_| Error::from(SqliteError::CommitterGone))?
+    }
+
+    async fn read(&self, op: Read) -> Result<ReadOut, Error> {
+        match &self.readers {
+            None => self.send(|reply| Request::Read(op, reply)).await,
+            Some(pool) => {
+                let started = Instant::now();
+                loop {
+                    let mut conn = pool
+                        .acquire()
+                        .await
+                        .map_err(|e| open_error(e, &self.path))?;
+                    match serve_read(&mut conn, &op, self.clock.now()).await {
+                        Err(e)
+                            if is_busy_state(&e) && started.elapsed() < Duration::from_secs(60) =>
+                        {
+                            self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(backoff(started)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pins a future with an explicit `Send` bound. sqlx's executor impls carry higher-ranked
+/// lifetimes that rustc cannot see through when it infers `Send` for an enclosing `async fn`
+/// used generically (rust-lang/rust#102211); boxing checks `Send` here, where lifetimes are
+/// concrete, so `open_with` and every `Store` method stay `Send` for callers.
+fn boxed<'a, T>(
+    f: impl Future<Output = T> + Send + 'a,
+) -> Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+    Box::pin(f)
+}
+
+fn is_busy_state(e: &Error) -> bool {
+    match e {
+        Error::Store { source, .. } => match source.downcast_ref::<SqliteError>() {
+            Some(e) => e.is_busy(),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// A jittered, growing pause between busy retries (1 ms up to 50 ms).
+fn backoff(started: Instant) -> Duration {
+    let ms = (started.elapsed().as_millis() / 20).clamp(1, 50) as u64;
+    Duration::from_micros(
+        ms * 1000 / 2 + (started.elapsed().subsec_nanos() as u64 % (ms * 500 + 1)),
+    )
+}
+
+enum OpenError {
+    Busy,
+    Fatal(SqliteError),
+}
+
+fn open_error(e: sqlx::Error, path: &str) -> Error {
+    if error::is_not_a_database(&e) {
+        SqliteError::NotADatabase {
+            path: path.to_owned(),
+        }
+        .into()
+    } else {
+        SqliteError::Open {
+            path: path.to_owned(),
+            source: Arc::new(e),
+        }
+        .into()
+    }
+}
+
+async fn open_writer(
+    connect: SqliteConnectOptions,
+    path: String,
+) -> Result<SqliteConnection, OpenError> {
+    match connect.connect().await {
+        Ok(c) => Ok(c),
+        Err(e) if error::is_busy(&e) => Err(OpenError::Busy),
+        Err(e) if error::is_not_a_database(&e) => {
+            Err(OpenError::Fatal(SqliteError::NotADatabase { path }))
+        }
+        Err(e) => Err(OpenError::Fatal(SqliteError::Open {
+            path,
+            source: Arc::new(e),
+        })),
+    }
+}
+
+async fn serve_read(
+    conn: &mut SqliteConnection,
+    op: &Read,
+    now: state_core::Timestamp,
+) -> Result<ReadOut, Error> {
+    Ok(match op {
+        Read::Many(slots) => ReadOut::Records(sql::load_many(conn, slots, now).await?),
+        Read::Scope(scope, ns) => {
+            ReadOut::ScopeRecords(sql::load_scope(conn, scope, ns.as_deref(), now).await?)
+        }
+        Read::Keys(scope, ns, after, limit) => ReadOut::Keys(
+            sql::list_keys(conn, scope, ns.as_deref(), after.as_ref(), *limit, now).await?,
+        ),
+        Read::Scopes(kind, after, limit) => {
+            ReadOut::Scopes(sql::list_scopes(conn, *kind, after.as_ref(), *limit, now).await?)
+        }
+    })
+}
+
+fn unexpected() -> Error {
+    Error::store(std::io::Error::other(
+        "the store answered a read with another kind of result",
+    ))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn load_many(&self, slots: &[Slot]) -> Result<Vec<Record>, Error> {
+        match self.read(Read::Many(slots.to_vec())).await? {
+            ReadOut::Records(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn load_scope(
+        &self,
+        scope: &Scope,
+        namespace: Option<&str>,
+    ) -> Result<Vec<(SlotKey, Record)>, Error> {
+        match self
+            .read(Read::Scope(scope.clone(), namespace.map(str::to_owned)))
+            .await?
+        {
+            ReadOut::ScopeRecords(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn commit(&self, batch: Batch) -> Result<CommitOutcome, Error> {
+        self.send(|reply| Request::Commit(batch, reply)).await
+    }
+
+    async fn list_keys(
+        &self,
+        scope: &Scope,
+        namespace: Option<&str>,
+        after: Option<&SlotKey>,
+        limit: usize,
+    ) -> Result<Page<SlotKey>, Error> {
+        state_core::check_page_limit(limit)?;
+        let op = Read::Keys(
+            scope.clone(),
+            namespace.map(str::to_owned),
+            after.cloned(),
+            limit,
+        );
+        match self.read(op).await? {
+            ReadOut::Keys(p) => Ok(p),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn list_scopes(
+        &self,
+        kind: Option<ScopeKind>,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Page<Scope>, Error> {
+        state_core::check_page_limit(limit)?;
+        match self.read(Read::Scopes(kind, after.cloned(), limit)).await? {
+            ReadOut::Scopes(p) => Ok(p),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn clear(&self, scope: &Scope) -> Result<u64, Error> {
+        self.send(|reply| Request::Admin(Admin::Clear(scope.clone()), reply))
+            .await
+    }
+
+    async fn purge_scope(&self, scope: &Scope) -> Result<u64, Error> {
+        self.send(|reply| Request::Admin(Admin::Purge(scope.clone()), reply))
+            .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, Error> {
+        self.send(|reply| Request::Admin(Admin::PurgeExpired, reply))
+            .await
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+}
+
+/// The task that owns the write connection and runs every write transaction.
+struct Committer {
+    conn: SqliteConnection,
+    rx: mpsc::Receiver<Request>,
+    clock: Arc<dyn Clock>,
+    counters: Arc<Counters>,
+    max_group: usize,
+    busy_retry_for: Duration,
+}
+
+/// One caller's batch in a group, and where its answer goes.
+type Pending = (Batch, oneshot::Sender<Result<CommitOutcome, Error>>);
+
+impl Committer {
+    async fn run(mut self) {
+        let mut next: Option<Request> = None;
+        loop {
+            let request = match next.take() {
+                Some(r) => r,
+                None => match self.rx.recv().await {
+                    Some(r) => r,
+                    None => break,
+                },
+            };
+            match request {
+                Request::Commit(batch, reply) => {
+                    // Merge whatever is already queued; never wait for company.
+                    let mut group: Vec<Pending> = vec![(batch, reply)];
+                    while group.len() < self.max_group {
+                        match self.rx.try_recv() {
+                            Ok(Request::Commit(b, r)) => group.push((b, r)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group).await;
+                }
+                Request::Admin(op, reply) => {
+                    let result = self.admin(&op).await;
+                    let _ = reply.send(result);
+                }
+                Request::Read(op, reply) => {
+                    let now = self.clock.now();
+                    let _ = reply.send(serve_read(&mut self.conn, &op, now).await);
+                }
+            }
+        }
+    }
+
+    /// Runs `group` in one transaction, retrying it whole while another connection holds the
+    /// lock, and answers every caller.
+    async fn commit_group(&mut self, group: Vec<Pending>) {
+        let size = group.len() as u64;
+        self.counters.groups.fetch_add(1, Ordering::Relaxed);
+        self.counters.batches.fetch_add(size, Ordering::Relaxed);
+        self.counters.max_group.fetch_max(size, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = loop {
+            let attempt = self.try_group(&group).await;
+            if let Err(e) = &attempt {
+                let _ = self.conn.execute("ROLLBACK").await;
+                if e.is_busy() && started.elapsed() < self.busy_retry_for {
+                    self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff(started)).await;
+                    continue;
+                }
+            }
+            break attempt;
+        };
+        match result {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let err = if e.is_busy() {
+                    SqliteError::Busy {
+                        waited: started.elapsed(),
+                    }
+                } else {
+                    e
+                };
+                for (_, reply) in group {
+                    let _ = reply.send(Err(err.clone().into()));
+                }
+            }
+        }
+    }
+
+    /// One transaction for the group: each batch is prepared on the records as the batches
+    /// before it left them; a refused batch contributes nothing.
+    async fn try_group(
+        &mut self,
+        group: &[Pending],
+    ) -> Result<Vec<Result<CommitOutcome, Error>>, SqliteError> {
+        let conn = &mut self.conn;
+        conn.execute("BEGIN IMMEDIATE").await?;
+        let now = self.clock.now();
+        let mut index: HashMap<&Slot, usize> = HashMap::new();
+        let mut slots: Vec<Slot> = Vec::new();
+        for (batch, _) in group {
+            for w in &batch.writes {
+                index.entry(&w.slot).or_insert_with(|| {
+                    slots.push(w.slot.clone());
+                    slots.len() - 1
+                });
+            }
+        }
+        let loaded = sql::load_raw(conn, &slots).await?;
+        // Accepted changes, in first-written order.
+        let mut changes: Vec<(Slot, Record)> = Vec::new();
+        let mut changed: HashMap<Slot, usize> = HashMap::new();
+        let mut results = Vec::with_capacity(group.len());
+        for (batch, _) in group {
+            let prepared = prepare_commit(batch, now, |slot| {
+                if let Some(&i) = changed.get(slot) {
+                    return Ok(changes[i].1.clone());
+                }
+                match index.get(slot).and_then(|&i| loaded.get(i)) {
+                    Some(Ok(r)) => Ok(r.clone()),
+                    Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
+                    None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
+                }
+            });
+            let prepared = prepared.and_then(|p| {
+                for (slot, rec) in &p.changes {
+                    sql::to_i64(rec.version).map_err(|e| e.into_state(Some(slot.clone())))?;
+                }
+                Ok(p)
+            });
+            match prepared {
+                Ok(p) => {
+                    for (slot, rec) in p.changes {
+                        match changed.get(&slot) {
+                            Some(&i) => changes[i].1 = rec,
+                            None => {
+                                changed.insert(slot.clone(), changes.len());
+                                changes.push((slot, rec));
+                            }
+                        }
+                    }
+                    results.push(Ok(p.outcome));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if !changes.is_empty() {
+            sql::upsert(conn, &changes, now).await?;
+        }
+        conn.execute("COMMIT").await?;
+        Ok(results)
+    }
+
+    /// Runs one admin write in its own transaction, retried while the database is locked.
+    async fn admin(&mut self, op: &Admin) -> Result<u64, Error> {
+        let started = Instant::now();
+        loop {
+            let attempt = async {
+                self.conn.execute("BEGIN IMMEDIATE").await?;
+                let now = self.clock.now();
+                let n = match op {
+                    Admin::Clear(scope) => sql::clear(&mut self.conn, scope, now).await?,
+                    Admin::Purge(scope) => sql::purge_scope(&mut self.conn, scope).await?,
+                    Admin::PurgeExpired => sql::purge_expired(&mut self.conn, now).await?,
+                };
+                self.conn.execute("COMMIT").await?;
+                Ok::<u64, SqliteError>(n)
+            }
+            .await;
+            match attempt {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    let _ = self.conn.execute("ROLLBACK").await;
+                    let busy = e.is_busy();
+                    if busy && started.elapsed() < self.busy_retry_for {
+                        self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(backoff(started)).await;
+                        continue;
+                    }
+                    return Err(if busy {
+                        SqliteError::Busy {
+                            waited: started.elapsed(),
+                        }
+                    } else {
+                        e
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Errors of the SQLite backend. They reach users inside `state_core::Error::Store` (downcast
+//! its `source` to [`SqliteError`] to match on them).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use state_core::{Error, Slot};
+
+/// What went wrong in SQLite.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqliteError {
+    /// The file exists but is not a SQLite database.
+    #[error("{path}: not a SQLite database")]
+    NotADatabase {
+        /// The path opened.
+        path: String,
+    },
+    /// The database could not be opened (a directory, no permission, a missing parent…).
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The path opened.
+        path: String,
+        /// SQLite's reason.
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// The file was written by a newer version of this crate.
+    #[error(
+        "{path}: schema version {found} is newer than this build supports ({supported}); upgrade state-sqlite to open it"
+    )]
+    NewerSchema {
+        /// The path opened.
+        path: String,
+        /// The newest migration applied to the file.
+        found: i64,
+        /// The newest migration this build knows.
+        supported: i64,
+    },
+    /// An applied migration differs from the one this build would apply.
+    #[error("{path}: migration {version} differs from the one applied to this file")]
+    ChecksumMismatch {
+        /// The path opened.
+        path: String,
+        /// The migration's version.
+        version: i64,
+    },
+    /// A row does not hold what this crate writes (edited by hand, or corrupted).
+    #[error("malformed row: {reason}")]
+    MalformedRow {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another connection held the database's write lock for longer than the store waits.
+    #[error("the database stayed locked by another connection for {waited:?}; nothing was written")]
+    Busy {
+        /// How long the store kept retrying.
+        waited: Duration,
+    },
+    /// A version does not fit SQLite's signed 64-bit integers.
+    #[error("version {version} does not fit SQLite's INTEGER")]
+    VersionRange {
+        /// The version.
+        version: u64,
+    },
+    /// The store's committer task stopped (the runtime shut down).
+    #[error("the store's committer task has stopped; the commit may or may not have applied")]
+    CommitterGone,
+    /// Any other SQLite failure.
+    #[error("SQLite: {0}")]
+    Sql(#[source] Arc<sqlx::Error>),
+}
+
+impl From<sqlx::Error> for SqliteError {
+    fn from(e: sqlx::Error) -> Self {
+        SqliteError::Sql(Arc::new(e))
+    }
+}
+
+impl SqliteError {
+    /// Whether another connection held a lock (retrying is safe: nothing was written).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, SqliteError::Sql(e) if is_busy(e))
+    }
+
+    /// As a `state_core::Error`, naming the slot if there is one.
+    pub(crate) fn into_state(self, slot: Option<Slot>) -> Error {
+        Error::Store {
+            slot,
+            source: Box::new(self),
+        }
+    }
+}
+
+impl From<SqliteError> for Error {
+    fn from(e: SqliteError) -> Self {
+        e.into_state(None)
+    }
+}
+
+/// SQLite's primary result code of an error, if it is a database error.
+pub(crate) fn code(e: &sqlx::Error) -> Option<i32> {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff),
+        _ => None,
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock; retrying is safe.
+pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(code(e), Some(5 | 6))
+}
+
+/// SQLITE_NOTADB.
+pub(crate) fn is_not_a_database(e: &sqlx::Error) -> bool {
+    code(e) == Some(26)
+}
