@@ -46,10 +46,15 @@ pub enum SqliteError {
         version: i64,
     },
     /// A row does not hold what this crate writes (edited by hand, or corrupted).
+    ///
+    /// If only its value is unreadable, writes that do not need the old value (a CAS write at
+    /// `version`, or a `set` of the whole value — `set_raw` is made for this) replace it.
     #[error("malformed row: {reason}")]
     MalformedRow {
         /// What is wrong with it.
         reason: String,
+        /// The row's version, when that much is readable.
+        version: Option<u64>,
     },
     /// Another connection held the database's write lock for longer than the store waits.
     #[error("the database stayed locked by another connection for {waited:?}; nothing was written")]

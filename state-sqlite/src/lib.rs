@@ -54,8 +54,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Executor, SqliteConnection};
 use state_core::{
-    Batch, Clock, CommitOutcome, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Store,
-    SystemClock, prepare_commit,
+    Batch, Clock, CommitOutcome, Error, Op, OpKind, Page, Record, Scope, ScopeKind, Slot, SlotKey,
+    Store, SystemClock, WriteKind, prepare_commit,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -569,6 +569,23 @@ impl Store for SqliteStore {
     }
 }
 
+/// Whether the batch's first write to `slot` reads the current value (any Apply write except
+/// one that starts by setting the whole value).
+fn first_write_needs_value(batch: &Batch, slot: &Slot) -> bool {
+    match batch
+        .writes
+        .iter()
+        .find(|w| &w.slot == slot)
+        .map(|w| &w.kind)
+    {
+        Some(WriteKind::Apply { ops, .. }) => !matches!(
+            ops.first(),
+            Some(Op { path, kind: OpKind::Set { .. } }) if path.is_root()
+        ),
+        _ => false,
+    }
+}
+
 /// The task that owns the write connection and runs every write transaction.
 struct Committer {
     conn: SqliteConnection,
@@ -693,6 +710,10 @@ impl Committer {
                 }
                 match index.get(slot).and_then(|&i| loaded.get(i)) {
                     Some(Ok(r)) => Ok(r.clone()),
+                    // An unreadable value is replaced by a write that does not need it.
+                    Some(Err(SqliteError::MalformedRow {
+                        version: Some(v), ..
+                    })) if !first_write_needs_value(batch, slot) => Ok(Record::absent(*v)),
                     Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
                     None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
                 }

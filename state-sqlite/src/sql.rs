@@ -87,6 +87,7 @@ where
 {
     args.add(v).map_err(|e| SqliteError::MalformedRow {
         reason: format!("cannot bind a parameter: {e}"),
+        version: None,
     })
 }
 
@@ -98,6 +99,7 @@ pub(crate) fn to_i64(version: u64) -> Result<i64, SqliteError> {
 fn to_u64(v: i64, what: &str) -> Result<u64, SqliteError> {
     u64::try_from(v).map_err(|_| SqliteError::MalformedRow {
         reason: format!("{what} is negative ({v})"),
+        version: None,
     })
 }
 
@@ -105,6 +107,7 @@ fn json(text: Option<String>) -> Result<Option<Value>, SqliteError> {
     text.map(|t| {
         serde_json::from_str(&t).map_err(|e| SqliteError::MalformedRow {
             reason: format!("the value is not JSON ({e}): {:.80}", t),
+            version: None,
         })
     })
     .transpose()
@@ -135,6 +138,7 @@ pub(crate) async fn load_raw(
             let i: i64 = row.try_get(0)?;
             let i = usize::try_from(i).map_err(|_| SqliteError::MalformedRow {
                 reason: "bad index".into(),
+                version: None,
             })?;
             if let Some(slot_out) = out.get_mut(i) {
                 *slot_out = Some(decode_slot_row(&row));
@@ -145,26 +149,42 @@ pub(crate) async fn load_raw(
         .map(|r| {
             r.ok_or_else(|| SqliteError::MalformedRow {
                 reason: "a requested slot was not returned".into(),
+                version: None,
             })
         })
         .collect()
 }
 
 fn decode_slot_row(row: &SqliteRow) -> Result<Record, SqliteError> {
-    let version: Option<i64> = row.try_get(1)?;
-    let floor: Option<i64> = row.try_get(4)?;
-    match version {
-        None => Ok(Record::absent(
+    // A column of the wrong SQL type is this slot's problem, not the whole read's.
+    let col = |e: sqlx::Error| SqliteError::MalformedRow {
+        reason: format!("a column has the wrong type: {e}"),
+        version: None,
+    };
+    let version: Option<i64> = row.try_get(1).map_err(col)?;
+    let floor: Option<i64> = row.try_get(4).map_err(col)?;
+    let Some(v) = version else {
+        return Ok(Record::absent(
             floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?,
-        )),
-        Some(v) => Ok(Record {
-            version: to_u64(v, "a version")?,
-            value: json(row.try_get(2)?)?,
-            expires_at: row
-                .try_get::<Option<i64>, _>(3)?
-                .map(Timestamp::from_millis),
-        }),
-    }
+        ));
+    };
+    let version = to_u64(v, "a version")?;
+    // A readable version with an unreadable value: say which version, so writes that replace
+    // the value whole can repair the row.
+    let with_version = |e: SqliteError| match e {
+        SqliteError::MalformedRow { reason, .. } => SqliteError::MalformedRow {
+            reason,
+            version: Some(version),
+        },
+        other => other,
+    };
+    let value = json(row.try_get(2).map_err(col).map_err(with_version)?).map_err(with_version)?;
+    let expires_at: Option<i64> = row.try_get(3).map_err(col).map_err(with_version)?;
+    Ok(Record {
+        version,
+        value,
+        expires_at: expires_at.map(Timestamp::from_millis),
+    })
 }
 
 /// Visible records of `slots` at `now`; a malformed row fails the read, naming its slot.
@@ -340,6 +360,7 @@ pub(crate) async fn upsert(
                 .transpose()
                 .map_err(|e| SqliteError::MalformedRow {
                     reason: format!("cannot serialize: {e}"),
+                    version: None,
                 })?;
             add(&mut args, text)?;
             add(&mut args, now.as_millis())?;

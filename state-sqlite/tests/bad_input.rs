@@ -1,0 +1,183 @@
+//! Bad input is a typed error naming what is wrong; nothing is written; nothing panics.
+
+use serde_json::json;
+use sqlx::{Connection, Executor, SqliteConnection};
+use state_core::{Engine, Error, Scope, Slot};
+use state_sqlite::{SqliteError, SqliteStore, schema_version};
+
+fn slot(key: &str) -> Slot {
+    Slot::new(Scope::execution("run-1").unwrap(), "Test", key).unwrap()
+}
+
+fn sqlite_error(e: &Error) -> &SqliteError {
+    match e {
+        Error::Store { source, .. } => source
+            .downcast_ref::<SqliteError>()
+            .unwrap_or_else(|| panic!("not a SqliteError: {e}")),
+        other => panic!("expected a store error, got {other:?}"),
+    }
+}
+
+async fn raw(path: &std::path::Path, sql: &str) {
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    conn.execute(sql).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_malformed_row_is_a_typed_error_for_its_slot_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+    let bad = engine.handle::<u32>(slot("bad"));
+    let good = engine.handle::<u32>(slot("good"));
+    bad.set(1).await.unwrap();
+    good.set(1).await.unwrap();
+    raw(
+        &path,
+        "UPDATE slots SET value = '{not json' WHERE key = 'bad'",
+    )
+    .await;
+
+    let e = bad.get().await.unwrap_err();
+    assert_eq!(e.slot(), Some(bad.slot()), "the error names the slot: {e}");
+    assert!(
+        matches!(sqlite_error(&e), SqliteError::MalformedRow { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("not JSON"), "{e}");
+    // Writing to it fails the same way and changes nothing; other slots work.
+    let e = bad.increment(1).await.unwrap_err();
+    assert!(
+        matches!(sqlite_error(&e), SqliteError::MalformedRow { .. }),
+        "{e}"
+    );
+    assert_eq!(good.increment(1).await.unwrap(), 2);
+    // A batch touching it fails whole.
+    let e = engine
+        .batch()
+        .increment(&good, 1)
+        .increment(&bad, 1)
+        .commit()
+        .await
+        .unwrap_err();
+    assert_eq!(e.slot(), Some(bad.slot()));
+    assert_eq!(good.get().await.unwrap(), Some(2));
+    // The raw value can be repaired.
+    bad.set_raw(json!(5)).await.unwrap();
+    assert_eq!(bad.get().await.unwrap(), Some(5));
+    // A version of the wrong SQL type is malformed too, for its slot only.
+    raw(
+        &path,
+        "UPDATE slots SET version = 'three' WHERE key = 'good'",
+    )
+    .await;
+    let e = good.get().await.unwrap_err();
+    assert!(
+        matches!(sqlite_error(&e), SqliteError::MalformedRow { .. }),
+        "{e}"
+    );
+    assert_eq!(e.slot(), Some(good.slot()));
+    assert_eq!(bad.get().await.unwrap(), Some(5));
+    // The schema refuses versions that are not positive.
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(
+        conn.execute("UPDATE slots SET version = -3 WHERE key = 'bad'")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_value_that_no_longer_fits_its_type_names_slot_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(SqliteStore::open(dir.path().join("s.db")).await.unwrap());
+    let h = engine.handle::<u8>(slot("n"));
+    h.set_raw(json!(300)).await.unwrap();
+    match h.get().await {
+        Err(Error::Decode {
+            slot,
+            version: 1,
+            type_name: "u8",
+            ..
+        }) => assert_eq!(&slot, h.slot()),
+        other => panic!("expected Decode, got {other:?}"),
+    }
+    assert!(matches!(
+        h.increment(1).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert_eq!(h.get_raw().await.unwrap().version, 1, "nothing written");
+}
+
+#[tokio::test]
+async fn a_file_from_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    raw(
+        &path,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, x'00', 0)",
+    )
+    .await;
+    let e = SqliteStore::open(&path).await.unwrap_err();
+    match sqlite_error(&e) {
+        SqliteError::NewerSchema {
+            found, supported, ..
+        } => {
+            assert_eq!((*found, *supported), (9999, schema_version()));
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    assert!(
+        e.to_string().contains("newer than this build supports"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    let text = "these are my notes, not a database\n".repeat(200);
+    std::fs::write(&path, &text).unwrap();
+    let e = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(sqlite_error(&e), SqliteError::NotADatabase { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("not a SQLite database"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "the file was changed"
+    );
+}
+
+#[tokio::test]
+async fn a_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = SqliteStore::open(dir.path()).await.unwrap_err();
+    assert!(matches!(sqlite_error(&e), SqliteError::Open { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn the_schema_version_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    drop(SqliteStore::open(&path).await.unwrap());
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let rows: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![(schema_version(),)]);
+}

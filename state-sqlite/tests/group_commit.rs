@@ -1,0 +1,286 @@
+//! Group commit: merged transactions, counted by SQLite's commit hook; per-caller atomicity
+//! inside them; cancellation; persistence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::{Connection, Executor, SqliteConnection};
+use state_core::{Engine, Error, NumKind, Op, Path, Scope, Slot, Store, Write};
+use state_sqlite::{SqliteOptions, SqliteStore};
+
+fn slot(key: &str) -> Slot {
+    Slot::new(Scope::execution("run-1").unwrap(), "Test", key).unwrap()
+}
+
+async fn store_in(dir: &tempfile::TempDir) -> (Arc<SqliteStore>, std::path::PathBuf) {
+    let path = dir.path().join("state.db");
+    (Arc::new(SqliteStore::open(&path).await.unwrap()), path)
+}
+
+/// Waits (bounded) until `cond` holds, yielding to the store's tasks.
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_tasks_times_500_increments_are_merged_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_in(&dir).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let h = engine.handle::<u64>(slot("counter"));
+    let before = store.stats();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                for _ in 0..500 {
+                    h.increment(1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let v = h.get_versioned().await.unwrap();
+    assert_eq!((v.value, v.version), (Some(32_000), 32_000));
+    let s = store.stats();
+    let commits = s.commits - before.commits;
+    let batches = s.batches - before.batches;
+    assert_eq!(batches, 32_000);
+    eprintln!(
+        "64x500: {commits} COMMITs for {batches} caller commits, largest group {}",
+        s.max_group
+    );
+    assert!(
+        commits * 8 <= batches,
+        "group commit: {commits} COMMITs for {batches} caller commits (groups of up to {})",
+        s.max_group
+    );
+}
+
+#[tokio::test]
+async fn an_idle_commit_gets_exactly_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_in(&dir).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let h = engine.handle::<u64>(slot("n"));
+    h.increment(1).await.unwrap(); // warm up
+    let before = store.stats();
+    h.increment(1).await.unwrap();
+    let after = store.stats();
+    assert_eq!(after.commits - before.commits, 1, "one real COMMIT");
+    assert_eq!(after.groups - before.groups, 1);
+    assert_eq!(after.batches - before.batches, 1);
+}
+
+/// Holds the database's write lock from a second connection, so the committer's next
+/// transaction waits and everything submitted meanwhile is merged into the one after.
+async fn hold_write_lock(path: &std::path::Path) -> SqliteConnection {
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    conn.execute("BEGIN IMMEDIATE").await.unwrap();
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_batch_merged_with_63_good_ones_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = store_in(&dir).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    engine.handle::<u8>(slot("small")).set(255).await.unwrap();
+    let groups_before = store.stats().groups;
+    let mut blocker = hold_write_lock(&path).await;
+    // The probe's transaction waits on the lock; the 64 batches queue behind it.
+    let probe = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.handle::<u64>(slot("probe")).increment(1).await }
+    });
+    wait_for("the probe's transaction to start", || {
+        store.stats().groups == groups_before + 1
+    })
+    .await;
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut writes = vec![Write::apply(
+                    slot(&format!("k{i}")),
+                    vec![Op::set(Path::root(), json!(i))],
+                )];
+                if i == 17 {
+                    // This batch also overflows a u8: it must fail alone.
+                    writes.push(Write::apply(
+                        slot("small"),
+                        vec![Op::increment(Path::root(), 1u8.into(), NumKind::U8)],
+                    ));
+                }
+                engine.commit(writes).await
+            })
+        })
+        .collect();
+    wait_for("64 queued batches", || store.stats().queued == 64).await;
+    conn_release(&mut blocker).await;
+    probe.await.unwrap().unwrap();
+    let mut failed = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(_) => {}
+            Err(Error::Overflow { slot: s, .. }) => {
+                assert_eq!(s.key(), "small");
+                failed.push(i);
+            }
+            Err(e) => panic!("batch {i}: {e}"),
+        }
+    }
+    assert_eq!(failed, vec![17]);
+    assert!(
+        store.stats().max_group >= 64,
+        "the 64 batches shared one transaction: {:?}",
+        store.stats()
+    );
+    let records = store
+        .load_many(&(0..64).map(|i| slot(&format!("k{i}"))).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for (i, r) in records.iter().enumerate() {
+        if i == 17 {
+            assert_eq!(r.version, 0, "the failing batch wrote its other slot");
+        } else {
+            assert_eq!((r.version, r.value.clone()), (1, Some(json!(i))));
+        }
+    }
+    assert_eq!(
+        engine.handle::<u8>(slot("small")).get().await.unwrap(),
+        Some(255)
+    );
+}
+
+async fn conn_release(conn: &mut SqliteConnection) {
+    conn.execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_commit_future_never_half_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = store_in(&dir).await;
+    let mut blocker = hold_write_lock(&path).await;
+    let batch = state_core::Batch {
+        writes: vec![
+            Write::apply(slot("a"), vec![Op::set(Path::root(), json!(1))]),
+            Write::apply(slot("b"), vec![Op::set(Path::root(), json!(1))]),
+        ],
+        max_value_bytes: 1 << 20,
+    };
+    // Start the commit, let it reach the committer, then drop the caller's future.
+    let fut = store.commit(batch);
+    let _ = tokio::time::timeout(Duration::from_millis(20), fut).await;
+    conn_release(&mut blocker).await;
+    wait_for("the committer to finish", || {
+        store.stats().groups >= 1 && store.stats().queued == 0
+    })
+    .await;
+    // Wait for the group's transaction to end: a read then sees both writes or neither.
+    let engine = Engine::new(StoreRef(store.clone()));
+    engine.handle::<u8>(slot("sync")).set(1).await.unwrap();
+    let r = store.load_many(&[slot("a"), slot("b")]).await.unwrap();
+    assert_eq!(r[0].version, r[1].version, "half-applied: {r:?}");
+    assert_eq!(
+        r[0].version, 1,
+        "the committer owned the batch: it committed"
+    );
+}
+
+/// Lets a test share one store between an engine and direct calls.
+struct StoreRef(Arc<SqliteStore>);
+
+#[state_core::async_trait]
+impl Store for StoreRef {
+    async fn load_many(&self, s: &[Slot]) -> state_core::Result<Vec<state_core::Record>> {
+        self.0.load_many(s).await
+    }
+    async fn load_scope(
+        &self,
+        s: &Scope,
+        ns: Option<&str>,
+    ) -> state_core::Result<Vec<(state_core::SlotKey, state_core::Record)>> {
+        self.0.load_scope(s, ns).await
+    }
+    async fn commit(&self, b: state_core::Batch) -> state_core::Result<state_core::CommitOutcome> {
+        self.0.commit(b).await
+    }
+    async fn list_keys(
+        &self,
+        s: &Scope,
+        ns: Option<&str>,
+        a: Option<&state_core::SlotKey>,
+        l: usize,
+    ) -> state_core::Result<state_core::Page<state_core::SlotKey>> {
+        self.0.list_keys(s, ns, a, l).await
+    }
+    async fn list_scopes(
+        &self,
+        k: Option<state_core::ScopeKind>,
+        a: Option<&Scope>,
+        l: usize,
+    ) -> state_core::Result<state_core::Page<Scope>> {
+        self.0.list_scopes(k, a, l).await
+    }
+    async fn clear(&self, s: &Scope) -> state_core::Result<u64> {
+        self.0.clear(s).await
+    }
+    async fn purge_scope(&self, s: &Scope) -> state_core::Result<u64> {
+        self.0.purge_scope(s).await
+    }
+    async fn purge_expired(&self) -> state_core::Result<u64> {
+        self.0.purge_expired().await
+    }
+    fn clock(&self) -> Arc<dyn state_core::Clock> {
+        self.0.clock()
+    }
+}
+
+#[tokio::test]
+async fn state_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+        engine
+            .handle::<Vec<String>>(slot("list"))
+            .append("a".into())
+            .await
+            .unwrap();
+        engine.handle::<u32>(slot("gone")).set(1).await.unwrap();
+        engine.handle::<u32>(slot("gone")).delete().await.unwrap();
+    }
+    let engine = Engine::new(
+        SqliteStore::open_with(SqliteOptions::file(&path))
+            .await
+            .unwrap(),
+    );
+    let list = engine
+        .handle::<Vec<String>>(slot("list"))
+        .get_versioned()
+        .await
+        .unwrap();
+    assert_eq!((list.value, list.version), (Some(vec!["a".to_string()]), 1));
+    let gone = engine
+        .handle::<u32>(slot("gone"))
+        .get_versioned()
+        .await
+        .unwrap();
+    assert_eq!(
+        (gone.value, gone.version),
+        (None, 2),
+        "the tombstone and its version persist"
+    );
+}
