@@ -1,14 +1,27 @@
-//! `cargo run --example quickstart`: a research workflow's typed state, end to end.
+//! `cargo run --example quickstart`: a research workflow's typed state, persisted to
+//! `quickstart.db` in the working directory. Run it twice: the workflow's totals carry over.
+
+use state_core::Engine;
+use state_sqlite::SqliteStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let state = examples::quickstart::run().await?;
-    println!("attempts:   {}", state.attempts);
-    println!("articles:   {}", state.articles.len());
-    println!("total cost: ${:.2}", state.total_cost);
-    println!("by source:  {:?}", state.by_source);
-    println!("reviewer:   {:?}", state.reviewer);
-    println!("theme:      {:?}", state.theme);
-    assert_eq!(state.attempts, 41, "40 fetches and one review");
+    let path = std::env::var("QUICKSTART_DB").unwrap_or_else(|_| "quickstart.db".into());
+    let engine = Engine::new(SqliteStore::open(&path).await?);
+    let report = examples::quickstart::run(engine).await?;
+    let r = &report.research;
+    println!("run #{} (state in {path})", report.run);
+    println!("  attempts:   {}", r.attempts);
+    println!("  articles:   {}", r.articles.len());
+    println!("  total cost: ${:.2}", r.total_cost);
+    println!("  by source:  {:?}", r.by_source);
+    println!("  reviewer:   {:?}", r.reviewer);
+    println!("  theme:      {:?} (user state, kept across runs)", r.theme);
+    println!(
+        "workflow totals across runs: {} runs, {} articles",
+        report.totals.runs, report.totals.articles
+    );
+    assert_eq!(r.attempts, 41, "40 fetches and one review");
+    assert_eq!(report.totals.articles, report.totals.runs * 40);
     Ok(())
 }

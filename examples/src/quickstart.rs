@@ -1,11 +1,10 @@
-//! A research workflow: fan-out workers record their work in shared, typed execution state.
-//!
-//! Runs on the in-memory store for now; issue [C] makes it persist to SQLite.
+//! A research workflow: fan-out workers record their work in shared, typed execution state;
+//! workflow-wide totals and the user's preferences carry over from run to run.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use state_core::{Context, Engine, MemoryStore, Result, StatePath, StateScope};
+use state_core::{Context, Engine, Result, StatePath, StateScope};
 
 /// Who reviews the research.
 #[derive(StatePath, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
@@ -41,13 +40,44 @@ pub struct Research {
     pub last_response: Option<String>,
 }
 
-/// Runs the workflow: 8 concurrent workers × 5 articles each, a CAS tally, then a review
-/// committed as one atomic batch. Returns the final state.
-pub async fn run() -> Result<Research> {
-    let engine = Engine::new(MemoryStore::new());
-    let ctx = Context::new(engine, "research-run-1")?.with_user("newsroom", "ada")?;
+/// Shared by every run of the research workflow: it outlives each execution.
+#[derive(StateScope, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[state(workflow)]
+pub struct ResearchTotals {
+    /// Runs started so far.
+    #[state(initial = 0)]
+    pub runs: u64,
+    /// Articles collected by every run so far.
+    #[state(initial = 0)]
+    pub articles: u64,
+}
+
+/// What one run ended with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// This run's number (1 on a fresh store).
+    pub run: u64,
+    /// This run's execution state.
+    pub research: Research,
+    /// The workflow's totals after this run.
+    pub totals: ResearchTotals,
+}
+
+/// Runs the workflow once on `engine`: 8 concurrent workers × 5 articles each, a CAS tally,
+/// then a review committed as one atomic batch.
+pub async fn run(engine: Engine) -> Result<Report> {
+    // Workflow-wide state needs only the workflow type: it numbers the runs.
+    let workflow = Context::new(engine.clone(), "research-bootstrap")?.with_workflow("research")?;
+    let totals = workflow.state::<ResearchTotals>()?;
+    let run = totals.runs().increment(1).await?;
+
+    let ctx = Context::new(engine, format!("research-run-{run}"))?
+        .with_workflow("research")?
+        .with_user("newsroom", "ada")?;
     let state = ctx.state::<Research>()?;
-    state.theme().set("dark".into()).await?;
+    if state.theme().get().await?.is_none() {
+        state.theme().set("dark".into()).await?; // the user's choice, kept across runs
+    }
 
     // Fan out: increments and appends are applied by the store, so concurrent workers never
     // conflict and never lose a write.
@@ -108,6 +138,14 @@ pub async fn run() -> Result<Research> {
         })
         .await?;
 
-    // Every field in one store call, as the struct.
-    state.load().await?.to_value()
+    let research = state.load().await?.to_value()?;
+    totals
+        .articles()
+        .increment(research.articles.len() as u64)
+        .await?;
+    Ok(Report {
+        run,
+        research,
+        totals: totals.load().await?.to_value()?,
+    })
 }

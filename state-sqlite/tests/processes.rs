@@ -1,0 +1,338 @@
+//! Real OS processes on one SQLite file: no lost update, contiguous versions, concurrent
+//! first opens, CAS against another process's write.
+//!
+//! This binary is its own child: run with `STATE_SQLITE_CHILD` set, it plays one process of a
+//! test; run without, it is the test runner (`harness = false`).
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use sqlx::{Connection, SqliteConnection};
+use state_core::{Engine, Error, RetryPolicy, Scope, Slot, Write};
+use state_sqlite::SqliteStore;
+
+const ROLE: &str = "STATE_SQLITE_CHILD";
+
+fn slot(key: &str) -> Slot {
+    Slot::new(Scope::app("stress").unwrap(), "Test", key).unwrap()
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(ROLE) {
+        child(&role);
+        return;
+    }
+    let tests: [(&str, fn()); 4] = [
+        (
+            "four_processes_increment_one_slot",
+            four_processes_increment_one_slot,
+        ),
+        (
+            "four_processes_mixing_increments_and_cas_updates",
+            four_processes_mixing_increments_and_cas_updates,
+        ),
+        (
+            "eight_processes_open_a_fresh_file_at_once",
+            eight_processes_open_a_fresh_file_at_once,
+        ),
+        (
+            "a_batch_whose_slot_another_process_changed_writes_nothing",
+            a_batch_whose_slot_another_process_changed_writes_nothing,
+        ),
+    ];
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        print!("test {name} ... ");
+        std::io::stdout().flush().unwrap();
+        match std::panic::catch_unwind(test) {
+            Ok(()) => {
+                println!("ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("\n{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}
+
+// ---- children -----------------------------------------------------------------------------
+
+fn child(role: &str) {
+    let path = PathBuf::from(std::env::var("STATE_DB").unwrap());
+    let go = PathBuf::from(std::env::var("STATE_GO").unwrap());
+    let n: u64 = std::env::var("STATE_N")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        match role {
+            "increment" | "mixed" => {
+                let store = std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
+                let engine = Engine::with_config(store.clone(), Default::default());
+                let h = engine.handle::<u64>(slot("counter")).with_retry(
+                    RetryPolicy::new(10_000)
+                        .with_backoff(Duration::from_micros(100), Duration::from_millis(5)),
+                );
+                println!("ready");
+                wait_for_go(&go);
+                println!("start {}", now_ms());
+                for i in 0..n {
+                    let v = if role == "mixed" && i % 2 == 1 {
+                        h.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1)))
+                            .await
+                            .unwrap()
+                            .unwrap()
+                    } else {
+                        h.increment(1).await.unwrap()
+                    };
+                    println!("v {v}");
+                }
+                println!("end {}", now_ms());
+                println!("busy {}", store.stats().busy_retries);
+            }
+            "open" => {
+                println!("ready");
+                wait_for_go(&go);
+                let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+                println!(
+                    "v {}",
+                    engine
+                        .handle::<u64>(slot("opened"))
+                        .increment(1)
+                        .await
+                        .unwrap()
+                );
+            }
+            "touch" => {
+                let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+                engine.handle::<u64>(slot("b")).set(100).await.unwrap();
+                println!("done");
+            }
+            other => panic!("unknown role {other}"),
+        }
+    });
+}
+
+fn wait_for_go(go: &Path) {
+    while !go.exists() {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+// ---- the parent's side --------------------------------------------------------------------
+
+struct Run {
+    values: Vec<u64>,
+    starts: Vec<u128>,
+    ends: Vec<u128>,
+    busy: u64,
+}
+
+fn spawn(role: &str, db: &Path, go: &Path, n: u64) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, role)
+        .env("STATE_DB", db)
+        .env("STATE_GO", go)
+        .env("STATE_N", n.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Starts `roles`, waits until every child is ready, releases them at once, and collects
+/// what they printed.
+fn run_together(roles: &[&str], db: &Path, n: u64) -> Run {
+    let go = db.with_extension("go");
+    let mut children: Vec<Child> = roles.iter().map(|r| spawn(r, db, &go, n)).collect();
+    let mut readers: Vec<BufReader<std::process::ChildStdout>> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()))
+        .collect();
+    for r in &mut readers {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "a child failed to start");
+    }
+    std::fs::write(&go, b"go").unwrap();
+    let mut run = Run {
+        values: Vec::new(),
+        starts: Vec::new(),
+        ends: Vec::new(),
+        busy: 0,
+    };
+    for (mut r, mut c) in readers.into_iter().zip(children) {
+        let mut out = String::new();
+        r.read_to_string(&mut out).unwrap();
+        assert!(
+            c.wait().unwrap().success(),
+            "a child process failed:\n{out}"
+        );
+        for line in out.lines() {
+            let (tag, value) = line.split_once(' ').unwrap_or((line, ""));
+            match tag {
+                "v" => run.values.push(value.parse().unwrap()),
+                "start" => run.starts.push(value.parse().unwrap()),
+                "end" => run.ends.push(value.parse().unwrap()),
+                "busy" => run.busy += value.parse::<u64>().unwrap(),
+                _ => {}
+            }
+        }
+    }
+    run
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn assert_exact_and_contiguous(run: &Run, total: u64, db: &Path) {
+    let mut values = run.values.clone();
+    values.sort_unstable();
+    let expected: Vec<u64> = (1..=total).collect();
+    assert!(
+        values == expected,
+        "the values acknowledged are not exactly 1..={total}: {} values",
+        values.len()
+    );
+    let (latest_start, earliest_end) = (
+        run.starts.iter().max().unwrap(),
+        run.ends.iter().min().unwrap(),
+    );
+    assert!(
+        latest_start < earliest_end,
+        "the processes' run times did not overlap"
+    );
+    let record = block_on(async {
+        let store = SqliteStore::open(db).await.unwrap();
+        state_core::Store::load(&store, &slot("counter"))
+            .await
+            .unwrap()
+    });
+    assert_eq!((record.value, record.version), (Some(json!(total)), total));
+}
+
+fn four_processes_increment_one_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    block_on(async { drop(SqliteStore::open(&db).await.unwrap()) });
+    let run = run_together(&["increment"; 4], &db, 2000);
+    // Each increment is one committed write: the values returned are the versions.
+    assert_exact_and_contiguous(&run, 8000, &db);
+    eprintln!("(busy retries across processes: {})", run.busy);
+}
+
+fn four_processes_mixing_increments_and_cas_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    block_on(async { drop(SqliteStore::open(&db).await.unwrap()) });
+    let run = run_together(&["mixed", "increment", "mixed", "increment"], &db, 2000);
+    assert_exact_and_contiguous(&run, 8000, &db);
+}
+
+fn eight_processes_open_a_fresh_file_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    assert!(!db.exists());
+    let run = run_together(&["open"; 8], &db, 1);
+    let mut values = run.values.clone();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (1..=8).collect::<Vec<u64>>(),
+        "every process opened the fresh file and wrote"
+    );
+    let migrations: Vec<(i64,)> = block_on(async {
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query_as("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        migrations,
+        vec![(state_sqlite::schema_version(),)],
+        "the schema was applied once"
+    );
+}
+
+fn a_batch_whose_slot_another_process_changed_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    block_on(async {
+        let store = std::sync::Arc::new(SqliteStore::open(&db).await.unwrap());
+        let engine = Engine::with_config(store.clone(), Default::default());
+        let a = engine.handle::<u64>(slot("a"));
+        let b = engine.handle::<u64>(slot("b"));
+        a.set(1).await.unwrap();
+        b.set(1).await.unwrap();
+        let (va, vb) = (
+            a.get_versioned().await.unwrap().version,
+            b.get_versioned().await.unwrap().version,
+        );
+        // Another process changes `b` in the meantime.
+        let out = spawn("touch", &db, &db.with_extension("go"), 1)
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let batch = vec![
+            Write::cas(a.slot().clone(), va, Some(json!(2))),
+            Write::cas(b.slot().clone(), vb, Some(json!(2))),
+        ];
+        match engine.commit(batch).await {
+            Err(Error::VersionMismatch {
+                slot,
+                expected,
+                actual,
+            }) => {
+                assert_eq!((slot.key(), expected, actual), ("b", vb, vb + 1));
+            }
+            other => panic!("expected a version mismatch on b, got {other:?}"),
+        }
+        let a_now = a.get_versioned().await.unwrap();
+        let b_now = b.get_versioned().await.unwrap();
+        assert_eq!((a_now.value, a_now.version), (Some(1), va), "a was written");
+        assert_eq!(
+            (b_now.value, b_now.version),
+            (Some(100), vb + 1),
+            "the other process's write was overwritten"
+        );
+    });
+}
