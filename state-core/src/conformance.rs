@@ -894,6 +894,46 @@ async fn keys_are_listed_in_pages(env: &Env) -> CheckResult {
         only_b.items.len() == 12 && only_b.next.is_none(),
         "namespace filter: {only_b:?}"
     );
+    // Pages within one namespace.
+    let mut paged = Vec::new();
+    let mut after: Option<SlotKey> = None;
+    loop {
+        let page = env
+            .store
+            .list_keys(&sc, Some("B"), after.as_ref(), 5)
+            .await
+            .ctx("paged")?;
+        paged.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+        ensure!(paged.len() <= 12, "namespace pagination does not end");
+    }
+    ensure!(paged == only_b.items, "namespace pages: {paged:?}");
+    // A cursor outside the namespace: before it lists all of it, after it lists nothing.
+    let key = |ns: &str| SlotKey {
+        namespace: ns.into(),
+        key: "k99".into(),
+    };
+    let from_a = env
+        .store
+        .list_keys(&sc, Some("B"), Some(&key("A")), 100)
+        .await
+        .ctx("before")?;
+    ensure!(
+        from_a.items == only_b.items,
+        "a cursor before the namespace: {from_a:?}"
+    );
+    let from_c = env
+        .store
+        .list_keys(&sc, Some("B"), Some(&key("C")), 100)
+        .await
+        .ctx("after")?;
+    ensure!(
+        from_c.items.is_empty(),
+        "a cursor after the namespace: {from_c:?}"
+    );
     ensure!(
         env.store.list_keys(&sc, None, None, 0).await.is_err(),
         "a page size of 0 is refused"

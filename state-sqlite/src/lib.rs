@@ -60,6 +60,12 @@ use state_core::{
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::error::SqliteError;
+
+/// The store's listing statements, for query-plan tests. Not public API.
+#[doc(hidden)]
+pub mod __sql {
+    pub use crate::sql::{list_keys_sql, list_scopes_sql};
+}
 pub use crate::schema::schema_version;
 
 /// When a commit is durable.

@@ -251,6 +251,87 @@ pub(crate) async fn load_scope(
         .collect()
 }
 
+macro_rules! keys_head {
+    () => {
+        "SELECT namespace, key FROM slots WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
+         AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?4) "
+    };
+}
+
+macro_rules! scopes_head {
+    () => {
+        "SELECT DISTINCT kind, scope_id, scope_sub FROM slots \
+         WHERE value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?1) "
+    };
+}
+
+/// The statement listing keys of a scope: `ns` adds a namespace filter (`?6`), `after` a
+/// cursor (`?6`, `?7` without a filter; the key `?7` with one). Each variant states only its own conditions, so every one is a seek on
+/// the primary key (an `?x IS NULL OR …` condition would defeat the index).
+pub fn list_keys_sql(ns: bool, after: bool) -> &'static str {
+    match (ns, after) {
+        (false, false) => concat!(keys_head!(), "ORDER BY namespace, key LIMIT ?5"),
+        (true, false) => concat!(
+            keys_head!(),
+            "AND namespace = ?6 ORDER BY namespace, key LIMIT ?5"
+        ),
+        (false, true) => concat!(
+            keys_head!(),
+            "AND (namespace, key) > (?6, ?7) ORDER BY namespace, key LIMIT ?5"
+        ),
+        (true, true) => concat!(
+            keys_head!(),
+            "AND namespace = ?6 AND key > ?7 ORDER BY namespace, key LIMIT ?5"
+        ),
+    }
+}
+
+/// The statement listing scopes: `kind` adds a kind filter (`?3`), `after` a cursor
+/// (`?4`–`?6`); each variant walks the primary key from its cursor.
+pub fn list_scopes_sql(kind: bool, after: bool) -> &'static str {
+    match (kind, after) {
+        (false, false) => concat!(
+            scopes_head!(),
+            "ORDER BY kind, scope_id, scope_sub LIMIT ?2"
+        ),
+        (true, false) => concat!(
+            scopes_head!(),
+            "AND kind = ?3 ORDER BY kind, scope_id, scope_sub LIMIT ?2"
+        ),
+        (false, true) => concat!(
+            scopes_head!(),
+            "AND (kind, scope_id, scope_sub) > (?4, ?5, ?6) ORDER BY kind, scope_id, scope_sub LIMIT ?2"
+        ),
+        (true, true) => concat!(
+            scopes_head!(),
+            "AND kind = ?3 AND (kind, scope_id, scope_sub) > (?4, ?5, ?6) \
+             ORDER BY kind, scope_id, scope_sub LIMIT ?2"
+        ),
+    }
+}
+
+/// A listing parameter.
+enum P {
+    Text(Option<String>),
+    Int(i64),
+}
+
+/// Binds `?n` parameters in order (each variant uses a gap-free prefix of `?1…?8`).
+fn bind_all(values: Vec<P>) -> Result<SqliteArguments<'static>, SqliteError> {
+    let mut args = SqliteArguments::default();
+    for v in values {
+        match v {
+            P::Text(t) => add(&mut args, t)?,
+            P::Int(i) => add(&mut args, i)?,
+        }
+    }
+    Ok(args)
+}
+
+fn text(s: &str) -> P {
+    P::Text(Some(s.to_owned()))
+}
+
 /// Keys of a scope holding a live value, in (namespace, key) order, after the cursor.
 pub(crate) async fn list_keys(
     conn: &mut SqliteConnection,
@@ -261,25 +342,33 @@ pub(crate) async fn list_keys(
     now: Timestamp,
 ) -> Result<Page<SlotKey>, state_core::Error> {
     state_core::check_page_limit(limit)?;
-    let mut args = SqliteArguments::default();
-    bind_scope(&mut args, scope)?;
-    add(&mut args, namespace.map(str::to_owned))?;
-    add(&mut args, after.map(|a| a.namespace.clone()))?;
-    add(&mut args, after.map(|a| a.key.clone()))?;
-    add(&mut args, now.as_millis())?;
-    add(&mut args, (limit + 1) as i64)?;
-    let rows = sqlx::query_with(
-        "SELECT namespace, key FROM slots \
-         WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
-           AND (?4 IS NULL OR namespace = ?4) \
-           AND (?5 IS NULL OR (namespace, key) > (?5, ?6)) \
-           AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?7) \
-         ORDER BY namespace, key LIMIT ?8",
-        args,
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(SqliteError::from)?;
+    let (kind, id, sub) = scope_cols(scope);
+    let limit_plus = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let mut params = vec![
+        text(kind),
+        text(id),
+        text(sub),
+        P::Int(now.as_millis()),
+        P::Int(limit_plus),
+    ];
+    // With a namespace filter, a cursor in that namespace seeks on the key; a cursor before it
+    // means "from its start", one after it means "nothing left".
+    let after = match (namespace, after) {
+        (Some(ns), Some(a)) if a.namespace.as_str() < ns => None,
+        (Some(ns), Some(a)) if a.namespace.as_str() > ns => return Ok(Page::from_iter([], limit)),
+        (_, a) => a,
+    };
+    match (namespace, after) {
+        (Some(ns), Some(a)) => params.extend([text(ns), text(&a.key)]),
+        (Some(ns), None) => params.push(text(ns)),
+        (None, Some(a)) => params.extend([text(&a.namespace), text(&a.key)]),
+        (None, None) => {}
+    }
+    let sql = list_keys_sql(namespace.is_some(), after.is_some());
+    let rows = sqlx::query_with(sql, bind_all(params)?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(SqliteError::from)?;
     let keys = rows
         .iter()
         .map(|r| {
@@ -302,29 +391,19 @@ pub(crate) async fn list_scopes(
     now: Timestamp,
 ) -> Result<Page<Scope>, state_core::Error> {
     state_core::check_page_limit(limit)?;
-    let mut args = SqliteArguments::default();
-    add(&mut args, kind.map(|k| k.as_str().to_owned()))?;
-    let (ak, ai, asub) = after
-        .map(scope_cols)
-        .map_or((None, None, None), |(k, i, s)| {
-            (Some(k.to_owned()), Some(i.to_owned()), Some(s.to_owned()))
-        });
-    add(&mut args, ak)?;
-    add(&mut args, ai)?;
-    add(&mut args, asub)?;
-    add(&mut args, now.as_millis())?;
-    add(&mut args, (limit + 1) as i64)?;
-    let rows = sqlx::query_with(
-        "SELECT DISTINCT kind, scope_id, scope_sub FROM slots \
-         WHERE (?1 IS NULL OR kind = ?1) \
-           AND (?2 IS NULL OR (kind, scope_id, scope_sub) > (?2, ?3, ?4)) \
-           AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?5) \
-         ORDER BY kind, scope_id, scope_sub LIMIT ?6",
-        args,
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(SqliteError::from)?;
+    let limit_plus = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let mut params = vec![P::Int(now.as_millis()), P::Int(limit_plus)];
+    if kind.is_some() || after.is_some() {
+        params.push(P::Text(kind.map(|k| k.as_str().to_owned())));
+    }
+    if let Some((k, i, s)) = after.map(scope_cols) {
+        params.extend([text(k), text(i), text(s)]);
+    }
+    let sql = list_scopes_sql(kind.is_some(), after.is_some());
+    let rows = sqlx::query_with(sql, bind_all(params)?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(SqliteError::from)?;
     let scopes = rows
         .iter()
         .map(|r| {

@@ -284,3 +284,92 @@ async fn state_survives_reopening_the_file() {
         "the tombstone and its version persist"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_past_busy_timeout_is_retried_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Arc::new(
+        SqliteStore::open_with(SqliteOptions::file(&path).busy_timeout(Duration::from_millis(1)))
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let h = engine.handle::<u64>(slot("n"));
+    h.increment(1).await.unwrap();
+    let mut blocker = hold_write_lock(&path).await;
+    let write = tokio::spawn({
+        let h = h.clone();
+        async move { h.increment(1).await }
+    });
+    // Hold the lock far longer than busy_timeout: the committer must keep retrying.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn_release(&mut blocker).await;
+    assert_eq!(write.await.unwrap().unwrap(), 2);
+    assert!(store.stats().busy_retries > 0, "{:?}", store.stats());
+    assert_eq!(h.get_versioned().await.unwrap().version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_never_released_fails_the_commit_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open_with(
+        SqliteOptions::file(&path)
+            .busy_timeout(Duration::from_millis(1))
+            .busy_retry_for(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let engine = Engine::new(store);
+    let h = engine.handle::<u64>(slot("n"));
+    let mut blocker = hold_write_lock(&path).await;
+    let e = h.increment(1).await.unwrap_err();
+    assert!(e.to_string().contains("stayed locked"), "{e}");
+    conn_release(&mut blocker).await;
+    assert_eq!(
+        h.get_versioned().await.unwrap().version,
+        0,
+        "a failed commit wrote"
+    );
+    assert_eq!(h.increment(1).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn listing_seeks_the_primary_key_instead_of_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    use state_sqlite::__sql::{list_keys_sql, list_scopes_sql};
+    for (ns, after) in [(false, false), (true, false), (false, true), (true, true)] {
+        let p = plan(&mut conn, list_keys_sql(ns, after)).await;
+        assert!(
+            p.contains("SEARCH slots USING PRIMARY KEY (kind=? AND scope_id=? AND scope_sub=?"),
+            "{p}"
+        );
+        assert!(!p.contains("TEMP B-TREE"), "listing keys sorts: {p}");
+        if after {
+            assert!(p.contains(">"), "the cursor is not part of the seek: {p}");
+        }
+        let p = plan(&mut conn, list_scopes_sql(ns, after)).await;
+        assert!(!p.contains("TEMP B-TREE"), "listing scopes sorts: {p}");
+        if ns || after {
+            assert!(
+                p.contains("SEARCH slots USING PRIMARY KEY"),
+                "listing scopes scans: {p}"
+            );
+        }
+    }
+}
+
+async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
+    let q = format!("EXPLAIN QUERY PLAN {sql}");
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&q).fetch_all(conn).await.unwrap();
+    rows.into_iter()
+        .map(|r| r.3)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
