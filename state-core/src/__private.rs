@@ -21,14 +21,32 @@ pub use serde::de::DeserializeOwned;
 pub use serde_json;
 
 pub use crate::path::{CustomFormat, CustomFormatPath, Flattened, FlattenedPath};
+pub use crate::session::AsSlot;
 pub use crate::{
     At, BatchBuilder, BatchCommit, BatchSink, CanDelete, CanWrite, Context, Cursor, Deletable,
-    Error, FieldScope, Mode, Op, Path, PathTarget, ReadOnly, ReadWrite, Required, SlotHandle,
-    StateScope, WriteOutcome, WriteTarget, load_targets,
+    Error, FieldScope, Mode, Op, Path, PathTarget, ReadOnly, ReadWrite, Required, SessionHandle,
+    SlotHandle, StateScope, Ttl, WriteOutcome, WriteTarget, load_targets,
 };
+pub use core::time::Duration;
 
 /// `crate::Result` under a name that cannot clash with `core::result::Result`.
 pub type StateResult<T> = crate::Result<T>;
+
+/// The synchronous handle of one session field.
+pub fn bind_session<T, M>(
+    ctx: &Context,
+    namespace: &str,
+    key: &str,
+    type_name: &'static str,
+    field: &'static str,
+) -> crate::Result<SessionHandle<T, M>>
+where
+    T: Serialize + DeserializeOwned,
+    M: Mode,
+{
+    bind_field::<T, M>(ctx, FieldScope::Session, namespace, key, type_name, field)
+        .map(SessionHandle::new)
+}
 
 /// The handle of one field, bound in its scope.
 pub fn bind_field<T, M>(

@@ -3,14 +3,18 @@
 //! slot.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
+use crate::collection::Collection;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::handle::{Mode, ReadOnly, ReadWrite, SlotHandle};
-use crate::scope::{Scope, Slot};
+use crate::memory::MemoryStore;
+use crate::record::Record;
+use crate::scope::{Scope, Slot, SlotKey};
 
 /// Where one field of a state struct lives (`#[state(user)]`, …; default `execution`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,8 +68,14 @@ impl fmt::Display for FieldScope {
     }
 }
 
-/// The state of one invocation: a durable engine, an invocation-local engine (for `temp`
-/// and `session` fields), and the scope ids the invocation has.
+/// The state of one invocation: where each scope of its state lives.
+///
+/// - `execution` fields live in the *root* execution's scope: an execution, its children
+///   ([`child`](Self::child)) and concurrent branches share them;
+/// - `workflow`, `object`, `user`, `app` fields need the ids given by the `with_*` methods;
+/// - `session` fields are private to this execution, synchronous, and saved with
+///   [`checkpoint`](Self::checkpoint);
+/// - `temp` fields live in this invocation's memory and are gone with the context.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
@@ -81,25 +91,70 @@ impl fmt::Display for FieldScope {
 pub struct Context {
     engine: Engine,
     local: Engine,
-    execution: Scope,
+    session: Engine,
+    session_store: Arc<MemoryStore>,
+    execution_id: String,
+    /// This execution's own scope (session and temp slots live under it).
+    own: Scope,
+    /// The root execution's scope (execution fields live here).
+    root: Scope,
     workflow: Option<Scope>,
     object: Option<Scope>,
     user: Option<Scope>,
     app: Option<Scope>,
 }
 
+/// A saved copy of an execution's session state, to restore after a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The execution the session state belongs to.
+    pub execution_id: String,
+    /// Every session slot: namespace and key, value, version.
+    pub session: Vec<(SlotKey, Record)>,
+}
+
 impl Context {
-    /// A context for execution `execution_id` on `engine`, with a fresh local engine.
+    /// A context for the root execution `execution_id` on `engine`, with fresh invocation-local
+    /// (`temp`) and `session` state.
     pub fn new(engine: Engine, execution_id: impl Into<String>) -> Result<Self> {
+        let execution_id = execution_id.into();
+        let own = Scope::execution(execution_id.clone())?;
         let local = engine.local();
+        let (session, session_store) = engine.session();
         Ok(Context {
-            execution: Scope::execution(execution_id)?,
+            root: own.clone(),
+            own,
+            execution_id,
             engine,
             local,
+            session,
+            session_store,
             workflow: None,
             object: None,
             user: None,
             app: None,
+        })
+    }
+
+    /// The context of a child execution (a spawned sub-task, a concurrent branch): it shares
+    /// the root's `execution` state and every other scope, and has its own `session` and
+    /// `temp` state.
+    pub fn child(&self, child_execution_id: impl Into<String>) -> Result<Self> {
+        let execution_id = child_execution_id.into();
+        let own = Scope::execution(execution_id.clone())?;
+        let (session, session_store) = self.engine.session();
+        Ok(Context {
+            engine: self.engine.clone(),
+            local: self.engine.local(),
+            session,
+            session_store,
+            execution_id,
+            own,
+            root: self.root.clone(),
+            workflow: self.workflow.clone(),
+            object: self.object.clone(),
+            user: self.user.clone(),
+            app: self.app.clone(),
         })
     }
 
@@ -138,14 +193,57 @@ impl Context {
         &self.engine
     }
 
-    /// The invocation-local engine (`temp` and `session` state).
+    /// The invocation-local engine (`temp` state).
     pub fn local_engine(&self) -> &Engine {
         &self.local
     }
 
-    /// The execution scope.
+    /// This execution's id.
+    pub fn execution_id(&self) -> &str {
+        &self.execution_id
+    }
+
+    /// The root execution's id (equal to [`execution_id`](Self::execution_id) for a root).
+    pub fn root_execution_id(&self) -> &str {
+        self.root.parts().0
+    }
+
+    /// The scope `execution` fields live in: the root execution's.
     pub fn execution(&self) -> &Scope {
-        &self.execution
+        &self.root
+    }
+
+    /// A keyed collection in a named group (rate limits, sessions, feature flags).
+    pub fn group<V>(
+        &self,
+        group: impl Into<String>,
+        namespace: impl Into<String>,
+    ) -> Result<Collection<V>>
+    where
+        V: Serialize + DeserializeOwned,
+    {
+        self.engine.collection(Scope::group(group)?, namespace)
+    }
+
+    /// Saves this execution's session state.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            execution_id: self.execution_id.clone(),
+            session: self.session_store.export(&self.own),
+        }
+    }
+
+    /// Restores this execution's session state from `checkpoint` (replacing what it holds).
+    pub fn restore(&self, checkpoint: &Checkpoint) -> Result<()> {
+        if checkpoint.execution_id != self.execution_id {
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint of execution {:?} restored into execution {:?}",
+                checkpoint.execution_id, self.execution_id
+            )));
+        }
+        self.session_store
+            .import(&self.own, checkpoint.session.clone());
+        Ok(())
     }
 
     /// The engine and scope a field of scope `scope` lives in, or an error naming the field
@@ -157,12 +255,13 @@ impl Context {
         field: &'static str,
     ) -> Result<(&Engine, &Scope)> {
         let found = match scope {
-            FieldScope::Execution => Some((&self.engine, &self.execution)),
+            FieldScope::Execution => Some((&self.engine, &self.root)),
             FieldScope::Workflow => self.workflow.as_ref().map(|s| (&self.engine, s)),
             FieldScope::Object => self.object.as_ref().map(|s| (&self.engine, s)),
             FieldScope::User => self.user.as_ref().map(|s| (&self.engine, s)),
             FieldScope::App => self.app.as_ref().map(|s| (&self.engine, s)),
-            FieldScope::Session | FieldScope::Temp => Some((&self.local, &self.execution)),
+            FieldScope::Session => Some((&self.session, &self.own)),
+            FieldScope::Temp => Some((&self.local, &self.own)),
         };
         found.ok_or(Error::MissingScope {
             type_name,

@@ -262,6 +262,19 @@ impl Engine {
         Self::build(Arc::new(store), self.0.config.clone(), true)
     }
 
+    /// A fresh in-memory engine for session state, and its store (for checkpoints). Its
+    /// retries never sleep, so its futures complete at their first poll (the synchronous
+    /// session API relies on it).
+    pub(crate) fn session(&self) -> (Engine, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::with_clock(self.clock()));
+        let config = self
+            .0
+            .config
+            .clone()
+            .retry(RetryPolicy::new(10).with_backoff(Duration::ZERO, Duration::ZERO));
+        (Self::build(store.clone(), config, true), store)
+    }
+
     /// Whether this is an invocation-local engine (see [`local`](Self::local)).
     pub fn is_deferred(&self) -> bool {
         self.0.deferred

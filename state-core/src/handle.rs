@@ -222,6 +222,10 @@ where
         &self.target
     }
 
+    pub(crate) fn target_mut(&mut self) -> &mut WriteTarget {
+        &mut self.target
+    }
+
     /// Sets the value `get` returns, and Apply writes start from, while the slot was never
     /// written. After a delete or expiry it does not come back.
     pub fn with_initial(mut self, initial: &T) -> Result<Self> {

@@ -63,12 +63,13 @@ mod op;
 mod path;
 mod record;
 mod scope;
+mod session;
 mod store;
 mod target;
 
 pub use batch::{BatchBuilder, BatchCommit, BatchSink};
 pub use collection::Collection;
-pub use context::{Context, FieldScope, StateScope};
+pub use context::{Checkpoint, Context, FieldScope, StateScope};
 pub use engine::{Engine, EngineConfig, Event, Events, RetryPolicy};
 pub use error::{Abort, BoxError, Error, IdPart, Result};
 pub use handle::{
@@ -83,6 +84,7 @@ pub use path::{
 };
 pub use record::{Clock, ManualClock, Record, SystemClock, Timestamp, Ttl};
 pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};
+pub use session::{AsSlot, SessionHandle};
 pub use store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, PreparedCommit, Store,
     VersionConflict, Write, WriteKind, WriteOutcome, check_page_limit, check_size, prepare_commit,

@@ -90,6 +90,35 @@ impl MemoryStore {
         }
     }
 
+    /// Every stored record of `scope` (raw: expiry not applied), for checkpoints.
+    pub fn export(&self, scope: &Scope) -> Vec<(SlotKey, Record)> {
+        let inner = self.lock();
+        inner.scopes.get(scope).map_or_else(Vec::new, |d| {
+            d.slots
+                .iter()
+                .flat_map(|(ns, keys)| {
+                    keys.iter().map(move |(k, r)| {
+                        let key = SlotKey {
+                            namespace: ns.clone(),
+                            key: k.clone(),
+                        };
+                        (key, r.clone())
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Replaces every record of `scope` with `records` (restoring a checkpoint).
+    pub fn import(&self, scope: &Scope, records: Vec<(SlotKey, Record)>) {
+        let mut inner = self.lock();
+        let data = inner.scopes.entry(scope.clone()).or_default();
+        data.slots.clear();
+        for (k, r) in records {
+            data.slots.entry(k.namespace).or_default().insert(k.key, r);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-applied batch (commits write only
         // after every check passed), so a poisoned lock still guards consistent data.

@@ -24,6 +24,8 @@ pub struct WriteTarget {
     pub(crate) ttl: Ttl,
     /// Present on eager handles: the loaded record, refreshed by every commit through them.
     pub(crate) cache: Option<Arc<Mutex<Record>>>,
+    /// Session state (Weft's rule): after a delete the initial value comes back.
+    pub(crate) initial_after_delete: bool,
 }
 
 impl fmt::Debug for WriteTarget {
@@ -50,6 +52,7 @@ impl WriteTarget {
             initial: None,
             ttl: Ttl::Keep,
             cache: None,
+            initial_after_delete: false,
         }
     }
 
@@ -63,8 +66,20 @@ impl WriteTarget {
         &self.engine
     }
 
-    /// An Apply write of `ops` carrying this target's initial value and TTL.
+    /// An Apply write of `ops` carrying this target's initial value and TTL. On session
+    /// state a whole-value delete is followed by the initial value (which therefore returns).
     pub fn write(&self, ops: Vec<Op>) -> Write {
+        let ops = match (&self.initial, self.initial_after_delete) {
+            (Some(init), true) => ops
+                .into_iter()
+                .flat_map(|op| {
+                    let reset = (op.path.is_root() && matches!(op.kind, crate::op::OpKind::Delete))
+                        .then(|| Op::set(crate::op::Path::root(), Value::clone(init)));
+                    std::iter::once(op).chain(reset)
+                })
+                .collect(),
+            _ => ops,
+        };
         let w = Write::apply(self.slot.clone(), ops)
             .with_initial(self.initial.as_deref().cloned())
             .with_ttl(self.ttl);
@@ -138,11 +153,12 @@ impl WriteTarget {
         })
     }
 
-    /// Decodes a record as `get` does: the value, else the initial value at version 0.
+    /// Decodes a record as `get` does: the value, else the initial value at version 0 (on
+    /// session state: whenever absent).
     pub fn decode_record<V: DeserializeOwned>(&self, record: &Record) -> Result<Option<V>> {
         match (&record.value, &self.initial) {
             (Some(v), _) => self.decode(v.clone(), record.version).map(Some),
-            (None, Some(init)) if record.version == 0 => {
+            (None, Some(init)) if record.version == 0 || self.initial_after_delete => {
                 self.decode(Value::clone(init), 0).map(Some)
             }
             (None, _) => Ok(None),

@@ -38,7 +38,7 @@ pub(crate) const SCOPES: [&str; 7] = [
 ];
 
 const SCOPE_CONTAINER: &[&str] = &["namespace", "crate", "bound", "default"];
-const SCOPE_FIELD: &[&str] = &["initial", "default", "rename", "skip", "leaf"];
+const SCOPE_FIELD: &[&str] = &["initial", "default", "rename", "skip", "leaf", "ttl"];
 const PATH_CONTAINER: &[&str] = &["crate", "bound"];
 const PATH_FIELD: &[&str] = &["leaf"];
 
@@ -68,6 +68,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) skip: bool,
     pub(crate) leaf: bool,
     pub(crate) scope: Option<Spanned<String>>,
+    /// `#[state(ttl = "30s")]`, in milliseconds.
+    pub(crate) ttl_ms: Option<u64>,
     /// `#[serde(rename = "…")]`: the stored name inside a parent object.
     pub(crate) serde_rename: Option<String>,
     pub(crate) serde_flatten: bool,
@@ -279,6 +281,16 @@ pub(crate) fn field(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> FieldAttr
                 "default" => out.default = true,
                 "skip" => out.skip = true,
                 "leaf" => out.leaf = true,
+                "ttl" => {
+                    let s = lit_str(&meta)?;
+                    match parse_duration_ms(&s.value()) {
+                        Some(ms) => out.ttl_ms = Some(ms),
+                        None => cx.error_spanned_by(
+                            &s,
+                            "`ttl` expects a positive duration like \"250ms\", \"30s\", \"5m\", \"2h\" or \"7d\"",
+                        ),
+                    }
+                }
                 _ => {}
             }
             Ok(())
@@ -344,4 +356,21 @@ fn serde_field(attr: &Attribute, out: &mut FieldAttrs) {
         }
         skip_value(&meta)
     });
+}
+
+/// Parses `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"` into milliseconds (positive, no overflow).
+pub(crate) fn parse_duration_ms(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(factor).filter(|ms| *ms > 0)
 }

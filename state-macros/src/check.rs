@@ -89,6 +89,7 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
                 (a.rename.is_some(), "rename"),
                 (a.scope.is_some(), "a scope"),
                 (a.leaf, "leaf"),
+                (a.ttl_ms.is_some(), "ttl"),
             ] {
                 if set {
                     cx.error_spanned_by(

@@ -98,6 +98,23 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
 
     let fid: Vec<&syn::Ident> = stored.iter().map(|s| s.f.ident).collect();
     let vty: Vec<&syn::Type> = stored.iter().map(|s| s.value_ty).collect();
+    // Session fields get the synchronous handle in the state struct.
+    let handle_ty = |s: &Stored<'_>| {
+        let ty = s.value_ty;
+        if s.scope == "Session" {
+            quote!(#p::SessionHandle<#ty, #m>)
+        } else {
+            quote!(#p::SlotHandle<#ty, #m>)
+        }
+    };
+    let state_fields: Vec<TokenStream> = stored
+        .iter()
+        .map(|s| {
+            let f = s.f.ident;
+            let h = handle_ty(s);
+            quote!(#f: #h,)
+        })
+        .collect();
 
     let state_doc = format!(
         "Typed state handles of [`{name}`]: one handle per field, each bound to its slot.\n\n\
@@ -118,20 +135,24 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
          commits at once."
     );
 
-    // Accessors (state and snapshot).
-    let accessors: Vec<TokenStream> = stored
+    // Accessors: the state's handles (synchronous for session fields) and the snapshot's.
+    let accessor = |s: &Stored<'_>, ret: TokenStream| {
+        let f = s.f.ident;
+        let docs = field_docs(s.f, format!("The handle of the `{}` field.", s.f.name));
+        quote! {
+            #docs
+            #[inline]
+            #vis fn #f(&self) -> &#ret {
+                &self.#f
+            }
+        }
+    };
+    let accessors: Vec<TokenStream> = stored.iter().map(|s| accessor(s, handle_ty(s))).collect();
+    let snapshot_accessors: Vec<TokenStream> = stored
         .iter()
         .map(|s| {
-            let f = s.f.ident;
             let ty = s.value_ty;
-            let docs = field_docs(s.f, format!("The handle of the `{}` field.", s.f.name));
-            quote! {
-                #docs
-                #[inline]
-                #vis fn #f(&self) -> &#p::SlotHandle<#ty, #m> {
-                    &self.#f
-                }
-            }
+            accessor(s, quote!(#p::SlotHandle<#ty, #m>))
         })
         .collect();
 
@@ -221,10 +242,20 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
                     })?
                 }
             });
-            quote! {
-                #f: #p::bind_field::<#ty, #m>(
+            let ttl = s.f.attrs.ttl_ms.map(|ms| {
+                quote!(.with_ttl(#p::Ttl::For(#p::Duration::from_millis(#ms))))
+            });
+            let bind = if s.scope == "Session" {
+                quote!(#p::bind_session::<#ty, #m>(
+                    ctx, <Self as #p::StateScope>::NAMESPACE, #key, #name, #field_name,
+                ))
+            } else {
+                quote!(#p::bind_field::<#ty, #m>(
                     ctx, #p::FieldScope::#scope, <Self as #p::StateScope>::NAMESPACE, #key, #name, #field_name,
-                )? #initial,
+                ))
+            };
+            quote! {
+                #f: #bind? #initial #ttl,
             }
         })
         .collect();
@@ -238,10 +269,10 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
 
                 /// Loads every field in one store call into an eager snapshot.
                 #vis async fn load(&self) -> #p::StateResult<#snapshot<#args #m>> {
-                    let __records = #p::load_targets(&[ #( self.#fid.target(), )* ]).await?;
+                    let __records = #p::load_targets(&[ #( #p::AsSlot::as_slot(&self.#fid).target(), )* ]).await?;
                     let mut __records = #p::IntoIterator::into_iter(__records);
                     #p::Ok(#snapshot {
-                        #( #fid: self.#fid.eager(#p::Option::unwrap_or_default(#p::Iterator::next(&mut __records))), )*
+                        #( #fid: #p::AsSlot::as_slot(&self.#fid).eager(#p::Option::unwrap_or_default(#p::Iterator::next(&mut __records))), )*
                         #marker_init
                     })
                 }
@@ -265,7 +296,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
 
         #[allow(unused_qualifications, clippy::all)]
             impl #impl_m #snapshot<#args #m> where #(#preds,)* {
-                #(#accessors)*
+                #(#snapshot_accessors)*
 
                 /// The loaded values as the struct. A required field without a value (never
                 /// written and no `initial`, or deleted, and no `#[state(default)]`) is an error.
@@ -302,7 +333,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
         #[doc = #state_doc]
         #[allow(unused_qualifications)]
         #vis struct #state<#decl #m = #p::ReadWrite> #user_where {
-            #( #fid: #p::SlotHandle<#vty, #m>, )*
+            #(#state_fields)*
             __state_marker: #marker,
         }
 
