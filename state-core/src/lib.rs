@@ -50,6 +50,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod batch;
 mod collection;
 #[cfg(feature = "conformance")]
@@ -67,6 +68,7 @@ mod session;
 mod store;
 mod target;
 
+pub use admin::ScopeAdmin;
 pub use batch::{BatchBuilder, BatchCommit, BatchSink};
 pub use collection::Collection;
 pub use context::{Checkpoint, Context, FieldScope, StateScope};

@@ -139,3 +139,75 @@ async fn collections_give_typed_handles_for_dynamic_keys() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn any_scope_opens_for_admin_access_typed_or_untyped() {
+    use serde_json::json;
+    use state_core::{NumKind, Op, Path};
+    let (engine, _) = engine();
+    let user = engine.scope(Scope::user("shop", "alice").unwrap());
+    assert_eq!(
+        user.set("Prefs", "theme", json!("dark"))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    assert!(matches!(
+        user.set_if("Prefs", "theme", 0, json!("light")).await,
+        Err(Error::VersionMismatch {
+            expected: 0,
+            actual: 1,
+            ..
+        })
+    ));
+    user.apply(
+        "Stats",
+        "logins",
+        vec![Op::increment(Path::root(), 2u32.into(), NumKind::U32)],
+    )
+    .await
+    .unwrap();
+    // Untyped ops are validated like typed ones: a bad op is a typed error, nothing written.
+    let bad = user
+        .apply(
+            "Prefs",
+            "theme",
+            vec![Op::increment(Path::root(), 1u32.into(), NumKind::U32)],
+        )
+        .await;
+    assert!(matches!(bad, Err(Error::TypeMismatch { .. })), "{bad:?}");
+    assert!(
+        user.set("", "x", json!(1)).await.is_err(),
+        "bad keys are refused"
+    );
+    assert_eq!(
+        user.handle::<u32>("Stats", "logins")
+            .unwrap()
+            .get()
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    let keys: Vec<String> = user
+        .keys(None, None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    assert_eq!(keys, ["theme", "logins"]);
+    assert_eq!(user.load(Some("Prefs")).await.unwrap().len(), 1);
+    assert_eq!(
+        user.delete("Prefs", "theme").await.unwrap().outputs,
+        [Some(json!("dark"))]
+    );
+    assert_eq!(user.clear().await.unwrap(), 1);
+    assert_eq!(user.purge().await.unwrap(), 2);
+    assert_eq!(
+        user.get("Stats", "logins").await.unwrap().version,
+        2,
+        "the floor keeps the version"
+    );
+}
