@@ -110,6 +110,7 @@ checks!(
     json_null_is_not_stored_at_the_root,
     expired_slots_read_as_tombstones,
     ttl_is_kept_set_or_cleared,
+    ttl_keep_or_starts_a_window,
     purging_expired_rows_keeps_versions_rising,
     purging_a_scope_keeps_versions_rising,
     clear_tombstones_live_slots,
@@ -701,6 +702,31 @@ async fn ttl_is_kept_set_or_cleared(env: &Env) -> CheckResult {
     ensure!(
         r.value == Some(json!(10)) && r.expires_at.is_none(),
         "cleared TTL: {r:?}"
+    );
+    Ok(())
+}
+
+async fn ttl_keep_or_starts_a_window(env: &Env) -> CheckResult {
+    let window = slot(&exec("e"), "window");
+    let ww = || {
+        Write::apply(window.clone(), vec![inc(1)]).with_ttl(Ttl::KeepOr(Duration::from_secs(60)))
+    };
+    commit(env, vec![ww()]).await.ctx("window start")?;
+    let started = env.store.load(&window).await.ctx("load")?.expires_at;
+    env.clock.advance(Duration::from_secs(30));
+    commit(env, vec![ww()]).await.ctx("window hit")?;
+    let r = env.store.load(&window).await.ctx("load")?;
+    ensure!(
+        r.expires_at == started,
+        "KeepOr must keep a live window: {r:?}"
+    );
+    env.clock.advance(Duration::from_secs(30));
+    commit(env, vec![ww()]).await.ctx("new window")?;
+    let r = env.store.load(&window).await.ctx("load")?;
+    ensure!(
+        r.value == Some(json!(1))
+            && r.expires_at == Some(env.clock.now().saturating_add(Duration::from_secs(60))),
+        "KeepOr must start a new window after expiry: {r:?}"
     );
     Ok(())
 }

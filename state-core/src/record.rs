@@ -146,6 +146,11 @@ pub enum Ttl {
     /// Expire this long after the commit.
     #[serde(with = "millis")]
     For(Duration),
+    /// Keep the live value's expiry; a write that starts a new value (absent, deleted or
+    /// expired) expires this long after the commit. A fixed window that starts with its first
+    /// write: rate limits, quotas.
+    #[serde(with = "millis")]
+    KeepOr(Duration),
     /// Never expire.
     Clear,
 }
@@ -165,6 +170,7 @@ impl Ttl {
             Ttl::Keep => live_expiry,
             Ttl::Clear => None,
             Ttl::For(d) => Some(now.saturating_add(d)),
+            Ttl::KeepOr(d) => live_expiry.or(Some(now.saturating_add(d))),
         }
     }
 }
