@@ -61,10 +61,10 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use crate::error::SqliteError;
 
-/// The store's listing statements, for query-plan tests. Not public API.
+/// The store's statements, for query-plan tests and benchmarks. Not public API.
 #[doc(hidden)]
 pub mod __sql {
-    pub use crate::sql::{list_keys_sql, list_scopes_sql};
+    pub use crate::sql::{list_keys_sql, list_scopes_sql, select_slots};
 }
 pub use crate::schema::schema_version;
 

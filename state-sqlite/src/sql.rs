@@ -38,7 +38,7 @@ fn values(rows: usize, cols: usize) -> String {
 }
 
 /// Reads `rows` requested slots (index, kind, id, sub, namespace, key) with their scope floors.
-pub(crate) fn select_slots(rows: usize) -> &'static str {
+pub fn select_slots(rows: usize) -> &'static str {
     static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
     cached(&CACHE, rows, |rows| {
         format!(

@@ -1,0 +1,774 @@
+//! This project next to the physical limit, in one run: `cargo bench -p state-bench`.
+//!
+//! Every workload runs `RUNS` times for `STATE_BENCH_SECS` seconds (default 1) and reports the
+//! median. Baselines run in the same process, on the same machine, in the same run: raw
+//! rusqlite doing read + conditional UPDATE one op per transaction (WAL, same `synchronous`),
+//! raw sqlx issuing the store's own SELECT, and a bare `Mutex<HashMap>`.
+//!
+//! Output: a table, then one line per result:
+//! `RESULT <workload> <system> ops_per_s=<n> ratio=<this/baseline>`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use state_core::{
+    Context, Engine, EngineConfig, MemoryStore, NumKind, Op, RetryPolicy, Scope, Slot, StateScope,
+    Write,
+};
+use state_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+
+const RUNS: usize = 3;
+const WRITERS: usize = 64;
+
+fn secs() -> Duration {
+    let s: f64 = std::env::var("STATE_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    Duration::from_secs_f64(s)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One line of the report.
+struct Row {
+    workload: String,
+    system: String,
+    ops: f64,
+    baseline: f64,
+    target: Option<f64>,
+}
+
+#[derive(Default)]
+struct Report(Vec<Row>);
+
+impl Report {
+    fn add(&mut self, workload: &str, system: &str, ops: f64, baseline: f64, target: Option<f64>) {
+        let ratio = ops / baseline;
+        let t = target.map_or(String::new(), |t| {
+            format!(
+                "  (target ≥ {t}{})",
+                if ratio >= t { ", met" } else { ", MISSED" }
+            )
+        });
+        println!("{workload:<34} {system:<22} {ops:>14.0} ops/s  ratio {ratio:>7.2}{t}");
+        self.0.push(Row {
+            workload: workload.into(),
+            system: system.into(),
+            ops,
+            baseline,
+            target,
+        });
+    }
+
+    fn print_results(&self) {
+        println!();
+        for r in &self.0 {
+            println!(
+                "RESULT {} {} ops_per_s={:.0} ratio={:.2}",
+                r.workload.replace(' ', "_"),
+                r.system.replace(' ', "_"),
+                r.ops,
+                r.ops / r.baseline
+            );
+        }
+        let missed: Vec<&Row> = self
+            .0
+            .iter()
+            .filter(|r| r.target.is_some_and(|t| r.ops / r.baseline < t))
+            .collect();
+        println!(
+            "\n{} of {} targets met",
+            self.0.iter().filter(|r| r.target.is_some()).count() - missed.len(),
+            self.0.iter().filter(|r| r.target.is_some()).count()
+        );
+    }
+}
+
+// ---- raw rusqlite: the physical limit ------------------------------------------------------
+
+fn rusqlite_conn(path: &Path, full: bool) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })
+        .unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT) WITHOUT ROWID")
+        .unwrap();
+    c
+}
+
+/// Read + conditional write, one op per transaction, for `secs`: `key(i)` picks the row.
+fn rusqlite_cas(path: &Path, full: bool, key: impl Fn(u64) -> String) -> f64 {
+    let mut c = rusqlite_conn(path, full);
+    let deadline = Instant::now() + secs();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        let k = key(n);
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        let version: Option<i64> = tx
+            .prepare_cached("SELECT version FROM kv WHERE k = ?1")
+            .unwrap()
+            .query_row([&k], |r| r.get(0))
+            .ok();
+        match version {
+            None => tx
+                .prepare_cached("INSERT INTO kv (k, version, value) VALUES (?1, 1, ?2)")
+                .unwrap()
+                .execute(rusqlite::params![k, n.to_string()])
+                .unwrap(),
+            Some(v) => tx
+                .prepare_cached(
+                    "UPDATE kv SET version = version + 1, value = ?2 WHERE k = ?1 AND version = ?3",
+                )
+                .unwrap()
+                .execute(rusqlite::params![k, n.to_string(), v])
+                .unwrap(),
+        };
+        tx.commit().unwrap();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn bench_rusqlite(dir: &Path, full: bool, tag: &str, key: impl Fn(u64) -> String + Copy) -> f64 {
+    median(
+        (0..RUNS)
+            .map(|r| {
+                rusqlite_cas(
+                    &dir.join(format!("rusqlite-{tag}-{full}-{r}.db")),
+                    full,
+                    key,
+                )
+            })
+            .collect(),
+    )
+}
+
+// ---- this project --------------------------------------------------------------------------
+
+async fn sqlite_engine(path: &Path, full: bool) -> (Engine, Arc<SqliteStore>) {
+    let sync = if full {
+        Synchronous::Full
+    } else {
+        Synchronous::Normal
+    };
+    let store = Arc::new(
+        SqliteStore::open_with(SqliteOptions::file(path).synchronous(sync))
+            .await
+            .unwrap(),
+    );
+    let config = EngineConfig::default().retry(RetryPolicy::new(1000));
+    (Engine::with_config(store.clone(), config), store)
+}
+
+fn slot(scope: &Scope, key: String) -> Slot {
+    Slot::new(scope.clone(), "Bench", key).unwrap()
+}
+
+/// W1: sequential CAS writes by one writer, each on a fresh slot.
+async fn w1(engine: &Engine, run: usize) -> f64 {
+    let scope = Scope::execution(format!("w1-{run}")).unwrap();
+    let deadline = Instant::now() + secs();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        engine
+            .handle::<u64>(slot(&scope, format!("k{n}")))
+            .set_if(0, n)
+            .await
+            .unwrap();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// W2: 64 concurrent writers, CAS writes on distinct fresh slots.
+async fn w2(engine: &Engine, run: usize) -> f64 {
+    let start = Instant::now();
+    let deadline = start + secs();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let engine = engine.clone();
+            let scope = Scope::execution(format!("w2-{run}-{t}")).unwrap();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    engine
+                        .handle::<u64>(slot(&scope, format!("k{n}")))
+                        .set_if(0, n)
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// W3: 64 concurrent increments of one slot; checks the exact count and that no commit
+/// conflicted.
+async fn w3(engine: &Engine, run: usize) -> f64 {
+    let h = engine.handle::<u64>(slot(
+        &Scope::app(format!("w3-{run}")).unwrap(),
+        "counter".into(),
+    ));
+    let mut events = engine.events();
+    let start = Instant::now();
+    let deadline = start + secs();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    h.increment(1).await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    let v = h.get_versioned().await.unwrap();
+    assert_eq!(
+        (v.value, v.version),
+        (Some(total), total),
+        "W3 lost or duplicated an increment"
+    );
+    let mut conflicts = 0;
+    while let Some(Some(ev)) = events.next().now_or_never() {
+        conflicts += u64::from(matches!(ev, state_core::Event::Conflict { .. }));
+    }
+    assert_eq!(conflicts, 0, "W3 increments conflicted");
+    rate
+}
+
+/// A 20-field state struct for W5.
+#[derive(StateScope, Serialize, Deserialize, Debug)]
+struct Wide {
+    f00: u64,
+    f01: u64,
+    f02: u64,
+    f03: u64,
+    f04: u64,
+    f05: u64,
+    f06: u64,
+    f07: u64,
+    f08: u64,
+    f09: u64,
+    f10: u64,
+    f11: u64,
+    f12: u64,
+    f13: u64,
+    f14: u64,
+    f15: u64,
+    f16: u64,
+    f17: u64,
+    f18: u64,
+    f19: u64,
+}
+
+async fn timed<F, Fut>(mut f: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let start = Instant::now();
+    let deadline = start + secs();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        f().await;
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn bare_map_rate(doc: &Value, path: &[&str]) -> f64 {
+    let map = Mutex::new(HashMap::<String, String>::new());
+    let key = "execution/run-1/Research/state".to_string();
+    map.lock().unwrap().insert(key.clone(), doc.to_string());
+    let start = Instant::now();
+    let deadline = start + secs();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        for _ in 0..1000 {
+            let mut m = map.lock().unwrap();
+            let stored = m.get_mut(black_box(&key)).unwrap();
+            let mut v: Value = serde_json::from_str(stored).unwrap();
+            let mut at = &mut v;
+            for seg in path {
+                at = &mut at[*seg];
+            }
+            *at = (at.as_u64().unwrap() + 1).into();
+            *stored = serde_json::to_string(&v).unwrap();
+        }
+        n += 1000;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn memory_rate(doc: &Value, path: &[&str]) -> f64 {
+    let engine = Engine::new(MemoryStore::new());
+    let h = engine.handle::<Value>(slot(&Scope::app("m").unwrap(), "doc".into()));
+    h.set(doc.clone()).await.unwrap();
+    let op = Op::increment(
+        state_core::Path::new(path.iter().copied()),
+        1u64.into(),
+        NumKind::U64,
+    );
+    timed(|| {
+        let w = h.target().write(vec![op.clone()]);
+        let e = engine.clone();
+        async move {
+            black_box(e.commit(vec![w]).await.unwrap());
+        }
+    })
+    .await
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = Report::default();
+    println!("{:<34} {:<22} {:>20}", "workload", "system", "median of 3");
+
+    // W1–W3 at both durabilities, against rusqlite one op per transaction.
+    for full in [false, true] {
+        let d = if full { "FULL" } else { "NORMAL" };
+        let base = bench_rusqlite(dir.path(), full, "distinct", |n| format!("k{n}"));
+        let base_one = bench_rusqlite(dir.path(), full, "one", |_| "counter".into());
+        report.add(&format!("W1-W2 baseline {d}"), "rusqlite", base, base, None);
+        report.add(
+            &format!("W3 baseline {d}"),
+            "rusqlite",
+            base_one,
+            base_one,
+            None,
+        );
+        let (mut r1, mut r2, mut r3) = (Vec::new(), Vec::new(), Vec::new());
+        for run in 0..RUNS {
+            let (engine, _) =
+                sqlite_engine(&dir.path().join(format!("ours-{d}-{run}.db")), full).await;
+            r1.push(w1(&engine, run).await);
+            r2.push(w2(&engine, run).await);
+            r3.push(w3(&engine, run).await);
+        }
+        let (t1, t2, t3) = if full {
+            (0.7, 10.0, 12.0)
+        } else {
+            (0.2, 2.0, 8.0)
+        };
+        report.add(
+            &format!("W1 sequential CAS {d}"),
+            "sqlite",
+            median(r1),
+            base,
+            Some(t1),
+        );
+        report.add(
+            &format!("W2 64 writers distinct {d}"),
+            "sqlite",
+            median(r2),
+            base,
+            Some(t2),
+        );
+        report.add(
+            &format!("W3 64 increments one slot {d}"),
+            "sqlite",
+            median(r3),
+            base_one,
+            Some(t3),
+        );
+    }
+    let base_normal = report.0[0].ops;
+    let engine = Engine::new(MemoryStore::new());
+    let m1 = median(
+        futures_join(|run| {
+            let e = engine.clone();
+            async move { w1(&e, run).await }
+        })
+        .await,
+    );
+    let m2 = median(
+        futures_join(|run| {
+            let e = engine.clone();
+            async move { w2(&e, run).await }
+        })
+        .await,
+    );
+    let m3 = median(
+        futures_join(|run| {
+            let e = engine.clone();
+            async move { w3(&e, run).await }
+        })
+        .await,
+    );
+    report.add("W1 sequential CAS", "memory", m1, base_normal, None);
+    report.add("W2 64 writers distinct", "memory", m2, base_normal, None);
+    report.add("W3 64 increments one slot", "memory", m3, base_normal, None);
+
+    // W4: point reads of a typed field, fresh from the store vs raw sqlx; and from a snapshot.
+    let path = dir.path().join("reads.db");
+    let (engine, _) = sqlite_engine(&path, false).await;
+    let ctx = Context::new(engine.clone(), "w4").unwrap();
+    let wide = ctx.state::<Wide>().unwrap();
+    wide.batch(|b| {
+        let mut b = b;
+        for v in 0..1 {
+            b = b
+                .f00()
+                .set(v)
+                .f01()
+                .set(v)
+                .f02()
+                .set(v)
+                .f03()
+                .set(v)
+                .f04()
+                .set(v)
+                .f05()
+                .set(v)
+                .f06()
+                .set(v)
+                .f07()
+                .set(v)
+                .f08()
+                .set(v)
+                .f09()
+                .set(v)
+                .f10()
+                .set(v)
+                .f11()
+                .set(v)
+                .f12()
+                .set(v)
+                .f13()
+                .set(v)
+                .f14()
+                .set(v)
+                .f15()
+                .set(v)
+                .f16()
+                .set(v)
+                .f17()
+                .set(v)
+                .f18()
+                .set(v)
+                .f19()
+                .set(v);
+        }
+        b
+    })
+    .await
+    .unwrap();
+    let fresh = median(
+        futures_join(|_| {
+            let w = wide.clone();
+            async move {
+                timed(|| {
+                    let w = w.clone();
+                    async move {
+                        black_box(w.f07().get().await.unwrap());
+                    }
+                })
+                .await
+            }
+        })
+        .await,
+    );
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
+        .await
+        .unwrap();
+    let raw = median(
+        futures_join(|_| {
+            let pool = pool.clone();
+            async move {
+                timed(|| {
+                    let pool = pool.clone();
+                    async move {
+                        let mut conn = pool.acquire().await.unwrap();
+                        let rows = sqlx::query(state_sqlite::__sql::select_slots(1))
+                            .bind(0i64)
+                            .bind("execution")
+                            .bind("w4")
+                            .bind("")
+                            .bind("Wide")
+                            .bind("f07")
+                            .fetch_all(&mut *conn)
+                            .await
+                            .unwrap();
+                        black_box(rows);
+                    }
+                })
+                .await
+            }
+        })
+        .await,
+    );
+    report.add("W4 point read fresh", "sqlite typed", fresh, raw, Some(0.9));
+    report.add("W4 point read fresh", "raw sqlx", raw, raw, None);
+    let snap = wide.load().await.unwrap();
+    let snapshot_rate = {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < secs() {
+            for _ in 0..1000 {
+                black_box(snap.f07().cached().unwrap().unwrap().value);
+            }
+            n += 1000;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    report.add(
+        "W4 point read snapshot",
+        "sqlite typed",
+        snapshot_rate,
+        1_000_000.0,
+        Some(1.0),
+    );
+
+    // W5: eager load of a 20-field scope vs rusqlite reading the same 20 rows in one SELECT.
+    let loads = median(
+        futures_join(|_| {
+            let w = wide.clone();
+            async move {
+                timed(|| {
+                    let w = w.clone();
+                    async move {
+                        black_box(w.load().await.unwrap());
+                    }
+                })
+                .await
+            }
+        })
+        .await,
+    );
+    let rq = rusqlite::Connection::open(&path).unwrap();
+    let rusqlite_loads = {
+        let mut stmt = rq
+            .prepare_cached(
+                "SELECT key, version, value FROM slots WHERE kind = 'execution' AND scope_id = 'w4' \
+                 AND scope_sub = '' AND namespace = 'Wide'",
+            )
+            .unwrap();
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < secs() {
+            let rows: Vec<(String, i64, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(rows.len(), 20);
+            black_box(rows);
+            n += 1;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    report.add(
+        "W5 eager load 20 fields",
+        "sqlite typed",
+        loads,
+        rusqlite_loads,
+        None,
+    );
+    report.add(
+        "W5 eager load 20 fields",
+        "rusqlite",
+        rusqlite_loads,
+        rusqlite_loads,
+        None,
+    );
+
+    // W6: list 100k keys (pages of 1000) and 10k scopes.
+    let big = Scope::group("big").unwrap();
+    for chunk in 0..100 {
+        let writes: Vec<Write> = (0..1000)
+            .map(|i| {
+                Write::apply(
+                    slot(&big, format!("key-{:06}", chunk * 1000 + i)),
+                    vec![Op::set(state_core::Path::root(), json!(i))],
+                )
+            })
+            .collect();
+        engine.commit(writes).await.unwrap();
+    }
+    for s in 0..10_000 {
+        let scope = Scope::user("bench", format!("user-{s:05}")).unwrap();
+        if s % 1000 == 0 {
+            // keep the runtime responsive while seeding
+            tokio::task::yield_now().await;
+        }
+        engine
+            .handle::<u8>(slot(&scope, "x".into()))
+            .set(1)
+            .await
+            .unwrap();
+    }
+    let store = engine.store().clone();
+    let list_keys = median(
+        futures_join(|_| {
+            let store = store.clone();
+            let big = big.clone();
+            async move {
+                let start = Instant::now();
+                let mut after = None;
+                let mut n = 0usize;
+                loop {
+                    let page = store
+                        .list_keys(&big, None, after.as_ref(), 1000)
+                        .await
+                        .unwrap();
+                    n += page.items.len();
+                    match page.next {
+                        Some(k) => after = Some(k),
+                        None => break,
+                    }
+                }
+                assert_eq!(n, 100_000);
+                n as f64 / start.elapsed().as_secs_f64()
+            }
+        })
+        .await,
+    );
+    let rusqlite_keys = {
+        let mut stmt = rq
+            .prepare_cached(
+                "SELECT namespace, key FROM slots WHERE kind = 'group' AND scope_id = 'big' AND scope_sub = '' \
+                 AND (namespace, key) > (?1, ?2) AND value IS NOT NULL ORDER BY namespace, key LIMIT 1000",
+            )
+            .unwrap();
+        let start = Instant::now();
+        let (mut ns, mut key, mut n) = (String::new(), String::new(), 0usize);
+        loop {
+            let rows: Vec<(String, String)> = stmt
+                .query_map([&ns, &key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            if rows.is_empty() {
+                break;
+            }
+            n += rows.len();
+            (ns, key) = rows.last().cloned().unwrap();
+        }
+        assert_eq!(n, 100_000);
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    report.add(
+        "W6 list 100k keys",
+        "sqlite",
+        list_keys,
+        rusqlite_keys,
+        None,
+    );
+    report.add(
+        "W6 list 100k keys",
+        "rusqlite",
+        rusqlite_keys,
+        rusqlite_keys,
+        None,
+    );
+    let list_scopes = median(
+        futures_join(|_| {
+            let store = store.clone();
+            async move {
+                let start = Instant::now();
+                let mut after = None;
+                let mut n = 0usize;
+                loop {
+                    let page = store
+                        .list_scopes(Some(state_core::ScopeKind::User), after.as_ref(), 1000)
+                        .await
+                        .unwrap();
+                    n += page.items.len();
+                    match page.next {
+                        Some(s) => after = Some(s),
+                        None => break,
+                    }
+                }
+                assert_eq!(n, 10_000);
+                n as f64 / start.elapsed().as_secs_f64()
+            }
+        })
+        .await,
+    );
+    report.add(
+        "W6 list 10k scopes",
+        "sqlite",
+        list_scopes,
+        list_scopes,
+        None,
+    );
+
+    // The memory store against a bare map doing the same JSON read-modify-write.
+    for (name, doc, path) in [
+        ("counter", json!(0), &[][..]),
+        (
+            "document",
+            json!({"attempts": 0, "profile": {"name": "Ada Lovelace", "age": 36},
+            "articles": (0..8).map(|i| format!("https://news.example/2026/11/{i}/analytical-engines")).collect::<Vec<_>>()}),
+            &["attempts"][..],
+        ),
+    ] {
+        let bare = median((0..RUNS).map(|_| bare_map_rate(&doc, path)).collect());
+        let mut mem = Vec::new();
+        for _ in 0..RUNS {
+            mem.push(memory_rate(&doc, path).await);
+        }
+        report.add(
+            &format!("memory increment {name}"),
+            "memory",
+            median(mem),
+            bare,
+            Some(0.8),
+        );
+        report.add(
+            &format!("memory increment {name}"),
+            "bare map",
+            bare,
+            bare,
+            None,
+        );
+    }
+    report.print_results();
+}
+
+/// Runs `f(run)` for each run, one after another.
+async fn futures_join<F, Fut>(mut f: F) -> Vec<f64>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = f64>,
+{
+    let mut out = Vec::new();
+    for run in 0..RUNS {
+        out.push(f(run).await);
+    }
+    out
+}
