@@ -692,7 +692,6 @@ impl Committer {
         group: &[Pending],
     ) -> Result<Vec<Result<CommitOutcome, Error>>, SqliteError> {
         let conn = &mut self.conn;
-        conn.execute("BEGIN IMMEDIATE").await?;
         let now = self.clock.now();
         let mut index: HashMap<&Slot, usize> = HashMap::new();
         let mut slots: Vec<Slot> = Vec::new();
@@ -704,7 +703,10 @@ impl Committer {
                 });
             }
         }
-        let loaded = sql::load_raw(conn, &slots).await?;
+        // Two calls per transaction: "BEGIN IMMEDIATE; SELECT …" and "upsert …; COMMIT" (each a
+        // multi-statement string, one hand-off to sqlx's worker thread). On any error the
+        // caller rolls back: sqlx does not know about a transaction begun inside a string.
+        let loaded = sql::load_raw(conn, &slots, true).await?;
         // Accepted changes, in first-written order.
         let mut changes: Vec<(Slot, Record)> = Vec::new();
         let mut changed: HashMap<Slot, usize> = HashMap::new();
@@ -746,10 +748,11 @@ impl Committer {
                 Err(e) => results.push(Err(e)),
             }
         }
-        if !changes.is_empty() {
-            sql::upsert(conn, &changes, now).await?;
+        if changes.is_empty() {
+            conn.execute("COMMIT").await?;
+        } else {
+            sql::upsert(conn, &changes, now, true).await?;
         }
-        conn.execute("COMMIT").await?;
         Ok(results)
     }
 

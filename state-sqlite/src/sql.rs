@@ -40,32 +40,49 @@ fn values(rows: usize, cols: usize) -> String {
 /// Reads `rows` requested slots (index, kind, id, sub, namespace, key) with their scope floors.
 pub fn select_slots(rows: usize) -> &'static str {
     static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
-    cached(&CACHE, rows, |rows| {
-        format!(
-            "WITH req(i, kind, scope_id, scope_sub, namespace, key) AS (VALUES {}) \
-             SELECT req.i, s.version, s.value, s.expires_at, f.floor FROM req \
-             LEFT JOIN slots s ON s.kind = req.kind AND s.scope_id = req.scope_id \
-               AND s.scope_sub = req.scope_sub AND s.namespace = req.namespace AND s.key = req.key \
-             LEFT JOIN scope_floors f ON f.kind = req.kind AND f.scope_id = req.scope_id \
-               AND f.scope_sub = req.scope_sub",
-            values(rows, 6)
-        )
-    })
+    cached(&CACHE, rows, |rows| select_text(rows, ""))
+}
+
+/// [`select_slots`] preceded by `BEGIN IMMEDIATE` in the same call: a multi-statement string
+/// runs all its statements in one hand-off to sqlx's worker thread.
+fn begin_and_select_slots(rows: usize) -> &'static str {
+    static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
+    cached(&CACHE, rows, |rows| select_text(rows, "BEGIN IMMEDIATE; "))
+}
+
+fn select_text(rows: usize, prefix: &str) -> String {
+    format!(
+        "{prefix}WITH req(i, kind, scope_id, scope_sub, namespace, key) AS (VALUES {}) \
+         SELECT req.i, s.version, s.value, s.expires_at, f.floor FROM req \
+         LEFT JOIN slots s ON s.kind = req.kind AND s.scope_id = req.scope_id \
+           AND s.scope_sub = req.scope_sub AND s.namespace = req.namespace AND s.key = req.key \
+         LEFT JOIN scope_floors f ON f.kind = req.kind AND f.scope_id = req.scope_id \
+           AND f.scope_sub = req.scope_sub",
+        values(rows, 6)
+    )
 }
 
 /// Writes `rows` slot records.
-pub(crate) fn upsert_slots(rows: usize) -> &'static str {
+fn upsert_slots(rows: usize) -> &'static str {
     static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
-    cached(&CACHE, rows, |rows| {
-        format!(
-            "INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, \
-             updated_at, expires_at) VALUES {} \
-             ON CONFLICT (kind, scope_id, scope_sub, namespace, key) DO UPDATE SET \
-             version = excluded.version, value = excluded.value, \
-             updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-            values(rows, 9)
-        )
-    })
+    cached(&CACHE, rows, |rows| upsert_text(rows, ""))
+}
+
+/// [`upsert_slots`] followed by `COMMIT` in the same call.
+fn upsert_slots_and_commit(rows: usize) -> &'static str {
+    static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
+    cached(&CACHE, rows, |rows| upsert_text(rows, "; COMMIT"))
+}
+
+fn upsert_text(rows: usize, suffix: &str) -> String {
+    format!(
+        "INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, \
+         updated_at, expires_at) VALUES {} \
+         ON CONFLICT (kind, scope_id, scope_sub, namespace, key) DO UPDATE SET \
+         version = excluded.version, value = excluded.value, \
+         updated_at = excluded.updated_at, expires_at = excluded.expires_at{suffix}",
+        values(rows, 9)
+    )
 }
 
 /// The three identity columns of a scope.
@@ -118,7 +135,11 @@ fn json(text: Option<String>) -> Result<Option<Value>, SqliteError> {
 pub(crate) async fn load_raw(
     conn: &mut SqliteConnection,
     slots: &[Slot],
+    begin: bool,
 ) -> Result<Vec<Result<Record, SqliteError>>, SqliteError> {
+    if begin && slots.is_empty() {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    }
     let mut out: Vec<Option<Result<Record, SqliteError>>> = vec![None; slots.len()];
     for (chunk_no, chunk) in slots.chunks(SELECT_MAX).enumerate() {
         let rows = bucket(chunk.len());
@@ -131,9 +152,12 @@ pub(crate) async fn load_raw(
             add(&mut args, s.namespace().to_owned())?;
             add(&mut args, s.key().to_owned())?;
         }
-        let fetched = sqlx::query_with(select_slots(rows), args)
-            .fetch_all(&mut *conn)
-            .await?;
+        let sql = if begin && chunk_no == 0 {
+            begin_and_select_slots(rows)
+        } else {
+            select_slots(rows)
+        };
+        let fetched = sqlx::query_with(sql, args).fetch_all(&mut *conn).await?;
         for row in fetched {
             let i: i64 = row.try_get(0)?;
             let i = usize::try_from(i).map_err(|_| SqliteError::MalformedRow {
@@ -193,7 +217,7 @@ pub(crate) async fn load_many(
     slots: &[Slot],
     now: Timestamp,
 ) -> Result<Vec<Record>, state_core::Error> {
-    let raw = load_raw(conn, slots)
+    let raw = load_raw(conn, slots, false)
         .await
         .map_err(state_core::Error::from)?;
     raw.into_iter()
@@ -422,8 +446,10 @@ pub(crate) async fn upsert(
     conn: &mut SqliteConnection,
     records: &[(Slot, Record)],
     now: Timestamp,
+    commit: bool,
 ) -> Result<(), SqliteError> {
-    for chunk in records.chunks(UPSERT_MAX) {
+    let chunks = records.len().div_ceil(UPSERT_MAX);
+    for (chunk_no, chunk) in records.chunks(UPSERT_MAX).enumerate() {
         let rows = bucket(chunk.len());
         let mut args = SqliteArguments::default();
         for i in 0..rows {
@@ -445,9 +471,12 @@ pub(crate) async fn upsert(
             add(&mut args, now.as_millis())?;
             add(&mut args, rec.expires_at.map(Timestamp::as_millis))?;
         }
-        sqlx::query_with(upsert_slots(rows), args)
-            .execute(&mut *conn)
-            .await?;
+        let sql = if commit && chunk_no + 1 == chunks {
+            upsert_slots_and_commit(rows)
+        } else {
+            upsert_slots(rows)
+        };
+        sqlx::query_with(sql, args).execute(&mut *conn).await?;
     }
     Ok(())
 }
