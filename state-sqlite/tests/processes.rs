@@ -13,9 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 use sqlx::{Connection, SqliteConnection};
 use state_core::{Engine, Error, RetryPolicy, Scope, Slot, Write};
-use state_sqlite::SqliteStore;
+use state_sqlite::{SqliteOptions, SqliteStore};
 
 const ROLE: &str = "STATE_SQLITE_CHILD";
+/// Tasks committing at once in the crash child: every one has a commit in flight.
+const CRASH_TASKS: u64 = 32;
 
 fn slot(key: &str) -> Slot {
     Slot::new(Scope::app("stress").unwrap(), "Test", key).unwrap()
@@ -33,7 +35,15 @@ fn main() {
         child(&role);
         return;
     }
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 6] = [
+        (
+            "stress_tasks_and_processes_through_busy_retries",
+            stress_tasks_and_processes_through_busy_retries,
+        ),
+        (
+            "sigkill_loses_no_acknowledged_write",
+            sigkill_loses_no_acknowledged_write,
+        ),
         (
             "four_processes_increment_one_slot",
             four_processes_increment_one_slot,
@@ -91,10 +101,19 @@ fn child(role: &str) {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async move {
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
         match role {
             "increment" | "mixed" => {
-                let store = std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
+                let busy_ms: u64 = std::env::var("STATE_BUSY_MS")
+                    .map(|v| v.parse().unwrap())
+                    .unwrap_or(5000);
+                let tasks: u64 = std::env::var("STATE_TASKS")
+                    .map(|v| v.parse().unwrap())
+                    .unwrap_or(1);
+                let options =
+                    SqliteOptions::file(&path).busy_timeout(Duration::from_millis(busy_ms));
+                let store = std::sync::Arc::new(SqliteStore::open_with(options).await.unwrap());
                 let engine = Engine::with_config(store.clone(), Default::default());
                 let h = engine.handle::<u64>(slot("counter")).with_retry(
                     RetryPolicy::new(10_000)
@@ -103,19 +122,53 @@ fn child(role: &str) {
                 println!("ready");
                 wait_for_go(&go);
                 println!("start {}", now_ms());
-                for i in 0..n {
-                    let v = if role == "mixed" && i % 2 == 1 {
-                        h.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1)))
-                            .await
-                            .unwrap()
-                            .unwrap()
-                    } else {
-                        h.increment(1).await.unwrap()
-                    };
-                    println!("v {v}");
+                let workers: Vec<_> = (0..tasks)
+                    .map(|t| {
+                        let h = h.clone();
+                        let mixed = role == "mixed";
+                        tokio::task::spawn_local(async move {
+                            let mut values = Vec::new();
+                            for i in 0..n / tasks {
+                                let v = if mixed && (i + t) % 2 == 1 {
+                                    h.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1)))
+                                        .await
+                                        .unwrap()
+                                        .unwrap()
+                                } else {
+                                    h.increment(1).await.unwrap()
+                                };
+                                values.push(v);
+                            }
+                            values
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    for v in w.await.unwrap() {
+                        println!("v {v}");
+                    }
                 }
                 println!("end {}", now_ms());
                 println!("busy {}", store.stats().busy_retries);
+            }
+            "crash" => {
+                let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+                println!("ready");
+                let workers: Vec<_> = (0..CRASH_TASKS)
+                    .map(|t| {
+                        let h = engine.handle::<u64>(slot(&format!("k{t}")));
+                        tokio::task::spawn_local(async move {
+                            loop {
+                                let v = h.increment(1).await.unwrap();
+                                // Printed only once the commit is acknowledged.
+                                println!("ack {t} {v}");
+                            }
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    w.await.unwrap();
+                }
             }
             "open" => {
                 println!("ready");
@@ -156,7 +209,12 @@ struct Run {
 }
 
 fn spawn(role: &str, db: &Path, go: &Path, n: u64) -> Child {
+    spawn_with(role, db, go, n, &[])
+}
+
+fn spawn_with(role: &str, db: &Path, go: &Path, n: u64, env: &[(&str, &str)]) -> Child {
     Command::new(std::env::current_exe().unwrap())
+        .envs(env.iter().copied())
         .env(ROLE, role)
         .env("STATE_DB", db)
         .env("STATE_GO", go)
@@ -170,8 +228,15 @@ fn spawn(role: &str, db: &Path, go: &Path, n: u64) -> Child {
 /// Starts `roles`, waits until every child is ready, releases them at once, and collects
 /// what they printed.
 fn run_together(roles: &[&str], db: &Path, n: u64) -> Run {
+    run_together_with(roles, db, n, &[])
+}
+
+fn run_together_with(roles: &[&str], db: &Path, n: u64, env: &[(&str, &str)]) -> Run {
     let go = db.with_extension("go");
-    let mut children: Vec<Child> = roles.iter().map(|r| spawn(r, db, &go, n)).collect();
+    let mut children: Vec<Child> = roles
+        .iter()
+        .map(|r| spawn_with(r, db, &go, n, env))
+        .collect();
     let mut readers: Vec<BufReader<std::process::ChildStdout>> = children
         .iter_mut()
         .map(|c| BufReader::new(c.stdout.take().unwrap()))
@@ -335,4 +400,111 @@ fn a_batch_whose_slot_another_process_changed_writes_nothing() {
             "the other process's write was overwritten"
         );
     });
+}
+
+fn stress_tasks_and_processes_through_busy_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    block_on(async { drop(SqliteStore::open(&db).await.unwrap()) });
+    // busy_timeout 0: every lock wait is a busy error the store must retry itself.
+    let env = [("STATE_BUSY_MS", "0"), ("STATE_TASKS", "4")];
+    let run = run_together_with(
+        &["increment", "mixed", "increment", "mixed"],
+        &db,
+        1000,
+        &env,
+    );
+    assert_exact_and_contiguous(&run, 4000, &db);
+    assert!(
+        run.busy > 0,
+        "no busy retry was observed: the test did not contend"
+    );
+    eprintln!("(busy retries across processes: {})", run.busy);
+}
+
+/// A pseudo-random number from the clock (kill moments differ run to run).
+fn jitter(trial: u64, range: u64) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut x = nanos ^ trial.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x % range
+}
+
+fn sigkill_loses_no_acknowledged_write() {
+    const TRIALS: u64 = 20;
+    let mut total_acks = 0;
+    for trial in 0..TRIALS {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        block_on(async { drop(SqliteStore::open(&db).await.unwrap()) });
+        let mut child = spawn("crash", &db, &db.with_extension("go"), 0);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        std::thread::sleep(Duration::from_millis(30 + jitter(trial, 220)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let mut rest = Vec::new();
+        out.read_to_end(&mut rest).unwrap();
+        let mut acked = vec![0u64; CRASH_TASKS as usize];
+        for line in String::from_utf8_lossy(&rest).lines() {
+            // The last line may be cut off by the kill: only whole lines count.
+            let parts: Vec<&str> = line.split(' ').collect();
+            if let ["ack", t, v] = parts[..]
+                && let (Ok(t), Ok(v)) = (t.parse::<usize>(), v.parse::<u64>())
+            {
+                acked[t] = acked[t].max(v);
+                total_acks += 1;
+            }
+        }
+        let (records, integrity) = block_on(async {
+            let store = SqliteStore::open(&db).await.unwrap();
+            let slots: Vec<Slot> = (0..CRASH_TASKS).map(|t| slot(&format!("k{t}"))).collect();
+            let records = state_core::Store::load_many(&store, &slots).await.unwrap();
+            drop(store);
+            let mut conn = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap();
+            let (integrity,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            (records, integrity)
+        });
+        assert_eq!(integrity, "ok", "trial {trial}: integrity_check");
+        let mut unacknowledged = 0;
+        for (t, r) in records.iter().enumerate() {
+            let value = r.value.as_ref().map_or(0, |v| v.as_u64().unwrap());
+            assert_eq!(
+                value, r.version,
+                "trial {trial}, slot k{t}: versions are not contiguous"
+            );
+            assert!(
+                r.version >= acked[t],
+                "trial {trial}, slot k{t}: acknowledged {} but found {}",
+                acked[t],
+                r.version
+            );
+            assert!(
+                r.version <= acked[t] + 1,
+                "trial {trial}, slot k{t}: more than the one in-flight write"
+            );
+            unacknowledged += r.version - acked[t];
+        }
+        assert!(
+            unacknowledged <= CRASH_TASKS,
+            "trial {trial}: {unacknowledged} unacknowledged writes"
+        );
+    }
+    assert!(
+        total_acks > TRIALS * CRASH_TASKS,
+        "too few commits before the kills: {total_acks}"
+    );
+    eprintln!("({TRIALS} SIGKILL trials, {total_acks} acknowledged writes checked)");
 }
