@@ -41,7 +41,8 @@ fn op() -> impl Strategy<Value = MOp> {
         (0..COUNTERS, -1i8..=1, any::<u8>()).prop_map(|(k, o, v)| MOp::Cas(k, o, v)),
         (0..LISTS, any::<u8>()).prop_map(|(k, v)| MOp::Push(k, v)),
         (0..LISTS).prop_map(MOp::Pop),
-        (0..COUNTERS, 0u8..120, 0..LISTS, any::<u8>()).prop_map(|(a, b, l, i)| MOp::Batch(a, b, l, i)),
+        (0..COUNTERS, 0u8..120, 0..LISTS, any::<u8>())
+            .prop_map(|(a, b, l, i)| MOp::Batch(a, b, l, i)),
     ]
 }
 
@@ -120,7 +121,11 @@ impl Model {
         self.counters
             .iter()
             .map(|(v, ver)| (v.map(|n| json!(n)), *ver))
-            .chain(self.lists.iter().map(|(v, ver)| (v.as_ref().map(|l| json!(l)), *ver)))
+            .chain(
+                self.lists
+                    .iter()
+                    .map(|(v, ver)| (v.as_ref().map(|l| json!(l)), *ver)),
+            )
             .collect()
     }
 }
@@ -139,7 +144,10 @@ async fn run_op(engine: &Engine, op: &MOp) -> bool {
         MOp::Set(k, v) => engine.handle::<u8>(counter(k)).set(v).await.is_ok(),
         MOp::Inc(k, by) => engine.handle::<u8>(counter(k)).increment(by).await.is_ok(),
         MOp::Dec(k, by) => {
-            let w = Write::apply(counter(k), vec![Op::decrement(Path::root(), by.into(), NumKind::U8)]);
+            let w = Write::apply(
+                counter(k),
+                vec![Op::decrement(Path::root(), by.into(), NumKind::U8)],
+            );
             engine.commit(vec![w]).await.is_ok()
         }
         MOp::Del(k) => engine.handle::<u8>(counter(k)).delete().await.is_ok(),
@@ -156,23 +164,48 @@ async fn run_op(engine: &Engine, op: &MOp) -> bool {
             let w = Write::apply(list(l), vec![Op::append(Path::root(), json!(item))]);
             engine.commit(vec![w]).await.is_ok()
         }
-        MOp::Pop(l) => engine.handle::<Vec<u8>>(list(l)).remove_first().await.is_ok(),
+        MOp::Pop(l) => engine
+            .handle::<Vec<u8>>(list(l))
+            .remove_first()
+            .await
+            .is_ok(),
         MOp::Batch(k, by, l, item) => {
             let c = engine.handle::<u8>(counter(k));
             let li = engine.handle::<Vec<u8>>(list(l));
-            engine.batch().increment(&c, by).append(&li, item).commit().await.is_ok()
+            engine
+                .batch()
+                .increment(&c, by)
+                .append(&li, item)
+                .commit()
+                .await
+                .is_ok()
         }
     }
 }
 
 async fn snapshot(store: &dyn Store) -> Vec<(Option<Value>, u64)> {
-    let slots: Vec<Slot> = (0..COUNTERS).map(counter).chain((0..LISTS).map(list)).collect();
-    store.load_many(&slots).await.unwrap().into_iter().map(|r| (r.value, r.version)).collect()
+    let slots: Vec<Slot> = (0..COUNTERS)
+        .map(counter)
+        .chain((0..LISTS).map(list))
+        .collect();
+    store
+        .load_many(&slots)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.value, r.version))
+        .collect()
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
 }
 
 proptest! {
