@@ -208,6 +208,11 @@ pub struct SqliteStats {
     pub max_group: u64,
     /// Transactions retried because another connection held the lock.
     pub busy_retries: u64,
+    /// Group transactions committed in one call from what the committer knew.
+    pub fast_commits: u64,
+    /// One-call attempts that found a slot changed (by another connection, or never seen) and
+    /// wrote nothing before the group ran again on what it read.
+    pub cache_misses: u64,
     /// Requests waiting for the committer right now.
     pub queued: usize,
 }
@@ -219,6 +224,8 @@ struct Counters {
     batches: AtomicU64,
     max_group: AtomicU64,
     busy_retries: AtomicU64,
+    fast_commits: AtomicU64,
+    cache_misses: AtomicU64,
 }
 
 /// A read the store serves.
@@ -338,6 +345,8 @@ impl SqliteStore {
             counters: counters.clone(),
             max_group: options.max_group,
             busy_retry_for: options.busy_retry_for,
+            cache: HashMap::new(),
+            optimistic: true,
         };
         tokio::spawn(committer.run());
         Ok(SqliteStore {
@@ -363,6 +372,8 @@ impl SqliteStore {
             batches: c.batches.load(Ordering::Relaxed),
             max_group: c.max_group.load(Ordering::Relaxed),
             busy_retries: c.busy_retries.load(Ordering::Relaxed),
+            fast_commits: c.fast_commits.load(Ordering::Relaxed),
+            cache_misses: c.cache_misses.load(Ordering::Relaxed),
             queued: self.tx.max_capacity() - self.tx.capacity(),
         }
     }
@@ -592,6 +603,61 @@ fn first_write_needs_value(batch: &Batch, slot: &Slot) -> bool {
     }
 }
 
+/// Prepares every batch of a group on the records `loaded` (indexed like `index`), each batch
+/// seeing the changes of the accepted batches before it; a refused batch contributes nothing.
+/// Returns each batch's result and the accepted changes, in first-written order.
+fn prepare_group(
+    group: &[Pending],
+    index: &HashMap<&Slot, usize>,
+    loaded: &[Result<sql::Known, SqliteError>],
+    now: state_core::Timestamp,
+) -> (Vec<Result<CommitOutcome, Error>>, Vec<(Slot, Record)>) {
+    let mut changes: Vec<(Slot, Record)> = Vec::new();
+    let mut changed: HashMap<Slot, usize> = HashMap::new();
+    let mut results = Vec::with_capacity(group.len());
+    for (batch, _) in group {
+        let prepared = prepare_commit(batch, now, |slot| {
+            if let Some(&i) = changed.get(slot) {
+                return Ok(changes[i].1.clone());
+            }
+            match index.get(slot).and_then(|&i| loaded.get(i)) {
+                Some(Ok((r, _))) => Ok(r.clone()),
+                // An unreadable value is replaced by a write that does not need it.
+                Some(Err(SqliteError::MalformedRow {
+                    version: Some(v), ..
+                })) if !first_write_needs_value(batch, slot) => Ok(Record::absent(*v)),
+                Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
+                None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
+            }
+        });
+        let prepared = prepared.and_then(|p| {
+            for (slot, rec) in &p.changes {
+                sql::to_i64(rec.version).map_err(|e| e.into_state(Some(slot.clone())))?;
+            }
+            Ok(p)
+        });
+        match prepared {
+            Ok(p) => {
+                for (slot, rec) in p.changes {
+                    match changed.get(&slot) {
+                        Some(&i) => changes[i].1 = rec,
+                        None => {
+                            changed.insert(slot.clone(), changes.len());
+                            changes.push((slot, rec));
+                        }
+                    }
+                }
+                results.push(Ok(p.outcome));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    (results, changes)
+}
+
+/// The most slots the committer remembers.
+const CACHE_MAX: usize = 100_000;
+
 /// The task that owns the write connection and runs every write transaction.
 struct Committer {
     conn: SqliteConnection,
@@ -600,6 +666,12 @@ struct Committer {
     counters: Arc<Counters>,
     max_group: usize,
     busy_retry_for: Duration,
+    /// What each slot held after this committer's last transaction touching it. Every write
+    /// made from it is guarded by it, so a stale entry costs a retry, never a lost update.
+    cache: HashMap<Slot, sql::Known>,
+    /// Whether to try the one-call guarded commit (off after a miss, until a read refreshed
+    /// the cache).
+    optimistic: bool,
 }
 
 /// One caller's batch in a group, and where its answer goes.
@@ -691,7 +763,6 @@ impl Committer {
         &mut self,
         group: &[Pending],
     ) -> Result<Vec<Result<CommitOutcome, Error>>, SqliteError> {
-        let conn = &mut self.conn;
         let now = self.clock.now();
         let mut index: HashMap<&Slot, usize> = HashMap::new();
         let mut slots: Vec<Slot> = Vec::new();
@@ -703,61 +774,76 @@ impl Committer {
                 });
             }
         }
-        // Two calls per transaction: "BEGIN IMMEDIATE; SELECT …" and "upsert …; COMMIT" (each a
-        // multi-statement string, one hand-off to sqlx's worker thread). On any error the
-        // caller rolls back: sqlx does not know about a transaction begun inside a string.
-        let loaded = sql::load_raw(conn, &slots, true).await?;
-        // Accepted changes, in first-written order.
-        let mut changes: Vec<(Slot, Record)> = Vec::new();
-        let mut changed: HashMap<Slot, usize> = HashMap::new();
-        let mut results = Vec::with_capacity(group.len());
-        for (batch, _) in group {
-            let prepared = prepare_commit(batch, now, |slot| {
-                if let Some(&i) = changed.get(slot) {
-                    return Ok(changes[i].1.clone());
-                }
-                match index.get(slot).and_then(|&i| loaded.get(i)) {
-                    Some(Ok(r)) => Ok(r.clone()),
-                    // An unreadable value is replaced by a write that does not need it.
-                    Some(Err(SqliteError::MalformedRow {
-                        version: Some(v), ..
-                    })) if !first_write_needs_value(batch, slot) => Ok(Record::absent(*v)),
-                    Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
-                    None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
-                }
-            });
-            let prepared = prepared.and_then(|p| {
-                for (slot, rec) in &p.changes {
-                    sql::to_i64(rec.version).map_err(|e| e.into_state(Some(slot.clone())))?;
-                }
-                Ok(p)
-            });
-            match prepared {
-                Ok(p) => {
-                    for (slot, rec) in p.changes {
-                        match changed.get(&slot) {
-                            Some(&i) => changes[i].1 = rec,
-                            None => {
-                                changed.insert(slot.clone(), changes.len());
-                                changes.push((slot, rec));
-                            }
+        // Fast path: assume what the cache knows (a slot never seen: no row, floor 0) and
+        // commit in one call, guarded by those assumptions for every touched slot. If one is
+        // wrong nothing is written, and the group runs again on what it reads.
+        if self.optimistic && !slots.is_empty() && slots.len() <= sql::GUARDED_MAX {
+            let assumed: Vec<sql::Known> = slots
+                .iter()
+                .map(|s| {
+                    self.cache
+                        .get(s)
+                        .cloned()
+                        .unwrap_or((Record::absent(0), false))
+                })
+                .collect();
+            let loaded: Vec<Result<sql::Known, SqliteError>> =
+                assumed.iter().cloned().map(Ok).collect();
+            let (results, changes) = prepare_group(group, &index, &loaded, now);
+            if changes.len() <= sql::GUARDED_MAX {
+                match sql::guarded_commit(&mut self.conn, &slots, &assumed, &changes, now).await? {
+                    Some(true) => {
+                        self.counters.fast_commits.fetch_add(1, Ordering::Relaxed);
+                        self.remember(changes.into_iter().map(|(s, r)| (s, (r, true))));
+                        return Ok(results);
+                    }
+                    Some(false) => {
+                        self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+                        self.optimistic = false;
+                        for s in &slots {
+                            self.cache.remove(s);
                         }
                     }
-                    results.push(Ok(p.outcome));
+                    None => {}
                 }
-                Err(e) => results.push(Err(e)),
             }
         }
+        // Read path, two calls: "BEGIN IMMEDIATE; SELECT …" and "upsert …; COMMIT" (each a
+        // multi-statement string, one hand-off to sqlx's worker thread). On any error the
+        // caller rolls back: sqlx does not know about a transaction begun inside a string.
+        let conn = &mut self.conn;
+        let loaded = sql::load_raw(conn, &slots, true).await?;
+        let (results, changes) = prepare_group(group, &index, &loaded, now);
         if changes.is_empty() {
             conn.execute("COMMIT").await?;
         } else {
             sql::upsert(conn, &changes, now, true).await?;
         }
+        let read: Vec<(Slot, sql::Known)> = slots
+            .into_iter()
+            .zip(loaded)
+            .filter_map(|(s, k)| k.ok().map(|k| (s, k)))
+            .collect();
+        self.remember(read);
+        self.remember(changes.into_iter().map(|(s, r)| (s, (r, true))));
+        self.optimistic = true;
         Ok(results)
+    }
+
+    /// Records what slots hold after a commit (bounded: the cache is dropped when full).
+    fn remember(&mut self, known: impl IntoIterator<Item = (Slot, sql::Known)>) {
+        for (slot, k) in known {
+            if self.cache.len() >= CACHE_MAX {
+                self.cache.clear();
+            }
+            self.cache.insert(slot, k);
+        }
     }
 
     /// Runs one admin write in its own transaction, retried while the database is locked.
     async fn admin(&mut self, op: &Admin) -> Result<u64, Error> {
+        // Clears and purges change many slots at once: forget them all.
+        self.cache.clear();
         let started = Instant::now();
         loop {
             let attempt = async {

@@ -1,7 +1,8 @@
 //! SQL of the store: statements built once per size bucket (so the prepared-statement cache
 //! holds a handful of them), row decoding, and every read.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -136,11 +137,11 @@ pub(crate) async fn load_raw(
     conn: &mut SqliteConnection,
     slots: &[Slot],
     begin: bool,
-) -> Result<Vec<Result<Record, SqliteError>>, SqliteError> {
+) -> Result<Vec<Result<Known, SqliteError>>, SqliteError> {
     if begin && slots.is_empty() {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     }
-    let mut out: Vec<Option<Result<Record, SqliteError>>> = vec![None; slots.len()];
+    let mut out: Vec<Option<Result<Known, SqliteError>>> = vec![None; slots.len()];
     for (chunk_no, chunk) in slots.chunks(SELECT_MAX).enumerate() {
         let rows = bucket(chunk.len());
         let mut args = SqliteArguments::default();
@@ -179,7 +180,10 @@ pub(crate) async fn load_raw(
         .collect()
 }
 
-fn decode_slot_row(row: &SqliteRow) -> Result<Record, SqliteError> {
+/// What a slot holds, and whether it has a row (an absent slot reads at its scope's floor).
+pub(crate) type Known = (Record, bool);
+
+fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
     // A column of the wrong SQL type is this slot's problem, not the whole read's.
     let col = |e: sqlx::Error| SqliteError::MalformedRow {
         reason: format!("a column has the wrong type: {e}"),
@@ -188,9 +192,8 @@ fn decode_slot_row(row: &SqliteRow) -> Result<Record, SqliteError> {
     let version: Option<i64> = row.try_get(1).map_err(col)?;
     let floor: Option<i64> = row.try_get(4).map_err(col)?;
     let Some(v) = version else {
-        return Ok(Record::absent(
-            floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?,
-        ));
+        let floor = floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?;
+        return Ok((Record::absent(floor), false));
     };
     let version = to_u64(v, "a version")?;
     // A readable version with an unreadable value: say which version, so writes that replace
@@ -204,11 +207,12 @@ fn decode_slot_row(row: &SqliteRow) -> Result<Record, SqliteError> {
     };
     let value = json(row.try_get(2).map_err(col).map_err(with_version)?).map_err(with_version)?;
     let expires_at: Option<i64> = row.try_get(3).map_err(col).map_err(with_version)?;
-    Ok(Record {
+    let record = Record {
         version,
         value,
         expires_at: expires_at.map(Timestamp::from_millis),
-    })
+    };
+    Ok((record, true))
 }
 
 /// Visible records of `slots` at `now`; a malformed row fails the read, naming its slot.
@@ -223,7 +227,7 @@ pub(crate) async fn load_many(
     raw.into_iter()
         .zip(slots)
         .map(|(r, s)| {
-            r.map(|r| r.visible(now))
+            r.map(|(r, _)| r.visible(now))
                 .map_err(|e| e.into_state(Some(s.clone())))
         })
         .collect()
@@ -555,4 +559,135 @@ pub(crate) async fn purge_expired(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// The most touched slots, and the most changed slots, of one guarded commit (8 and 9
+/// parameters each: well under SQLite's 32766).
+pub(crate) const GUARDED_MAX: usize = 1024;
+
+/// The largest assumed value (serialized) the one-call commit compares in the database;
+/// larger ones take the read path.
+const GUARDED_VALUE_MAX: usize = 4096;
+
+/// `BEGIN IMMEDIATE`, a count of the touched slots whose stored state (version and exact
+/// value text, or no row and the floor) differs from what the committer assumed, the upsert of `changes` only if that count is 0, and `COMMIT` — one call.
+fn guarded_sql(touched: usize, changed: usize) -> &'static str {
+    static CACHE: OnceLock<Mutex<HashMap<(usize, usize), &'static str>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache.entry((touched, changed)).or_insert_with(|| {
+        let t: Vec<String> = (0..touched)
+            .map(|i| {
+                let p: Vec<String> = (1..=8).map(|c| format!("?{}", 8 * i + c)).collect();
+                format!("({})", p.join(","))
+            })
+            .collect();
+        let base = 8 * touched;
+        let c: Vec<String> = (0..changed)
+            .map(|i| {
+                let p: Vec<String> = (1..=9).map(|c| format!("?{}", base + 9 * i + c)).collect();
+                format!("({})", p.join(","))
+            })
+            .collect();
+        let with = format!(
+            "WITH t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {})",
+            t.join(",")
+        );
+        let bad = "SELECT count(*) FROM t \
+             LEFT JOIN slots s ON s.kind = t.kind AND s.scope_id = t.scope_id \
+               AND s.scope_sub = t.scope_sub AND s.namespace = t.namespace AND s.key = t.key \
+             LEFT JOIN scope_floors f ON f.kind = t.kind AND f.scope_id = t.scope_id \
+               AND f.scope_sub = t.scope_sub \
+             WHERE NOT ((t.ev IS NULL AND s.version IS NULL AND COALESCE(f.floor, 0) = t.ef) \
+                     OR (t.ev IS NOT NULL AND s.version IS t.ev AND s.value IS t.evalue))";
+        let insert = if changed == 0 {
+            String::new()
+        } else {
+            format!(
+                "{with} INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, \
+                 updated_at, expires_at) \
+                 SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9 \
+                 FROM (VALUES {}) WHERE ({bad}) = 0 \
+                 ON CONFLICT (kind, scope_id, scope_sub, namespace, key) DO UPDATE SET \
+                 version = excluded.version, value = excluded.value, \
+                 updated_at = excluded.updated_at, expires_at = excluded.expires_at; ",
+                c.join(",")
+            )
+        };
+        Box::leak(format!("BEGIN IMMEDIATE; {with} {bad}; {insert}COMMIT").into_boxed_str())
+    })
+}
+
+/// Commits `changes` in one call if every touched slot still holds exactly what `assumed`
+/// says (its row's version and value text, or no row and that floor); otherwise writes
+/// nothing. Returns whether it wrote, or `None` without touching the database when an assumed
+/// value is too large to compare. The transaction is committed either way.
+pub(crate) async fn guarded_commit(
+    conn: &mut SqliteConnection,
+    touched: &[Slot],
+    assumed: &[Known],
+    changes: &[(Slot, Record)],
+    now: Timestamp,
+) -> Result<Option<bool>, SqliteError> {
+    let mut texts = Vec::with_capacity(assumed.len());
+    for (record, row) in assumed {
+        let text = match (&record.value, row) {
+            (Some(v), true) => {
+                Some(
+                    serde_json::to_string(v).map_err(|e| SqliteError::MalformedRow {
+                        reason: format!("cannot serialize: {e}"),
+                        version: None,
+                    })?,
+                )
+            }
+            _ => None,
+        };
+        if text.as_ref().is_some_and(|t| t.len() > GUARDED_VALUE_MAX) {
+            return Ok(None);
+        }
+        texts.push(text);
+    }
+    let (t_rows, c_rows) = (
+        bucket(touched.len()),
+        if changes.is_empty() {
+            0
+        } else {
+            bucket(changes.len())
+        },
+    );
+    let mut args = SqliteArguments::default();
+    for i in 0..t_rows {
+        let j = i.min(touched.len() - 1);
+        let (slot, (record, row)) = (&touched[j], &assumed[j]);
+        bind_scope(&mut args, slot.scope())?;
+        add(&mut args, slot.namespace().to_owned())?;
+        add(&mut args, slot.key().to_owned())?;
+        add(&mut args, row.then(|| to_i64(record.version)).transpose()?)?;
+        add(&mut args, texts[j].clone())?;
+        add(&mut args, to_i64(if *row { 0 } else { record.version })?)?;
+    }
+    for i in 0..c_rows {
+        let (slot, rec) = &changes[i.min(changes.len() - 1)];
+        bind_scope(&mut args, slot.scope())?;
+        add(&mut args, slot.namespace().to_owned())?;
+        add(&mut args, slot.key().to_owned())?;
+        add(&mut args, to_i64(rec.version)?)?;
+        let text = rec
+            .value
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| SqliteError::MalformedRow {
+                reason: format!("cannot serialize: {e}"),
+                version: None,
+            })?;
+        add(&mut args, text)?;
+        add(&mut args, now.as_millis())?;
+        add(&mut args, rec.expires_at.map(Timestamp::as_millis))?;
+    }
+    let rows = sqlx::query_with(guarded_sql(t_rows, c_rows), args)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mismatched: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(1);
+    Ok(Some(mismatched == 0))
 }
