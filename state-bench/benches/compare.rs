@@ -27,6 +27,13 @@ use state_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 const RUNS: usize = 3;
 const WRITERS: usize = 64;
 
+/// `STATE_BENCH_ONLY=W2,W3` runs only workloads whose name contains one of the words.
+fn want(workload: &str) -> bool {
+    std::env::var("STATE_BENCH_ONLY").map_or(true, |only| {
+        only.split(',').any(|w| workload.contains(w.trim()))
+    })
+}
+
 fn secs() -> Duration {
     let s: f64 = std::env::var("STATE_BENCH_SECS")
         .ok()
@@ -403,6 +410,10 @@ async fn main() {
             base_one,
             Some(t3),
         );
+    }
+    if !want("W4") && !want("memory") {
+        report.print_results();
+        return;
     }
     let base_normal = report.0[0].ops;
     let engine = Engine::new(MemoryStore::new());

@@ -603,6 +603,9 @@ fn first_write_needs_value(batch: &Batch, slot: &Slot) -> bool {
     }
 }
 
+/// Each caller batch's result, and the accepted changes in first-written order.
+type Prepared = (Vec<Result<CommitOutcome, Error>>, Vec<(Slot, Record)>);
+
 /// Prepares every batch of a group on the records `loaded` (indexed like `index`), each batch
 /// seeing the changes of the accepted batches before it; a refused batch contributes nothing.
 /// Returns each batch's result and the accepted changes, in first-written order.
@@ -611,7 +614,7 @@ fn prepare_group(
     index: &HashMap<&Slot, usize>,
     loaded: &[Result<sql::Known, SqliteError>],
     now: state_core::Timestamp,
-) -> (Vec<Result<CommitOutcome, Error>>, Vec<(Slot, Record)>) {
+) -> Prepared {
     let mut changes: Vec<(Slot, Record)> = Vec::new();
     let mut changed: HashMap<Slot, usize> = HashMap::new();
     let mut results = Vec::with_capacity(group.len());

@@ -561,9 +561,11 @@ pub(crate) async fn purge_expired(
     Ok(done.rows_affected())
 }
 
-/// The most touched slots, and the most changed slots, of one guarded commit (8 and 9
-/// parameters each: well under SQLite's 32766).
-pub(crate) const GUARDED_MAX: usize = 1024;
+/// The most touched (and changed) slots of one guarded commit. The one-call commit saves a
+/// thread hand-off, which matters for small groups (one writer, one hot slot); for large
+/// groups the two-call path is faster here (measured: W2's 64 writers on fresh slots ran at
+/// about half the speed through the guarded statement).
+pub(crate) const GUARDED_MAX: usize = 8;
 
 /// The largest assumed value (serialized) the one-call commit compares in the database;
 /// larger ones take the read path.
@@ -593,7 +595,7 @@ fn guarded_sql(touched: usize, changed: usize) -> &'static str {
             "WITH t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {})",
             t.join(",")
         );
-        let bad = "SELECT count(*) FROM t \
+        let bad = "SELECT count(*) AS c FROM t \
              LEFT JOIN slots s ON s.kind = t.kind AND s.scope_id = t.scope_id \
                AND s.scope_sub = t.scope_sub AND s.namespace = t.namespace AND s.key = t.key \
              LEFT JOIN scope_floors f ON f.kind = t.kind AND f.scope_id = t.scope_id \
@@ -606,8 +608,8 @@ fn guarded_sql(touched: usize, changed: usize) -> &'static str {
             format!(
                 "{with} INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, \
                  updated_at, expires_at) \
-                 SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9 \
-                 FROM (VALUES {}) WHERE ({bad}) = 0 \
+                 SELECT n.column1, n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, \
+                 n.column8, n.column9 FROM (VALUES {}) AS n, ({bad}) AS g WHERE g.c = 0 \
                  ON CONFLICT (kind, scope_id, scope_sub, namespace, key) DO UPDATE SET \
                  version = excluded.version, value = excluded.value, \
                  updated_at = excluded.updated_at, expires_at = excluded.expires_at; ",

@@ -387,15 +387,31 @@ async fn the_one_call_commit_never_overwrites_another_connections_write() {
     ha.increment(1).await.unwrap(); // a now knows the slot: version 1, value 1
     ha.increment(1).await.unwrap();
     let fast = a.stats().fast_commits;
-    assert!(fast >= 1, "the second commit took the one-call path: {:?}", a.stats());
+    assert!(
+        fast >= 1,
+        "the second commit took the one-call path: {:?}",
+        a.stats()
+    );
     hb.increment(10).await.unwrap(); // another connection moves it to 12, version 3
-    assert_eq!(ha.increment(1).await.unwrap(), 13, "built on the other connection's write");
+    assert_eq!(
+        ha.increment(1).await.unwrap(),
+        13,
+        "built on the other connection's write"
+    );
     assert_eq!(a.stats().cache_misses, 1, "{:?}", a.stats());
     assert_eq!(ha.get_versioned().await.unwrap().version, 4);
     // A stale CAS from a's point of view is still refused.
     assert!(ha.set_if(3, 0).await.is_err());
     // After a purge by another connection, a's knowledge is stale too: the write starts afresh.
     eb.purge_scope(slot("n").scope()).await.unwrap();
-    assert_eq!(ha.increment(1).await.unwrap(), 1, "the purged value is gone");
-    assert_eq!(ha.get_versioned().await.unwrap().version, 5, "above the floor");
+    assert_eq!(
+        ha.increment(1).await.unwrap(),
+        1,
+        "the purged value is gone"
+    );
+    assert_eq!(
+        ha.get_versioned().await.unwrap().version,
+        5,
+        "above the floor"
+    );
 }

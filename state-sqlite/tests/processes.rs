@@ -154,7 +154,7 @@ fn child(role: &str) {
             "crash" => {
                 let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
                 println!("ready");
-                let workers: Vec<_> = (0..CRASH_TASKS)
+                let workers: Vec<tokio::task::JoinHandle<()>> = (0..CRASH_TASKS)
                     .map(|t| {
                         let h = engine.handle::<u64>(slot(&format!("k{t}")));
                         tokio::task::spawn_local(async move {
@@ -166,9 +166,9 @@ fn child(role: &str) {
                         })
                     })
                     .collect();
-                for w in workers {
-                    w.await.unwrap();
-                }
+                // The tasks commit until the parent kills this process.
+                drop(workers);
+                std::future::pending::<()>().await;
             }
             "open" => {
                 println!("ready");
