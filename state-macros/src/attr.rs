@@ -115,17 +115,24 @@ fn lit_str(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
     meta.value()?.parse::<LitStr>()
 }
 
-/// Parses the struct's `#[state(...)]` and `#[serde(rename_all)]` attributes.
-pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> ContainerAttrs {
-    let mut out = ContainerAttrs::default();
+/// Walks the `#[state(...)]` attributes of one item (a struct or a field): reports unknown
+/// and duplicate names and conflicting scopes, records the scope, and hands every other known
+/// attribute to `known`. `#[serde(...)]` attributes go to `serde`.
+#[allow(clippy::too_many_arguments)]
+fn for_each_state_attr(
+    cx: &Ctxt,
+    derive: Derive,
+    item: &str,
+    allowed: &[&str],
+    attrs: &[Attribute],
+    scope: &mut Option<Spanned<String>>,
+    mut serde: impl FnMut(&Attribute),
+    mut known: impl FnMut(&str, &ParseNestedMeta<'_>) -> syn::Result<()>,
+) {
     let mut seen = Seen(Vec::new());
-    let allowed = match derive {
-        Derive::StateScope => SCOPE_CONTAINER,
-        Derive::StatePath => PATH_CONTAINER,
-    };
     for attr in attrs {
         if attr.path().is_ident("serde") {
-            serde_container(attr, &mut out);
+            serde(attr);
             continue;
         }
         if !attr.path().is_ident("state") {
@@ -140,28 +147,34 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
             if !(allowed.contains(&ident.as_str()) || (is_scope && derive == Derive::StateScope)) {
                 let expected = match derive {
                     Derive::StateScope => one_of(allowed),
-                    Derive::StatePath => "`crate`, `bound`".to_owned(),
+                    Derive::StatePath => allowed
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 };
                 cx.error_spanned_by(
                     &meta.path,
                     format!(
-                        "unknown `{}` struct attribute `{ident}`; expected one of {expected}",
+                        "unknown `{}` {item} attribute `{ident}`; expected one of {expected}",
                         derive.name()
                     ),
                 );
                 return skip_value(&meta);
             }
             if is_scope {
-                if let Some(prev) = &out.scope {
+                if let Some(prev) = scope.as_ref() {
+                    let what = if item == "struct" {
+                        "a struct has one default scope"
+                    } else {
+                        "a field has one scope"
+                    };
                     cx.error_spanned_by(
                         &meta.path,
-                        format!(
-                            "a struct has one default scope: `{ident}` conflicts with `{}`",
-                            prev.value
-                        ),
+                        format!("{what}: `{ident}` conflicts with `{}`", prev.value),
                     );
                 } else {
-                    out.scope = Some(Spanned {
+                    *scope = Some(Spanned {
                         value: ident,
                         span: meta.path.span(),
                     });
@@ -171,16 +184,43 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
             if !seen.first(cx, &meta, &ident) {
                 return skip_value(&meta);
             }
-            match ident.as_str() {
+            known(&ident, &meta)
+        });
+        if let Err(e) = parsed {
+            cx.syn_error(e);
+        }
+    }
+}
+
+/// Parses the struct's `#[state(...)]` and `#[serde(rename_all)]` attributes.
+pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> ContainerAttrs {
+    let mut out = ContainerAttrs::default();
+    let mut scope = None;
+    let mut rename_all = None;
+    let allowed = match derive {
+        Derive::StateScope => SCOPE_CONTAINER,
+        Derive::StatePath => PATH_CONTAINER,
+    };
+    let serde = |attr: &Attribute| serde_container(attr, &mut rename_all);
+    for_each_state_attr(
+        cx,
+        derive,
+        "struct",
+        allowed,
+        attrs,
+        &mut scope,
+        serde,
+        |ident, meta| {
+            match ident {
                 "namespace" => {
-                    let s = lit_str(&meta)?;
+                    let s = lit_str(meta)?;
                     out.namespace = Some(Spanned {
                         value: s.value(),
                         span: s.span(),
                     });
                 }
                 "crate" => {
-                    let s = lit_str(&meta)?;
+                    let s = lit_str(meta)?;
                     match s.parse::<syn::Path>() {
                         Ok(p) => out.krate = Some(p),
                         Err(_) => {
@@ -189,7 +229,7 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
                     }
                 }
                 "bound" => {
-                    let s = lit_str(&meta)?;
+                    let s = lit_str(meta)?;
                     let parser = Punctuated::<WherePredicate, Token![,]>::parse_terminated;
                     match s.parse_with(parser) {
                         Ok(preds) => out.bound = Some(preds.into_iter().collect()),
@@ -205,74 +245,36 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
                 _ => {}
             }
             Ok(())
-        });
-        if let Err(e) = parsed {
-            cx.syn_error(e);
-        }
-    }
+        },
+    );
+    out.scope = scope;
+    out.rename_all = rename_all;
     out
 }
 
 /// Parses one field's `#[state(...)]` and storage-relevant `#[serde(...)]` attributes.
 pub(crate) fn field(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> FieldAttrs {
     let mut out = FieldAttrs::default();
-    let mut seen = Seen(Vec::new());
+    let mut scope = None;
+    let mut serde_attrs = SerdeField::default();
     let allowed = match derive {
         Derive::StateScope => SCOPE_FIELD,
         Derive::StatePath => PATH_FIELD,
     };
-    for attr in attrs {
-        if attr.path().is_ident("serde") {
-            serde_field(attr, &mut out);
-            continue;
-        }
-        if !attr.path().is_ident("state") {
-            continue;
-        }
-        let parsed = attr.parse_nested_meta(|meta| {
-            let Some(ident) = meta.path.get_ident().map(ToString::to_string) else {
-                cx.error_spanned_by(&meta.path, "expected a `state` attribute name");
-                return skip_value(&meta);
-            };
-            let is_scope = SCOPES.contains(&ident.as_str());
-            if !(allowed.contains(&ident.as_str()) || (is_scope && derive == Derive::StateScope)) {
-                let expected = match derive {
-                    Derive::StateScope => one_of(allowed),
-                    Derive::StatePath => "`leaf`".to_owned(),
-                };
-                cx.error_spanned_by(
-                    &meta.path,
-                    format!(
-                        "unknown `{}` field attribute `{ident}`; expected one of {expected}",
-                        derive.name()
-                    ),
-                );
-                return skip_value(&meta);
-            }
-            if is_scope {
-                if let Some(prev) = &out.scope {
-                    cx.error_spanned_by(
-                        &meta.path,
-                        format!(
-                            "a field has one scope: `{ident}` conflicts with `{}`",
-                            prev.value
-                        ),
-                    );
-                } else {
-                    out.scope = Some(Spanned {
-                        value: ident,
-                        span: meta.path.span(),
-                    });
-                }
-                return Ok(());
-            }
-            if !seen.first(cx, &meta, &ident) {
-                return skip_value(&meta);
-            }
-            match ident.as_str() {
+    let serde = |attr: &Attribute| serde_field(attr, &mut serde_attrs);
+    for_each_state_attr(
+        cx,
+        derive,
+        "field",
+        allowed,
+        attrs,
+        &mut scope,
+        serde,
+        |ident, meta| {
+            match ident {
                 "initial" => out.initial = Some(meta.value()?.parse::<Expr>()?),
                 "rename" => {
-                    let s = lit_str(&meta)?;
+                    let s = lit_str(meta)?;
                     out.rename = Some(Spanned {
                         value: s.value(),
                         span: s.span(),
@@ -282,41 +284,52 @@ pub(crate) fn field(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> FieldAttr
                 "skip" => out.skip = true,
                 "leaf" => out.leaf = true,
                 "ttl" => {
-                    let s = lit_str(&meta)?;
+                    let s = lit_str(meta)?;
                     match parse_duration_ms(&s.value()) {
-                        Some(ms) => out.ttl_ms = Some(ms),
-                        None => cx.error_spanned_by(
-                            &s,
-                            "`ttl` expects a positive duration like \"250ms\", \"30s\", \"5m\", \"2h\" or \"7d\"",
-                        ),
-                    }
+                    Some(ms) => out.ttl_ms = Some(ms),
+                    None => cx.error_spanned_by(
+                        &s,
+                        "`ttl` expects a positive duration like \"250ms\", \"30s\", \"5m\", \"2h\" or \"7d\"",
+                    ),
+                }
                 }
                 _ => {}
             }
             Ok(())
-        });
-        if let Err(e) = parsed {
-            cx.syn_error(e);
-        }
-    }
+        },
+    );
+    out.scope = scope;
+    out.serde_rename = serde_attrs.rename;
+    out.serde_flatten = serde_attrs.flatten;
+    out.serde_with = serde_attrs.with;
+    out.serde_skip = serde_attrs.skip;
     out
+}
+
+/// The storage-relevant serde attributes of a field.
+#[derive(Default)]
+struct SerdeField {
+    rename: Option<String>,
+    flatten: bool,
+    with: bool,
+    skip: bool,
 }
 
 /// Reads serde's container attributes that decide stored names. Malformed serde attributes
 /// are serde's to report; they are skipped here.
-fn serde_container(attr: &Attribute, out: &mut ContainerAttrs) {
+fn serde_container(attr: &Attribute, rename_all: &mut Option<RenameRule>) {
     let _ = attr.parse_nested_meta(|meta| {
         if meta.path.is_ident("rename_all") {
             if meta.input.peek(Token![=]) {
                 let s = lit_str(&meta)?;
-                out.rename_all = RenameRule::from_str(&s.value());
+                *rename_all = RenameRule::from_str(&s.value());
             } else {
                 // rename_all(serialize = "…", deserialize = "…"): paths follow the stored
                 // (serialized) names.
                 meta.parse_nested_meta(|inner| {
                     let s = lit_str(&inner)?;
                     if inner.path.is_ident("serialize") {
-                        out.rename_all = RenameRule::from_str(&s.value());
+                        *rename_all = RenameRule::from_str(&s.value());
                     }
                     Ok(())
                 })?;
@@ -327,17 +340,17 @@ fn serde_container(attr: &Attribute, out: &mut ContainerAttrs) {
     });
 }
 
-fn serde_field(attr: &Attribute, out: &mut FieldAttrs) {
+fn serde_field(attr: &Attribute, out: &mut SerdeField) {
     let _ = attr.parse_nested_meta(|meta| {
         let p = &meta.path;
         if p.is_ident("rename") {
             if meta.input.peek(Token![=]) {
-                out.serde_rename = Some(lit_str(&meta)?.value());
+                out.rename = Some(lit_str(&meta)?.value());
             } else {
                 meta.parse_nested_meta(|inner| {
                     let s = lit_str(&inner)?;
                     if inner.path.is_ident("serialize") {
-                        out.serde_rename = Some(s.value());
+                        out.rename = Some(s.value());
                     }
                     Ok(())
                 })?;
@@ -345,14 +358,14 @@ fn serde_field(attr: &Attribute, out: &mut FieldAttrs) {
             return Ok(());
         }
         if p.is_ident("flatten") {
-            out.serde_flatten = true;
+            out.flatten = true;
             return Ok(());
         }
         if p.is_ident("with") || p.is_ident("serialize_with") || p.is_ident("deserialize_with") {
-            out.serde_with = true;
+            out.with = true;
         }
         if p.is_ident("skip") || p.is_ident("skip_serializing") {
-            out.serde_skip = true;
+            out.skip = true;
         }
         skip_value(&meta)
     });

@@ -263,6 +263,18 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let marker_init = quote!(__state_marker: #p::PhantomData);
     let targets = quote!(#( #fid: #p::Clone::clone(self.#fid.target()), )*);
 
+    // The `batch` method of the state and of the snapshot (doc comments differ).
+    let batch_fn = quote! {
+        #vis fn batch<F>(&self, f: F) -> #p::BatchCommit
+        where
+            F: #p::FnOnce(#batch<#args>) -> #batch<#args>,
+            #m: #p::CanWrite,
+        {
+            let __b = f(#batch { __batch: #p::BatchBuilder::new(), #targets #marker_init });
+            __b.__batch.commit_boxed()
+        }
+    };
+
     let inherent = quote! {
             impl #impl_m #state<#args #m> where #(#preds,)* {
                 #(#accessors)*
@@ -284,14 +296,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
 
                 /// Builds a path-checked batch with `f` and commits it atomically: every op
                 /// applies, or none does.
-                #vis fn batch<F>(&self, f: F) -> #p::BatchCommit
-                where
-                    F: #p::FnOnce(#batch<#args>) -> #batch<#args>,
-                    #m: #p::CanWrite,
-                {
-                    let __b = f(#batch { __batch: #p::BatchBuilder::new(), #targets #marker_init });
-                    __b.__batch.commit_boxed()
-                }
+                #batch_fn
             }
 
         #[allow(unused_qualifications, clippy::all)]
@@ -310,15 +315,9 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
                     #snapshot { #( #fid: self.#fid.read_only(), )* #marker_init }
                 }
 
-                /// A batch committed through the snapshot: its records are refreshed.
-                #vis fn batch<F>(&self, f: F) -> #p::BatchCommit
-                where
-                    F: #p::FnOnce(#batch<#args>) -> #batch<#args>,
-                    #m: #p::CanWrite,
-                {
-                    let __b = f(#batch { __batch: #p::BatchBuilder::new(), #targets #marker_init });
-                    __b.__batch.commit_boxed()
-                }
+                /// A batch committed through the snapshot (its records are refreshed): every
+                /// op applies, or none does.
+                #batch_fn
             }
 
 

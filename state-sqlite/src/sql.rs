@@ -445,6 +445,30 @@ pub(crate) async fn list_scopes(
     Ok(Page::from_iter(scopes, limit))
 }
 
+/// JSON text of a value, as stored.
+fn json_text(value: &Value) -> Result<String, SqliteError> {
+    serde_json::to_string(value).map_err(|e| SqliteError::MalformedRow {
+        reason: format!("cannot serialize: {e}"),
+        version: None,
+    })
+}
+
+/// Binds one row of the `slots` table: the identity, version, value, updated-at, expires-at.
+fn bind_record(
+    args: &mut SqliteArguments<'_>,
+    slot: &Slot,
+    rec: &Record,
+    now: Timestamp,
+) -> Result<(), SqliteError> {
+    bind_scope(args, slot.scope())?;
+    add(args, slot.namespace().to_owned())?;
+    add(args, slot.key().to_owned())?;
+    add(args, to_i64(rec.version)?)?;
+    add(args, rec.value.as_ref().map(json_text).transpose()?)?;
+    add(args, now.as_millis())?;
+    add(args, rec.expires_at.map(Timestamp::as_millis))
+}
+
 /// Writes `records` (each slot once) with chunked, bucketed multi-row upserts.
 pub(crate) async fn upsert(
     conn: &mut SqliteConnection,
@@ -458,22 +482,7 @@ pub(crate) async fn upsert(
         let mut args = SqliteArguments::default();
         for i in 0..rows {
             let (slot, rec) = &chunk[i.min(chunk.len() - 1)];
-            bind_scope(&mut args, slot.scope())?;
-            add(&mut args, slot.namespace().to_owned())?;
-            add(&mut args, slot.key().to_owned())?;
-            add(&mut args, to_i64(rec.version)?)?;
-            let text = rec
-                .value
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| SqliteError::MalformedRow {
-                    reason: format!("cannot serialize: {e}"),
-                    version: None,
-                })?;
-            add(&mut args, text)?;
-            add(&mut args, now.as_millis())?;
-            add(&mut args, rec.expires_at.map(Timestamp::as_millis))?;
+            bind_record(&mut args, slot, rec, now)?;
         }
         let sql = if commit && chunk_no + 1 == chunks {
             upsert_slots_and_commit(rows)
@@ -634,14 +643,7 @@ pub(crate) async fn guarded_commit(
     let mut texts = Vec::with_capacity(assumed.len());
     for (record, row) in assumed {
         let text = match (&record.value, row) {
-            (Some(v), true) => {
-                Some(
-                    serde_json::to_string(v).map_err(|e| SqliteError::MalformedRow {
-                        reason: format!("cannot serialize: {e}"),
-                        version: None,
-                    })?,
-                )
-            }
+            (Some(v), true) => Some(json_text(v)?),
             _ => None,
         };
         if text.as_ref().is_some_and(|t| t.len() > GUARDED_VALUE_MAX) {
@@ -670,22 +672,7 @@ pub(crate) async fn guarded_commit(
     }
     for i in 0..c_rows {
         let (slot, rec) = &changes[i.min(changes.len() - 1)];
-        bind_scope(&mut args, slot.scope())?;
-        add(&mut args, slot.namespace().to_owned())?;
-        add(&mut args, slot.key().to_owned())?;
-        add(&mut args, to_i64(rec.version)?)?;
-        let text = rec
-            .value
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| SqliteError::MalformedRow {
-                reason: format!("cannot serialize: {e}"),
-                version: None,
-            })?;
-        add(&mut args, text)?;
-        add(&mut args, now.as_millis())?;
-        add(&mut args, rec.expires_at.map(Timestamp::as_millis))?;
+        bind_record(&mut args, slot, rec, now)?;
     }
     let rows = sqlx::query_with(guarded_sql(t_rows, c_rows), args)
         .fetch_all(&mut *conn)

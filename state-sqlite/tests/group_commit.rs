@@ -189,7 +189,7 @@ async fn a_dropped_commit_future_never_half_applies() {
     })
     .await;
     // Wait for the group's transaction to end: a read then sees both writes or neither.
-    let engine = Engine::new(StoreRef(store.clone()));
+    let engine = Engine::with_config(store.clone(), Default::default());
     engine.handle::<u8>(slot("sync")).set(1).await.unwrap();
     let r = store.load_many(&[slot("a"), slot("b")]).await.unwrap();
     assert_eq!(r[0].version, r[1].version, "half-applied: {r:?}");
@@ -197,55 +197,6 @@ async fn a_dropped_commit_future_never_half_applies() {
         r[0].version, 1,
         "the committer owned the batch: it committed"
     );
-}
-
-/// Lets a test share one store between an engine and direct calls.
-struct StoreRef(Arc<SqliteStore>);
-
-#[state_core::async_trait]
-impl Store for StoreRef {
-    async fn load_many(&self, s: &[Slot]) -> state_core::Result<Vec<state_core::Record>> {
-        self.0.load_many(s).await
-    }
-    async fn load_scope(
-        &self,
-        s: &Scope,
-        ns: Option<&str>,
-    ) -> state_core::Result<Vec<(state_core::SlotKey, state_core::Record)>> {
-        self.0.load_scope(s, ns).await
-    }
-    async fn commit(&self, b: state_core::Batch) -> state_core::Result<state_core::CommitOutcome> {
-        self.0.commit(b).await
-    }
-    async fn list_keys(
-        &self,
-        s: &Scope,
-        ns: Option<&str>,
-        a: Option<&state_core::SlotKey>,
-        l: usize,
-    ) -> state_core::Result<state_core::Page<state_core::SlotKey>> {
-        self.0.list_keys(s, ns, a, l).await
-    }
-    async fn list_scopes(
-        &self,
-        k: Option<state_core::ScopeKind>,
-        a: Option<&Scope>,
-        l: usize,
-    ) -> state_core::Result<state_core::Page<Scope>> {
-        self.0.list_scopes(k, a, l).await
-    }
-    async fn clear(&self, s: &Scope) -> state_core::Result<u64> {
-        self.0.clear(s).await
-    }
-    async fn purge_scope(&self, s: &Scope) -> state_core::Result<u64> {
-        self.0.purge_scope(s).await
-    }
-    async fn purge_expired(&self) -> state_core::Result<u64> {
-        self.0.purge_expired().await
-    }
-    fn clock(&self) -> Arc<dyn state_core::Clock> {
-        self.0.clock()
-    }
 }
 
 #[tokio::test]
