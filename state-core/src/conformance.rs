@@ -117,6 +117,7 @@ checks!(
     keys_are_listed_in_pages,
     scopes_are_listed_in_pages,
     load_scope_returns_every_stored_slot,
+    restores_are_exact_and_never_lower_a_version,
     slot_identities_never_collide,
     concurrent_increments_lose_nothing,
 );
@@ -1050,6 +1051,118 @@ async fn load_scope_returns_every_stored_slot(env: &Env) -> CheckResult {
     ensure!(
         env.store.load_scope(&sc, None).await.ctx("all")?.len() == 4,
         "without a namespace filter"
+    );
+    Ok(())
+}
+
+async fn restores_are_exact_and_never_lower_a_version(env: &Env) -> CheckResult {
+    let (x, y) = (exec("x"), exec("y"));
+    commit(env, vec![Write::apply(slot(&x, "a"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    commit(env, vec![Write::apply(slot(&y, "gone"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    commit(
+        env,
+        vec![Write::apply(
+            slot(&y, "gone"),
+            vec![Op::delete(Path::root())],
+        )],
+    )
+    .await
+    .ctx("delete")?;
+    let live = env
+        .store
+        .list_scopes(None, None, 100)
+        .await
+        .ctx("list_scopes")?
+        .items;
+    let stored = env
+        .store
+        .list_stored_scopes(None, None, 100)
+        .await
+        .ctx("list_stored_scopes")?
+        .items;
+    ensure!(live == [x.clone()], "live scopes: {live:?}");
+    ensure!(
+        stored == [x.clone(), y.clone()],
+        "stored scopes include tombstone-only ones: {stored:?}"
+    );
+    let expiry = Some(T0.saturating_add(Duration::from_secs(60)));
+    let records = vec![
+        (
+            slot(&x, "r1"),
+            crate::Record {
+                value: Some(json!({"k": 1})),
+                version: 7,
+                expires_at: expiry,
+            },
+        ),
+        (
+            slot(&x, "r2"),
+            crate::Record {
+                value: None,
+                version: 3,
+                expires_at: None,
+            },
+        ),
+        (
+            slot(&x, "a"),
+            crate::Record {
+                value: Some(json!(41)),
+                version: 9,
+                expires_at: None,
+            },
+        ),
+    ];
+    ensure!(
+        env.store.restore(records.clone()).await.ctx("restore")? == 3,
+        "restored count"
+    );
+    for (s, want) in &records {
+        let got = env.store.load(s).await.ctx("load")?;
+        ensure!(&got == want, "restored {}: {got:?}, want {want:?}", s.key());
+    }
+    // Restoring again (not above the current versions) is refused, and nothing changes.
+    let again = vec![
+        (
+            slot(&x, "fresh"),
+            crate::Record {
+                value: Some(json!(1)),
+                version: 5,
+                expires_at: None,
+            },
+        ),
+        records[0].clone(),
+    ];
+    match env.store.restore(again).await {
+        Err(Error::VersionMismatch {
+            expected: 7,
+            actual: 7,
+            ..
+        }) => {}
+        other => {
+            return Err(format!(
+                "a restore at the current version must be refused: {other:?}"
+            ));
+        }
+    }
+    ensure!(
+        version(env, &slot(&x, "fresh")).await? == 0,
+        "a refused restore wrote another slot"
+    );
+    // A restored slot takes normal writes from its version on.
+    commit(env, vec![Write::apply(slot(&x, "a"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    ensure!(
+        value(env, &slot(&x, "a")).await? == Some(json!(42)),
+        "write after restore"
+    );
+    ensure!(
+        version(env, &slot(&x, "a")).await? == 10,
+        "version after restore"
     );
     Ok(())
 }

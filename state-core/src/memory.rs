@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::record::{Clock, Record, SystemClock};
 use crate::scope::{Scope, ScopeKind, Slot, SlotKey};
-use crate::store::{Batch, CommitOutcome, Page, Store, check_page_limit, prepare_commit};
+use crate::store::{
+    Batch, CommitOutcome, Page, Store, check_page_limit, check_restore, prepare_commit,
+};
 
 /// A [`Store`] in memory. Commits take one lock and never await, so a dropped commit future
 /// can never leave a batch half-applied.
@@ -249,6 +251,42 @@ impl Store for MemoryStore {
             })
             .map(|(scope, _)| scope.clone());
         Ok(Page::from_iter(live, limit))
+    }
+
+    async fn list_stored_scopes(
+        &self,
+        kind: Option<ScopeKind>,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Page<Scope>> {
+        check_page_limit(limit)?;
+        let inner = self.lock();
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let stored = inner
+            .scopes
+            .range::<Scope, _>((lower, Bound::Unbounded))
+            .filter(|(s, d)| kind.is_none_or(|k| s.kind() == k) && !d.slots.is_empty())
+            .map(|(scope, _)| scope.clone());
+        Ok(Page::from_iter(stored, limit))
+    }
+
+    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64> {
+        let mut inner = self.lock();
+        check_restore(&records, |slot| {
+            Ok(inner
+                .scopes
+                .get(slot.scope())
+                .map_or_else(|| Record::absent(0), |s| s.record(slot)))
+        })?;
+        let n = records.len() as u64;
+        for (slot, record) in records {
+            let data = inner.scopes.entry(slot.scope().clone()).or_default();
+            data.slots
+                .entry(slot.namespace().to_owned())
+                .or_default()
+                .insert(slot.key().to_owned(), record);
+        }
+        Ok(n)
     }
 
     async fn clear(&self, scope: &Scope) -> Result<u64> {

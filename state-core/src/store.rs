@@ -239,6 +239,22 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Page<Scope>>;
 
+    /// Lists scopes holding any stored slot — tombstones and expired slots included (what an
+    /// export must visit), optionally of one kind, after the cursor.
+    async fn list_stored_scopes(
+        &self,
+        kind: Option<ScopeKind>,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Page<Scope>>;
+
+    /// Restores records exactly as exported (value or tombstone, version, expiry), all or
+    /// nothing: every slot must be below the restored version (absent, or older), so a version
+    /// never goes down and a stale version token never matches again. Otherwise
+    /// [`Error::VersionMismatch`] names the first slot (`expected`: the version to restore,
+    /// `actual`: the slot's) and nothing is written. Returns how many slots were restored.
+    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64>;
+
     /// Deletes every live slot of a scope (a tombstone each, version +1). Returns how many.
     async fn clear(&self, scope: &Scope) -> Result<u64>;
 
@@ -402,4 +418,42 @@ pub fn check_size(slot: &Slot, value: &Value, limit: usize) -> Result<()> {
             limit,
         }),
     }
+}
+
+/// Checks a restore against the current records (`current(slot)` as for [`prepare_commit`]):
+/// every restored version must be above the slot's, and no slot may appear twice.
+pub fn check_restore(
+    records: &[(Slot, Record)],
+    mut current: impl FnMut(&Slot) -> Result<Record>,
+) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for (slot, record) in records {
+        if !seen.insert(slot) {
+            return Err(Error::InvalidArgument(format!(
+                "slot {slot} appears twice in a restore"
+            )));
+        }
+        if record.version == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "slot {slot}: version 0 cannot be restored"
+            )));
+        }
+        if let Some(Value::Null) = record.value {
+            return Err(Error::InvalidOp {
+                slot: slot.clone(),
+                path: crate::op::Path::root(),
+                op: "restore",
+                reason: "JSON null is not stored at the root: absence is a tombstone".into(),
+            });
+        }
+        let cur = current(slot)?;
+        if cur.version >= record.version {
+            return Err(Error::VersionMismatch {
+                slot: slot.clone(),
+                expected: record.version,
+                actual: cur.version,
+            });
+        }
+    }
+    Ok(())
 }

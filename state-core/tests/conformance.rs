@@ -106,6 +106,17 @@ impl Store for Broken {
     ) -> Result<Page<Scope>> {
         self.inner.list_scopes(kind, after, limit).await
     }
+    async fn list_stored_scopes(
+        &self,
+        kind: Option<ScopeKind>,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Page<Scope>> {
+        self.inner.list_stored_scopes(kind, after, limit).await
+    }
+    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64> {
+        self.inner.restore(records).await
+    }
     async fn clear(&self, s: &Scope) -> Result<u64> {
         self.inner.clear(s).await
     }

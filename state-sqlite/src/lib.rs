@@ -234,6 +234,7 @@ enum Read {
     Scope(Scope, Option<String>),
     Keys(Scope, Option<String>, Option<SlotKey>, usize),
     Scopes(Option<ScopeKind>, Option<Scope>, usize),
+    StoredScopes(Option<ScopeKind>, Option<Scope>, usize),
 }
 
 enum ReadOut {
@@ -247,6 +248,7 @@ enum Admin {
     Clear(Scope),
     Purge(Scope),
     PurgeExpired,
+    Restore(Vec<(Slot, Record)>),
 }
 
 enum Request {
@@ -494,6 +496,9 @@ async fn serve_read(
         Read::Keys(scope, ns, after, limit) => ReadOut::Keys(
             sql::list_keys(conn, scope, ns.as_deref(), after.as_ref(), *limit, now).await?,
         ),
+        Read::StoredScopes(kind, after, limit) => {
+            ReadOut::Scopes(sql::list_stored_scopes(conn, *kind, after.as_ref(), *limit).await?)
+        }
         Read::Scopes(kind, after, limit) => {
             ReadOut::Scopes(sql::list_scopes(conn, *kind, after.as_ref(), *limit, now).await?)
         }
@@ -564,6 +569,27 @@ impl Store for SqliteStore {
             ReadOut::Scopes(p) => Ok(p),
             _ => Err(unexpected()),
         }
+    }
+
+    async fn list_stored_scopes(
+        &self,
+        kind: Option<ScopeKind>,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Page<Scope>, Error> {
+        state_core::check_page_limit(limit)?;
+        match self
+            .read(Read::StoredScopes(kind, after.cloned(), limit))
+            .await?
+        {
+            ReadOut::Scopes(p) => Ok(p),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64, Error> {
+        self.send(|reply| Request::Admin(Admin::Restore(records), reply))
+            .await
     }
 
     async fn clear(&self, scope: &Scope) -> Result<u64, Error> {
@@ -849,6 +875,7 @@ impl Committer {
         self.cache.clear();
         let started = Instant::now();
         loop {
+            // Ok(Err(_)): the input was refused (nothing written); Err(_): SQLite failed.
             let attempt = async {
                 self.conn.execute("BEGIN IMMEDIATE").await?;
                 let now = self.clock.now();
@@ -856,13 +883,32 @@ impl Committer {
                     Admin::Clear(scope) => sql::clear(&mut self.conn, scope, now).await?,
                     Admin::Purge(scope) => sql::purge_scope(&mut self.conn, scope).await?,
                     Admin::PurgeExpired => sql::purge_expired(&mut self.conn, now).await?,
+                    Admin::Restore(records) => {
+                        let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
+                        let loaded = sql::load_raw(&mut self.conn, &slots, false).await?;
+                        let mut current = loaded.into_iter();
+                        let checked =
+                            state_core::check_restore(records, |slot| match current.next() {
+                                Some(Ok((record, _))) => Ok(record),
+                                Some(Err(e)) => Err(e.into_state(Some(slot.clone()))),
+                                None => {
+                                    Err(Error::store(std::io::Error::other("slot was not loaded")))
+                                }
+                            });
+                        if let Err(refused) = checked {
+                            let _ = self.conn.execute("ROLLBACK").await;
+                            return Ok(Err(refused));
+                        }
+                        sql::upsert(&mut self.conn, records, now, false).await?;
+                        records.len() as u64
+                    }
                 };
                 self.conn.execute("COMMIT").await?;
-                Ok::<u64, SqliteError>(n)
+                Ok::<Result<u64, Error>, SqliteError>(Ok(n))
             }
             .await;
             match attempt {
-                Ok(n) => return Ok(n),
+                Ok(result) => return result,
                 Err(e) => {
                     let _ = self.conn.execute("ROLLBACK").await;
                     let busy = e.is_busy();

@@ -680,3 +680,45 @@ pub(crate) async fn guarded_commit(
     let mismatched: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(1);
     Ok(Some(mismatched == 0))
 }
+
+/// Scopes holding any row (tombstones and expired slots included), after the cursor.
+pub(crate) async fn list_stored_scopes(
+    conn: &mut SqliteConnection,
+    kind: Option<ScopeKind>,
+    after: Option<&Scope>,
+    limit: usize,
+) -> Result<Page<Scope>, state_core::Error> {
+    state_core::check_page_limit(limit)?;
+    let limit_plus = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let (ak, ai, asub) = after
+        .map(scope_cols)
+        .map_or((None, None, None), |(k, i, s)| {
+            (Some(k.to_owned()), Some(i.to_owned()), Some(s.to_owned()))
+        });
+    let params = vec![
+        P::Text(kind.map(|k| k.as_str().to_owned())),
+        P::Text(ak),
+        P::Text(ai),
+        P::Text(asub),
+        P::Int(limit_plus),
+    ];
+    let rows = sqlx::query_with(
+        "SELECT DISTINCT kind, scope_id, scope_sub FROM slots \
+         WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR (kind, scope_id, scope_sub) > (?2, ?3, ?4)) \
+         ORDER BY kind, scope_id, scope_sub LIMIT ?5",
+        bind_all(params)?,
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(SqliteError::from)?;
+    let scopes = rows
+        .iter()
+        .map(|r| {
+            let kind: String = r.try_get(0).map_err(SqliteError::from)?;
+            let id: String = r.try_get(1).map_err(SqliteError::from)?;
+            let sub: String = r.try_get(2).map_err(SqliteError::from)?;
+            Scope::new(kind.parse()?, id, (!sub.is_empty()).then_some(sub))
+        })
+        .collect::<Result<Vec<_>, state_core::Error>>()?;
+    Ok(Page::from_iter(scopes, limit))
+}
