@@ -729,6 +729,25 @@ async fn ttl_keep_or_starts_a_window(env: &Env) -> CheckResult {
             && r.expires_at == Some(env.clock.now().saturating_add(Duration::from_secs(60))),
         "KeepOr must start a new window after expiry: {r:?}"
     );
+    // A live value without an expiry keeps having none.
+    let forever = slot(&exec("e"), "forever");
+    commit(env, vec![Write::apply(forever.clone(), vec![inc(1)])])
+        .await
+        .ctx("plain write")?;
+    commit(
+        env,
+        vec![
+            Write::apply(forever.clone(), vec![inc(1)])
+                .with_ttl(Ttl::KeepOr(Duration::from_secs(60))),
+        ],
+    )
+    .await
+    .ctx("KeepOr on a live value")?;
+    let r = env.store.load(&forever).await.ctx("load")?;
+    ensure!(
+        r.expires_at.is_none(),
+        "KeepOr gave a live value without expiry an expiry: {r:?}"
+    );
     Ok(())
 }
 

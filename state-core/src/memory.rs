@@ -111,7 +111,10 @@ impl MemoryStore {
         })
     }
 
-    /// Replaces every record of `scope` with `records` (restoring a checkpoint).
+    /// Replaces every record of `scope` with `records` (restoring a checkpoint of session
+    /// state). Unlike [`Store::restore`], this may lower versions: it rolls the scope back to
+    /// the checkpoint, which is what checkpoint-local state means. Do not use it on shared
+    /// state, where a version must never go down.
     pub fn import(&self, scope: &Scope, records: Vec<(SlotKey, Record)>) {
         let mut inner = self.lock();
         let data = inner.scopes.entry(scope.clone()).or_default();

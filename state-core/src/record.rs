@@ -156,21 +156,25 @@ pub enum Ttl {
 }
 
 impl Ttl {
-    /// The expiry a slot gets when a write with this TTL commits at `now`, given the expiry
-    /// of the slot's live value (`None` if it has none or is absent or expired) and whether
-    /// the write leaves a value. A tombstone never carries an expiry.
+    /// The expiry a slot gets when a write with this TTL commits at `now`: `live` says whether
+    /// the slot holds a live value, `live_expiry` that value's expiry (if any), and
+    /// `new_value_present` whether the write leaves a value. A tombstone never carries an
+    /// expiry.
     pub fn expiry_after(
         self,
+        live: bool,
         live_expiry: Option<Timestamp>,
         now: Timestamp,
         new_value_present: bool,
     ) -> Option<Timestamp> {
         match self {
             _ if !new_value_present => None,
-            Ttl::Keep => live_expiry,
-            Ttl::Clear => None,
+            Ttl::Keep if live => live_expiry,
+            Ttl::Keep | Ttl::Clear => None,
             Ttl::For(d) => Some(now.saturating_add(d)),
-            Ttl::KeepOr(d) => live_expiry.or(Some(now.saturating_add(d))),
+            // A live value keeps what it has (an expiry, or none); a new one starts a window.
+            Ttl::KeepOr(_) if live => live_expiry,
+            Ttl::KeepOr(d) => Some(now.saturating_add(d)),
         }
     }
 }

@@ -341,7 +341,17 @@ pub fn prepare_commit(
                 } else {
                     None
                 };
-                apply_ops(&write.slot, start, ops)?
+                let (value, outputs) = apply_ops(&write.slot, start, ops)?;
+                if let Some(Value::Null) = value {
+                    return Err(Error::InvalidOp {
+                        slot: write.slot.clone(),
+                        path: crate::op::Path::root(),
+                        op: "apply",
+                        reason: "the result is JSON null, which is not stored at the root: absence is a delete"
+                            .into(),
+                    });
+                }
+                (value, outputs)
             }
         };
         if let Some(v) = &value {
@@ -353,7 +363,9 @@ pub fn prepare_commit(
             op: "version",
             kind: crate::op::NumKind::U64,
         })?;
-        let expires_at = write.ttl.expiry_after(live_expiry, now, value.is_some());
+        let expires_at = write
+            .ttl
+            .expiry_after(live, live_expiry, now, value.is_some());
         let previous_version = cur.version;
         let record = Record {
             value,

@@ -884,6 +884,15 @@ impl Committer {
                     Admin::Purge(scope) => sql::purge_scope(&mut self.conn, scope).await?,
                     Admin::PurgeExpired => sql::purge_expired(&mut self.conn, now).await?,
                     Admin::Restore(records) => {
+                        // A restored version must leave room for the next write (`clear`
+                        // raises versions in SQL, where i64::MAX + 1 would not be an integer).
+                        if let Some((slot, r)) =
+                            records.iter().find(|(_, r)| r.version >= i64::MAX as u64)
+                        {
+                            let refused = SqliteError::VersionRange { version: r.version };
+                            let _ = self.conn.execute("ROLLBACK").await;
+                            return Ok(Err(refused.into_state(Some(slot.clone()))));
+                        }
                         let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
                         let loaded = sql::load_raw(&mut self.conn, &slots, false).await?;
                         let mut current = loaded.into_iter();

@@ -141,6 +141,24 @@ pub(crate) async fn load_raw(
     if begin && slots.is_empty() {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     }
+    // A read of more slots than one SELECT takes must still be one snapshot.
+    let snapshot = !begin && slots.len() > SELECT_MAX;
+    if snapshot {
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+    }
+    let result = load_chunks(conn, slots, begin).await;
+    if snapshot {
+        // A read-only transaction: ending it cannot lose anything.
+        let _ = sqlx::query("COMMIT").execute(&mut *conn).await;
+    }
+    result
+}
+
+async fn load_chunks(
+    conn: &mut SqliteConnection,
+    slots: &[Slot],
+    begin: bool,
+) -> Result<Vec<Result<Known, SqliteError>>, SqliteError> {
     let mut out: Vec<Option<Result<Known, SqliteError>>> = vec![None; slots.len()];
     for (chunk_no, chunk) in slots.chunks(SELECT_MAX).enumerate() {
         let rows = bucket(chunk.len());

@@ -181,3 +181,28 @@ async fn the_schema_version_is_recorded_once() {
         .unwrap();
     assert_eq!(rows, vec![(schema_version(),)]);
 }
+
+#[tokio::test]
+async fn a_restore_at_the_top_of_the_version_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db")).await.unwrap();
+    let record = state_core::Record {
+        value: Some(json!(1)),
+        version: i64::MAX as u64,
+        expires_at: None,
+    };
+    let e = state_core::Store::restore(&store, vec![(slot("top"), record)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(sqlite_error(&e), SqliteError::VersionRange { .. }),
+        "{e}"
+    );
+    assert_eq!(
+        state_core::Store::load(&store, &slot("top"))
+            .await
+            .unwrap()
+            .version,
+        0
+    );
+}

@@ -366,3 +366,25 @@ async fn the_one_call_commit_never_overwrites_another_connections_write() {
         "above the floor"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_of_more_slots_than_one_select_takes_is_one_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_in(&dir).await;
+    let slots: Vec<Slot> = (0..5000).map(|i| slot(&format!("k{i}"))).collect();
+    let writes = slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Write::apply(s.clone(), vec![Op::set(Path::root(), json!(i))]))
+        .collect();
+    let engine = Engine::with_config(store.clone(), Default::default());
+    engine.commit(writes).await.unwrap();
+    let records = store.load_many(&slots).await.unwrap();
+    assert_eq!(records.len(), 5000);
+    assert!(
+        records
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.value == Some(json!(i)) && r.version == 1)
+    );
+}
