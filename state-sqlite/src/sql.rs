@@ -450,17 +450,23 @@ pub(crate) async fn list_scopes(
         .fetch_all(&mut *conn)
         .await
         .map_err(SqliteError::from)?;
-    let scopes = rows
-        .iter()
+    Ok(Page::from_iter(scope_rows(&rows)?, limit))
+}
+
+/// Decodes `(kind, scope_id, scope_sub)` rows into scopes (validated like any other).
+fn scope_rows(rows: &[SqliteRow]) -> Result<Vec<Scope>, state_core::Error> {
+    rows.iter()
         .map(|r| {
             let kind: String = r.try_get(0).map_err(SqliteError::from)?;
             let id: String = r.try_get(1).map_err(SqliteError::from)?;
             let sub: String = r.try_get(2).map_err(SqliteError::from)?;
-            let kind: ScopeKind = kind.parse()?;
-            Scope::new(kind, id, (!sub.is_empty()).then_some(sub))
+            Scope::new(
+                kind.parse::<ScopeKind>()?,
+                id,
+                (!sub.is_empty()).then_some(sub),
+            )
         })
-        .collect::<Result<Vec<_>, state_core::Error>>()?;
-    Ok(Page::from_iter(scopes, limit))
+        .collect()
 }
 
 /// JSON text of a value, as stored.
@@ -729,14 +735,5 @@ pub(crate) async fn list_stored_scopes(
     .fetch_all(&mut *conn)
     .await
     .map_err(SqliteError::from)?;
-    let scopes = rows
-        .iter()
-        .map(|r| {
-            let kind: String = r.try_get(0).map_err(SqliteError::from)?;
-            let id: String = r.try_get(1).map_err(SqliteError::from)?;
-            let sub: String = r.try_get(2).map_err(SqliteError::from)?;
-            Scope::new(kind.parse()?, id, (!sub.is_empty()).then_some(sub))
-        })
-        .collect::<Result<Vec<_>, state_core::Error>>()?;
-    Ok(Page::from_iter(scopes, limit))
+    Ok(Page::from_iter(scope_rows(&rows)?, limit))
 }
