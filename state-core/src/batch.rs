@@ -9,7 +9,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::handle::{CanWrite, Numeric, Sequence, SlotHandle, StringMap, encode_entries};
 use crate::op::{Op, Path};
-use crate::store::{Batch, CommitOutcome, Write, WriteKind, WriteOutcome, prepare_commit};
+use crate::store::{Batch, Write, WriteKind, WriteOutcome, prepare_commit};
 use crate::target::WriteTarget;
 
 /// The future of a batch commit: resolves to one outcome per slot written.
@@ -212,17 +212,7 @@ impl BatchBuilder {
         }
         let mut all = Vec::new();
         for g in durable.into_iter().chain(deferred) {
-            let outcomes = match g.engine.commit_batch(g.writes).await? {
-                CommitOutcome::Committed(o) => o,
-                CommitOutcome::Conflict(mut c) => {
-                    let c = c.swap_remove(0);
-                    return Err(Error::VersionMismatch {
-                        slot: c.slot,
-                        expected: c.expected,
-                        actual: c.actual,
-                    });
-                }
-            };
+            let outcomes = g.engine.commit(g.writes).await?;
             for (t, o) in g.targets.iter().zip(&outcomes) {
                 t.refresh(o);
             }

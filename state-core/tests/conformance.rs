@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
+#[path = "support/delegate.rs"]
+mod delegate;
+
+use delegate::delegate_store;
 use state_core::conformance::{self, Failure};
-use state_core::{
-    Batch, Clock, CommitOutcome, MemoryStore, Op, Page, Path, Record, Result, Scope, ScopeKind,
-    Slot, SlotKey, Store, WriteKind, async_trait,
-};
+use state_core::{Batch, CommitOutcome, MemoryStore, Op, Path, Store, WriteKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_conforms() {
@@ -33,103 +34,54 @@ struct Broken {
     defect: Defect,
 }
 
-#[async_trait]
-impl Store for Broken {
-    async fn load_many(&self, slots: &[Slot]) -> Result<Vec<Record>> {
-        self.inner.load_many(slots).await
-    }
-    async fn load_scope(&self, s: &Scope, ns: Option<&str>) -> Result<Vec<(SlotKey, Record)>> {
-        self.inner.load_scope(s, ns).await
-    }
-    async fn commit(&self, mut batch: Batch) -> Result<CommitOutcome> {
-        match self.defect {
-            Defect::IgnoresVersions => {
-                for w in &mut batch.writes {
-                    if let WriteKind::Cas { value, .. } = &w.kind {
-                        let op = match value {
-                            Some(v) => Op::set(Path::root(), v.clone()),
-                            None => Op::delete(Path::root()),
-                        };
-                        w.kind = WriteKind::Apply {
-                            ops: vec![op],
-                            initial: None,
-                        };
-                    }
-                }
-                self.inner.commit(batch).await
-            }
-            Defect::InitialAfterTombstone => {
-                for w in &mut batch.writes {
-                    if let WriteKind::Apply {
-                        ops,
-                        initial: Some(init),
-                    } = &mut w.kind
-                    {
-                        let current = self.inner.load(&w.slot).await?;
-                        if current.version > 0 && current.value.is_none() {
-                            ops.insert(0, Op::set(Path::root(), init.clone()));
-                        }
-                    }
-                }
-                self.inner.commit(batch).await
-            }
-            Defect::NonAtomic => {
-                let mut outcomes = Vec::new();
-                for w in batch.writes {
-                    let one = Batch {
-                        writes: vec![w],
-                        max_value_bytes: batch.max_value_bytes,
+delegate_store!(Broken, commit |this, mut batch| {
+    match this.defect {
+        Defect::IgnoresVersions => {
+            for w in &mut batch.writes {
+                if let WriteKind::Cas { value, .. } = &w.kind {
+                    let op = match value {
+                        Some(v) => Op::set(Path::root(), v.clone()),
+                        None => Op::delete(Path::root()),
                     };
-                    match self.inner.commit(one).await? {
-                        CommitOutcome::Committed(o) => outcomes.extend(o),
-                        conflict => return Ok(conflict),
+                    w.kind = WriteKind::Apply {
+                        ops: vec![op],
+                        initial: None,
+                    };
+                }
+            }
+            this.inner.commit(batch).await
+        }
+        Defect::InitialAfterTombstone => {
+            for w in &mut batch.writes {
+                if let WriteKind::Apply {
+                    ops,
+                    initial: Some(init),
+                } = &mut w.kind
+                {
+                    let current = this.inner.load(&w.slot).await?;
+                    if current.version > 0 && current.value.is_none() {
+                        ops.insert(0, Op::set(Path::root(), init.clone()));
                     }
                 }
-                Ok(CommitOutcome::Committed(outcomes))
             }
+            this.inner.commit(batch).await
+        }
+        Defect::NonAtomic => {
+            let mut outcomes = Vec::new();
+            for w in batch.writes {
+                let one = Batch {
+                    writes: vec![w],
+                    max_value_bytes: batch.max_value_bytes,
+                };
+                match this.inner.commit(one).await? {
+                    CommitOutcome::Committed(o) => outcomes.extend(o),
+                    conflict => return Ok(conflict),
+                }
+            }
+            Ok(CommitOutcome::Committed(outcomes))
         }
     }
-    async fn list_keys(
-        &self,
-        s: &Scope,
-        ns: Option<&str>,
-        after: Option<&SlotKey>,
-        limit: usize,
-    ) -> Result<Page<SlotKey>> {
-        self.inner.list_keys(s, ns, after, limit).await
-    }
-    async fn list_scopes(
-        &self,
-        kind: Option<ScopeKind>,
-        after: Option<&Scope>,
-        limit: usize,
-    ) -> Result<Page<Scope>> {
-        self.inner.list_scopes(kind, after, limit).await
-    }
-    async fn list_stored_scopes(
-        &self,
-        kind: Option<ScopeKind>,
-        after: Option<&Scope>,
-        limit: usize,
-    ) -> Result<Page<Scope>> {
-        self.inner.list_stored_scopes(kind, after, limit).await
-    }
-    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64> {
-        self.inner.restore(records).await
-    }
-    async fn clear(&self, s: &Scope) -> Result<u64> {
-        self.inner.clear(s).await
-    }
-    async fn purge_scope(&self, s: &Scope) -> Result<u64> {
-        self.inner.purge_scope(s).await
-    }
-    async fn purge_expired(&self) -> Result<u64> {
-        self.inner.purge_expired().await
-    }
-    fn clock(&self) -> Arc<dyn Clock> {
-        self.inner.clock()
-    }
-}
+});
 
 async fn failures_of(defect: Defect) -> Vec<&'static str> {
     let result = conformance::run(&move |clock| async move {

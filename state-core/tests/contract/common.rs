@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use state_core::{
-    Batch, Clock, CommitOutcome, Engine, EngineConfig, ManualClock, MemoryStore, Page, Record,
-    Result, RetryPolicy, Scope, ScopeKind, Slot, SlotKey, Store, Timestamp, async_trait,
+    Batch, CommitOutcome, Engine, EngineConfig, ManualClock, MemoryStore, Op, Path, RetryPolicy,
+    Scope, Slot, Timestamp, Write,
 };
+
+use crate::delegate::delegate_store;
 
 pub const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 
@@ -57,74 +59,25 @@ impl Wrapped {
     }
 }
 
-#[async_trait]
-impl Store for Wrapped {
-    async fn load_many(&self, slots: &[Slot]) -> Result<Vec<Record>> {
-        self.counts.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load_many(slots).await
-    }
-    async fn load_scope(&self, s: &Scope, ns: Option<&str>) -> Result<Vec<(SlotKey, Record)>> {
-        self.counts.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load_scope(s, ns).await
-    }
-    async fn commit(&self, batch: Batch) -> Result<CommitOutcome> {
-        self.counts.commits.fetch_add(1, Ordering::SeqCst);
-        if let Some(slot) = &self.interfere {
-            let w = state_core::Write::apply(
-                slot.clone(),
-                vec![state_core::Op::set(state_core::Path::root(), 999.into())],
-            );
-            self.inner
+delegate_store!(
+    Wrapped,
+    load | this | this.counts.loads.fetch_add(1, Ordering::SeqCst),
+    commit | this,
+    batch | {
+        this.counts.commits.fetch_add(1, Ordering::SeqCst);
+        if let Some(slot) = &this.interfere {
+            let w = Write::apply(slot.clone(), vec![Op::set(Path::root(), 999.into())]);
+            this.inner
                 .commit(Batch {
                     writes: vec![w],
                     max_value_bytes: batch.max_value_bytes,
                 })
                 .await?;
         }
-        let outcome = self.inner.commit(batch).await?;
+        let outcome = this.inner.commit(batch).await?;
         if let CommitOutcome::Conflict(_) = outcome {
-            self.counts.conflicts.fetch_add(1, Ordering::SeqCst);
+            this.counts.conflicts.fetch_add(1, Ordering::SeqCst);
         }
         Ok(outcome)
     }
-    async fn list_keys(
-        &self,
-        s: &Scope,
-        ns: Option<&str>,
-        after: Option<&SlotKey>,
-        limit: usize,
-    ) -> Result<Page<SlotKey>> {
-        self.inner.list_keys(s, ns, after, limit).await
-    }
-    async fn list_scopes(
-        &self,
-        kind: Option<ScopeKind>,
-        after: Option<&Scope>,
-        limit: usize,
-    ) -> Result<Page<Scope>> {
-        self.inner.list_scopes(kind, after, limit).await
-    }
-    async fn list_stored_scopes(
-        &self,
-        kind: Option<ScopeKind>,
-        after: Option<&Scope>,
-        limit: usize,
-    ) -> Result<Page<Scope>> {
-        self.inner.list_stored_scopes(kind, after, limit).await
-    }
-    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64> {
-        self.inner.restore(records).await
-    }
-    async fn clear(&self, s: &Scope) -> Result<u64> {
-        self.inner.clear(s).await
-    }
-    async fn purge_scope(&self, s: &Scope) -> Result<u64> {
-        self.inner.purge_scope(s).await
-    }
-    async fn purge_expired(&self) -> Result<u64> {
-        self.inner.purge_expired().await
-    }
-    fn clock(&self) -> Arc<dyn Clock> {
-        self.inner.clock()
-    }
-}
+);

@@ -41,6 +41,11 @@ async fn sixty_four_tasks_times_a_thousand_increments_lose_nothing_and_never_rea
     );
     let v = h.get_versioned().await.unwrap();
     assert_eq!((v.value, v.version), (Some(64_000), 64_000));
+    assert_eq!(
+        counts.loads.load(Ordering::SeqCst),
+        1,
+        "the wrapper does count loads"
+    );
     // Drain what the (bounded) event buffer kept: changes or lag markers, never a conflict.
     drop(engine);
     drop(h);

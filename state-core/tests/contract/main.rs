@@ -3,6 +3,8 @@
 mod admin;
 mod common;
 mod concurrency;
+#[path = "../support/delegate.rs"]
+mod delegate;
 mod ids;
 mod ops;
 mod send;

@@ -1,0 +1,87 @@
+//! A `Store` that delegates everything but `commit` to a `MemoryStore` field named `inner`:
+//! the test stores (counting, interfering, deliberately broken) differ only in `commit`.
+
+/// `delegate_store!(Type, commit |this, batch| body)` implements `Store` for `Type`; `body` is
+/// `commit` (returning `Result<CommitOutcome>`), with `this` bound to `&Type` and `batch` to the
+/// `Batch` (a pattern, so `mut batch` works). An optional `load |this| expr` runs before every
+/// load (to count them).
+macro_rules! delegate_store {
+    ($ty:ty, commit |$this:ident, $batch:pat_param| $commit:expr) => {
+        delegate_store!($ty, load | _this | (), commit | $this, $batch | $commit);
+    };
+    ($ty:ty, load |$lthis:ident| $on_load:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
+        #[state_core::async_trait]
+        impl state_core::Store for $ty {
+            async fn load_many(
+                &self,
+                slots: &[state_core::Slot],
+            ) -> state_core::Result<Vec<state_core::Record>> {
+                let $lthis = self;
+                $on_load;
+                self.inner.load_many(slots).await
+            }
+            async fn load_scope(
+                &self,
+                scope: &state_core::Scope,
+                namespace: Option<&str>,
+            ) -> state_core::Result<Vec<(state_core::SlotKey, state_core::Record)>> {
+                let $lthis = self;
+                $on_load;
+                self.inner.load_scope(scope, namespace).await
+            }
+            async fn commit(
+                &self,
+                batch: state_core::Batch,
+            ) -> state_core::Result<state_core::CommitOutcome> {
+                let $this = self;
+                let $batch = batch;
+                $commit
+            }
+            async fn list_keys(
+                &self,
+                scope: &state_core::Scope,
+                namespace: Option<&str>,
+                after: Option<&state_core::SlotKey>,
+                limit: usize,
+            ) -> state_core::Result<state_core::Page<state_core::SlotKey>> {
+                self.inner.list_keys(scope, namespace, after, limit).await
+            }
+            async fn list_scopes(
+                &self,
+                kind: Option<state_core::ScopeKind>,
+                after: Option<&state_core::Scope>,
+                limit: usize,
+            ) -> state_core::Result<state_core::Page<state_core::Scope>> {
+                self.inner.list_scopes(kind, after, limit).await
+            }
+            async fn list_stored_scopes(
+                &self,
+                kind: Option<state_core::ScopeKind>,
+                after: Option<&state_core::Scope>,
+                limit: usize,
+            ) -> state_core::Result<state_core::Page<state_core::Scope>> {
+                self.inner.list_stored_scopes(kind, after, limit).await
+            }
+            async fn restore(
+                &self,
+                records: Vec<(state_core::Slot, state_core::Record)>,
+            ) -> state_core::Result<u64> {
+                self.inner.restore(records).await
+            }
+            async fn clear(&self, scope: &state_core::Scope) -> state_core::Result<u64> {
+                self.inner.clear(scope).await
+            }
+            async fn purge_scope(&self, scope: &state_core::Scope) -> state_core::Result<u64> {
+                self.inner.purge_scope(scope).await
+            }
+            async fn purge_expired(&self) -> state_core::Result<u64> {
+                self.inner.purge_expired().await
+            }
+            fn clock(&self) -> std::sync::Arc<dyn state_core::Clock> {
+                self.inner.clock()
+            }
+        }
+    };
+}
+
+pub(crate) use delegate_store;
