@@ -88,9 +88,9 @@ pub use record::{Clock, ManualClock, Record, SystemClock, Timestamp, Ttl};
 pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};
 pub use session::{AsSlot, SessionHandle};
 pub use store::{
-    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, PreparedCommit, Store,
-    VersionConflict, Write, WriteKind, WriteOutcome, check_page_limit, check_restore, check_size,
-    prepare_commit,
+    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, PreparedCommit, PreparedGroup,
+    Store, VersionConflict, Write, WriteKind, WriteOutcome, check_page_limit, check_restore,
+    check_size, prepare_commit, prepare_group,
 };
 pub use target::{WriteTarget, load_targets};
 

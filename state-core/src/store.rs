@@ -401,6 +401,83 @@ pub fn prepare_commit(
     })
 }
 
+/// What [`prepare_group`] decided for a group of batches committed in one transaction.
+#[derive(Debug)]
+pub struct PreparedGroup {
+    /// Each batch's result, in order: its outcome, or why it was refused.
+    pub results: Vec<Result<CommitOutcome>>,
+    /// The final record of every slot the accepted batches change, once each, in
+    /// first-written order. What the backend writes.
+    pub changes: Vec<(Slot, Record)>,
+}
+
+/// Runs [`prepare_commit`] for each batch of a group that a backend commits in one
+/// transaction (group commit): each batch sees the changes of the accepted batches before it;
+/// a refused batch (a conflict, an error) contributes nothing and the others still commit.
+///
+/// `current(batch, slot)` returns a slot's stored record as for [`prepare_commit`] (it gets
+/// the batch too: a backend may allow a batch that replaces an unreadable value whole, see
+/// [`Batch::first_write_reads`]). `check(slot, record)` may refuse a change the backend
+/// cannot store (a version out of its integer range); the batch is then refused.
+pub fn prepare_group<'a>(
+    batches: impl IntoIterator<Item = &'a Batch>,
+    now: Timestamp,
+    mut current: impl FnMut(&Batch, &Slot) -> Result<Record>,
+    mut check: impl FnMut(&Slot, &Record) -> Result<()>,
+) -> PreparedGroup {
+    let mut changes: Vec<(Slot, Record)> = Vec::new();
+    let mut changed: HashMap<Slot, usize> = HashMap::new();
+    let mut results = Vec::new();
+    for batch in batches {
+        let prepared = prepare_commit(batch, now, |slot| match changed.get(slot) {
+            Some(&i) => Ok(changes[i].1.clone()),
+            None => current(batch, slot),
+        })
+        .and_then(|p| {
+            for (slot, rec) in &p.changes {
+                check(slot, rec)?;
+            }
+            Ok(p)
+        });
+        match prepared {
+            Ok(p) => {
+                for (slot, rec) in p.changes {
+                    match changed.get(&slot) {
+                        Some(&i) => changes[i].1 = rec,
+                        None => {
+                            changed.insert(slot.clone(), changes.len());
+                            changes.push((slot, rec));
+                        }
+                    }
+                }
+                results.push(Ok(p.outcome));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    PreparedGroup { results, changes }
+}
+
+impl Batch {
+    /// Whether the batch's first write to `slot` reads the slot's current value: any Apply
+    /// write except one that starts by setting the whole value. A batch that does not read
+    /// it may replace a value the backend cannot decode.
+    pub fn first_write_reads(&self, slot: &Slot) -> bool {
+        match self
+            .writes
+            .iter()
+            .find(|w| &w.slot == slot)
+            .map(|w| &w.kind)
+        {
+            Some(WriteKind::Apply { ops, .. }) => !matches!(
+                ops.first(),
+                Some(Op { path, kind: crate::op::OpKind::Set { .. } }) if path.is_root()
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Fails with [`Error::TooLarge`] if `value` serializes to more than `limit` bytes. Stops
 /// serializing as soon as the limit is passed.
 pub fn check_size(slot: &Slot, value: &Value, limit: usize) -> Result<()> {

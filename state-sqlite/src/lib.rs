@@ -54,8 +54,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Executor, SqliteConnection};
 use state_core::{
-    Batch, Clock, CommitOutcome, Error, Op, OpKind, Page, Record, Scope, ScopeKind, Slot, SlotKey,
-    Store, SystemClock, WriteKind, prepare_commit,
+    Batch, Clock, CommitOutcome, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Store,
+    SystemClock,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -612,76 +612,36 @@ impl Store for SqliteStore {
     }
 }
 
-/// Whether the batch's first write to `slot` reads the current value (any Apply write except
-/// one that starts by setting the whole value).
-fn first_write_needs_value(batch: &Batch, slot: &Slot) -> bool {
-    match batch
-        .writes
-        .iter()
-        .find(|w| &w.slot == slot)
-        .map(|w| &w.kind)
-    {
-        Some(WriteKind::Apply { ops, .. }) => !matches!(
-            ops.first(),
-            Some(Op { path, kind: OpKind::Set { .. } }) if path.is_root()
-        ),
-        _ => false,
-    }
-}
-
 /// Each caller batch's result, and the accepted changes in first-written order.
 type Prepared = (Vec<Result<CommitOutcome, Error>>, Vec<(Slot, Record)>);
 
 /// Prepares every batch of a group on the records `loaded` (indexed like `index`), each batch
 /// seeing the changes of the accepted batches before it; a refused batch contributes nothing.
-/// Returns each batch's result and the accepted changes, in first-written order.
 fn prepare_group(
     group: &[Pending],
     index: &HashMap<&Slot, usize>,
     loaded: &[Result<sql::Known, SqliteError>],
     now: state_core::Timestamp,
 ) -> Prepared {
-    let mut changes: Vec<(Slot, Record)> = Vec::new();
-    let mut changed: HashMap<Slot, usize> = HashMap::new();
-    let mut results = Vec::with_capacity(group.len());
-    for (batch, _) in group {
-        let prepared = prepare_commit(batch, now, |slot| {
-            if let Some(&i) = changed.get(slot) {
-                return Ok(changes[i].1.clone());
-            }
-            match index.get(slot).and_then(|&i| loaded.get(i)) {
-                Some(Ok((r, _))) => Ok(r.clone()),
-                // An unreadable value is replaced by a write that does not need it.
-                Some(Err(SqliteError::MalformedRow {
-                    version: Some(v), ..
-                })) if !first_write_needs_value(batch, slot) => Ok(Record::absent(*v)),
-                Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
-                None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
-            }
-        });
-        let prepared = prepared.and_then(|p| {
-            for (slot, rec) in &p.changes {
-                sql::to_i64(rec.version).map_err(|e| e.into_state(Some(slot.clone())))?;
-            }
-            Ok(p)
-        });
-        match prepared {
-            Ok(p) => {
-                for (slot, rec) in p.changes {
-                    match changed.get(&slot) {
-                        Some(&i) => changes[i].1 = rec,
-                        None => {
-                            changed.insert(slot.clone(), changes.len());
-                            changes.push((slot, rec));
-                        }
-                    }
-                }
-                results.push(Ok(p.outcome));
-            }
-            Err(e) => results.push(Err(e)),
-        }
-    }
-    (results, changes)
+    let prepared = state_core::prepare_group(
+        group.iter().map(|(b, _)| b),
+        now,
+        |batch, slot| match index.get(slot).and_then(|&i| loaded.get(i)) {
+            Some(Ok((r, _))) => Ok(r.clone()),
+            // An unreadable value is replaced by a write that does not need it.
+            Some(Err(SqliteError::MalformedRow {
+                version: Some(v), ..
+            })) if !batch.first_write_reads(slot) => Ok(Record::absent(*v)),
+            Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
+            None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
+        },
+        |slot, rec| {
+            sql::to_i64(rec.version)
+                .map(drop)
+                .map_err(|e| e.into_state(Some(slot.clone())))
+        },
+    );
+    (prepared.results, prepared.changes)
 }
 
 /// The most slots the committer remembers.

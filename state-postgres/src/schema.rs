@@ -1,0 +1,116 @@
+//! Schema migrations: embedded with `sqlx::migrate!`, applied in one transaction per open
+//! under a transaction-scoped advisory lock, so several processes (or machines) opening a
+//! fresh schema at once serialize, and a failure leaves nothing half-applied (PostgreSQL's
+//! DDL is transactional). Applied versions are recorded in sqlx's `_sqlx_migrations` table
+//! inside the store's schema, so `sqlx migrate info` reads them.
+
+use sqlx::migrate::{MigrationType, Migrator};
+use sqlx::{Executor, PgConnection, Row};
+
+use crate::error::PgError;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The newest schema version this build knows.
+pub fn schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Brings `schema` to this build's version and hands the connection back.
+///
+/// Takes the connection by value: a future borrowing a connection trips rustc's `Send`
+/// inference on sqlx's higher-ranked executor impls (rust-lang/rust#102211).
+pub(crate) async fn migrate(
+    mut conn: PgConnection,
+    server: String,
+    schema: String,
+) -> (PgConnection, Result<(), PgError>) {
+    let result = async {
+        conn.execute("BEGIN").await?;
+        match apply(&mut conn, &server, &schema).await {
+            Ok(()) => {
+                conn.execute("COMMIT").await?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = conn.execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    (conn, result)
+}
+
+async fn apply(conn: &mut PgConnection, server: &str, schema: &str) -> Result<(), PgError> {
+    // One lock per schema name, held until COMMIT: concurrent openers wait here.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('state-postgres:' || $1, 0))")
+        .bind(schema)
+        .execute(&mut *conn)
+        .await?;
+    // The name was checked to be a plain identifier; quoting keeps its case.
+    conn.execute(&*format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await?;
+    conn.execute(&*format!(
+        "CREATE TABLE IF NOT EXISTS \"{schema}\"._sqlx_migrations (
+            version BIGINT PRIMARY KEY,
+            description TEXT NOT NULL,
+            installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+            success BOOLEAN NOT NULL,
+            checksum BYTEA NOT NULL,
+            execution_time BIGINT NOT NULL
+        )"
+    ))
+    .await?;
+    let applied: Vec<(i64, Vec<u8>)> = sqlx::query(&format!(
+        "SELECT version, checksum FROM \"{schema}\"._sqlx_migrations"
+    ))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    let supported = schema_version();
+    if let Some(found) = applied
+        .iter()
+        .map(|(v, _)| *v)
+        .filter(|v| *v > supported)
+        .max()
+    {
+        return Err(PgError::NewerSchema {
+            server: server.to_owned(),
+            schema: schema.to_owned(),
+            found,
+            supported,
+        });
+    }
+    for m in MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type != MigrationType::ReversibleDown)
+    {
+        if let Some((_, checksum)) = applied.iter().find(|(v, _)| *v == m.version) {
+            if checksum.as_slice() != &*m.checksum {
+                return Err(PgError::ChecksumMismatch {
+                    server: server.to_owned(),
+                    schema: schema.to_owned(),
+                    version: m.version,
+                });
+            }
+            continue;
+        }
+        let started = std::time::Instant::now();
+        // The connection's search_path is the schema: the migration's tables land there.
+        conn.execute(&*m.sql).await?;
+        sqlx::query(&format!(
+            "INSERT INTO \"{schema}\"._sqlx_migrations \
+             (version, description, success, checksum, execution_time) VALUES ($1, $2, TRUE, $3, $4)"
+        ))
+        .bind(m.version)
+        .bind(&*m.description)
+        .bind(&*m.checksum)
+        .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,465 @@
+//! The store's statements. Slot identities travel as parallel arrays (`unnest`), so every
+//! statement has one fixed shape whatever the number of slots: the server prepares it once
+//! per connection.
+
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
+
+use crate::error::PgError;
+
+/// What a slot holds, and whether it has a row (an absent slot reads at its scope's floor).
+pub(crate) type Known = (Record, bool);
+
+/// The three identity columns of a scope.
+pub(crate) fn scope_cols(scope: &Scope) -> (&'static str, &str, &str) {
+    let (id, sub) = scope.parts();
+    (scope.kind().as_str(), id, sub.unwrap_or(""))
+}
+
+/// Slot identities as parallel columns.
+#[derive(Default)]
+struct Ids {
+    kind: Vec<&'static str>,
+    id: Vec<String>,
+    sub: Vec<String>,
+    ns: Vec<String>,
+    key: Vec<String>,
+}
+
+impl Ids {
+    fn of<'a>(slots: impl IntoIterator<Item = &'a Slot>) -> Self {
+        let mut ids = Ids::default();
+        for slot in slots {
+            let (kind, id, sub) = scope_cols(slot.scope());
+            ids.kind.push(kind);
+            ids.id.push(id.to_owned());
+            ids.sub.push(sub.to_owned());
+            ids.ns.push(slot.namespace().to_owned());
+            ids.key.push(slot.key().to_owned());
+        }
+        ids
+    }
+
+    fn bind<'q>(
+        self,
+        q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        q.bind(self.kind)
+            .bind(self.id)
+            .bind(self.sub)
+            .bind(self.ns)
+            .bind(self.key)
+    }
+}
+
+/// A version as PostgreSQL's BIGINT.
+pub(crate) fn to_i64(version: u64) -> Result<i64, PgError> {
+    i64::try_from(version).map_err(|_| PgError::VersionRange { version })
+}
+
+fn to_u64(v: i64, what: &str) -> Result<u64, PgError> {
+    u64::try_from(v).map_err(|_| PgError::MalformedRow {
+        reason: format!("{what} is negative ({v})"),
+        version: None,
+    })
+}
+
+fn json(text: Option<String>) -> Result<Option<Value>, PgError> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| PgError::MalformedRow {
+            reason: format!("the value is not JSON ({e}): {t:.80}"),
+            version: None,
+        })
+    })
+    .transpose()
+}
+
+fn json_text(value: &Value) -> Result<String, PgError> {
+    serde_json::to_string(value).map_err(|e| PgError::MalformedRow {
+        reason: format!("cannot serialize: {e}"),
+        version: None,
+    })
+}
+
+/// Reads slots with their scope floors; `FOR UPDATE` locks the rows that exist, in primary-key
+/// order (so two transactions never wait on each other in a cycle).
+const SELECT_LOCKED: &str = "\
+WITH t AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+        WITH ORDINALITY AS t(kind, scope_id, scope_sub, namespace, key, ord)
+), locked AS (
+    SELECT s.kind, s.scope_id, s.scope_sub, s.namespace, s.key, s.version, s.value, s.expires_at
+    FROM slots s JOIN t
+      ON (s.kind, s.scope_id, s.scope_sub, s.namespace, s.key)
+       = (t.kind, t.scope_id, t.scope_sub, t.namespace, t.key)
+    ORDER BY s.kind, s.scope_id, s.scope_sub, s.namespace, s.key
+    FOR UPDATE OF s
+)
+SELECT t.ord, l.version, l.value, l.expires_at, f.floor
+FROM t
+LEFT JOIN locked l
+  ON (l.kind, l.scope_id, l.scope_sub, l.namespace, l.key)
+   = (t.kind, t.scope_id, t.scope_sub, t.namespace, t.key)
+LEFT JOIN scope_floors f ON (f.kind, f.scope_id, f.scope_sub) = (t.kind, t.scope_id, t.scope_sub)
+ORDER BY t.ord";
+
+/// Reads slots with their scope floors, without locks (slots may repeat).
+const SELECT_PLAIN: &str = "\
+SELECT t.ord, s.version, s.value, s.expires_at, f.floor
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+    WITH ORDINALITY AS t(kind, scope_id, scope_sub, namespace, key, ord)
+LEFT JOIN slots s
+  ON (s.kind, s.scope_id, s.scope_sub, s.namespace, s.key)
+   = (t.kind, t.scope_id, t.scope_sub, t.namespace, t.key)
+LEFT JOIN scope_floors f ON (f.kind, f.scope_id, f.scope_sub) = (t.kind, t.scope_id, t.scope_sub)
+ORDER BY t.ord";
+
+/// The stored record of each slot (raw: expiry not applied), in order; a malformed row is an
+/// error for its slot only. `lock`: lock the existing rows until the transaction ends (the
+/// slots must then be distinct).
+pub(crate) async fn load_raw(
+    conn: &mut PgConnection,
+    slots: &[Slot],
+    lock: bool,
+) -> Result<Vec<Result<Known, PgError>>, PgError> {
+    if slots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = if lock { SELECT_LOCKED } else { SELECT_PLAIN };
+    let rows = Ids::of(slots)
+        .bind(sqlx::query(sql))
+        .fetch_all(&mut *conn)
+        .await?;
+    if rows.len() != slots.len() {
+        return Err(PgError::MalformedRow {
+            reason: format!(
+                "a read of {} slots returned {} rows",
+                slots.len(),
+                rows.len()
+            ),
+            version: None,
+        });
+    }
+    Ok(rows.iter().map(decode_slot_row).collect())
+}
+
+fn decode_slot_row(row: &PgRow) -> Result<Known, PgError> {
+    let version: Option<i64> = row.try_get(1)?;
+    let floor: Option<i64> = row.try_get(4)?;
+    let Some(v) = version else {
+        let floor = floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?;
+        return Ok((Record::absent(floor), false));
+    };
+    let version = to_u64(v, "a version")?;
+    // A readable version with an unreadable value: say which version, so writes that replace
+    // the value whole can repair the row.
+    let value = json(row.try_get(2)?).map_err(|e| match e {
+        PgError::MalformedRow { reason, .. } => PgError::MalformedRow {
+            reason,
+            version: Some(version),
+        },
+        other => other,
+    })?;
+    let expires_at: Option<i64> = row.try_get(3)?;
+    Ok((
+        Record {
+            version,
+            value,
+            expires_at: expires_at.map(Timestamp::from_millis),
+        },
+        true,
+    ))
+}
+
+/// Visible records of `slots` at `now`; a malformed row fails the read, naming its slot.
+pub(crate) async fn load_many(
+    conn: &mut PgConnection,
+    slots: &[Slot],
+    now: Timestamp,
+) -> Result<Vec<Record>, state_core::Error> {
+    let raw = load_raw(conn, slots, false).await?;
+    raw.into_iter()
+        .zip(slots)
+        .map(|(r, s)| {
+            r.map(|(r, _)| r.visible(now))
+                .map_err(|e| e.into_state(Some(s.clone())))
+        })
+        .collect()
+}
+
+/// Every stored slot of a scope (optionally one namespace), visible at `now`.
+pub(crate) async fn load_scope(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    namespace: Option<&str>,
+    now: Timestamp,
+) -> Result<Vec<(SlotKey, Record)>, state_core::Error> {
+    let (kind, id, sub) = scope_cols(scope);
+    let sql = if namespace.is_some() {
+        "SELECT namespace, key, version, value, expires_at FROM slots \
+         WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 AND namespace = $4 \
+         ORDER BY namespace, key"
+    } else {
+        "SELECT namespace, key, version, value, expires_at FROM slots \
+         WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 ORDER BY namespace, key"
+    };
+    let mut q = sqlx::query(sql).bind(kind).bind(id).bind(sub);
+    if let Some(ns) = namespace {
+        q = q.bind(ns);
+    }
+    let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
+    rows.iter()
+        .map(|row| {
+            let key = SlotKey {
+                namespace: row.try_get(0).map_err(PgError::from)?,
+                key: row.try_get(1).map_err(PgError::from)?,
+            };
+            let record = (|| {
+                Ok::<_, PgError>(Record {
+                    version: to_u64(row.try_get(2)?, "a version")?,
+                    value: json(row.try_get(3)?)?,
+                    expires_at: row
+                        .try_get::<Option<i64>, _>(4)?
+                        .map(Timestamp::from_millis),
+                })
+            })();
+            match record {
+                Ok(r) => Ok((key, r.visible(now))),
+                Err(e) => {
+                    let slot =
+                        Slot::new(scope.clone(), key.namespace.clone(), key.key.clone()).ok();
+                    Err(e.into_state(slot))
+                }
+            }
+        })
+        .collect()
+}
+
+/// Keys of a scope holding a live value, in (namespace, key) order, after the cursor. Each
+/// variant states only its own conditions, so each is a seek on the primary key.
+pub(crate) async fn list_keys(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    namespace: Option<&str>,
+    after: Option<&SlotKey>,
+    limit: usize,
+    now: Timestamp,
+) -> Result<Page<SlotKey>, state_core::Error> {
+    state_core::check_page_limit(limit)?;
+    // With a namespace filter, a cursor in that namespace seeks on the key; a cursor before it
+    // means "from its start", one after it means "nothing left".
+    let after = match (namespace, after) {
+        (Some(ns), Some(a)) if a.namespace.as_str() < ns => None,
+        (Some(ns), Some(a)) if a.namespace.as_str() > ns => return Ok(Page::from_iter([], limit)),
+        (_, a) => a,
+    };
+    let (kind, id, sub) = scope_cols(scope);
+    let head = "SELECT namespace, key FROM slots WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
+                AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > $4) ";
+    let tail = match (namespace.is_some(), after.is_some()) {
+        (false, false) => "",
+        (true, false) => "AND namespace = $6 ",
+        (false, true) => "AND (namespace, key) > ($6, $7) ",
+        (true, true) => "AND namespace = $6 AND key > $7 ",
+    };
+    let sql = format!("{head}{tail}ORDER BY namespace, key LIMIT $5");
+    let mut q = sqlx::query(&sql)
+        .bind(kind)
+        .bind(id)
+        .bind(sub)
+        .bind(now.as_millis())
+        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
+    match (namespace, after) {
+        (Some(ns), Some(a)) => q = q.bind(ns).bind(&a.key),
+        (Some(ns), None) => q = q.bind(ns),
+        (None, Some(a)) => q = q.bind(&a.namespace).bind(&a.key),
+        (None, None) => {}
+    }
+    let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
+    let keys = rows
+        .iter()
+        .map(|r| {
+            Ok(SlotKey {
+                namespace: r.try_get(0)?,
+                key: r.try_get(1)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(PgError::from)?;
+    Ok(Page::from_iter(keys, limit))
+}
+
+/// Scopes holding a live value (`live`) or any row, optionally of one kind, after the cursor.
+pub(crate) async fn list_scopes(
+    conn: &mut PgConnection,
+    kind: Option<ScopeKind>,
+    after: Option<&Scope>,
+    limit: usize,
+    live: Option<Timestamp>,
+) -> Result<Page<Scope>, state_core::Error> {
+    state_core::check_page_limit(limit)?;
+    let mut sql = String::from("SELECT DISTINCT kind, scope_id, scope_sub FROM slots WHERE TRUE ");
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if live.is_some() {
+        let p = next();
+        sql += &format!("AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ${p}) ");
+    }
+    if kind.is_some() {
+        let p = next();
+        sql += &format!("AND kind = ${p} ");
+    }
+    if after.is_some() {
+        let (a, b, c) = (next(), next(), next());
+        sql += &format!("AND (kind, scope_id, scope_sub) > (${a}, ${b}, ${c}) ");
+    }
+    sql += "ORDER BY kind, scope_id, scope_sub LIMIT $1";
+    let mut q = sqlx::query(&sql).bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
+    if let Some(now) = live {
+        q = q.bind(now.as_millis());
+    }
+    if let Some(k) = kind {
+        q = q.bind(k.as_str());
+    }
+    if let Some((k, i, s)) = after.map(scope_cols) {
+        q = q.bind(k).bind(i).bind(s);
+    }
+    let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
+    let scopes = rows
+        .iter()
+        .map(|r| {
+            let kind: String = r.try_get(0).map_err(PgError::from)?;
+            let id: String = r.try_get(1).map_err(PgError::from)?;
+            let sub: String = r.try_get(2).map_err(PgError::from)?;
+            Scope::new(
+                kind.parse::<ScopeKind>()?,
+                id,
+                (!sub.is_empty()).then_some(sub),
+            )
+        })
+        .collect::<Result<Vec<_>, state_core::Error>>()?;
+    Ok(Page::from_iter(scopes, limit))
+}
+
+/// Writes `records` (each slot once): an UPDATE of the rows that `existed` (locked by this
+/// transaction) and an INSERT … ON CONFLICT DO NOTHING of the others, in primary-key order.
+/// Returns whether every row was written: `false` means another transaction inserted one of
+/// the "new" slots first, and the caller must roll back and run again.
+pub(crate) async fn write(
+    conn: &mut PgConnection,
+    records: &[(Slot, Record)],
+    existed: &[bool],
+    now: Timestamp,
+) -> Result<bool, PgError> {
+    if records.is_empty() {
+        return Ok(true);
+    }
+    let mut versions = Vec::with_capacity(records.len());
+    let mut values = Vec::with_capacity(records.len());
+    let mut expiries = Vec::with_capacity(records.len());
+    for (_, rec) in records {
+        versions.push(to_i64(rec.version)?);
+        values.push(rec.value.as_ref().map(json_text).transpose()?);
+        expiries.push(rec.expires_at.map(Timestamp::as_millis));
+    }
+    let written: i64 = Ids::of(records.iter().map(|(s, _)| s))
+        .bind(sqlx::query(WRITE))
+        .bind(versions)
+        .bind(values)
+        .bind(expiries)
+        .bind(existed.to_vec())
+        .bind(now.as_millis())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    Ok(usize::try_from(written).ok() == Some(records.len()))
+}
+
+const WRITE: &str = "\
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::bigint[], $7::text[], $8::bigint[], $9::bool[])
+        AS i(kind, scope_id, scope_sub, namespace, key, version, value, expires_at, existed)
+), upd AS (
+    UPDATE slots s SET version = i.version, value = i.value, updated_at = $10,
+                       expires_at = i.expires_at
+    FROM i
+    WHERE i.existed
+      AND (s.kind, s.scope_id, s.scope_sub, s.namespace, s.key)
+        = (i.kind, i.scope_id, i.scope_sub, i.namespace, i.key)
+    RETURNING 1
+), ins AS (
+    INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, updated_at, expires_at)
+    SELECT kind, scope_id, scope_sub, namespace, key, version, value, $10, expires_at
+    FROM i WHERE NOT i.existed
+    ORDER BY kind, scope_id, scope_sub, namespace, key
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM ins)";
+
+/// Tombstones every live slot of a scope, raising each version by one.
+pub(crate) async fn clear(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    now: Timestamp,
+) -> Result<u64, PgError> {
+    let (kind, id, sub) = scope_cols(scope);
+    let done = sqlx::query(
+        "UPDATE slots SET version = version + 1, value = NULL, expires_at = NULL, updated_at = $4 \
+         WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
+           AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > $4)",
+    )
+    .bind(kind)
+    .bind(id)
+    .bind(sub)
+    .bind(now.as_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Raises scope floors to the highest version among the deleted rows (`d`).
+const RAISE_FLOORS: &str = "\
+INSERT INTO scope_floors (kind, scope_id, scope_sub, floor)
+SELECT kind, scope_id, scope_sub, max(version) FROM d GROUP BY kind, scope_id, scope_sub
+ON CONFLICT (kind, scope_id, scope_sub) DO UPDATE SET floor = GREATEST(scope_floors.floor, excluded.floor)";
+
+/// Removes every row of a scope, raising its floor to the highest version removed. The caller
+/// holds the table lock.
+pub(crate) async fn purge_scope(conn: &mut PgConnection, scope: &Scope) -> Result<u64, PgError> {
+    let (kind, id, sub) = scope_cols(scope);
+    let sql = format!(
+        "WITH d AS (DELETE FROM slots WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
+         RETURNING kind, scope_id, scope_sub, version), \
+         f AS ({RAISE_FLOORS}) SELECT count(*) FROM d"
+    );
+    let n: i64 = sqlx::query_scalar(&sql)
+        .bind(kind)
+        .bind(id)
+        .bind(sub)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n.max(0) as u64)
+}
+
+/// Removes every expired row, raising each scope's floor to the highest version removed. The
+/// caller holds the table lock.
+pub(crate) async fn purge_expired(conn: &mut PgConnection, now: Timestamp) -> Result<u64, PgError> {
+    let sql = format!(
+        "WITH d AS (DELETE FROM slots \
+         WHERE value IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= $1 \
+         RETURNING kind, scope_id, scope_sub, version), \
+         f AS ({RAISE_FLOORS}) SELECT count(*) FROM d"
+    );
+    let n: i64 = sqlx::query_scalar(&sql)
+        .bind(now.as_millis())
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n.max(0) as u64)
+}

@@ -1,0 +1,46 @@
+//! What the PostgreSQL tests share: the server's URL and throwaway schemas.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sqlx::{Connection, Executor, PgConnection};
+
+/// The server the tests run against. There is no silent skip: without one the tests fail
+/// and say how to get one.
+pub fn url() -> String {
+    match std::env::var("STATE_PG_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => panic!(
+            "STATE_PG_URL is not set: the PostgreSQL tests need a server. Run `scripts/test` \
+             (it starts a throwaway cluster on loopback), or `eval \"$(scripts/pg-up)\"` first, \
+             or point STATE_PG_URL at a server: postgres://user:password@host:port/database"
+        ),
+    }
+}
+
+/// A schema name no other test (or test process) uses: `test_<tag>_<pid>_<n>`.
+pub fn schema(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "test_{tag}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A direct connection, for setting up and checking rows behind the store's back.
+pub async fn connect() -> PgConnection {
+    PgConnection::connect(&url())
+        .await
+        .expect("connect to STATE_PG_URL")
+}
+
+/// Drops the given schemas and everything in them.
+pub async fn drop_schemas(names: &[String]) {
+    let mut conn = connect().await;
+    for name in names {
+        conn.execute(&*format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+            .await
+            .expect("drop a test schema");
+    }
+}
