@@ -262,6 +262,15 @@ impl PgStore {
             }
             .into());
         }
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|p| options.url.starts_with(p))
+        {
+            return Err(PgError::InvalidUrl {
+                reason: "expected postgres://user:password@host:port/database".into(),
+            }
+            .into());
+        }
         let connect = PgConnectOptions::from_str(&options.url)
             .map_err(|e| PgError::InvalidUrl {
                 reason: e.to_string(),
@@ -488,10 +497,10 @@ async fn run_admin(
         Ok(Ok(n))
     }
     .await;
-    if let Err(TxError::Failed(_)) = &result {
-        if !rollback(&mut conn).await {
-            conn.close_on_drop();
-        }
+    if let Err(TxError::Failed(_)) = &result
+        && !rollback(&mut conn).await
+    {
+        conn.close_on_drop();
     }
     (conn, result)
 }

@@ -1,0 +1,162 @@
+//! Group commit on PostgreSQL: concurrent commits share transactions, a refused batch leaves
+//! the rest of its group alone, and stores racing to create the same slots lose nothing.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Executor;
+use state_core::{
+    Batch, CommitOutcome, Engine, Error, NumKind, Op, Path, Scope, Slot, Store, Write,
+};
+use state_postgres::{PgOptions, PgStore};
+
+fn slot(key: &str) -> Slot {
+    Slot::new(Scope::app("group").unwrap(), "Test", key).unwrap()
+}
+
+fn increment(key: &str, by: u64, kind: NumKind) -> Batch {
+    Batch {
+        writes: vec![Write::apply(
+            slot(key),
+            vec![Op::increment(Path::root(), by.into(), kind)],
+        )],
+        max_value_bytes: state_core::DEFAULT_MAX_VALUE_BYTES,
+    }
+}
+
+async fn open(schema: &str) -> Arc<PgStore> {
+    Arc::new(
+        PgStore::open_with(PgOptions::new(common::url()).schema(schema))
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_share_transactions_and_count_exactly() {
+    let schema = common::schema("group");
+    let store = open(&schema).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let h = engine.handle::<u64>(slot("hot"));
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    h.increment(1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let record = store.load(&slot("hot")).await.unwrap();
+    assert_eq!((record.value, record.version), (Some(json!(3200)), 3200));
+    let stats = store.stats();
+    assert_eq!(stats.batches, 3200);
+    assert!(
+        stats.groups < stats.batches && stats.max_group > 1,
+        "commits were grouped: {stats:?}"
+    );
+    common::drop_schemas(&[schema]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_leaves_the_rest_of_its_group() {
+    let schema = common::schema("refused");
+    let store = open(&schema).await;
+    store
+        .commit(increment("hot", 250, NumKind::U8))
+        .await
+        .unwrap();
+    // Hold the slot's row lock from another connection, so the commits queue up behind the
+    // first and run as one group when it is released.
+    let mut holder = common::connect().await;
+    holder
+        .execute(&*format!(
+            "BEGIN; SELECT 1 FROM \"{schema}\".slots WHERE key = 'hot' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    for i in 0..64 {
+        let store = store.clone();
+        // Batch 40 would take the u8 past 255: refused alone.
+        let batch = if i == 40 {
+            increment("hot", 10, NumKind::U8)
+        } else {
+            increment(&format!("k{i}"), 1, NumKind::U64)
+        };
+        let mut batch = batch;
+        batch.writes.push(Write::apply(
+            slot("hot"),
+            vec![Op::increment(Path::root(), 0u64.into(), NumKind::U8)],
+        ));
+        pending.push(tokio::spawn(async move { store.commit(batch).await }));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    holder.execute("COMMIT").await.unwrap();
+    let mut committed = 0;
+    for (i, p) in pending.into_iter().enumerate() {
+        match p.await.unwrap() {
+            Ok(CommitOutcome::Committed(_)) => committed += 1,
+            Err(Error::Overflow { .. }) if i == 40 => {}
+            other => panic!("batch {i}: {other:?}"),
+        }
+    }
+    assert_eq!(committed, 63);
+    assert_eq!(store.load(&slot("k40")).await.unwrap().version, 0);
+    assert_eq!(
+        store.load(&slot("k41")).await.unwrap().value,
+        Some(json!(1))
+    );
+    assert_eq!(
+        store.load(&slot("hot")).await.unwrap().value,
+        Some(json!(250))
+    );
+    assert!(store.stats().max_group >= 32, "{:?}", store.stats());
+    common::drop_schemas(&[schema]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_creating_the_same_slots_at_once_lose_nothing() {
+    let schema = common::schema("race");
+    let (a, b) = (open(&schema).await, open(&schema).await);
+    let mut tasks = Vec::new();
+    for store in [a.clone(), b.clone()] {
+        for t in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..40 {
+                    // Both stores create the same fresh slots at about the same time.
+                    let key = format!("s{}", (i * 8 + t) % 100);
+                    store
+                        .commit(increment(&key, 1, NumKind::U64))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut total = 0;
+    for i in 0..100 {
+        let r = a.load(&slot(&format!("s{i}"))).await.unwrap();
+        let v = r.value.and_then(|v| v.as_u64()).unwrap_or(0);
+        assert_eq!(r.version, v, "one version per increment on s{i}");
+        total += v;
+    }
+    assert_eq!(total, 2 * 8 * 40);
+    eprintln!(
+        "(retries after lost races: {} + {})",
+        a.stats().retries,
+        b.stats().retries
+    );
+    common::drop_schemas(&[schema]).await;
+}
