@@ -411,6 +411,14 @@ async fn main() {
             Some(t3),
         );
     }
+    if want("PG") {
+        match std::env::var("STATE_PG_URL") {
+            Ok(url) if !url.is_empty() => postgres(&url, &mut report).await,
+            _ => println!(
+                "(PostgreSQL workloads not run: set STATE_PG_URL, e.g. eval \"$(scripts/pg-up)\")"
+            ),
+        }
+    }
     if !want("W4") && !want("memory") {
         report.print_results();
         return;
@@ -769,6 +777,150 @@ async fn main() {
         );
     }
     report.print_results();
+}
+
+// ---- PostgreSQL ------------------------------------------------------------------------------
+
+/// Raw sqlx on PostgreSQL: `BEGIN; SELECT … FOR UPDATE; INSERT or conditional UPDATE; COMMIT`,
+/// one op per transaction, on `conns` connections at once (`key(task, i)` picks the row).
+async fn raw_pg(
+    pool: &sqlx::PgPool,
+    conns: usize,
+    key: impl Fn(usize, u64) -> String + Copy + Send + 'static,
+) -> f64 {
+    let start = Instant::now();
+    let deadline = start + secs();
+    let tasks: Vec<_> = (0..conns)
+        .map(|t| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut conn = pool.acquire().await.unwrap();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let k = key(t, n);
+                    sqlx::Executor::execute(&mut *conn, "BEGIN").await.unwrap();
+                    let version: Option<i64> =
+                        sqlx::query_scalar("SELECT version FROM kv WHERE k = $1 FOR UPDATE")
+                            .bind(&k)
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .unwrap();
+                    match version {
+                        None => sqlx::query(
+                            "INSERT INTO kv (k, version, value) VALUES ($1, 1, $2) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&k)
+                        .bind(n.to_string())
+                        .execute(&mut *conn)
+                        .await
+                        .unwrap(),
+                        Some(v) => sqlx::query(
+                            "UPDATE kv SET version = version + 1, value = $2 WHERE k = $1 AND version = $3",
+                        )
+                        .bind(&k)
+                        .bind(n.to_string())
+                        .bind(v)
+                        .execute(&mut *conn)
+                        .await
+                        .unwrap(),
+                    };
+                    sqlx::Executor::execute(&mut *conn, "COMMIT").await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// W1–W3 on PgStore next to raw sqlx against the same server, in fresh schemas.
+async fn postgres(url: &str, report: &mut Report) {
+    use sqlx::Executor as _;
+    use state_postgres::{PgOptions, PgStore};
+    let tag = format!("bench_{}", std::process::id());
+    let raw_schema = format!("{tag}_raw");
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(WRITERS as u32)
+        .connect_with(options.options([("search_path", raw_schema.as_str())]))
+        .await
+        .unwrap();
+    pool.execute(&*format!("CREATE SCHEMA IF NOT EXISTS {raw_schema}"))
+        .await
+        .unwrap();
+    let mut schemas = vec![raw_schema.clone()];
+    let (mut b1, mut b64, mut bone) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        pool.execute("DROP TABLE IF EXISTS kv; CREATE TABLE kv (k TEXT PRIMARY KEY, version BIGINT NOT NULL, value TEXT)")
+            .await
+            .unwrap();
+        b1.push(raw_pg(&pool, 1, |_, n| format!("k{n}")).await);
+        b64.push(raw_pg(&pool, WRITERS, |t, n| format!("t{t}-k{n}")).await);
+        bone.push(raw_pg(&pool, 1, |_, _| "counter".into()).await);
+    }
+    let (base, base64, base_one) = (median(b1), median(b64), median(bone));
+    report.add("W1-W2 baseline PG", "raw sqlx 1 conn", base, base, None);
+    report.add(
+        "W2 64 writers distinct PG",
+        "raw sqlx 64 conns",
+        base64,
+        base,
+        None,
+    );
+    report.add(
+        "W3 baseline PG",
+        "raw sqlx 1 conn",
+        base_one,
+        base_one,
+        None,
+    );
+    let (mut r1, mut r2, mut r3) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let schema = format!("{tag}_{run}");
+        schemas.push(schema.clone());
+        let store = PgStore::open_with(PgOptions::new(url).schema(schema))
+            .await
+            .unwrap();
+        let store = Arc::new(store);
+        let config = EngineConfig::default().retry(RetryPolicy::new(1000));
+        let engine = Engine::with_config(store.clone(), config);
+        r1.push(w1(&engine, run).await);
+        r2.push(w2(&engine, run).await);
+        let before = store.stats();
+        r3.push(w3(&engine, run).await);
+        let after = store.stats();
+        println!(
+            "(PG run {run}: W3 {} caller commits in {} transactions, largest group {})",
+            after.batches - before.batches,
+            after.groups - before.groups,
+            after.max_group
+        );
+    }
+    report.add("W1 sequential CAS PG", "postgres", median(r1), base, None);
+    report.add(
+        "W2 64 writers distinct PG",
+        "postgres",
+        median(r2),
+        base,
+        None,
+    );
+    report.add(
+        "W3 64 increments one slot PG",
+        "postgres",
+        median(r3),
+        base_one,
+        None,
+    );
+    for schema in schemas {
+        pool.execute(&*format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .unwrap();
+    }
 }
 
 /// Runs `f(run)` for each run, one after another.

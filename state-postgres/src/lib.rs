@@ -469,10 +469,6 @@ async fn run_admin(
                 }
                 let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
                 let loaded = sql::load_raw(&mut conn, &slots, false).await?;
-                let existed: Vec<bool> = loaded
-                    .iter()
-                    .map(|k| k.as_ref().is_ok_and(|(_, row)| *row))
-                    .collect();
                 let mut current = loaded.into_iter();
                 let checked = state_core::check_restore(records, |slot| match current.next() {
                     Some(Ok((record, _))) => Ok(record),
@@ -483,7 +479,8 @@ async fn run_admin(
                     rollback(&mut conn).await;
                     return Ok(Err(refused));
                 }
-                if !sql::write(&mut conn, records, &existed, now).await? {
+                sql::delete_rows(&mut conn, &slots).await?;
+                if !sql::write(&mut conn, records, &vec![false; records.len()], now).await? {
                     return Err(PgError::MalformedRow {
                         reason: "a restored slot appeared during the restore".into(),
                         version: None,

@@ -83,25 +83,23 @@ fn json_text(value: &Value) -> Result<String, PgError> {
     })
 }
 
-/// Reads slots with their scope floors; `FOR UPDATE` locks the rows that exist, in primary-key
-/// order (so two transactions never wait on each other in a cycle).
+/// Reads slots with their scope floors; `FOR UPDATE` locks the rows that exist, one index
+/// lookup per slot in primary-key order (so two transactions never wait on each other in a
+/// cycle). The LATERAL form keeps the plan a parameterized index lookup however the planner
+/// estimates the array's length (a generic plan of a join chose a sequential scan).
 const SELECT_LOCKED: &str = "\
-WITH t AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-        WITH ORDINALITY AS t(kind, scope_id, scope_sub, namespace, key, ord)
-), locked AS (
-    SELECT s.kind, s.scope_id, s.scope_sub, s.namespace, s.key, s.version, s.value, s.expires_at
-    FROM slots s JOIN t
-      ON (s.kind, s.scope_id, s.scope_sub, s.namespace, s.key)
-       = (t.kind, t.scope_id, t.scope_sub, t.namespace, t.key)
-    ORDER BY s.kind, s.scope_id, s.scope_sub, s.namespace, s.key
-    FOR UPDATE OF s
-)
 SELECT t.ord, l.version, l.value, l.expires_at, f.floor
-FROM t
-LEFT JOIN locked l
-  ON (l.kind, l.scope_id, l.scope_sub, l.namespace, l.key)
-   = (t.kind, t.scope_id, t.scope_sub, t.namespace, t.key)
+FROM (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+        WITH ORDINALITY AS u(kind, scope_id, scope_sub, namespace, key, ord)
+    ORDER BY kind, scope_id, scope_sub, namespace, key
+) t
+LEFT JOIN LATERAL (
+    SELECT s.version, s.value, s.expires_at FROM slots s
+    WHERE s.kind = t.kind AND s.scope_id = t.scope_id AND s.scope_sub = t.scope_sub
+      AND s.namespace = t.namespace AND s.key = t.key
+    FOR UPDATE
+) l ON TRUE
 LEFT JOIN scope_floors f ON (f.kind, f.scope_id, f.scope_sub) = (t.kind, t.scope_id, t.scope_sub)
 ORDER BY t.ord";
 
@@ -110,9 +108,11 @@ const SELECT_PLAIN: &str = "\
 SELECT t.ord, s.version, s.value, s.expires_at, f.floor
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
     WITH ORDINALITY AS t(kind, scope_id, scope_sub, namespace, key, ord)
-LEFT JOIN slots s
-  ON (s.kind, s.scope_id, s.scope_sub, s.namespace, s.key)
-   = (t.kind, t.scope_id, t.scope_sub, t.namespace, t.key)
+LEFT JOIN LATERAL (
+    SELECT s.version, s.value, s.expires_at FROM slots s
+    WHERE s.kind = t.kind AND s.scope_id = t.scope_id AND s.scope_sub = t.scope_sub
+      AND s.namespace = t.namespace AND s.key = t.key
+) s ON TRUE
 LEFT JOIN scope_floors f ON (f.kind, f.scope_id, f.scope_sub) = (t.kind, t.scope_id, t.scope_sub)
 ORDER BY t.ord";
 
@@ -346,10 +346,18 @@ pub(crate) async fn list_scopes(
     Ok(Page::from_iter(scopes, limit))
 }
 
-/// Writes `records` (each slot once): an UPDATE of the rows that `existed` (locked by this
-/// transaction) and an INSERT … ON CONFLICT DO NOTHING of the others, in primary-key order.
-/// Returns whether every row was written: `false` means another transaction inserted one of
-/// the "new" slots first, and the caller must roll back and run again.
+/// Writes `records` (each slot once) in one `INSERT … ON CONFLICT DO UPDATE`, in
+/// primary-key order: a slot whose row this transaction read (`existed`: the row is locked)
+/// is updated; a slot that had no row is inserted. Returns whether every row was written:
+/// `false` means another transaction created one of the "new" slots first, and the caller
+/// must roll back and run again on what is there now.
+///
+/// The statement tells the two cases apart through the sign of `updated_at` in the proposed
+/// row: negative for a row that existed (the update stores it positive again), positive for
+/// a new one, whose conflict therefore updates nothing. A negative value inserted (a locked
+/// row gone, which the table lock of purges rules out) fails the statement's own check, and
+/// the transaction rolls back. Arbiter lookups on the primary key keep the plan an
+/// index probe per row, whatever the planner estimates.
 pub(crate) async fn write(
     conn: &mut PgConnection,
     records: &[(Slot, Record)],
@@ -359,49 +367,66 @@ pub(crate) async fn write(
     if records.is_empty() {
         return Ok(true);
     }
+    let now = now.as_millis().max(0);
     let mut versions = Vec::with_capacity(records.len());
     let mut values = Vec::with_capacity(records.len());
     let mut expiries = Vec::with_capacity(records.len());
-    for (_, rec) in records {
+    let mut updated = Vec::with_capacity(records.len());
+    for ((_, rec), existed) in records.iter().zip(existed) {
         versions.push(to_i64(rec.version)?);
         values.push(rec.value.as_ref().map(json_text).transpose()?);
         expiries.push(rec.expires_at.map(Timestamp::as_millis));
+        // -0 would read as "new": existing rows are marked -(now + 1) and stored as now.
+        updated.push(if *existed { -(now + 1) } else { now });
     }
-    let written: i64 = Ids::of(records.iter().map(|(s, _)| s))
+    let row = Ids::of(records.iter().map(|(s, _)| s))
         .bind(sqlx::query(WRITE))
         .bind(versions)
         .bind(values)
         .bind(expiries)
-        .bind(existed.to_vec())
-        .bind(now.as_millis())
+        .bind(updated)
         .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
+        .await?;
+    let (written, misplaced): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    if misplaced > 0 {
+        return Err(PgError::MalformedRow {
+            reason: "a row locked by this transaction disappeared before its update".into(),
+            version: None,
+        });
+    }
     Ok(usize::try_from(written).ok() == Some(records.len()))
 }
 
 const WRITE: &str = "\
-WITH i AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::bigint[], $7::text[], $8::bigint[], $9::bool[])
-        AS i(kind, scope_id, scope_sub, namespace, key, version, value, expires_at, existed)
-), upd AS (
-    UPDATE slots s SET version = i.version, value = i.value, updated_at = $10,
-                       expires_at = i.expires_at
-    FROM i
-    WHERE i.existed
-      AND (s.kind, s.scope_id, s.scope_sub, s.namespace, s.key)
-        = (i.kind, i.scope_id, i.scope_sub, i.namespace, i.key)
-    RETURNING 1
-), ins AS (
+WITH w AS (
     INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, updated_at, expires_at)
-    SELECT kind, scope_id, scope_sub, namespace, key, version, value, $10, expires_at
-    FROM i WHERE NOT i.existed
+    SELECT kind, scope_id, scope_sub, namespace, key, version, value, updated_at, expires_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                $6::bigint[], $7::text[], $8::bigint[], $9::bigint[])
+        AS i(kind, scope_id, scope_sub, namespace, key, version, value, expires_at, updated_at)
     ORDER BY kind, scope_id, scope_sub, namespace, key
-    ON CONFLICT DO NOTHING
-    RETURNING 1
+    ON CONFLICT (kind, scope_id, scope_sub, namespace, key) DO UPDATE
+        SET version = excluded.version, value = excluded.value,
+            updated_at = -excluded.updated_at - 1, expires_at = excluded.expires_at
+        WHERE excluded.updated_at < 0
+    RETURNING updated_at
 )
-SELECT (SELECT count(*) FROM upd) + (SELECT count(*) FROM ins)";
+SELECT count(*), count(*) FILTER (WHERE updated_at < 0) FROM w";
+
+/// Deletes the rows of `slots` (a restore replaces them whole; the caller holds the table
+/// lock).
+pub(crate) async fn delete_rows(conn: &mut PgConnection, slots: &[Slot]) -> Result<(), PgError> {
+    Ids::of(slots)
+        .bind(sqlx::query(
+            "DELETE FROM slots s USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+             AS d(kind, scope_id, scope_sub, namespace, key) \
+             WHERE s.kind = d.kind AND s.scope_id = d.scope_id AND s.scope_sub = d.scope_sub \
+               AND s.namespace = d.namespace AND s.key = d.key",
+        ))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
 
 /// Tombstones every live slot of a scope, raising each version by one.
 pub(crate) async fn clear(
