@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use state_core::{Engine, Error, Op, Record, Scope, ScopeKind, Slot, SlotKey, Store, Write};
+use state_postgres::{PgError, PgStore};
 use state_sqlite::{SqliteError, SqliteStore};
 
 /// Inspect and edit typed state (scopes, keys, values) in a state store.
@@ -24,7 +25,9 @@ use state_sqlite::{SqliteError, SqliteStore};
 #[derive(Parser, Debug)]
 #[command(name = "statectl", version)]
 struct Cli {
-    /// The database: a SQLite file path (or `sqlite://path`).
+    /// The database: a SQLite file path (or `sqlite://path`), or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/database`; the store's tables are in schema
+    /// `typed_state`, or the one named by `?state_schema=NAME` at the end of the URL).
     #[arg(long, env = "STATECTL_DB", global = true)]
     db: Option<String>,
     /// Print JSON (one document, or JSON lines for listings) instead of tables.
@@ -179,10 +182,18 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let class = match &e {
             Error::VersionMismatch { .. } | Error::Conflict { .. } => Class::Conflict,
-            Error::Store { source, .. } => match source.downcast_ref::<SqliteError>() {
-                Some(SqliteError::NotADatabase { .. }) => Class::Invalid,
-                _ => Class::Store,
-            },
+            Error::Store { source, .. } => {
+                match (
+                    source.downcast_ref::<SqliteError>(),
+                    source.downcast_ref::<PgError>(),
+                ) {
+                    (Some(SqliteError::NotADatabase { .. }), _) => Class::Invalid,
+                    (_, Some(PgError::InvalidUrl { .. } | PgError::InvalidSchemaName { .. })) => {
+                        Class::Invalid
+                    }
+                    _ => Class::Store,
+                }
+            }
             _ => Class::Invalid,
         };
         Failure::new(class, e.to_string().replace('\n', " "))
@@ -287,7 +298,7 @@ fn parse_json(what: &str, text: &str) -> Result<Value, Failure> {
         .map_err(|e| Failure::new(Class::Invalid, format!("{what} is not valid JSON: {e}")))
 }
 
-async fn open(db: Option<&str>, create: bool) -> Result<SqliteStore, Failure> {
+async fn open(db: Option<&str>, create: bool) -> Result<std::sync::Arc<dyn Store>, Failure> {
     let db = db.ok_or_else(|| {
         Failure::new(
             Class::Usage,
@@ -295,10 +306,16 @@ async fn open(db: Option<&str>, create: bool) -> Result<SqliteStore, Failure> {
         )
     })?;
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-        return Err(Failure::new(
-            Class::Invalid,
-            "PostgreSQL URLs need state-postgres, which is not built in yet; pass a SQLite file",
-        ));
+        // `state_schema` is ours, not a server parameter: take it off the URL.
+        let (url, schema) = match db.rsplit_once("state_schema=") {
+            Some((head, schema)) => (head.trim_end_matches(['?', '&']), schema),
+            None => (db, state_postgres::DEFAULT_SCHEMA),
+        };
+        let options = state_postgres::PgOptions::new(url)
+            .schema(schema)
+            .retry_for(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5));
+        return Ok(std::sync::Arc::new(PgStore::open_with(options).await?));
     }
     let path = PathBuf::from(db.strip_prefix("sqlite://").unwrap_or(db));
     if !create && !path.exists() {
@@ -307,7 +324,7 @@ async fn open(db: Option<&str>, create: bool) -> Result<SqliteStore, Failure> {
             format!("no database at {}", path.display()),
         ));
     }
-    Ok(SqliteStore::open(&path).await?)
+    Ok(std::sync::Arc::new(SqliteStore::open(&path).await?))
 }
 
 /// One line of `export`.
@@ -326,7 +343,7 @@ fn print_json(v: &impl Serialize) {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let create = matches!(cli.command, Command::Import { create: true, .. });
-    let store = std::sync::Arc::new(open(cli.db.as_deref(), create).await?);
+    let store = open(cli.db.as_deref(), create).await?;
     let engine = Engine::with_config(store.clone(), Default::default());
     let slot_of = |a: &SlotArgs| -> Result<Slot, Failure> {
         Ok(Slot::new(

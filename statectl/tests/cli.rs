@@ -338,6 +338,37 @@ async fn export_and_import_round_trip_exactly() {
     assert_eq!(scoped.lines().count(), 1);
 }
 
+/// The same export, imported into PostgreSQL and exported from there, is identical: only the
+/// URL changes. Needs STATE_PG_URL (scripts/test starts a server); fails without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_export_imports_into_postgres_unchanged() {
+    let url = std::env::var("STATE_PG_URL")
+        .expect("STATE_PG_URL is not set: run scripts/test, or eval \"$(scripts/pg-up)\" first");
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _engine) = seed(dir.path()).await;
+    let exported = ok(&statectl(&db, &["export"]));
+    let file = dir.path().join("dump.jsonl");
+    std::fs::write(&file, &exported).unwrap();
+    let schema = format!("test_cli_{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let pg = format!("{url}{sep}state_schema={schema}");
+    let pg = Path::new(&pg);
+    let imported = ok(&statectl(pg, &["import", file.to_str().unwrap()]));
+    assert_eq!(imported.trim(), "imported 6");
+    assert_eq!(ok(&statectl(pg, &["export"])), exported);
+    let got = ok(&statectl(
+        pg,
+        &["get", "app:shop", "Stats", "hits", "--json"],
+    ));
+    assert!(got.contains("41"), "{got}");
+    // Clean up the schema the import created.
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    conn.execute(&*format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_follows_another_process_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -470,11 +501,22 @@ async fn each_error_class_has_its_exit_code_and_writes_nothing() {
         std::fs::read_to_string(&notes).unwrap(),
         "not a database\n".repeat(50)
     );
-    let (code, _) = fails(&statectl(
-        Path::new("postgres://u@localhost/db"),
+    let (code, err) = fails(&statectl(
+        Path::new("postgres://u@localhost:notaport/db"),
         &["scopes"],
     ));
-    assert_eq!(code, 5);
+    assert_eq!(code, 5, "a malformed URL is invalid input: {err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, err) = fails(&statectl(
+        Path::new(&format!("postgres://u:p@127.0.0.1:{closed}/db")),
+        &["scopes"],
+    ));
+    assert_eq!(code, 6, "an unreachable server is a store failure: {err}");
+    assert!(err.contains("cannot reach PostgreSQL"), "{err}");
     // An import with a bad line writes none of the good ones.
     let fresh = dir.path().join("fresh.db");
     drop(SqliteStore::open(&fresh).await.unwrap());
