@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::{
-    Batch, Clock, CommitOutcome, Engine, EngineConfig, Error, ManualClock, NumKind, Op, Path,
+    Batch, ChangeFilter, Clock, CommitOutcome, Engine, EngineConfig, Error, ManualClock, NumKind, Op, Path,
     RetryPolicy, Scope, ScopeKind, Slot, SlotKey, Store, Timestamp, Ttl, Write,
 };
 
@@ -120,6 +120,7 @@ checks!(
     restores_are_exact_and_never_lower_a_version,
     slot_identities_never_collide,
     concurrent_increments_lose_nothing,
+    the_change_log_holds_every_commit_in_order,
 );
 
 /// Runs every check on fresh stores from `factory`. Returns how many passed, or every failure.
@@ -1270,6 +1271,110 @@ async fn concurrent_increments_lose_nothing(env: &Env) -> CheckResult {
     ensure!(
         r.value == Some(json!(820)) && r.version == 820,
         "16×50 increments + 20 updates: {r:?}"
+    );
+    Ok(())
+}
+
+async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
+    let sc = exec("log");
+    let (a, b) = (slot(&sc, "a"), slot(&sc, "b"));
+    let start = env.store.last_change().await.ctx("last_change")?;
+    commit(env, vec![Write::apply(a.clone(), vec![inc(1)])])
+        .await
+        .ctx("increment a")?;
+    // One batch, two slots, a slot written twice: its final version is logged once.
+    commit(
+        env,
+        vec![
+            Write::apply(a.clone(), vec![inc(1)]),
+            Write::cas(b.clone(), 0, Some(json!("x"))),
+            Write::apply(a.clone(), vec![inc(1)]),
+        ],
+    )
+    .await
+    .ctx("batch")?;
+    // A refused batch logs nothing.
+    let refused = commit(env, vec![Write::cas(b.clone(), 0, Some(json!("y")))])
+        .await
+        .ctx("stale cas")?;
+    ensure!(
+        matches!(refused, CommitOutcome::Conflict(_)),
+        "a stale CAS committed: {refused:?}"
+    );
+    commit(env, vec![Write::cas(b.clone(), 1, None)])
+        .await
+        .ctx("delete b")?;
+    env.store.clear(&sc).await.ctx("clear")?;
+    let log = env
+        .store
+        .read_changes(start, &ChangeFilter::scope(sc.clone()), 100)
+        .await
+        .ctx("read_changes")?;
+    let seen: Vec<(String, u64, Option<Value>)> = log
+        .iter()
+        .map(|c| (c.slot.key().to_owned(), c.version, c.value.clone()))
+        .collect();
+    let want = vec![
+        ("a".to_owned(), 1, Some(json!(1))),
+        ("a".to_owned(), 3, Some(json!(3))),
+        ("b".to_owned(), 1, Some(json!("x"))),
+        ("b".to_owned(), 2, None),
+        ("a".to_owned(), 4, None),
+    ];
+    // Within one commit the order of slots is the store's; compare commits as sets.
+    let mut sorted_seen = seen.clone();
+    let mut sorted_want = want.clone();
+    sorted_seen[1..3].sort_by(|x, y| x.0.cmp(&y.0));
+    sorted_want[1..3].sort_by(|x, y| x.0.cmp(&y.0));
+    ensure!(sorted_seen == sorted_want, "the log holds {seen:?}, expected {want:?}");
+    ensure!(
+        log.windows(2).all(|w| w[0].seq < w[1].seq) && log.iter().all(|c| c.seq > start),
+        "sequence numbers do not rise: {log:?}"
+    );
+    ensure!(
+        log.iter().all(|c| c.at == T0),
+        "changes carry the commit time: {log:?}"
+    );
+    let last = env.store.last_change().await.ctx("last_change")?;
+    ensure!(
+        Some(last) == log.last().map(|c| c.seq),
+        "last_change {last} is not the newest change {:?}",
+        log.last()
+    );
+    // Resuming from a cursor skips what was read; a slot filter sees only its slot.
+    let rest = env
+        .store
+        .read_changes(log[2].seq, &ChangeFilter::slot(&a), 100)
+        .await
+        .ctx("read_changes from a cursor")?;
+    ensure!(
+        rest.iter().map(|c| c.version).collect::<Vec<_>>() == vec![4],
+        "after seq {}: {rest:?}",
+        log[2].seq
+    );
+    let page = env
+        .store
+        .read_changes(start, &ChangeFilter::all(), 2)
+        .await
+        .ctx("read_changes with a limit")?;
+    ensure!(page.len() == 2, "a limit of 2 returned {}", page.len());
+    let history = env
+        .store
+        .slot_history(&a, None, 10)
+        .await
+        .ctx("slot_history")?;
+    ensure!(
+        history.iter().map(|c| c.version).collect::<Vec<_>>() == vec![4, 3, 1],
+        "history of a, newest first: {history:?}"
+    );
+    let older = env
+        .store
+        .slot_history(&a, Some(history[0].seq), 1)
+        .await
+        .ctx("slot_history before")?;
+    ensure!(
+        older.len() == 1 && older[0].version == 3,
+        "history before the newest: {older:?}"
     );
     Ok(())
 }

@@ -83,6 +83,9 @@ pub struct EngineConfig {
     pub max_value_bytes: usize,
     /// Events buffered per subscriber before a slow one misses some (default 1024).
     pub event_capacity: usize,
+    /// How often a change stream at the end of the log looks for other processes' commits
+    /// (default [`DEFAULT_CHANGE_POLL`](crate::DEFAULT_CHANGE_POLL)).
+    pub change_poll: Duration,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +94,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             event_capacity: 1024,
+            change_poll: crate::changes::DEFAULT_CHANGE_POLL,
         }
     }
 }
@@ -107,6 +111,13 @@ impl EngineConfig {
     #[must_use]
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Sets how often change streams look for other processes' commits.
+    #[must_use]
+    pub fn change_poll(mut self, every: Duration) -> Self {
+        self.change_poll = every;
         self
     }
 
@@ -283,6 +294,11 @@ impl Engine {
     /// Whether two engine values are the same engine.
     pub fn same(&self, other: &Engine) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The store.
+    pub(crate) fn change_poll(&self) -> Duration {
+        self.0.config.change_poll
     }
 
     /// The store.

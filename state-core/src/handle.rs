@@ -10,6 +10,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
@@ -290,6 +292,65 @@ where
     /// or expiry. A stored value that no longer fits `T` is [`Error::Decode`].
     pub async fn get(&self) -> Result<Option<T>> {
         Ok(self.get_versioned().await?.value)
+    }
+
+    /// Every version of this slot committed from now on — by this process or any other on
+    /// the same store — typed, in order: `(version, value)`, `None` for a delete. Reads the
+    /// store's change log (see [`Engine::changes`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use futures::StreamExt;
+    /// use state_core::{Engine, MemoryStore, Scope, Slot};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let attempts = engine.handle::<u32>(Slot::new(Scope::execution("run-1")?, "Job", "attempts")?);
+    /// let mut watch = attempts.watch();
+    /// let writer = attempts.clone();
+    /// tokio::spawn(async move { writer.increment(1).await });
+    /// assert_eq!(watch.next().await.unwrap()?, (1, Some(1)));
+    /// # Ok(()) }
+    /// ```
+    pub fn watch(&self) -> BoxStream<'static, Result<(u64, Option<T>)>>
+    where
+        T: Send + 'static,
+    {
+        let engine = self.engine().clone();
+        let filter = crate::ChangeFilter::slot(self.slot());
+        futures::stream::once(async move {
+            engine
+                .change_head()
+                .await
+                .map(|head| engine.changes(head, filter))
+        })
+        .flat_map(|started| match started {
+            Ok(feed) => feed,
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        })
+        .map(|c| c.and_then(|c| Ok((c.version, crate::changes::decode::<T>(&c)?))))
+        .boxed()
+    }
+
+    /// The slot's most recent versions from the change log, newest first, at most `limit`
+    /// (ADK's per-event state deltas, typed). Versions older than the store's retention are
+    /// gone.
+    pub async fn history(&self, limit: usize) -> Result<Vec<crate::HistoryEntry<T>>> {
+        let changes = self
+            .engine()
+            .store()
+            .slot_history(self.slot(), None, limit)
+            .await?;
+        changes
+            .iter()
+            .map(|c| {
+                Ok(crate::HistoryEntry {
+                    seq: c.seq,
+                    version: c.version,
+                    value: crate::changes::decode::<T>(c)?,
+                    at: c.at,
+                })
+            })
+            .collect()
     }
 
     /// The value and the version it was read at (for [`set_if`](Self::set_if)).

@@ -52,6 +52,7 @@
 
 mod admin;
 mod batch;
+mod changes;
 mod collection;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -83,6 +84,9 @@ pub use op::{NumKind, Op, OpKind, Path, apply_ops};
 pub use path::{
     At, CanDelete, Cursor, CustomFormat, CustomFormatPath, Deletable, Flattened, FlattenedPath,
     PathTarget, Required,
+};
+pub use changes::{
+    Change, ChangeFilter, ChangeStream, Consumer, HistoryEntry, DEFAULT_CHANGE_POLL, DEFAULT_CHANGE_RETENTION, Trigger,
 };
 pub use record::{Clock, ManualClock, Record, SystemClock, Timestamp, Ttl};
 pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use crate::changes::{Change, ChangeFilter};
 use crate::error::{Error, Result};
-use crate::record::{Clock, Record, SystemClock};
+use crate::record::{Clock, Record, SystemClock, Timestamp};
 use crate::scope::{Scope, ScopeKind, Slot, SlotKey};
 use crate::store::{
     Batch, CommitOutcome, Page, Store, check_page_limit, check_restore, prepare_commit,
@@ -34,6 +35,29 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     scopes: BTreeMap<Scope, ScopeData>,
+    /// The change log (the newest [`MEMORY_LOG_MAX`] changes).
+    log: std::collections::VecDeque<Change>,
+    /// The last sequence number handed out.
+    seq: u64,
+}
+
+/// The most changes a memory store's log keeps (older ones are dropped).
+pub const MEMORY_LOG_MAX: usize = 100_000;
+
+impl Inner {
+    fn log(&mut self, slot: &Slot, record: &Record, at: Timestamp) {
+        self.seq += 1;
+        if self.log.len() >= MEMORY_LOG_MAX {
+            self.log.pop_front();
+        }
+        self.log.push_back(Change {
+            seq: self.seq,
+            slot: slot.clone(),
+            version: record.version,
+            value: record.value.clone(),
+            at,
+        });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -184,6 +208,7 @@ impl Store for MemoryStore {
                 .map_or_else(|| Record::absent(0), |s| s.record(slot)))
         })?;
         for (slot, record) in prepared.changes {
+            inner.log(&slot, &record, now);
             let data = match inner.scopes.get_mut(slot.scope()) {
                 Some(data) => data,
                 None => inner.scopes.entry(slot.scope().clone()).or_default(),
@@ -282,7 +307,9 @@ impl Store for MemoryStore {
                 .map_or_else(|| Record::absent(0), |s| s.record(slot)))
         })?;
         let n = records.len() as u64;
+        let now = self.clock.now();
         for (slot, record) in records {
+            inner.log(&slot, &record, now);
             let data = inner.scopes.entry(slot.scope().clone()).or_default();
             data.slots
                 .entry(slot.namespace().to_owned())
@@ -305,14 +332,19 @@ impl Store for MemoryStore {
                 "scope {scope} holds a slot at version u64::MAX; nothing was cleared"
             )));
         }
-        let mut cleared = 0;
-        for r in data.slots.values_mut().flat_map(|keys| keys.values_mut()) {
-            if live(r) {
-                *r = Record::absent(r.version + 1);
-                cleared += 1;
+        let mut cleared = Vec::new();
+        for (ns, keys) in data.slots.iter_mut() {
+            for (key, r) in keys.iter_mut() {
+                if live(r) {
+                    *r = Record::absent(r.version + 1);
+                    cleared.push((Slot::new(scope.clone(), ns.clone(), key.clone())?, r.clone()));
+                }
             }
         }
-        Ok(cleared)
+        for (slot, r) in &cleared {
+            inner.log(slot, r, now);
+        }
+        Ok(cleared.len() as u64)
     }
 
     async fn purge_scope(&self, scope: &Scope) -> Result<u64> {
@@ -332,5 +364,44 @@ impl Store for MemoryStore {
 
     fn clock(&self) -> Arc<dyn Clock> {
         self.clock.clone()
+    }
+
+    async fn read_changes(
+        &self,
+        after: u64,
+        filter: &ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let inner = self.lock();
+        // The log is in sequence order: skip to `after` by binary search.
+        let start = inner.log.partition_point(|c| c.seq <= after);
+        Ok(inner
+            .log
+            .range(start..)
+            .filter(|c| filter.matches(c))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn slot_history(
+        &self,
+        slot: &Slot,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let inner = self.lock();
+        Ok(inner
+            .log
+            .iter()
+            .rev()
+            .filter(|c| before.is_none_or(|b| c.seq < b) && &c.slot == slot)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn last_change(&self) -> Result<u64> {
+        Ok(self.lock().seq)
     }
 }

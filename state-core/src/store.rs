@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::changes::{Change, ChangeFilter};
 use crate::error::{Error, Result};
 use crate::op::{Op, apply_ops};
 use crate::record::{Clock, Record, Timestamp, Ttl};
@@ -267,6 +268,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// The clock this store reads for expiry.
     fn clock(&self) -> Arc<dyn Clock>;
+
+    /// Reads the change log: changes with a sequence number above `after` that pass
+    /// `filter`, in sequence order, at most `limit`. Every committed write (clears and
+    /// restores included) is in the log, written in the same transaction; a sequence number
+    /// is never visible before every smaller one that will ever be. Stores without a log
+    /// return an error.
+    async fn read_changes(
+        &self,
+        after: u64,
+        filter: &ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let _ = (after, filter, limit);
+        Err(Error::no_change_log())
+    }
+
+    /// The newest versions of `slot` in the change log, newest first, below sequence number
+    /// `before` (`None`: from the newest), at most `limit`.
+    async fn slot_history(
+        &self,
+        slot: &Slot,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let _ = (slot, before, limit);
+        Err(Error::no_change_log())
+    }
+
+    /// The sequence number of the newest change in the log (0: none).
+    async fn last_change(&self) -> Result<u64> {
+        Err(Error::no_change_log())
+    }
 }
 
 /// What a store writes for a batch that [`prepare_commit`] accepted.

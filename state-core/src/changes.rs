@@ -1,0 +1,391 @@
+//! The change feed: every committed version of every slot, in commit order, durable in the
+//! store's change log (written in the same transaction as the commit), resumable from a
+//! cursor. On top of it: [`Engine::changes`], typed watches
+//! ([`SlotHandle::watch`](crate::SlotHandle::watch)), history
+//! ([`SlotHandle::history`](crate::SlotHandle::history)), consumers with durable
+//! acknowledgements ([`Engine::consumer`]) and state triggers ([`Engine::trigger`]).
+//!
+//! Delivery is at-least-once from a cursor: a reader that restarts from the last sequence
+//! number it processed misses nothing. Changes older than the store's retention are gone; a
+//! cursor that fell behind it reads from the oldest change kept.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::stream::{BoxStream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::record::Timestamp;
+use crate::scope::{Scope, ScopeKind, Slot};
+
+/// One committed version of a slot, as the change log holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The change's position in the log: rises with commit order (gaps are possible). Use it
+    /// as the cursor to resume from, and as an idempotency key.
+    pub seq: u64,
+    /// The slot.
+    pub slot: Slot,
+    /// The slot's version after the commit.
+    pub version: u64,
+    /// The value committed; `None`: a tombstone (delete, clear).
+    pub value: Option<Value>,
+    /// When it was committed (the store's clock).
+    pub at: Timestamp,
+}
+
+/// One version of a slot from its history, typed; see
+/// [`SlotHandle::history`](crate::SlotHandle::history).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryEntry<T> {
+    /// The change's sequence number in the log.
+    pub seq: u64,
+    /// The slot's version.
+    pub version: u64,
+    /// The value at that version; `None`: deleted.
+    pub value: Option<T>,
+    /// When it was committed.
+    pub at: Timestamp,
+}
+
+/// Which changes a reader wants. Empty: all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    /// Only scopes of this kind.
+    pub kind: Option<ScopeKind>,
+    /// Only this scope.
+    pub scope: Option<Scope>,
+    /// Only this namespace (a state struct's name).
+    pub namespace: Option<String>,
+    /// Only this key (a field's name); usually with `scope` and `namespace`.
+    pub key: Option<String>,
+}
+
+impl ChangeFilter {
+    /// Every change.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Changes of scopes of one kind.
+    pub fn kind(kind: ScopeKind) -> Self {
+        ChangeFilter {
+            kind: Some(kind),
+            ..Self::default()
+        }
+    }
+
+    /// Changes of one scope.
+    pub fn scope(scope: Scope) -> Self {
+        ChangeFilter {
+            kind: Some(scope.kind()),
+            scope: Some(scope),
+            ..Self::default()
+        }
+    }
+
+    /// Changes of one slot.
+    pub fn slot(slot: &Slot) -> Self {
+        ChangeFilter {
+            kind: Some(slot.scope().kind()),
+            scope: Some(slot.scope().clone()),
+            namespace: Some(slot.namespace().to_owned()),
+            key: Some(slot.key().to_owned()),
+        }
+    }
+
+    /// Narrows to one namespace.
+    #[must_use]
+    pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Narrows to one key.
+    #[must_use]
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Whether `change` passes the filter.
+    pub fn matches(&self, change: &Change) -> bool {
+        self.kind.is_none_or(|k| change.slot.scope().kind() == k)
+            && self.scope.as_ref().is_none_or(|s| change.slot.scope() == s)
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|n| change.slot.namespace() == n)
+            && self.key.as_deref().is_none_or(|k| change.slot.key() == k)
+    }
+}
+
+/// How long stores keep changes by default: 7 days.
+pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often a change stream that reached the end of the log looks again, unless a commit of
+/// this process wakes it first (commits of other processes are seen at the next look).
+pub const DEFAULT_CHANGE_POLL: Duration = Duration::from_millis(50);
+
+/// The most changes one read of the log returns.
+const READ_BATCH: usize = 512;
+
+/// A stream of changes; ends only with an error.
+pub type ChangeStream = BoxStream<'static, Result<Change>>;
+
+impl Engine {
+    /// The changes after sequence number `after` (0: from the start of the log) that pass
+    /// `filter`, in commit order; waits for new ones at the end of the log. Resume after a
+    /// restart from the `seq` of the last change processed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use futures::StreamExt;
+    /// use state_core::{ChangeFilter, Engine, MemoryStore, Scope, Slot};
+    ///
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let hits = engine.handle::<u64>(Slot::new(Scope::app("shop")?, "Stats", "hits")?);
+    /// hits.increment(1).await?;
+    /// hits.increment(1).await?;
+    /// let mut feed = engine.changes(0, ChangeFilter::all());
+    /// let first = feed.next().await.unwrap()?;
+    /// assert_eq!((first.version, first.value), (1, Some(1.into())));
+    /// assert_eq!(feed.next().await.unwrap()?.version, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn changes(&self, after: u64, filter: ChangeFilter) -> ChangeStream {
+        struct State {
+            engine: Engine,
+            after: u64,
+            filter: ChangeFilter,
+            buffer: VecDeque<Change>,
+            wake: crate::engine::Events,
+            failed: bool,
+        }
+        let state = State {
+            wake: self.events(),
+            engine: self.clone(),
+            after,
+            filter,
+            buffer: VecDeque::new(),
+            failed: false,
+        };
+        futures::stream::unfold(state, |mut st| async move {
+            if st.failed {
+                return None;
+            }
+            loop {
+                if let Some(c) = st.buffer.pop_front() {
+                    st.after = c.seq;
+                    return Some((Ok(c), st));
+                }
+                match st
+                    .engine
+                    .store()
+                    .read_changes(st.after, &st.filter, READ_BATCH)
+                    .await
+                {
+                    Ok(batch) if batch.is_empty() => {
+                        // Wait for a commit of this process, or the next look.
+                        let sleep = tokio::time::sleep(st.engine.change_poll());
+                        let woken = st.wake.next();
+                        futures::pin_mut!(sleep);
+                        futures::future::select(sleep, woken).await;
+                    }
+                    Ok(batch) => st.buffer.extend(batch),
+                    Err(e) => {
+                        st.failed = true;
+                        return Some((Err(e), st));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// The sequence number of the newest change in the log (0 if none): start a feed here to
+    /// see only what happens from now on.
+    pub async fn change_head(&self) -> Result<u64> {
+        self.store().last_change().await
+    }
+
+    /// A consumer of the change log with a durable cursor named `name`: it resumes after the
+    /// last change it acknowledged, in this process or an earlier one. With an
+    /// acknowledgement after each change, each is seen once, in order; a change processed
+    /// but not acknowledged when the consumer stopped is seen again (at-least-once).
+    ///
+    /// The cursor is a slot of the store (scope `app:_consumers`, namespace `Consumer`, key
+    /// `name`). Use one consumer per name at a time.
+    pub async fn consumer(&self, name: &str, filter: ChangeFilter) -> Result<Consumer> {
+        let cursor = self.handle::<u64>(Slot::new(Scope::app("_consumers")?, "Consumer", name)?);
+        let after = cursor.get().await?.unwrap_or(0);
+        Ok(Consumer {
+            stream: self.changes(after, filter.clone()),
+            cursor,
+            acked: after,
+            filter,
+        })
+    }
+
+    /// Registers a state trigger: `handler` runs after commit for every change passing
+    /// `filter` and `condition`, at-least-once, in order, from a durable cursor named `name`
+    /// (it survives restarts: register it again with the same name). Each call receives the
+    /// change, whose `seq` is an idempotency key. A failing handler is retried (backoff from
+    /// 10 ms to 5 s) without blocking other triggers: each trigger runs in a task of its own.
+    /// Needs a tokio runtime.
+    pub async fn trigger<C, H, Fut, E>(
+        &self,
+        name: &str,
+        filter: ChangeFilter,
+        condition: C,
+        handler: H,
+    ) -> Result<Trigger>
+    where
+        C: Fn(&Change) -> bool + Send + Sync + 'static,
+        H: Fn(Change) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let mut consumer = self.consumer(name, filter).await?;
+        let stats = Arc::new(TriggerCounters::default());
+        let counters = stats.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let change = match consumer.next().await {
+                    Some(Ok(c)) => c,
+                    // The log could not be read: look again later.
+                    Some(Err(_)) | None => {
+                        counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        consumer.restart();
+                        continue;
+                    }
+                };
+                if condition(&change) {
+                    let mut pause = Duration::from_millis(10);
+                    while let Err(_e) = handler(change.clone()).await {
+                        counters.failures.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                    counters.handled.fetch_add(1, Ordering::Relaxed);
+                }
+                // Acknowledge (retrying: the change must not run again once done).
+                while consumer.ack(&change).await.is_err() {
+                    counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+        Ok(Trigger {
+            task,
+            counters: stats,
+        })
+    }
+}
+
+/// A reader of the change log with a durable, acknowledged cursor; see [`Engine::consumer`].
+pub struct Consumer {
+    stream: ChangeStream,
+    cursor: crate::SlotHandle<u64>,
+    acked: u64,
+    filter: ChangeFilter,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("cursor", self.cursor.slot())
+            .field("acked", &self.acked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// The next change (waits for one); `None` never, `Some(Err)` when the log cannot be read
+    /// (the stream then ends: make a new consumer, or call [`restart`](Self::restart)).
+    pub async fn next(&mut self) -> Option<Result<Change>> {
+        self.stream.next().await
+    }
+
+    /// Records that `change` (and everything before it) is done: a restart resumes after it.
+    pub async fn ack(&mut self, change: &Change) -> Result<()> {
+        if change.seq > self.acked {
+            self.cursor.set(change.seq).await?;
+            self.acked = change.seq;
+        }
+        Ok(())
+    }
+
+    /// The last acknowledged sequence number.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Starts reading again after the last acknowledgement (what a restart does).
+    pub fn restart(&mut self) {
+        let engine = self.cursor.engine().clone();
+        self.stream = engine.changes(self.acked, self.filter.clone());
+    }
+}
+
+#[derive(Debug, Default)]
+struct TriggerCounters {
+    handled: AtomicU64,
+    failures: AtomicU64,
+    read_errors: AtomicU64,
+}
+
+/// A running state trigger; see [`Engine::trigger`]. Dropping it leaves the trigger running;
+/// [`stop`](Self::stop) ends it (its cursor keeps what was acknowledged).
+#[derive(Debug)]
+pub struct Trigger {
+    task: tokio::task::JoinHandle<()>,
+    counters: Arc<TriggerCounters>,
+}
+
+impl Trigger {
+    /// Stops the trigger.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+
+    /// Changes the handler completed.
+    pub fn handled(&self) -> u64 {
+        self.counters.handled.load(Ordering::Relaxed)
+    }
+
+    /// Handler calls that failed (and were retried).
+    pub fn failures(&self) -> u64 {
+        self.counters.failures.load(Ordering::Relaxed)
+    }
+}
+
+/// A change's value as `T`.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(change: &Change) -> Result<Option<T>> {
+    change
+        .value
+        .clone()
+        .map(|v| {
+            serde_json::from_value(v).map_err(|e| Error::Decode {
+                slot: change.slot.clone(),
+                version: change.version,
+                type_name: std::any::type_name::<T>(),
+                source: e,
+            })
+        })
+        .transpose()
+}
+
+impl Error {
+    /// The error of a store without a change log.
+    pub(crate) fn no_change_log() -> Error {
+        Error::InvalidArgument("this store keeps no change log".into())
+    }
+}
