@@ -24,8 +24,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::{
-    Batch, ChangeFilter, Clock, CommitOutcome, Engine, EngineConfig, Error, ManualClock, NumKind, Op, Path,
-    RetryPolicy, Scope, ScopeKind, Slot, SlotKey, Store, Timestamp, Ttl, Write,
+    Batch, ChangeFilter, Clock, CommitOutcome, Engine, EngineConfig, Error, ManualClock, NumKind,
+    Op, Path, RetryPolicy, Scope, ScopeKind, Slot, SlotKey, Store, Timestamp, Ttl, Write,
 };
 
 /// Makes a fresh, empty store that reads time from the given clock.
@@ -1326,7 +1326,10 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
     let mut sorted_want = want.clone();
     sorted_seen[1..3].sort_by(|x, y| x.0.cmp(&y.0));
     sorted_want[1..3].sort_by(|x, y| x.0.cmp(&y.0));
-    ensure!(sorted_seen == sorted_want, "the log holds {seen:?}, expected {want:?}");
+    ensure!(
+        sorted_seen == sorted_want,
+        "the log holds {seen:?}, expected {want:?}"
+    );
     ensure!(
         log.windows(2).all(|w| w[0].seq < w[1].seq) && log.iter().all(|c| c.seq > start),
         "sequence numbers do not rise: {log:?}"

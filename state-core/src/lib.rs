@@ -71,6 +71,10 @@ mod target;
 
 pub use admin::ScopeAdmin;
 pub use batch::{BatchBuilder, BatchCommit, BatchSink};
+pub use changes::{
+    Change, ChangeFilter, ChangeStream, Consumer, DEFAULT_CHANGE_POLL, DEFAULT_CHANGE_RETENTION,
+    HistoryEntry, Trigger,
+};
 pub use collection::Collection;
 pub use context::{Checkpoint, Context, FieldScope, StateScope};
 pub use engine::{Engine, EngineConfig, Event, Events, RetryPolicy};
@@ -84,9 +88,6 @@ pub use op::{NumKind, Op, OpKind, Path, apply_ops};
 pub use path::{
     At, CanDelete, Cursor, CustomFormat, CustomFormatPath, Deletable, Flattened, FlattenedPath,
     PathTarget, Required,
-};
-pub use changes::{
-    Change, ChangeFilter, ChangeStream, Consumer, HistoryEntry, DEFAULT_CHANGE_POLL, DEFAULT_CHANGE_RETENTION, Trigger,
 };
 pub use record::{Clock, ManualClock, Record, SystemClock, Timestamp, Ttl};
 pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};

@@ -337,7 +337,10 @@ impl Store for MemoryStore {
             for (key, r) in keys.iter_mut() {
                 if live(r) {
                     *r = Record::absent(r.version + 1);
-                    cleared.push((Slot::new(scope.clone(), ns.clone(), key.clone())?, r.clone()));
+                    cleared.push((
+                        Slot::new(scope.clone(), ns.clone(), key.clone())?,
+                        r.clone(),
+                    ));
                 }
             }
         }

@@ -73,6 +73,7 @@ pub struct PgOptions {
     max_group: usize,
     connect_timeout: Duration,
     retry_for: Duration,
+    change_retention: Option<Duration>,
     clock: Arc<dyn Clock>,
 }
 
@@ -87,8 +88,18 @@ impl PgOptions {
             max_group: 1024,
             connect_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(30),
+            change_retention: Some(state_core::DEFAULT_CHANGE_RETENTION),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Sets how long the change log keeps changes (default
+    /// [`DEFAULT_CHANGE_RETENTION`](state_core::DEFAULT_CHANGE_RETENTION); `None`: forever).
+    /// Older changes are deleted every 1024 group commits.
+    #[must_use]
+    pub fn change_retention(mut self, keep: Option<Duration>) -> Self {
+        self.change_retention = keep;
+        self
     }
 
     /// Sets the schema holding the store's tables (default [`DEFAULT_SCHEMA`]; created if
@@ -310,6 +321,7 @@ impl PgStore {
             retry_for: options.retry_for,
             connect_timeout: options.connect_timeout,
             server: server.clone(),
+            change_retention: options.change_retention,
         };
         tokio::spawn(committer.run());
         Ok(PgStore {
@@ -591,6 +603,31 @@ impl Store for PgStore {
     fn clock(&self) -> Arc<dyn Clock> {
         self.clock.clone()
     }
+
+    async fn read_changes(
+        &self,
+        after: u64,
+        filter: &state_core::ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<state_core::Change>, Error> {
+        let mut conn = self.reader().await?;
+        boxed(sql::read_changes(&mut conn, after, filter, limit)).await
+    }
+
+    async fn slot_history(
+        &self,
+        slot: &Slot,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<state_core::Change>, Error> {
+        let mut conn = self.reader().await?;
+        boxed(sql::slot_history(&mut conn, slot, before, limit)).await
+    }
+
+    async fn last_change(&self) -> Result<u64, Error> {
+        let mut conn = self.reader().await?;
+        boxed(sql::last_change(&mut conn)).await
+    }
 }
 
 /// The task that owns the write connection and runs every commit transaction.
@@ -604,6 +641,7 @@ struct Committer {
     retry_for: Duration,
     connect_timeout: Duration,
     server: String,
+    change_retention: Option<Duration>,
 }
 
 /// Each caller batch's result, or the transaction's failure.
@@ -621,6 +659,15 @@ impl Committer {
                 }
             }
             self.commit_group(group).await;
+            let groups = self.counters.groups.load(Ordering::Relaxed);
+            if let Some(keep) = self.change_retention
+                && groups % 1024 == 0
+                && let Some(conn) = self.conn.as_mut()
+            {
+                let cutoff = self.clock.now().saturating_sub(keep);
+                // Best effort: a failure trims at a later turn.
+                let _ = sql::trim_changes(conn, cutoff).await;
+            }
         }
     }
 

@@ -488,3 +488,114 @@ pub(crate) async fn purge_expired(conn: &mut PgConnection, now: Timestamp) -> Re
         .await?;
     Ok(n.max(0) as u64)
 }
+
+/// A change-log row as a [`Change`](state_core::Change).
+fn change_row(row: &PgRow) -> Result<state_core::Change, state_core::Error> {
+    let kind: String = row.try_get(1).map_err(PgError::from)?;
+    let sub: String = row.try_get(3).map_err(PgError::from)?;
+    let scope = Scope::new(
+        kind.parse::<ScopeKind>()?,
+        row.try_get::<String, _>(2).map_err(PgError::from)?,
+        (!sub.is_empty()).then_some(sub),
+    )?;
+    let slot = Slot::new(
+        scope,
+        row.try_get::<String, _>(4).map_err(PgError::from)?,
+        row.try_get::<String, _>(5).map_err(PgError::from)?,
+    )?;
+    let version = to_u64(row.try_get(6).map_err(PgError::from)?, "a version")?;
+    let value = json(row.try_get(7).map_err(PgError::from)?)
+        .map_err(|e| e.into_state(Some(slot.clone())))?;
+    Ok(state_core::Change {
+        seq: to_u64(row.try_get(0).map_err(PgError::from)?, "a sequence number")?,
+        slot,
+        version,
+        value,
+        at: Timestamp::from_millis(row.try_get(8).map_err(PgError::from)?),
+    })
+}
+
+const CHANGE_COLUMNS: &str =
+    "seq, kind, scope_id, scope_sub, namespace, key, version, value, at FROM changes";
+
+/// Changes after `after` passing `filter`, in sequence order (sequence order is commit
+/// order: see the 0002 migration).
+pub(crate) async fn read_changes(
+    conn: &mut PgConnection,
+    after: u64,
+    filter: &state_core::ChangeFilter,
+    limit: usize,
+) -> Result<Vec<state_core::Change>, state_core::Error> {
+    let (id, sub) = match &filter.scope {
+        Some(s) => {
+            let (_, id, sub) = scope_cols(s);
+            (Some(id.to_owned()), Some(sub.to_owned()))
+        }
+        None => (None, None),
+    };
+    let sql = format!(
+        "SELECT {CHANGE_COLUMNS} WHERE seq > $1 AND ($2::text IS NULL OR kind = $2) \
+         AND ($3::text IS NULL OR (scope_id = $3 AND scope_sub = $4)) \
+         AND ($5::text IS NULL OR namespace = $5) AND ($6::text IS NULL OR key = $6) \
+         ORDER BY seq LIMIT $7"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(to_i64(after)?)
+        .bind(filter.kind.map(|k| k.as_str()))
+        .bind(id)
+        .bind(sub)
+        .bind(filter.namespace.as_deref())
+        .bind(filter.key.as_deref())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(PgError::from)?;
+    rows.iter().map(change_row).collect()
+}
+
+/// The newest changes of `slot` below `before`, newest first.
+pub(crate) async fn slot_history(
+    conn: &mut PgConnection,
+    slot: &Slot,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<state_core::Change>, state_core::Error> {
+    let (kind, id, sub) = scope_cols(slot.scope());
+    let sql = format!(
+        "SELECT {CHANGE_COLUMNS} WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
+         AND namespace = $4 AND key = $5 AND seq < $6 ORDER BY seq DESC LIMIT $7"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(kind)
+        .bind(id)
+        .bind(sub)
+        .bind(slot.namespace())
+        .bind(slot.key())
+        .bind(before.map_or(Ok(i64::MAX), to_i64)?)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(PgError::from)?;
+    rows.iter().map(change_row).collect()
+}
+
+/// The newest sequence number in the log (0: none).
+pub(crate) async fn last_change(conn: &mut PgConnection) -> Result<u64, state_core::Error> {
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM changes")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(PgError::from)?;
+    Ok(to_u64(seq, "a sequence number")?)
+}
+
+/// Deletes changes committed before `cutoff`.
+pub(crate) async fn trim_changes(
+    conn: &mut PgConnection,
+    cutoff: Timestamp,
+) -> Result<u64, PgError> {
+    Ok(sqlx::query("DELETE FROM changes WHERE at < $1")
+        .bind(cutoff.as_millis())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}

@@ -95,6 +95,7 @@ pub struct SqliteOptions {
     busy_retry_for: Duration,
     readers: u32,
     max_group: usize,
+    change_retention: Option<Duration>,
     clock: Arc<dyn Clock>,
 }
 
@@ -118,8 +119,18 @@ impl SqliteOptions {
             busy_retry_for: Duration::from_secs(60),
             readers: 4,
             max_group: 1024,
+            change_retention: Some(state_core::DEFAULT_CHANGE_RETENTION),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Sets how long the change log keeps changes (default
+    /// [`DEFAULT_CHANGE_RETENTION`](state_core::DEFAULT_CHANGE_RETENTION); `None`: forever).
+    /// Older changes are deleted every 1024 group commits.
+    #[must_use]
+    pub fn change_retention(mut self, keep: Option<Duration>) -> Self {
+        self.change_retention = keep;
+        self
     }
 
     /// Sets the durability of commits (default [`Synchronous::Normal`]).
@@ -235,6 +246,9 @@ enum Read {
     Keys(Scope, Option<String>, Option<SlotKey>, usize),
     Scopes(Option<ScopeKind>, Option<Scope>, usize),
     StoredScopes(Option<ScopeKind>, Option<Scope>, usize),
+    Changes(u64, state_core::ChangeFilter, usize),
+    History(Slot, Option<u64>, usize),
+    LastChange,
 }
 
 enum ReadOut {
@@ -242,6 +256,8 @@ enum ReadOut {
     ScopeRecords(Vec<(SlotKey, Record)>),
     Keys(Page<SlotKey>),
     Scopes(Page<Scope>),
+    Changes(Vec<state_core::Change>),
+    Seq(u64),
 }
 
 enum Admin {
@@ -349,6 +365,7 @@ impl SqliteStore {
             busy_retry_for: options.busy_retry_for,
             cache: HashMap::new(),
             optimistic: true,
+            change_retention: options.change_retention,
         };
         tokio::spawn(committer.run());
         Ok(SqliteStore {
@@ -502,6 +519,13 @@ async fn serve_read(
         Read::Scopes(kind, after, limit) => {
             ReadOut::Scopes(sql::list_scopes(conn, *kind, after.as_ref(), *limit, now).await?)
         }
+        Read::Changes(after, filter, limit) => {
+            ReadOut::Changes(sql::read_changes(conn, *after, filter, *limit).await?)
+        }
+        Read::History(slot, before, limit) => {
+            ReadOut::Changes(sql::slot_history(conn, slot, *before, *limit).await?)
+        }
+        Read::LastChange => ReadOut::Seq(sql::last_change(conn).await?),
     })
 }
 
@@ -610,6 +634,43 @@ impl Store for SqliteStore {
     fn clock(&self) -> Arc<dyn Clock> {
         self.clock.clone()
     }
+
+    async fn read_changes(
+        &self,
+        after: u64,
+        filter: &state_core::ChangeFilter,
+        limit: usize,
+    ) -> Result<Vec<state_core::Change>, Error> {
+        match self
+            .read(Read::Changes(after, filter.clone(), limit))
+            .await?
+        {
+            ReadOut::Changes(c) => Ok(c),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn slot_history(
+        &self,
+        slot: &Slot,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<state_core::Change>, Error> {
+        match self
+            .read(Read::History(slot.clone(), before, limit))
+            .await?
+        {
+            ReadOut::Changes(c) => Ok(c),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn last_change(&self) -> Result<u64, Error> {
+        match self.read(Read::LastChange).await? {
+            ReadOut::Seq(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
 }
 
 /// Each caller batch's result, and the accepted changes in first-written order.
@@ -661,6 +722,8 @@ struct Committer {
     /// Whether to try the one-call guarded commit (off after a miss, until a read refreshed
     /// the cache).
     optimistic: bool,
+    /// How long the change log keeps changes.
+    change_retention: Option<Duration>,
 }
 
 /// One caller's batch in a group, and where its answer goes.
@@ -692,6 +755,14 @@ impl Committer {
                         }
                     }
                     self.commit_group(group).await;
+                    let groups = self.counters.groups.load(Ordering::Relaxed);
+                    if let Some(keep) = self.change_retention
+                        && groups % 1024 == 0
+                    {
+                        let cutoff = self.clock.now().saturating_sub(keep);
+                        // Best effort: a busy database trims at a later turn.
+                        let _ = sql::trim_changes(&mut self.conn, cutoff).await;
+                    }
                 }
                 Request::Admin(op, reply) => {
                     let result = self.admin(&op).await;

@@ -737,3 +737,122 @@ pub(crate) async fn list_stored_scopes(
     .map_err(SqliteError::from)?;
     Ok(Page::from_iter(scope_rows(&rows)?, limit))
 }
+
+/// A change-log row as a [`Change`](state_core::Change).
+fn change_row(row: &SqliteRow) -> Result<state_core::Change, state_core::Error> {
+    let get = |e: sqlx::Error| SqliteError::MalformedRow {
+        reason: format!("a change-log row: {e}"),
+        version: None,
+    };
+    let kind: String = row.try_get(1).map_err(get)?;
+    let sub: String = row.try_get(3).map_err(get)?;
+    let scope = Scope::new(
+        kind.parse::<ScopeKind>()?,
+        row.try_get::<String, _>(2).map_err(get)?,
+        (!sub.is_empty()).then_some(sub),
+    )?;
+    let slot = Slot::new(
+        scope,
+        row.try_get::<String, _>(4).map_err(get)?,
+        row.try_get::<String, _>(5).map_err(get)?,
+    )?;
+    let version = to_u64(row.try_get(6).map_err(get)?, "a version")?;
+    let value = json(row.try_get(7).map_err(get)?).map_err(|e| e.into_state(Some(slot.clone())))?;
+    Ok(state_core::Change {
+        seq: to_u64(row.try_get(0).map_err(get)?, "a sequence number")?,
+        slot,
+        version,
+        value,
+        at: Timestamp::from_millis(row.try_get(8).map_err(get)?),
+    })
+}
+
+const CHANGE_COLUMNS: &str =
+    "seq, kind, scope_id, scope_sub, namespace, key, version, value, at FROM changes";
+
+/// Changes after `after` passing `filter`, in sequence order.
+pub(crate) async fn read_changes(
+    conn: &mut SqliteConnection,
+    after: u64,
+    filter: &state_core::ChangeFilter,
+    limit: usize,
+) -> Result<Vec<state_core::Change>, state_core::Error> {
+    let (id, sub) = match &filter.scope {
+        Some(s) => {
+            let (_, id, sub) = scope_cols(s);
+            (Some(id.to_owned()), Some(sub.to_owned()))
+        }
+        None => (None, None),
+    };
+    let params = vec![
+        P::Int(to_i64(after)?),
+        P::Text(filter.kind.map(|k| k.as_str().to_owned())),
+        P::Text(id),
+        P::Text(sub),
+        P::Text(filter.namespace.clone()),
+        P::Text(filter.key.clone()),
+        P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+    ];
+    let sql = format!(
+        "SELECT {CHANGE_COLUMNS} WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2) \
+         AND (?3 IS NULL OR (scope_id = ?3 AND scope_sub = ?4)) \
+         AND (?5 IS NULL OR namespace = ?5) AND (?6 IS NULL OR key = ?6) ORDER BY seq LIMIT ?7"
+    );
+    let rows = sqlx::query_with(&sql, bind_all(params)?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(SqliteError::from)?;
+    rows.iter().map(change_row).collect()
+}
+
+/// The newest changes of `slot` below `before`, newest first.
+pub(crate) async fn slot_history(
+    conn: &mut SqliteConnection,
+    slot: &Slot,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<state_core::Change>, state_core::Error> {
+    let (kind, id, sub) = scope_cols(slot.scope());
+    let params = vec![
+        text(kind),
+        text(id),
+        text(sub),
+        text(slot.namespace()),
+        text(slot.key()),
+        P::Int(before.map_or(Ok(i64::MAX), to_i64)?),
+        P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+    ];
+    let sql = format!(
+        "SELECT {CHANGE_COLUMNS} WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
+         AND namespace = ?4 AND key = ?5 AND seq < ?6 ORDER BY seq DESC LIMIT ?7"
+    );
+    let rows = sqlx::query_with(&sql, bind_all(params)?)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(SqliteError::from)?;
+    rows.iter().map(change_row).collect()
+}
+
+/// The newest sequence number handed out (0: none).
+pub(crate) async fn last_change(conn: &mut SqliteConnection) -> Result<u64, state_core::Error> {
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(SqliteError::from)?;
+    Ok(to_u64(seq, "a sequence number")?)
+}
+
+/// Deletes changes committed before `cutoff`.
+pub(crate) async fn trim_changes(
+    conn: &mut SqliteConnection,
+    cutoff: Timestamp,
+) -> Result<u64, SqliteError> {
+    let mut args = SqliteArguments::default();
+    add(&mut args, cutoff.as_millis())?;
+    Ok(sqlx::query_with("DELETE FROM changes WHERE at < ?1", args)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}
