@@ -294,7 +294,7 @@ where
         Ok(self.get_versioned().await?.value)
     }
 
-    /// Every version of this slot committed from now on — by this process or any other on
+    /// Every version of this slot committed from now on (the call) — by this process or any other on
     /// the same store — typed, in order: `(version, value)`, `None` for a delete. Reads the
     /// store's change log (see [`Engine::changes`]).
     ///
@@ -305,30 +305,30 @@ where
     ///
     /// let engine = Engine::new(MemoryStore::new());
     /// let attempts = engine.handle::<u32>(Slot::new(Scope::execution("run-1")?, "Job", "attempts")?);
-    /// let mut watch = attempts.watch();
+    /// let mut watch = attempts.watch().await?; // from now on
     /// let writer = attempts.clone();
     /// tokio::spawn(async move { writer.increment(1).await });
     /// assert_eq!(watch.next().await.unwrap()?, (1, Some(1)));
     /// # Ok(()) }
     /// ```
-    pub fn watch(&self) -> BoxStream<'static, Result<(u64, Option<T>)>>
+    pub async fn watch(&self) -> Result<BoxStream<'static, Result<(u64, Option<T>)>>>
     where
         T: Send + 'static,
     {
-        let engine = self.engine().clone();
-        let filter = crate::ChangeFilter::slot(self.slot());
-        futures::stream::once(async move {
-            engine
-                .change_head()
-                .await
-                .map(|head| engine.changes(head, filter))
-        })
-        .flat_map(|started| match started {
-            Ok(feed) => feed,
-            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
-        })
-        .map(|c| c.and_then(|c| Ok((c.version, crate::changes::decode::<T>(&c)?))))
-        .boxed()
+        let head = self.engine().change_head().await?;
+        Ok(self.watch_from(head))
+    }
+
+    /// Like [`watch`](Self::watch), from the change after sequence number `after` (resume a
+    /// watch from the `seq` of a [`Change`](crate::Change) or a [`HistoryEntry`](crate::HistoryEntry)).
+    pub fn watch_from(&self, after: u64) -> BoxStream<'static, Result<(u64, Option<T>)>>
+    where
+        T: Send + 'static,
+    {
+        self.engine()
+            .changes(after, crate::ChangeFilter::slot(self.slot()))
+            .map(|c| c.and_then(|c| Ok((c.version, crate::changes::decode::<T>(&c)?))))
+            .boxed()
     }
 
     /// The slot's most recent versions from the change log, newest first, at most `limit`

@@ -661,7 +661,7 @@ impl Committer {
             self.commit_group(group).await;
             let groups = self.counters.groups.load(Ordering::Relaxed);
             if let Some(keep) = self.change_retention
-                && groups % 1024 == 0
+                && groups.is_multiple_of(1024)
                 && let Some(conn) = self.conn.as_mut()
             {
                 let cutoff = self.clock.now().saturating_sub(keep);

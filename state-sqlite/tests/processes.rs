@@ -35,7 +35,11 @@ fn main() {
         child(&role);
         return;
     }
-    let tests: [(&str, fn()); 6] = [
+    let tests: [(&str, fn()); 7] = [
+        (
+            "a_watch_sees_every_version_another_process_commits",
+            a_watch_sees_every_version_another_process_commits,
+        ),
         (
             "stress_tasks_and_processes_through_busy_retries",
             stress_tasks_and_processes_through_busy_retries,
@@ -507,4 +511,42 @@ fn sigkill_loses_no_acknowledged_write() {
         "too few commits before the kills: {total_acks}"
     );
     eprintln!("({TRIALS} SIGKILL trials, {total_acks} acknowledged writes checked)");
+}
+
+/// Process A increments a slot; this process's typed watch sees every version, in order.
+fn a_watch_sees_every_version_another_process_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("watch.db");
+    let go = db.with_extension("go");
+    let n = 300;
+    block_on(async {
+        let store = SqliteStore::open(&db).await.unwrap();
+        let engine = Engine::with_config(
+            std::sync::Arc::new(store),
+            state_core::EngineConfig::default().change_poll(Duration::from_millis(5)),
+        );
+        let h = engine.handle::<u64>(slot("counter"));
+        let mut watch = h.watch().await.unwrap();
+        let mut child = spawn("increment", &db, &go, n);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        std::fs::write(&go, b"go").unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < n as usize {
+            use futures::StreamExt;
+            let next = tokio::time::timeout(Duration::from_secs(30), watch.next())
+                .await
+                .expect("the watch stalled")
+                .unwrap()
+                .unwrap();
+            seen.push(next);
+        }
+        let want: Vec<(u64, Option<u64>)> = (1..=n).map(|v| (v, Some(v))).collect();
+        assert_eq!(seen, want, "every version, in order, once");
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        assert!(child.wait().unwrap().success());
+    });
 }
