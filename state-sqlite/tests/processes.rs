@@ -346,15 +346,17 @@ fn eight_processes_open_a_fresh_file_at_once() {
         let mut conn = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
-        sqlx::query_as("SELECT version FROM _sqlx_migrations")
+        sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version")
             .fetch_all(&mut conn)
             .await
             .unwrap()
     });
     assert_eq!(
         migrations,
-        vec![(state_sqlite::schema_version(),)],
-        "the schema was applied once"
+        (1..=state_sqlite::schema_version())
+            .map(|v| (v,))
+            .collect::<Vec<_>>(),
+        "each migration was applied once"
     );
 }
 
