@@ -64,6 +64,7 @@ mod memory;
 mod op;
 mod path;
 mod record;
+pub mod rows;
 mod scope;
 mod session;
 mod store;

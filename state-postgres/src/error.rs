@@ -120,6 +120,15 @@ pub enum PgError {
     Sql(#[source] Arc<sqlx::Error>),
 }
 
+impl From<state_core::rows::RowError> for PgError {
+    fn from(e: state_core::rows::RowError) -> Self {
+        PgError::MalformedRow {
+            reason: e.reason,
+            version: e.version,
+        }
+    }
+}
+
 impl From<sqlx::Error> for PgError {
     fn from(e: sqlx::Error) -> Self {
         PgError::Sql(Arc::new(e))

@@ -514,10 +514,6 @@ async fn run_admin(
     (conn, result)
 }
 
-fn unexpected(e: PgError) -> Error {
-    e.into()
-}
-
 #[async_trait]
 impl Store for PgStore {
     async fn load_many(&self, slots: &[Slot]) -> Result<Vec<Record>, Error> {
@@ -541,8 +537,8 @@ impl Store for PgStore {
         self.tx
             .send((batch, reply))
             .await
-            .map_err(|_| unexpected(PgError::CommitterGone))?;
-        rx.await.map_err(|_| unexpected(PgError::CommitterGone))?
+            .map_err(|_| Error::from(PgError::CommitterGone))?;
+        rx.await.map_err(|_| Error::from(PgError::CommitterGone))?
     }
 
     async fn list_keys(

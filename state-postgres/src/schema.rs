@@ -6,6 +6,7 @@
 
 use sqlx::migrate::{MigrationType, Migrator};
 use sqlx::{Executor, PgConnection, Row};
+use state_core::rows::{self, MigrationMismatch};
 
 use crate::error::PgError;
 
@@ -70,34 +71,25 @@ async fn apply(conn: &mut PgConnection, server: &str, schema: &str) -> Result<()
     .iter()
     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
     .collect::<Result<_, sqlx::Error>>()?;
-    let supported = schema_version();
-    if let Some(found) = applied
+    let known = MIGRATOR
         .iter()
-        .map(|(v, _)| *v)
-        .filter(|v| *v > supported)
-        .max()
-    {
-        return Err(PgError::NewerSchema {
-            server: server.to_owned(),
-            schema: schema.to_owned(),
-            found,
-            supported,
-        });
-    }
-    for m in MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type != MigrationType::ReversibleDown)
-    {
-        if let Some((_, checksum)) = applied.iter().find(|(v, _)| *v == m.version) {
-            if checksum.as_slice() != &*m.checksum {
-                return Err(PgError::ChecksumMismatch {
+        .filter(|m| m.migration_type != MigrationType::ReversibleDown);
+    let pending =
+        rows::migrations_to_apply(&applied, known.clone().map(|m| (m.version, &*m.checksum)))
+            .map_err(|mismatch| match mismatch {
+                MigrationMismatch::Newer { found, supported } => PgError::NewerSchema {
                     server: server.to_owned(),
                     schema: schema.to_owned(),
-                    version: m.version,
-                });
-            }
-            continue;
-        }
+                    found,
+                    supported,
+                },
+                MigrationMismatch::Checksum { version } => PgError::ChecksumMismatch {
+                    server: server.to_owned(),
+                    schema: schema.to_owned(),
+                    version,
+                },
+            })?;
+    for m in known.filter(|m| pending.contains(&m.version)) {
         let started = std::time::Instant::now();
         // The connection's search_path is the schema: the migration's tables land there.
         conn.execute(&*m.sql).await?;

@@ -2,21 +2,15 @@
 //! statement has one fixed shape whatever the number of slots: the server prepares it once
 //! per connection.
 
-use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
+use state_core::rows::{self, scope_columns};
 use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
 
 use crate::error::PgError;
 
 /// What a slot holds, and whether it has a row (an absent slot reads at its scope's floor).
 pub(crate) type Known = (Record, bool);
-
-/// The three identity columns of a scope.
-pub(crate) fn scope_cols(scope: &Scope) -> (&'static str, &str, &str) {
-    let (id, sub) = scope.parts();
-    (scope.kind().as_str(), id, sub.unwrap_or(""))
-}
 
 /// Slot identities as parallel columns.
 #[derive(Default)]
@@ -32,7 +26,7 @@ impl Ids {
     fn of<'a>(slots: impl IntoIterator<Item = &'a Slot>) -> Self {
         let mut ids = Ids::default();
         for slot in slots {
-            let (kind, id, sub) = scope_cols(slot.scope());
+            let (kind, id, sub) = scope_columns(slot.scope());
             ids.kind.push(kind);
             ids.id.push(id.to_owned());
             ids.sub.push(sub.to_owned());
@@ -60,27 +54,7 @@ pub(crate) fn to_i64(version: u64) -> Result<i64, PgError> {
 }
 
 fn to_u64(v: i64, what: &str) -> Result<u64, PgError> {
-    u64::try_from(v).map_err(|_| PgError::MalformedRow {
-        reason: format!("{what} is negative ({v})"),
-        version: None,
-    })
-}
-
-fn json(text: Option<String>) -> Result<Option<Value>, PgError> {
-    text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| PgError::MalformedRow {
-            reason: format!("the value is not JSON ({e}): {t:.80}"),
-            version: None,
-        })
-    })
-    .transpose()
-}
-
-fn json_text(value: &Value) -> Result<String, PgError> {
-    serde_json::to_string(value).map_err(|e| PgError::MalformedRow {
-        reason: format!("cannot serialize: {e}"),
-        version: None,
-    })
+    Ok(rows::stored_u64(v, what)?)
 }
 
 /// Reads slots with their scope floors; `FOR UPDATE` locks the rows that exist, one index
@@ -152,23 +126,8 @@ fn decode_slot_row(row: &PgRow) -> Result<Known, PgError> {
         let floor = floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?;
         return Ok((Record::absent(floor), false));
     };
-    let version = to_u64(v, "a version")?;
-    // A readable version with an unreadable value: say which version, so writes that replace
-    // the value whole can repair the row.
-    let value = json(row.try_get(2)?).map_err(|e| match e {
-        PgError::MalformedRow { reason, .. } => PgError::MalformedRow {
-            reason,
-            version: Some(version),
-        },
-        other => other,
-    })?;
-    let expires_at: Option<i64> = row.try_get(3)?;
     Ok((
-        Record {
-            version,
-            value,
-            expires_at: expires_at.map(Timestamp::from_millis),
-        },
+        rows::stored_record(v, row.try_get(2)?, row.try_get(3)?)?,
         true,
     ))
 }
@@ -196,7 +155,7 @@ pub(crate) async fn load_scope(
     namespace: Option<&str>,
     now: Timestamp,
 ) -> Result<Vec<(SlotKey, Record)>, state_core::Error> {
-    let (kind, id, sub) = scope_cols(scope);
+    let (kind, id, sub) = scope_columns(scope);
     let sql = if namespace.is_some() {
         "SELECT namespace, key, version, value, expires_at FROM slots \
          WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 AND namespace = $4 \
@@ -217,13 +176,11 @@ pub(crate) async fn load_scope(
                 key: row.try_get(1).map_err(PgError::from)?,
             };
             let record = (|| {
-                Ok::<_, PgError>(Record {
-                    version: to_u64(row.try_get(2)?, "a version")?,
-                    value: json(row.try_get(3)?)?,
-                    expires_at: row
-                        .try_get::<Option<i64>, _>(4)?
-                        .map(Timestamp::from_millis),
-                })
+                Ok::<_, PgError>(rows::stored_record(
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                )?)
             })();
             match record {
                 Ok(r) => Ok((key, r.visible(now))),
@@ -255,7 +212,7 @@ pub(crate) async fn list_keys(
         (Some(ns), Some(a)) if a.namespace.as_str() > ns => return Ok(Page::from_iter([], limit)),
         (_, a) => a,
     };
-    let (kind, id, sub) = scope_cols(scope);
+    let (kind, id, sub) = scope_columns(scope);
     let head = "SELECT namespace, key FROM slots WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
                 AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > $4) ";
     let tail = match (namespace.is_some(), after.is_some()) {
@@ -326,7 +283,7 @@ pub(crate) async fn list_scopes(
     if let Some(k) = kind {
         q = q.bind(k.as_str());
     }
-    if let Some((k, i, s)) = after.map(scope_cols) {
+    if let Some((k, i, s)) = after.map(scope_columns) {
         q = q.bind(k).bind(i).bind(s);
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
@@ -334,12 +291,10 @@ pub(crate) async fn list_scopes(
         .iter()
         .map(|r| {
             let kind: String = r.try_get(0).map_err(PgError::from)?;
-            let id: String = r.try_get(1).map_err(PgError::from)?;
-            let sub: String = r.try_get(2).map_err(PgError::from)?;
-            Scope::new(
-                kind.parse::<ScopeKind>()?,
-                id,
-                (!sub.is_empty()).then_some(sub),
+            rows::scope_from_columns(
+                &kind,
+                r.try_get(1).map_err(PgError::from)?,
+                r.try_get(2).map_err(PgError::from)?,
             )
         })
         .collect::<Result<Vec<_>, state_core::Error>>()?;
@@ -374,7 +329,7 @@ pub(crate) async fn write(
     let mut updated = Vec::with_capacity(records.len());
     for ((_, rec), existed) in records.iter().zip(existed) {
         versions.push(to_i64(rec.version)?);
-        values.push(rec.value.as_ref().map(json_text).transpose()?);
+        values.push(rec.value.as_ref().map(rows::value_text).transpose()?);
         expiries.push(rec.expires_at.map(Timestamp::as_millis));
         // -0 would read as "new": existing rows are marked -(now + 1) and stored as now.
         updated.push(if *existed { -(now + 1) } else { now });
@@ -434,7 +389,7 @@ pub(crate) async fn clear(
     scope: &Scope,
     now: Timestamp,
 ) -> Result<u64, PgError> {
-    let (kind, id, sub) = scope_cols(scope);
+    let (kind, id, sub) = scope_columns(scope);
     let done = sqlx::query(
         "UPDATE slots SET version = version + 1, value = NULL, expires_at = NULL, updated_at = $4 \
          WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
@@ -458,7 +413,7 @@ ON CONFLICT (kind, scope_id, scope_sub) DO UPDATE SET floor = GREATEST(scope_flo
 /// Removes every row of a scope, raising its floor to the highest version removed. The caller
 /// holds the table lock.
 pub(crate) async fn purge_scope(conn: &mut PgConnection, scope: &Scope) -> Result<u64, PgError> {
-    let (kind, id, sub) = scope_cols(scope);
+    let (kind, id, sub) = scope_columns(scope);
     let sql = format!(
         "WITH d AS (DELETE FROM slots WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
          RETURNING kind, scope_id, scope_sub, version), \
@@ -491,28 +446,21 @@ pub(crate) async fn purge_expired(conn: &mut PgConnection, now: Timestamp) -> Re
 
 /// A change-log row as a [`Change`](state_core::Change).
 fn change_row(row: &PgRow) -> Result<state_core::Change, state_core::Error> {
-    let kind: String = row.try_get(1).map_err(PgError::from)?;
-    let sub: String = row.try_get(3).map_err(PgError::from)?;
-    let scope = Scope::new(
-        kind.parse::<ScopeKind>()?,
-        row.try_get::<String, _>(2).map_err(PgError::from)?,
-        (!sub.is_empty()).then_some(sub),
-    )?;
-    let slot = Slot::new(
-        scope,
-        row.try_get::<String, _>(4).map_err(PgError::from)?,
-        row.try_get::<String, _>(5).map_err(PgError::from)?,
-    )?;
-    let version = to_u64(row.try_get(6).map_err(PgError::from)?, "a version")?;
-    let value = json(row.try_get(7).map_err(PgError::from)?)
-        .map_err(|e| e.into_state(Some(slot.clone())))?;
-    Ok(state_core::Change {
-        seq: to_u64(row.try_get(0).map_err(PgError::from)?, "a sequence number")?,
-        slot,
-        version,
-        value,
-        at: Timestamp::from_millis(row.try_get(8).map_err(PgError::from)?),
-    })
+    let columns = (|| {
+        Ok::<_, sqlx::Error>(rows::ChangeColumns {
+            seq: row.try_get(0)?,
+            kind: row.try_get(1)?,
+            scope_id: row.try_get(2)?,
+            scope_sub: row.try_get(3)?,
+            namespace: row.try_get(4)?,
+            key: row.try_get(5)?,
+            version: row.try_get(6)?,
+            value: row.try_get(7)?,
+            at: row.try_get(8)?,
+        })
+    })()
+    .map_err(PgError::from)?;
+    rows::stored_change(columns, |e, slot| PgError::from(e).into_state(slot))
 }
 
 const CHANGE_COLUMNS: &str =
@@ -528,7 +476,7 @@ pub(crate) async fn read_changes(
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
     let (id, sub) = match &filter.scope {
         Some(s) => {
-            let (_, id, sub) = scope_cols(s);
+            let (_, id, sub) = scope_columns(s);
             (Some(id.to_owned()), Some(sub.to_owned()))
         }
         None => (None, None),
@@ -560,7 +508,7 @@ pub(crate) async fn slot_history(
     before: Option<u64>,
     limit: usize,
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
-    let (kind, id, sub) = scope_cols(slot.scope());
+    let (kind, id, sub) = scope_columns(slot.scope());
     let sql = format!(
         "SELECT {CHANGE_COLUMNS} WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
          AND namespace = $4 AND key = $5 AND seq < $6 ORDER BY seq DESC LIMIT $7"

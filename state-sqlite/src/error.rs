@@ -76,6 +76,15 @@ pub enum SqliteError {
     Sql(#[source] Arc<sqlx::Error>),
 }
 
+impl From<state_core::rows::RowError> for SqliteError {
+    fn from(e: state_core::rows::RowError) -> Self {
+        SqliteError::MalformedRow {
+            reason: e.reason,
+            version: e.version,
+        }
+    }
+}
+
 impl From<sqlx::Error> for SqliteError {
     fn from(e: sqlx::Error) -> Self {
         SqliteError::Sql(Arc::new(e))

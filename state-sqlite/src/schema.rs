@@ -5,6 +5,7 @@
 
 use sqlx::migrate::{MigrationType, Migrator};
 use sqlx::{Executor, Row, SqliteConnection};
+use state_core::rows::{self, MigrationMismatch};
 
 use crate::error::SqliteError;
 
@@ -61,32 +62,23 @@ async fn apply(conn: &mut SqliteConnection, path: &str) -> Result<(), SqliteErro
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()?;
-    let supported = schema_version();
-    if let Some(found) = applied
+    let known = MIGRATOR
         .iter()
-        .map(|(v, _)| *v)
-        .filter(|v| *v > supported)
-        .max()
-    {
-        return Err(SqliteError::NewerSchema {
-            path: path.to_owned(),
-            found,
-            supported,
-        });
-    }
-    for m in MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type != MigrationType::ReversibleDown)
-    {
-        if let Some((_, checksum)) = applied.iter().find(|(v, _)| *v == m.version) {
-            if checksum.as_slice() != &*m.checksum {
-                return Err(SqliteError::ChecksumMismatch {
+        .filter(|m| m.migration_type != MigrationType::ReversibleDown);
+    let pending =
+        rows::migrations_to_apply(&applied, known.clone().map(|m| (m.version, &*m.checksum)))
+            .map_err(|mismatch| match mismatch {
+                MigrationMismatch::Newer { found, supported } => SqliteError::NewerSchema {
                     path: path.to_owned(),
-                    version: m.version,
-                });
-            }
-            continue;
-        }
+                    found,
+                    supported,
+                },
+                MigrationMismatch::Checksum { version } => SqliteError::ChecksumMismatch {
+                    path: path.to_owned(),
+                    version,
+                },
+            })?;
+    for m in known.filter(|m| pending.contains(&m.version)) {
         let started = std::time::Instant::now();
         conn.execute(&*m.sql).await?;
         sqlx::query(

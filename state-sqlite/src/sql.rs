@@ -7,6 +7,7 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Row, SqliteConnection};
+use state_core::rows::{self, scope_columns};
 use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
 
 use crate::error::SqliteError;
@@ -86,14 +87,8 @@ fn upsert_text(rows: usize, suffix: &str) -> String {
     )
 }
 
-/// The three identity columns of a scope.
-pub(crate) fn scope_cols(scope: &Scope) -> (&'static str, &str, &str) {
-    let (id, sub) = scope.parts();
-    (scope.kind().as_str(), id, sub.unwrap_or(""))
-}
-
 fn bind_scope(args: &mut SqliteArguments<'_>, scope: &Scope) -> Result<(), SqliteError> {
-    let (kind, id, sub) = scope_cols(scope);
+    let (kind, id, sub) = scope_columns(scope);
     add(args, kind.to_owned())?;
     add(args, id.to_owned())?;
     add(args, sub.to_owned())
@@ -115,20 +110,7 @@ pub(crate) fn to_i64(version: u64) -> Result<i64, SqliteError> {
 }
 
 fn to_u64(v: i64, what: &str) -> Result<u64, SqliteError> {
-    u64::try_from(v).map_err(|_| SqliteError::MalformedRow {
-        reason: format!("{what} is negative ({v})"),
-        version: None,
-    })
-}
-
-fn json(text: Option<String>) -> Result<Option<Value>, SqliteError> {
-    text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| SqliteError::MalformedRow {
-            reason: format!("the value is not JSON ({e}): {:.80}", t),
-            version: None,
-        })
-    })
-    .transpose()
+    Ok(rows::stored_u64(v, what)?)
 }
 
 /// The stored record of each slot (raw: expiry not applied), in order; a malformed row is an
@@ -213,24 +195,18 @@ fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
         let floor = floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?;
         return Ok((Record::absent(floor), false));
     };
-    let version = to_u64(v, "a version")?;
     // A readable version with an unreadable value: say which version, so writes that replace
     // the value whole can repair the row.
     let with_version = |e: SqliteError| match e {
         SqliteError::MalformedRow { reason, .. } => SqliteError::MalformedRow {
             reason,
-            version: Some(version),
+            version: u64::try_from(v).ok(),
         },
         other => other,
     };
-    let value = json(row.try_get(2).map_err(col).map_err(with_version)?).map_err(with_version)?;
-    let expires_at: Option<i64> = row.try_get(3).map_err(col).map_err(with_version)?;
-    let record = Record {
-        version,
-        value,
-        expires_at: expires_at.map(Timestamp::from_millis),
-    };
-    Ok((record, true))
+    let value = row.try_get(2).map_err(col).map_err(with_version)?;
+    let expires_at = row.try_get(3).map_err(col).map_err(with_version)?;
+    Ok((rows::stored_record(v, value, expires_at)?, true))
 }
 
 /// Visible records of `slots` at `now`; a malformed row fails the read, naming its slot.
@@ -277,13 +253,11 @@ pub(crate) async fn load_scope(
                 key: row.try_get(1).map_err(SqliteError::from)?,
             };
             let record = (|| {
-                Ok::<_, SqliteError>(Record {
-                    version: to_u64(row.try_get(2)?, "a version")?,
-                    value: json(row.try_get(3)?)?,
-                    expires_at: row
-                        .try_get::<Option<i64>, _>(4)?
-                        .map(Timestamp::from_millis),
-                })
+                Ok::<_, SqliteError>(rows::stored_record(
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                )?)
             })();
             match record {
                 Ok(r) => Ok((key, r.visible(now))),
@@ -388,7 +362,7 @@ pub(crate) async fn list_keys(
     now: Timestamp,
 ) -> Result<Page<SlotKey>, state_core::Error> {
     state_core::check_page_limit(limit)?;
-    let (kind, id, sub) = scope_cols(scope);
+    let (kind, id, sub) = scope_columns(scope);
     let limit_plus = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     let mut params = vec![
         text(kind),
@@ -442,7 +416,7 @@ pub(crate) async fn list_scopes(
     if kind.is_some() || after.is_some() {
         params.push(P::Text(kind.map(|k| k.as_str().to_owned())));
     }
-    if let Some((k, i, s)) = after.map(scope_cols) {
+    if let Some((k, i, s)) = after.map(scope_columns) {
         params.extend([text(k), text(i), text(s)]);
     }
     let sql = list_scopes_sql(kind.is_some(), after.is_some());
@@ -458,12 +432,10 @@ fn scope_rows(rows: &[SqliteRow]) -> Result<Vec<Scope>, state_core::Error> {
     rows.iter()
         .map(|r| {
             let kind: String = r.try_get(0).map_err(SqliteError::from)?;
-            let id: String = r.try_get(1).map_err(SqliteError::from)?;
-            let sub: String = r.try_get(2).map_err(SqliteError::from)?;
-            Scope::new(
-                kind.parse::<ScopeKind>()?,
-                id,
-                (!sub.is_empty()).then_some(sub),
+            rows::scope_from_columns(
+                &kind,
+                r.try_get(1).map_err(SqliteError::from)?,
+                r.try_get(2).map_err(SqliteError::from)?,
             )
         })
         .collect()
@@ -471,10 +443,7 @@ fn scope_rows(rows: &[SqliteRow]) -> Result<Vec<Scope>, state_core::Error> {
 
 /// JSON text of a value, as stored.
 fn json_text(value: &Value) -> Result<String, SqliteError> {
-    serde_json::to_string(value).map_err(|e| SqliteError::MalformedRow {
-        reason: format!("cannot serialize: {e}"),
-        version: None,
-    })
+    Ok(rows::value_text(value)?)
 }
 
 /// Binds one row of the `slots` table: the identity, version, value, updated-at, expires-at.
@@ -715,7 +684,7 @@ pub(crate) async fn list_stored_scopes(
     state_core::check_page_limit(limit)?;
     let limit_plus = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     let (ak, ai, asub) = after
-        .map(scope_cols)
+        .map(scope_columns)
         .map_or((None, None, None), |(k, i, s)| {
             (Some(k.to_owned()), Some(i.to_owned()), Some(s.to_owned()))
         });
@@ -740,31 +709,24 @@ pub(crate) async fn list_stored_scopes(
 
 /// A change-log row as a [`Change`](state_core::Change).
 fn change_row(row: &SqliteRow) -> Result<state_core::Change, state_core::Error> {
-    let get = |e: sqlx::Error| SqliteError::MalformedRow {
+    let columns = (|| {
+        Ok::<_, sqlx::Error>(rows::ChangeColumns {
+            seq: row.try_get(0)?,
+            kind: row.try_get(1)?,
+            scope_id: row.try_get(2)?,
+            scope_sub: row.try_get(3)?,
+            namespace: row.try_get(4)?,
+            key: row.try_get(5)?,
+            version: row.try_get(6)?,
+            value: row.try_get(7)?,
+            at: row.try_get(8)?,
+        })
+    })()
+    .map_err(|e| SqliteError::MalformedRow {
         reason: format!("a change-log row: {e}"),
         version: None,
-    };
-    let kind: String = row.try_get(1).map_err(get)?;
-    let sub: String = row.try_get(3).map_err(get)?;
-    let scope = Scope::new(
-        kind.parse::<ScopeKind>()?,
-        row.try_get::<String, _>(2).map_err(get)?,
-        (!sub.is_empty()).then_some(sub),
-    )?;
-    let slot = Slot::new(
-        scope,
-        row.try_get::<String, _>(4).map_err(get)?,
-        row.try_get::<String, _>(5).map_err(get)?,
-    )?;
-    let version = to_u64(row.try_get(6).map_err(get)?, "a version")?;
-    let value = json(row.try_get(7).map_err(get)?).map_err(|e| e.into_state(Some(slot.clone())))?;
-    Ok(state_core::Change {
-        seq: to_u64(row.try_get(0).map_err(get)?, "a sequence number")?,
-        slot,
-        version,
-        value,
-        at: Timestamp::from_millis(row.try_get(8).map_err(get)?),
-    })
+    })?;
+    rows::stored_change(columns, |e, slot| SqliteError::from(e).into_state(slot))
 }
 
 const CHANGE_COLUMNS: &str =
@@ -779,7 +741,7 @@ pub(crate) async fn read_changes(
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
     let (id, sub) = match &filter.scope {
         Some(s) => {
-            let (_, id, sub) = scope_cols(s);
+            let (_, id, sub) = scope_columns(s);
             (Some(id.to_owned()), Some(sub.to_owned()))
         }
         None => (None, None),
@@ -812,7 +774,7 @@ pub(crate) async fn slot_history(
     before: Option<u64>,
     limit: usize,
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
-    let (kind, id, sub) = scope_cols(slot.scope());
+    let (kind, id, sub) = scope_columns(slot.scope());
     let params = vec![
         text(kind),
         text(id),

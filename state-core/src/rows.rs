@@ -1,0 +1,222 @@
+//! For backend authors: the checks every SQL backend makes when it turns its rows back into
+//! scopes, records and changes, and when it decides which schema migrations to apply. The
+//! SQLite and PostgreSQL stores both use them, so a row means the same in both.
+
+use serde_json::Value;
+
+use crate::changes::Change;
+use crate::error::{Error, Result};
+use crate::record::{Record, Timestamp};
+use crate::scope::{Scope, ScopeKind, Slot};
+
+/// A stored row that does not hold what a store writes. Backends turn it into their own
+/// "malformed row" error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// What is wrong with the row.
+    pub reason: String,
+    /// The row's version, when that much is readable (a write that replaces the value whole
+    /// can then repair the row).
+    pub version: Option<u64>,
+}
+
+impl RowError {
+    /// A row error without a readable version.
+    pub fn new(reason: impl Into<String>) -> Self {
+        RowError {
+            reason: reason.into(),
+            version: None,
+        }
+    }
+}
+
+/// The three identity columns of a scope: kind, first id part, second id part (`""` for the
+/// one-part kinds; id parts are never empty, so `""` is never a real part).
+pub fn scope_columns(scope: &Scope) -> (&'static str, &str, &str) {
+    let (id, sub) = scope.parts();
+    (scope.kind().as_str(), id, sub.unwrap_or(""))
+}
+
+/// A scope from its three identity columns, validated like any other.
+pub fn scope_from_columns(kind: &str, id: String, sub: String) -> Result<Scope> {
+    Scope::new(
+        kind.parse::<ScopeKind>()?,
+        id,
+        (!sub.is_empty()).then_some(sub),
+    )
+}
+
+/// A stored non-negative integer (a version, a floor, a sequence number).
+pub fn stored_u64(v: i64, what: &str) -> std::result::Result<u64, RowError> {
+    u64::try_from(v).map_err(|_| RowError::new(format!("{what} is negative ({v})")))
+}
+
+/// A stored value: JSON text, or `None` for a tombstone.
+pub fn stored_value(text: Option<String>) -> std::result::Result<Option<Value>, RowError> {
+    text.map(|t| {
+        serde_json::from_str(&t)
+            .map_err(|e| RowError::new(format!("the value is not JSON ({e}): {t:.80}")))
+    })
+    .transpose()
+}
+
+/// A stored record from its columns (raw: expiry not applied). An unreadable value is an
+/// error that carries the row's version.
+pub fn stored_record(
+    version: i64,
+    value: Option<String>,
+    expires_at: Option<i64>,
+) -> std::result::Result<Record, RowError> {
+    let version = stored_u64(version, "a version")?;
+    let value = stored_value(value).map_err(|e| RowError {
+        version: Some(version),
+        ..e
+    })?;
+    Ok(Record {
+        version,
+        value,
+        expires_at: expires_at.map(Timestamp::from_millis),
+    })
+}
+
+/// The JSON text a store writes for a value.
+pub fn value_text(value: &Value) -> std::result::Result<String, RowError> {
+    serde_json::to_string(value).map_err(|e| RowError::new(format!("cannot serialize: {e}")))
+}
+
+/// The columns of a change-log row.
+#[derive(Clone, Debug)]
+pub struct ChangeColumns {
+    /// `seq`.
+    pub seq: i64,
+    /// The scope's kind.
+    pub kind: String,
+    /// The scope's first id part.
+    pub scope_id: String,
+    /// The scope's second id part (`""` for one-part kinds).
+    pub scope_sub: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The key.
+    pub key: String,
+    /// The version committed.
+    pub version: i64,
+    /// The value committed (JSON text), `None` for a tombstone.
+    pub value: Option<String>,
+    /// The commit time, milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A change from its row; `malformed` turns a row error into the backend's error, naming the
+/// slot once it is known.
+pub fn stored_change(
+    row: ChangeColumns,
+    malformed: impl Fn(RowError, Option<Slot>) -> Error,
+) -> Result<Change> {
+    let scope = scope_from_columns(&row.kind, row.scope_id, row.scope_sub)?;
+    let slot = Slot::new(scope, row.namespace, row.key)?;
+    let decoded = (|| {
+        Ok::<_, RowError>((
+            stored_u64(row.seq, "a sequence number")?,
+            stored_u64(row.version, "a version")?,
+            stored_value(row.value)?,
+        ))
+    })();
+    match decoded {
+        Ok((seq, version, value)) => Ok(Change {
+            seq,
+            slot,
+            version,
+            value,
+            at: Timestamp::from_millis(row.at),
+        }),
+        Err(e) => Err(malformed(e, Some(slot))),
+    }
+}
+
+/// Why a database's applied migrations do not fit this build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MigrationMismatch {
+    /// A migration newer than this build knows was applied.
+    Newer {
+        /// The newest applied version.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// An applied migration differs from this build's.
+    Checksum {
+        /// Its version.
+        version: i64,
+    },
+}
+
+/// The versions of `known` migrations (version, checksum) still to apply, given the
+/// `applied` ones, in `known`'s order; or why the database does not fit this build.
+pub fn migrations_to_apply<'a>(
+    applied: &[(i64, Vec<u8>)],
+    known: impl IntoIterator<Item = (i64, &'a [u8])>,
+) -> std::result::Result<Vec<i64>, MigrationMismatch> {
+    let known: Vec<(i64, &[u8])> = known.into_iter().collect();
+    let supported = known.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    if let Some(found) = applied
+        .iter()
+        .map(|(v, _)| *v)
+        .filter(|v| *v > supported)
+        .max()
+    {
+        return Err(MigrationMismatch::Newer { found, supported });
+    }
+    let mut pending = Vec::new();
+    for (version, checksum) in known {
+        match applied.iter().find(|(v, _)| *v == version) {
+            Some((_, applied)) if applied.as_slice() != checksum => {
+                return Err(MigrationMismatch::Checksum { version });
+            }
+            Some(_) => {}
+            None => pending.push(version),
+        }
+    }
+    Ok(pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_checked_against_what_was_applied() {
+        let known = [(1, &b"a"[..]), (2, &b"b"[..])];
+        assert_eq!(migrations_to_apply(&[], known), Ok(vec![1, 2]));
+        assert_eq!(
+            migrations_to_apply(&[(1, b"a".to_vec())], known),
+            Ok(vec![2])
+        );
+        assert_eq!(
+            migrations_to_apply(&[(1, b"x".to_vec())], known),
+            Err(MigrationMismatch::Checksum { version: 1 })
+        );
+        assert_eq!(
+            migrations_to_apply(&[(3, b"c".to_vec())], known),
+            Err(MigrationMismatch::Newer {
+                found: 3,
+                supported: 2
+            })
+        );
+    }
+
+    #[test]
+    fn an_unreadable_value_keeps_the_rows_version() {
+        let e = stored_record(4, Some("{not json".into()), None).unwrap_err();
+        assert_eq!(e.version, Some(4));
+        assert!(stored_record(-1, None, None).is_err());
+        assert_eq!(
+            stored_record(2, Some("7".into()), Some(5)).unwrap(),
+            Record {
+                version: 2,
+                value: Some(7.into()),
+                expires_at: Some(Timestamp::from_millis(5)),
+            }
+        );
+    }
+}
