@@ -130,7 +130,8 @@ impl ChangeFilter {
 pub const DEFAULT_CHANGE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How often a change stream that reached the end of the log looks again, unless a commit of
-/// this process wakes it first (commits of other processes are seen at the next look).
+/// this process wakes it first, or the store signals other processes' commits (PostgreSQL
+/// does, with `LISTEN`/`NOTIFY`; on SQLite they are seen at the next look).
 pub const DEFAULT_CHANGE_POLL: Duration = Duration::from_millis(50);
 
 /// The most changes one read of the log returns.
@@ -166,10 +167,12 @@ impl Engine {
             filter: ChangeFilter,
             buffer: VecDeque<Change>,
             wake: crate::engine::Events,
+            signal: Option<tokio::sync::watch::Receiver<u64>>,
             failed: bool,
         }
         let state = State {
             wake: self.events(),
+            signal: self.store().change_signal(),
             engine: self.clone(),
             after,
             filter,
@@ -185,6 +188,10 @@ impl Engine {
                     st.after = c.seq;
                     return Some((Ok(c), st));
                 }
+                // Whatever was signalled so far, this read sees.
+                if let Some(signal) = &mut st.signal {
+                    signal.borrow_and_update();
+                }
                 match st
                     .engine
                     .store()
@@ -192,11 +199,23 @@ impl Engine {
                     .await
                 {
                     Ok(batch) if batch.is_empty() => {
-                        // Wait for a commit of this process, or the next look.
+                        // Wait for a commit of this process, the store's signal of other
+                        // processes' commits, or the next look.
                         let sleep = tokio::time::sleep(st.engine.change_poll());
                         let woken = st.wake.next();
-                        futures::pin_mut!(sleep);
-                        futures::future::select(sleep, woken).await;
+                        let signalled = async {
+                            let open = match &mut st.signal {
+                                Some(signal) => signal.changed().await.is_ok(),
+                                None => false,
+                            };
+                            if !open {
+                                // No signal, or the store's listener is gone: poll.
+                                futures::future::pending::<()>().await;
+                            }
+                        };
+                        futures::pin_mut!(sleep, signalled);
+                        futures::future::select(sleep, futures::future::select(woken, signalled))
+                            .await;
                     }
                     Ok(batch) => st.buffer.extend(batch),
                     Err(e) => {

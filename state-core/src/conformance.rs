@@ -1272,6 +1272,27 @@ async fn concurrent_increments_lose_nothing(env: &Env) -> CheckResult {
         r.value == Some(json!(820)) && r.version == 820,
         "16×50 increments + 20 updates: {r:?}"
     );
+    // Every version is in the change log, in order, even where a store merged concurrent
+    // callers' batches into one transaction.
+    let mut logged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = env
+            .store
+            .read_changes(after, &ChangeFilter::slot(&s), 256)
+            .await
+            .ctx("read_changes")?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        logged.extend(page.into_iter().map(|c| (c.version, c.value)));
+    }
+    let want: Vec<(u64, Option<Value>)> = (1..=820).map(|v| (v, Some(json!(v)))).collect();
+    ensure!(
+        logged == want,
+        "the log holds {} versions of the counter, not each of 1..=820 in order: {:?}…",
+        logged.len(),
+        logged.iter().take(8).collect::<Vec<_>>()
+    );
     Ok(())
 }
 

@@ -300,6 +300,18 @@ pub trait Store: Send + Sync + 'static {
     async fn last_change(&self) -> Result<u64> {
         Err(Error::no_change_log())
     }
+
+    /// A signal that changes from outside this process may have arrived (PostgreSQL's
+    /// `NOTIFY`, say): the counter rises; change streams at the end of the log then look
+    /// again at once instead of at their next poll. `None` (the default): the store has no
+    /// such signal, and streams see other processes' commits at their next poll
+    /// ([`EngineConfig::change_poll`](crate::EngineConfig::change_poll)).
+    ///
+    /// Called from within a tokio runtime; a store may start a listener task on the first
+    /// call.
+    fn change_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// What a store writes for a batch that [`prepare_commit`] accepted.
@@ -442,6 +454,11 @@ pub struct PreparedGroup {
     /// The final record of every slot the accepted batches change, once each, in
     /// first-written order. What the backend writes.
     pub changes: Vec<(Slot, Record)>,
+    /// What the change log records: each accepted batch's changes (a slot once per batch,
+    /// with the record that batch left), batch by batch. Unlike `changes`, a slot written by
+    /// several batches of the group appears once for each: every version a caller was told
+    /// about is in the log.
+    pub log: Vec<(Slot, Record)>,
 }
 
 /// Runs [`prepare_commit`] for each batch of a group that a backend commits in one
@@ -459,6 +476,7 @@ pub fn prepare_group<'a>(
     mut check: impl FnMut(&Slot, &Record) -> Result<()>,
 ) -> PreparedGroup {
     let mut changes: Vec<(Slot, Record)> = Vec::new();
+    let mut log: Vec<(Slot, Record)> = Vec::new();
     let mut changed: HashMap<Slot, usize> = HashMap::new();
     let mut results = Vec::new();
     for batch in batches {
@@ -474,6 +492,7 @@ pub fn prepare_group<'a>(
         });
         match prepared {
             Ok(p) => {
+                log.extend(p.changes.iter().cloned());
                 for (slot, rec) in p.changes {
                     match changed.get(&slot) {
                         Some(&i) => changes[i].1 = rec,
@@ -488,7 +507,11 @@ pub fn prepare_group<'a>(
             Err(e) => results.push(Err(e)),
         }
     }
-    PreparedGroup { results, changes }
+    PreparedGroup {
+        results,
+        changes,
+        log,
+    }
 }
 
 impl Batch {

@@ -166,6 +166,9 @@ pub struct PgStats {
     pub reconnects: u64,
     /// Requests waiting for the committer right now.
     pub queued: usize,
+    /// Change notifications (`NOTIFY`) the store's listener received for its schema, from
+    /// any process; see [`Store::change_signal`].
+    pub notifications: u64,
 }
 
 #[derive(Default, Debug)]
@@ -176,6 +179,64 @@ struct Counters {
     max_group: AtomicU64,
     retries: AtomicU64,
     reconnects: AtomicU64,
+    notifications: AtomicU64,
+}
+
+/// The channel the change log notifies at commit (0003 migration); the payload is the schema.
+const CHANGE_CHANNEL: &str = "state_changes";
+
+/// The listener task that turns `NOTIFY`s into the store's change signal; stopped with the
+/// store.
+struct Listener {
+    signal: tokio::sync::watch::Receiver<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Listens on [`CHANGE_CHANNEL`] on a connection of its own and raises `signal` for every
+/// notification about `schema`, and after (re)connecting, when notifications may have been
+/// missed. Connection failures are retried every second; change streams poll meanwhile.
+async fn listen(
+    connect: PgConnectOptions,
+    schema: String,
+    signal: tokio::sync::watch::Sender<u64>,
+    counters: Arc<Counters>,
+) {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .connect_lazy_with(connect);
+    let pause = Duration::from_secs(1);
+    let mut listener = loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut l) => match l.listen(CHANGE_CHANNEL).await {
+                Ok(()) => break l,
+                Err(_) => tokio::time::sleep(pause).await,
+            },
+            Err(_) => tokio::time::sleep(pause).await,
+        }
+    };
+    // Commits made before LISTEN took effect were not announced: look once.
+    signal.send_modify(|n| *n += 1);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(note)) => {
+                if note.payload() == schema {
+                    counters.notifications.fetch_add(1, Ordering::Relaxed);
+                    signal.send_modify(|n| *n += 1);
+                }
+            }
+            // The connection was lost (the next call reconnects and listens again): whatever
+            // was announced meanwhile is gone, so look.
+            Ok(None) => signal.send_modify(|n| *n += 1),
+            Err(_) => tokio::time::sleep(pause).await,
+        }
+    }
 }
 
 /// One caller's batch in a group, and where its answer goes.
@@ -189,6 +250,10 @@ pub struct PgStore {
     counters: Arc<Counters>,
     server: String,
     retry_for: Duration,
+    /// What the listener needs to start (on the first [`Store::change_signal`]).
+    connect: PgConnectOptions,
+    schema: String,
+    listener: std::sync::OnceLock<Listener>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -313,7 +378,7 @@ impl PgStore {
         let (tx, rx) = mpsc::channel(4096);
         let committer = Committer {
             conn: Some(conn),
-            connect,
+            connect: connect.clone(),
             rx,
             clock: options.clock.clone(),
             counters: counters.clone(),
@@ -331,6 +396,9 @@ impl PgStore {
             counters,
             server,
             retry_for: options.retry_for,
+            connect,
+            schema: options.schema,
+            listener: std::sync::OnceLock::new(),
         })
     }
 
@@ -350,6 +418,7 @@ impl PgStore {
             retries: c.retries.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             queued: self.tx.max_capacity() - self.tx.capacity(),
+            notifications: c.notifications.load(Ordering::Relaxed),
         }
     }
 
@@ -492,7 +561,9 @@ async fn run_admin(
                     return Ok(Err(refused));
                 }
                 sql::delete_rows(&mut conn, &slots).await?;
-                if !sql::write(&mut conn, records, &vec![false; records.len()], now).await? {
+                // Every restored record is a new version (check_restore saw to it).
+                let fresh = vec![false; records.len()];
+                if !sql::write(&mut conn, records, &fresh, records, now).await? {
                     return Err(PgError::MalformedRow {
                         reason: "a restored slot appeared during the restore".into(),
                         version: None,
@@ -623,6 +694,27 @@ impl Store for PgStore {
     async fn last_change(&self) -> Result<u64, Error> {
         let mut conn = self.reader().await?;
         boxed(sql::last_change(&mut conn)).await
+    }
+
+    /// Raised by `NOTIFY`s of commits in any process on this schema: a listener on a
+    /// connection of its own starts with the first call (outside a tokio runtime: `None`,
+    /// and change streams poll).
+    fn change_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        if let Some(l) = self.listener.get() {
+            return Some(l.signal.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let listener = self.listener.get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(0);
+            let task = runtime.spawn(listen(
+                self.connect.clone(),
+                self.schema.clone(),
+                tx,
+                self.counters.clone(),
+            ));
+            Listener { signal: rx, task }
+        });
+        Some(listener.signal.clone())
     }
 }
 
@@ -797,7 +889,7 @@ async fn try_group(
                     })
             })
             .collect();
-        if !sql::write(&mut conn, &prepared.changes, &existed, now).await? {
+        if !sql::write(&mut conn, &prepared.changes, &existed, &prepared.log, now).await? {
             // Another transaction created one of the new slots first: run again on what is
             // there now.
             return Err(TxError::Failed(PgError::Contended));

@@ -313,35 +313,36 @@ pub(crate) async fn list_scopes(
 /// row gone, which the table lock of purges rules out) fails the statement's own check, and
 /// the transaction rolls back. Arbiter lookups on the primary key keep the plan an
 /// index probe per row, whatever the planner estimates.
+///
+/// The same statement appends `log` (the versions the commit made, in order) to the change
+/// log once every row is written, through the `append_changes` function (0003 migration),
+/// which also notifies listeners at commit.
 pub(crate) async fn write(
     conn: &mut PgConnection,
     records: &[(Slot, Record)],
     existed: &[bool],
+    log: &[(Slot, Record)],
     now: Timestamp,
 ) -> Result<bool, PgError> {
     if records.is_empty() {
         return Ok(true);
     }
+    let log = Versions::of(log)?;
+    let rows = Versions::of(records)?;
     let now = now.as_millis().max(0);
-    let mut versions = Vec::with_capacity(records.len());
-    let mut values = Vec::with_capacity(records.len());
     let mut expiries = Vec::with_capacity(records.len());
     let mut updated = Vec::with_capacity(records.len());
     for ((_, rec), existed) in records.iter().zip(existed) {
-        versions.push(to_i64(rec.version)?);
-        values.push(rec.value.as_ref().map(rows::value_text).transpose()?);
         expiries.push(rec.expires_at.map(Timestamp::as_millis));
         // -0 would read as "new": existing rows are marked -(now + 1) and stored as now.
         updated.push(if *existed { -(now + 1) } else { now });
     }
-    let row = Ids::of(records.iter().map(|(s, _)| s))
+    let query = rows
         .bind(sqlx::query(WRITE))
-        .bind(versions)
-        .bind(values)
         .bind(expiries)
         .bind(updated)
-        .fetch_one(&mut *conn)
-        .await?;
+        .bind(i64::try_from(records.len()).unwrap_or(i64::MAX));
+    let row = log.bind(query).bind(now).fetch_one(&mut *conn).await?;
     let (written, misplaced): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
     if misplaced > 0 {
         return Err(PgError::MalformedRow {
@@ -365,8 +366,44 @@ WITH w AS (
             updated_at = -excluded.updated_at - 1, expires_at = excluded.expires_at
         WHERE excluded.updated_at < 0
     RETURNING updated_at
-)
-SELECT count(*), count(*) FILTER (WHERE updated_at < 0) FROM w";
+),
+c AS (SELECT count(*) AS written, count(*) FILTER (WHERE updated_at < 0) AS misplaced FROM w)
+SELECT written, misplaced,
+    CASE WHEN written = $10 AND misplaced = 0
+        THEN append_changes($11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                            $16::bigint[], $17::text[], $18::bigint)
+    END
+FROM c";
+
+/// Slot records as parallel columns: identities, versions, value texts.
+struct Versions {
+    ids: Ids,
+    versions: Vec<i64>,
+    values: Vec<Option<String>>,
+}
+
+impl Versions {
+    fn of(records: &[(Slot, Record)]) -> Result<Self, PgError> {
+        let mut versions = Vec::with_capacity(records.len());
+        let mut values = Vec::with_capacity(records.len());
+        for (_, rec) in records {
+            versions.push(to_i64(rec.version)?);
+            values.push(rec.value.as_ref().map(rows::value_text).transpose()?);
+        }
+        Ok(Versions {
+            ids: Ids::of(records.iter().map(|(s, _)| s)),
+            versions,
+            values,
+        })
+    }
+
+    fn bind<'q>(
+        self,
+        q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        self.ids.bind(q).bind(self.versions).bind(self.values)
+    }
+}
 
 /// Deletes the rows of `slots` (a restore replaces them whole; the caller holds the table
 /// lock).
@@ -390,18 +427,25 @@ pub(crate) async fn clear(
     now: Timestamp,
 ) -> Result<u64, PgError> {
     let (kind, id, sub) = scope_columns(scope);
-    let done = sqlx::query(
-        "UPDATE slots SET version = version + 1, value = NULL, expires_at = NULL, updated_at = $4 \
-         WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
-           AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > $4)",
+    // The tombstones are logged by the same statement, after the update (see `WRITE`).
+    let logged: i64 = sqlx::query_scalar(
+        "WITH c AS ( \
+           UPDATE slots SET version = version + 1, value = NULL, expires_at = NULL, updated_at = $4 \
+           WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
+             AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > $4) \
+           RETURNING kind, scope_id, scope_sub, namespace, key, version) \
+         SELECT append_changes(array_agg(kind ORDER BY namespace, key), \
+           array_agg(scope_id ORDER BY namespace, key), array_agg(scope_sub ORDER BY namespace, key), \
+           array_agg(namespace ORDER BY namespace, key), array_agg(key ORDER BY namespace, key), \
+           array_agg(version ORDER BY namespace, key), array_agg(NULL::text), $4) FROM c",
     )
     .bind(kind)
     .bind(id)
     .bind(sub)
     .bind(now.as_millis())
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(done.rows_affected())
+    Ok(logged.max(0) as u64)
 }
 
 /// Raises scope floors to the highest version among the deleted rows (`d`).

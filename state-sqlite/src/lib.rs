@@ -673,8 +673,13 @@ impl Store for SqliteStore {
     }
 }
 
-/// Each caller batch's result, and the accepted changes in first-written order.
-type Prepared = (Vec<Result<CommitOutcome, Error>>, Vec<(Slot, Record)>);
+/// Each caller batch's result, the accepted changes in first-written order, and the change
+/// log's rows (see [`state_core::PreparedGroup`]).
+struct Prepared {
+    results: Vec<Result<CommitOutcome, Error>>,
+    changes: Vec<(Slot, Record)>,
+    log: Vec<(Slot, Record)>,
+}
 
 /// Prepares every batch of a group on the records `loaded` (indexed like `index`), each batch
 /// seeing the changes of the accepted batches before it; a refused batch contributes nothing.
@@ -702,7 +707,11 @@ fn prepare_group(
                 .map_err(|e| e.into_state(Some(slot.clone())))
         },
     );
-    (prepared.results, prepared.changes)
+    Prepared {
+        results: prepared.results,
+        changes: prepared.changes,
+        log: prepared.log,
+    }
 }
 
 /// The most slots the committer remembers.
@@ -849,9 +858,15 @@ impl Committer {
                 .collect();
             let loaded: Vec<Result<sql::Known, SqliteError>> =
                 assumed.iter().cloned().map(Ok).collect();
-            let (results, changes) = prepare_group(group, &index, &loaded, now);
+            let Prepared {
+                results,
+                changes,
+                log,
+            } = prepare_group(group, &index, &loaded, now);
             if changes.len() <= sql::GUARDED_MAX {
-                match sql::guarded_commit(&mut self.conn, &slots, &assumed, &changes, now).await? {
+                match sql::guarded_commit(&mut self.conn, &slots, &assumed, &changes, &log, now)
+                    .await?
+                {
                     Some(true) => {
                         self.counters.fast_commits.fetch_add(1, Ordering::Relaxed);
                         self.remember(changes.into_iter().map(|(s, r)| (s, (r, true))));
@@ -873,10 +888,15 @@ impl Committer {
         // caller rolls back: sqlx does not know about a transaction begun inside a string.
         let conn = &mut self.conn;
         let loaded = sql::load_raw(conn, &slots, true).await?;
-        let (results, changes) = prepare_group(group, &index, &loaded, now);
+        let Prepared {
+            results,
+            changes,
+            log,
+        } = prepare_group(group, &index, &loaded, now);
         if changes.is_empty() {
             conn.execute("COMMIT").await?;
         } else {
+            sql::append_log(conn, &log, now).await?;
             sql::upsert(conn, &changes, now, true).await?;
         }
         let read: Vec<(Slot, sql::Known)> = slots
@@ -939,6 +959,8 @@ impl Committer {
                             let _ = self.conn.execute("ROLLBACK").await;
                             return Ok(Err(refused));
                         }
+                        // Every restored record is a new version (check_restore saw to it).
+                        sql::append_log(&mut self.conn, records, now).await?;
                         sql::upsert(&mut self.conn, records, now, false).await?;
                         records.len() as u64
                     }

@@ -462,6 +462,71 @@ fn bind_record(
     add(args, rec.expires_at.map(Timestamp::as_millis))
 }
 
+/// Binds one row of the change log as [`log_rows`] reads it: its position (`None`: a padding
+/// row, not inserted), the identity, version, value and time.
+fn bind_log_row(
+    args: &mut SqliteArguments<'_>,
+    ord: Option<i64>,
+    slot: &Slot,
+    rec: &Record,
+    now: Timestamp,
+) -> Result<(), SqliteError> {
+    add(args, ord)?;
+    bind_scope(args, slot.scope())?;
+    add(args, slot.namespace().to_owned())?;
+    add(args, slot.key().to_owned())?;
+    add(args, to_i64(rec.version)?)?;
+    add(args, rec.value.as_ref().map(json_text).transpose()?)?;
+    add(args, now.as_millis())
+}
+
+/// Appends `rows` bound log rows (see [`bind_log_row`]) to the change log in their order,
+/// skipping padding; `guard` is a condition on a joined relation `g` (the one-call commit's
+/// check) or empty.
+fn log_text(rows: usize, first_param: usize, guard: &str) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p: Vec<String> = (1..=9)
+                .map(|c| format!("?{}", first_param + 9 * i + c))
+                .collect();
+            format!("({})", p.join(","))
+        })
+        .collect();
+    format!(
+        "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at) \
+         SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
+         n.column9 FROM (VALUES {}) AS n{guard} AND n.column1 IS NOT NULL ORDER BY n.column1",
+        values.join(","),
+        guard = if guard.is_empty() {
+            " WHERE 1".to_owned()
+        } else {
+            format!(", {guard}")
+        }
+    )
+}
+
+/// Appends `log` to the change log (each entry a version a commit made, in commit order),
+/// in the current transaction.
+pub(crate) async fn append_log(
+    conn: &mut SqliteConnection,
+    log: &[(Slot, Record)],
+    now: Timestamp,
+) -> Result<(), SqliteError> {
+    static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
+    for chunk in log.chunks(UPSERT_MAX) {
+        let rows = bucket(chunk.len());
+        let mut args = SqliteArguments::default();
+        for i in 0..rows {
+            let (slot, rec) = &chunk[i.min(chunk.len() - 1)];
+            let ord = (i < chunk.len()).then_some(i as i64);
+            bind_log_row(&mut args, ord, slot, rec, now)?;
+        }
+        let sql = cached(&CACHE, rows, |rows| log_text(rows, 0, ""));
+        sqlx::query_with(sql, args).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Writes `records` (each slot once) with chunked, bucketed multi-row upserts.
 pub(crate) async fn upsert(
     conn: &mut SqliteConnection,
@@ -496,6 +561,17 @@ pub(crate) async fn clear(
     let mut args = SqliteArguments::default();
     bind_scope(&mut args, scope)?;
     add(&mut args, now.as_millis())?;
+    // The log rows first: the same rows, before the update changes them.
+    sqlx::query_with(
+        "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at) \
+         SELECT kind, scope_id, scope_sub, namespace, key, version + 1, NULL, ?4 FROM slots \
+         WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
+           AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?4) \
+         ORDER BY namespace, key",
+        args.clone(),
+    )
+    .execute(&mut *conn)
+    .await?;
     let done = sqlx::query_with(
         "UPDATE slots SET version = version + 1, value = NULL, expires_at = NULL, updated_at = ?4 \
          WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
@@ -569,17 +645,23 @@ pub(crate) async fn purge_expired(
 /// about half the speed through the guarded statement).
 pub(crate) const GUARDED_MAX: usize = 8;
 
+/// The most change-log rows (versions) the one-call commit writes; a group that made more
+/// takes the read path.
+const GUARDED_LOG_MAX: usize = 256;
+
 /// The largest assumed value (serialized) the one-call commit compares in the database;
 /// larger ones take the read path.
 const GUARDED_VALUE_MAX: usize = 4096;
 
 /// `BEGIN IMMEDIATE`, a count of the touched slots whose stored state (version and exact
-/// value text, or no row and the floor) differs from what the committer assumed, the upsert of `changes` only if that count is 0, and `COMMIT` — one call.
-fn guarded_sql(touched: usize, changed: usize) -> &'static str {
-    static CACHE: OnceLock<Mutex<HashMap<(usize, usize), &'static str>>> = OnceLock::new();
+/// value text, or no row and the floor) differs from what the committer assumed, the change
+/// log rows and the upsert of `changes` only if that count is 0, and `COMMIT` — one call.
+fn guarded_sql(touched: usize, changed: usize, logged: usize) -> &'static str {
+    type Shapes = HashMap<(usize, usize, usize), &'static str>;
+    static CACHE: OnceLock<Mutex<Shapes>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    cache.entry((touched, changed)).or_insert_with(|| {
+    cache.entry((touched, changed, logged)).or_insert_with(|| {
         let t: Vec<String> = (0..touched)
             .map(|i| {
                 let p: Vec<String> = (1..=8).map(|c| format!("?{}", 8 * i + c)).collect();
@@ -604,6 +686,15 @@ fn guarded_sql(touched: usize, changed: usize) -> &'static str {
                AND f.scope_sub = t.scope_sub \
              WHERE NOT ((t.ev IS NULL AND s.version IS NULL AND COALESCE(f.floor, 0) = t.ef) \
                      OR (t.ev IS NOT NULL AND s.version IS t.ev AND s.value IS t.evalue))";
+        // The log rows go first: the check still sees the slots as they were.
+        let log = if logged == 0 {
+            String::new()
+        } else {
+            format!(
+                "{with} {}; ",
+                log_text(logged, base + 9 * changed, &format!("({bad}) AS g WHERE g.c = 0"))
+            )
+        };
         let insert = if changed == 0 {
             String::new()
         } else {
@@ -618,7 +709,7 @@ fn guarded_sql(touched: usize, changed: usize) -> &'static str {
                 c.join(",")
             )
         };
-        Box::leak(format!("BEGIN IMMEDIATE; {with} {bad}; {insert}COMMIT").into_boxed_str())
+        Box::leak(format!("BEGIN IMMEDIATE; {with} {bad}; {log}{insert}COMMIT").into_boxed_str())
     })
 }
 
@@ -631,8 +722,12 @@ pub(crate) async fn guarded_commit(
     touched: &[Slot],
     assumed: &[Known],
     changes: &[(Slot, Record)],
+    log: &[(Slot, Record)],
     now: Timestamp,
 ) -> Result<Option<bool>, SqliteError> {
+    if log.len() > GUARDED_LOG_MAX {
+        return Ok(None);
+    }
     let mut texts = Vec::with_capacity(assumed.len());
     for (record, row) in assumed {
         let text = match (&record.value, row) {
@@ -667,7 +762,13 @@ pub(crate) async fn guarded_commit(
         let (slot, rec) = &changes[i.min(changes.len() - 1)];
         bind_record(&mut args, slot, rec, now)?;
     }
-    let rows = sqlx::query_with(guarded_sql(t_rows, c_rows), args)
+    let l_rows = if log.is_empty() { 0 } else { bucket(log.len()) };
+    for i in 0..l_rows {
+        let (slot, rec) = &log[i.min(log.len() - 1)];
+        let ord = (i < log.len()).then_some(i as i64);
+        bind_log_row(&mut args, ord, slot, rec, now)?;
+    }
+    let rows = sqlx::query_with(guarded_sql(t_rows, c_rows, l_rows), args)
         .fetch_all(&mut *conn)
         .await?;
     let mismatched: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(1);

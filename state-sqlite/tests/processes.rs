@@ -154,6 +154,7 @@ fn child(role: &str) {
                 }
                 println!("end {}", now_ms());
                 println!("busy {}", store.stats().busy_retries);
+                println!("group {}", store.stats().max_group);
             }
             "crash" => {
                 let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
@@ -517,10 +518,13 @@ fn sigkill_loses_no_acknowledged_write() {
 
 /// Process A increments a slot; this process's typed watch sees every version, in order.
 fn a_watch_sees_every_version_another_process_commits() {
+    // Two writer processes with 8 tasks each: their committers merge several callers'
+    // increments into one transaction, and the watch must still see each version.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("watch.db");
     let go = db.with_extension("go");
-    let n = 300;
+    let (per_process, processes) = (320, 2);
+    let n = per_process * processes;
     block_on(async {
         let store = SqliteStore::open(&db).await.unwrap();
         let engine = Engine::with_config(
@@ -529,11 +533,18 @@ fn a_watch_sees_every_version_another_process_commits() {
         );
         let h = engine.handle::<u64>(slot("counter"));
         let mut watch = h.watch().await.unwrap();
-        let mut child = spawn("increment", &db, &go, n);
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready");
+        let mut children: Vec<Child> = (0..processes)
+            .map(|_| spawn_with("increment", &db, &go, per_process, &[("STATE_TASKS", "8")]))
+            .collect();
+        let mut outs: Vec<_> = children
+            .iter_mut()
+            .map(|c| BufReader::new(c.stdout.take().unwrap()))
+            .collect();
+        for out in &mut outs {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), "ready");
+        }
         std::fs::write(&go, b"go").unwrap();
         let mut seen = Vec::new();
         while seen.len() < n as usize {
@@ -547,8 +558,23 @@ fn a_watch_sees_every_version_another_process_commits() {
         }
         let want: Vec<(u64, Option<u64>)> = (1..=n).map(|v| (v, Some(v))).collect();
         assert_eq!(seen, want, "every version, in order, once");
-        let mut rest = String::new();
-        out.read_to_string(&mut rest).unwrap();
-        assert!(child.wait().unwrap().success());
+        let mut merged = 0;
+        for (mut out, mut child) in outs.into_iter().zip(children) {
+            let mut rest = String::new();
+            out.read_to_string(&mut rest).unwrap();
+            assert!(child.wait().unwrap().success());
+            let group: u64 = rest
+                .lines()
+                .find_map(|l| l.strip_prefix("group "))
+                .expect("the child reports its largest group")
+                .parse()
+                .unwrap();
+            merged = merged.max(group);
+        }
+        // The case this test is about: at least one transaction carried several increments.
+        assert!(
+            merged > 1,
+            "no writer merged increments (largest group {merged})"
+        );
     });
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use state_core::{Engine, Error, Op, Record, Scope, ScopeKind, Slot, SlotKey, Store, Write};
+use state_core::{
+    Change, ChangeFilter, Engine, Error, Op, Record, Scope, ScopeKind, Slot, SlotKey, Store, Write,
+};
 use state_postgres::{PgError, PgStore};
 use state_sqlite::{SqliteError, SqliteStore};
 
@@ -121,16 +123,32 @@ enum Command {
         #[arg(long)]
         create: bool,
     },
-    /// Follow changes of a scope (polling), printing each new version.
+    /// Follow the change log of a scope, printing every new version with its sequence number
+    /// (resume with `--from` the last one printed).
     Watch {
         /// The scope.
         scope: String,
+        /// Start after this sequence number (default: the newest change now; 0: the whole log
+        /// kept).
+        #[arg(long)]
+        from: Option<u64>,
         /// Poll interval in milliseconds.
         #[arg(long, default_value_t = 200)]
         interval_ms: u64,
         /// Stop after this many changes.
         #[arg(long)]
         count: Option<usize>,
+    },
+    /// Show a slot's recent versions from the change log, newest first.
+    History {
+        #[command(flatten)]
+        slot: SlotArgs,
+        /// At most this many versions.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only changes older than this sequence number (to page back).
+        #[arg(long)]
+        before: Option<u64>,
     },
 }
 
@@ -560,54 +578,87 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Watch {
             scope,
+            from,
             interval_ms,
             count,
         } => {
             let scope = parse_scope(&scope)?;
-            let mut seen: std::collections::HashMap<SlotKey, u64> = store
-                .load_scope(&scope, None)
-                .await?
-                .into_iter()
-                .map(|(k, r)| (k, r.version))
-                .collect();
-            println!(
-                "{}",
-                if cli.json {
-                    String::new()
-                } else {
-                    format!("watching {}", scope_text(&scope))
-                }
-                .trim()
-            );
+            let filter = ChangeFilter::scope(scope.clone());
+            let mut after = match from {
+                Some(seq) => seq,
+                None => store.last_change().await?,
+            };
+            if !cli.json {
+                println!("watching {} after change {after}", scope_text(&scope));
+            }
             let mut changes = 0;
             loop {
-                tokio::time::sleep(Duration::from_millis(interval_ms)).await;
-                for (k, r) in store.load_scope(&scope, None).await? {
-                    if seen.get(&k).is_some_and(|v| *v >= r.version) {
-                        continue;
-                    }
-                    seen.insert(k.clone(), r.version);
-                    if cli.json {
-                        print_json(
-                            &json!({"namespace": k.namespace, "key": k.key, "version": r.version, "value": r.value}),
-                        );
-                    } else {
-                        let v = r
-                            .value
-                            .as_ref()
-                            .map_or("(deleted)".to_owned(), |v| v.to_string());
-                        println!("{} {} v{} {}", k.namespace, k.key, r.version, v);
-                    }
-                    let _ = std::io::stdout().flush();
+                let batch = store.read_changes(after, &filter, 512).await?;
+                if batch.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+                    continue;
+                }
+                for c in batch {
+                    after = c.seq;
+                    print_change(cli.json, &c, true);
                     changes += 1;
-                    if count.is_some_and(|c| changes >= c) {
+                    if count.is_some_and(|n| changes >= n) {
                         return Ok(());
                     }
                 }
             }
         }
+        Command::History {
+            slot,
+            limit,
+            before,
+        } => {
+            let slot = slot_of(&slot)?;
+            state_core::check_page_limit(limit)?;
+            let history = store.slot_history(&slot, before, limit).await?;
+            if history.is_empty() && before.is_none() {
+                return Err(Failure::new(
+                    Class::NotFound,
+                    format!("the change log holds no version of slot {slot}"),
+                ));
+            }
+            for c in &history {
+                print_change(cli.json, c, false);
+            }
+        }
     }
     Ok(())
+}
+
+/// Prints one change: a JSON line, or `seq <n> [<namespace> <key>] v<version> <value> at <ms>`.
+fn print_change(json: bool, c: &Change, with_slot: bool) {
+    if json {
+        print_json(&json!({
+            "seq": c.seq,
+            "namespace": c.slot.namespace(),
+            "key": c.slot.key(),
+            "version": c.version,
+            "value": c.value,
+            "at": c.at.as_millis(),
+        }));
+    } else {
+        let value = c
+            .value
+            .as_ref()
+            .map_or("(deleted)".to_owned(), |v| v.to_string());
+        let slot = if with_slot {
+            format!(" {} {}", c.slot.namespace(), c.slot.key())
+        } else {
+            String::new()
+        };
+        println!(
+            "seq {}{slot} v{} {value} at {}",
+            c.seq,
+            c.version,
+            c.at.as_millis()
+        );
+    }
+    let _ = std::io::stdout().flush();
 }
 
 fn report_version(json: bool, version: u64, outputs: Option<&Vec<Option<Value>>>) {

@@ -407,7 +407,73 @@ async fn watch_follows_another_process_writes() {
         .collect();
     assert_eq!(changes.len(), 2, "{text}");
     assert!(changes.iter().all(|c| c["key"] == "hits"));
-    assert!(changes[1]["version"].as_u64() > changes[0]["version"].as_u64());
+    // From the change log: consecutive versions, each with its value and sequence number.
+    let (v0, v1) = (
+        changes[0]["version"].as_u64().unwrap(),
+        changes[1]["version"].as_u64().unwrap(),
+    );
+    assert_eq!(v1, v0 + 1, "{text}");
+    assert_eq!(changes[0]["value"], json!(40 + v0), "{text}");
+    assert!(
+        changes[1]["seq"].as_u64() > changes[0]["seq"].as_u64(),
+        "{text}"
+    );
+    // Resuming from sequence number 0 replays the scope's whole log, oldest first.
+    let replay = ok(&statectl(
+        &db,
+        &["--json", "watch", "app:shop", "--from", "0", "--count", "3"],
+    ));
+    let first: Vec<Value> = replay
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let keys: Vec<(&str, u64)> = first
+        .iter()
+        .map(|c| (c["key"].as_str().unwrap(), c["version"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(keys, [("hits", 1), ("log", 1), ("hits", 2)], "{replay}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_lists_a_slots_versions_newest_first_and_pages_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, engine) = seed(dir.path()).await;
+    let hits = engine.handle::<u64>(slot(&Scope::app("shop").unwrap(), "Stats", "hits"));
+    hits.increment(1).await.unwrap();
+    hits.delete().await.unwrap();
+    let text = ok(&statectl(
+        &db,
+        &["--json", "history", "app:shop", "Stats", "hits"],
+    ));
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(u64, Value)> = entries
+        .iter()
+        .map(|e| (e["version"].as_u64().unwrap(), e["value"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [(3, Value::Null), (2, json!(42)), (1, json!(41))],
+        "{text}"
+    );
+    // Paging back from the newest entry's sequence number.
+    let before = entries[0]["seq"].to_string();
+    let older = ok(&statectl(
+        &db,
+        &[
+            "history", "app:shop", "Stats", "hits", "--before", &before, "--limit", "1",
+        ],
+    ));
+    assert!(
+        older.starts_with("seq ") && older.contains(" v2 42 at ") && older.lines().count() == 1,
+        "{older}"
+    );
+    // A slot never written has no history: exit 3, like `get`.
+    let none = statectl(&db, &["history", "app:shop", "Stats", "nothing"]);
+    assert_eq!(none.status.code(), Some(3), "{none:?}");
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no version"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
