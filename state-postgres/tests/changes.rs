@@ -1,0 +1,103 @@
+//! The change log on PostgreSQL: sequence numbers are taken in commit order, so a reader of
+//! `seq > cursor` never skips a change that commits late; and change streams are woken by
+//! `NOTIFY` rather than by their poll.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sqlx::Executor;
+use state_core::{ChangeFilter, Engine, EngineConfig, Scope, Slot, Store};
+use state_postgres::{PgOptions, PgStore};
+
+fn slot(key: &str) -> Slot {
+    Slot::new(Scope::app("feed").unwrap(), "Stats", key).unwrap()
+}
+
+async fn store(schema: &str) -> Arc<PgStore> {
+    Arc::new(
+        PgStore::open_with(PgOptions::new(common::url()).schema(schema))
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_commits_late_is_never_skipped_by_a_cursor() {
+    let schema = common::schema("late");
+    let store = store(&schema).await;
+    let engine = Engine::with_config(store.clone(), EngineConfig::default());
+    let head = store.last_change().await.unwrap();
+
+    // Another writer logs a change and has not committed yet.
+    let mut slow = common::connect().await;
+    slow.execute(&*format!("SET search_path = \"{schema}\"; BEGIN"))
+        .await
+        .unwrap();
+    slow.execute(
+        "INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, updated_at) \
+         VALUES ('app', 'feed', '', 'Stats', 'late', 1, '1', 0); \
+         SELECT append_changes(ARRAY['app'], ARRAY['feed'], ARRAY[''], ARRAY['Stats'], \
+           ARRAY['late'], ARRAY[1::bigint], ARRAY['1'], 0)",
+    )
+    .await
+    .unwrap();
+
+    // This store's commit starts after it and must not get a sequence number that a reader
+    // could see before the slow writer's.
+    let early = engine.handle::<u64>(slot("early"));
+    let commit = tokio::spawn(async move { early.increment(1).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !commit.is_finished(),
+        "the commit took a sequence number while an earlier log writer was uncommitted"
+    );
+    let meanwhile = store
+        .read_changes(head, &ChangeFilter::all(), 100)
+        .await
+        .unwrap();
+    assert!(meanwhile.is_empty(), "{meanwhile:?}");
+
+    slow.execute("COMMIT").await.unwrap();
+    assert_eq!(commit.await.unwrap().unwrap(), 1);
+    let log = store
+        .read_changes(head, &ChangeFilter::all(), 100)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = log.iter().map(|c| c.slot.key()).collect();
+    assert_eq!(keys, ["late", "early"], "sequence order is commit order");
+    assert!(log[0].seq < log[1].seq);
+    drop(engine);
+    common::drop_schemas(&[schema]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_stream_is_woken_by_notify_not_by_its_poll() {
+    let schema = common::schema("notify");
+    let watcher = store(&schema).await;
+    let writer = Engine::with_config(store(&schema).await, EngineConfig::default());
+    // The watcher looks on its own only once an hour.
+    let engine = Engine::with_config(
+        watcher.clone(),
+        EngineConfig::default().change_poll(Duration::from_secs(3600)),
+    );
+    let mut feed = engine.changes(
+        engine.change_head().await.unwrap(),
+        ChangeFilter::slot(&slot("n")),
+    );
+    let h = writer.handle::<u64>(slot("n"));
+    for want in 1..=5u64 {
+        h.increment(1).await.unwrap();
+        let c = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("no NOTIFY woke the stream")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.version, c.value), (want, Some(want.into())));
+    }
+    assert!(watcher.stats().notifications >= 5, "{:?}", watcher.stats());
+    drop((feed, engine, writer));
+    common::drop_schemas(&[schema]).await;
+}
