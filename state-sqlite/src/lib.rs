@@ -864,9 +864,7 @@ impl Committer {
                 log,
             } = prepare_group(group, &index, &loaded, now);
             if changes.len() <= sql::GUARDED_MAX {
-                match sql::guarded_commit(&mut self.conn, &slots, &assumed, &changes, &log, now)
-                    .await?
-                {
+                match sql::guarded_commit(&mut self.conn, &slots, &assumed, &log, now).await? {
                     Some(true) => {
                         self.counters.fast_commits.fetch_add(1, Ordering::Relaxed);
                         self.remember(changes.into_iter().map(|(s, r)| (s, (r, true))));
@@ -896,8 +894,7 @@ impl Committer {
         if changes.is_empty() {
             conn.execute("COMMIT").await?;
         } else {
-            sql::append_log(conn, &log, now).await?;
-            sql::upsert(conn, &changes, now, true).await?;
+            sql::write_commit(conn, &log, now, true).await?;
         }
         let read: Vec<(Slot, sql::Known)> = slots
             .into_iter()
@@ -960,8 +957,7 @@ impl Committer {
                             return Ok(Err(refused));
                         }
                         // Every restored record is a new version (check_restore saw to it).
-                        sql::append_log(&mut self.conn, records, now).await?;
-                        sql::upsert(&mut self.conn, records, now, false).await?;
+                        sql::write_commit(&mut self.conn, records, now, false).await?;
                         records.len() as u64
                     }
                 };

@@ -14,7 +14,7 @@ use crate::error::SqliteError;
 
 /// The most slots one SELECT reads (6 parameters each; SQLite allows 32766).
 pub(crate) const SELECT_MAX: usize = 4096;
-/// The most rows one upsert writes (9 parameters each).
+/// The most rows one commit statement writes (11 parameters each).
 pub(crate) const UPSERT_MAX: usize = 2048;
 
 const BUCKETS: usize = 13; // 1, 2, 4, …, 4096
@@ -61,29 +61,6 @@ fn select_text(rows: usize, prefix: &str) -> String {
          LEFT JOIN scope_floors f ON f.kind = req.kind AND f.scope_id = req.scope_id \
            AND f.scope_sub = req.scope_sub",
         values(rows, 6)
-    )
-}
-
-/// Writes `rows` slot records.
-fn upsert_slots(rows: usize) -> &'static str {
-    static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
-    cached(&CACHE, rows, |rows| upsert_text(rows, ""))
-}
-
-/// [`upsert_slots`] followed by `COMMIT` in the same call.
-fn upsert_slots_and_commit(rows: usize) -> &'static str {
-    static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
-    cached(&CACHE, rows, |rows| upsert_text(rows, "; COMMIT"))
-}
-
-fn upsert_text(rows: usize, suffix: &str) -> String {
-    format!(
-        "INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, \
-         updated_at, expires_at) VALUES {} \
-         ON CONFLICT (kind, scope_id, scope_sub, namespace, key) DO UPDATE SET \
-         version = excluded.version, value = excluded.value, \
-         updated_at = excluded.updated_at, expires_at = excluded.expires_at{suffix}",
-        values(rows, 9)
     )
 }
 
@@ -462,90 +439,89 @@ fn bind_record(
     add(args, rec.expires_at.map(Timestamp::as_millis))
 }
 
-/// Binds one row of the change log as [`log_rows`] reads it: its position (`None`: a padding
-/// row, not inserted), the identity, version, value and time.
-fn bind_log_row(
+/// Binds one row of the `commit_rows` view (0003 migration) as [`commit_text`] reads it: its
+/// position (`None`: a padding row, not inserted), the identity, version, value, time,
+/// expiry, and whether it is its slot's last version in the commit.
+fn bind_commit_row(
     args: &mut SqliteArguments<'_>,
     ord: Option<i64>,
-    slot: &Slot,
-    rec: &Record,
+    (slot, rec): &(Slot, Record),
     now: Timestamp,
+    last: bool,
 ) -> Result<(), SqliteError> {
     add(args, ord)?;
-    bind_scope(args, slot.scope())?;
-    add(args, slot.namespace().to_owned())?;
-    add(args, slot.key().to_owned())?;
-    add(args, to_i64(rec.version)?)?;
-    add(args, rec.value.as_ref().map(json_text).transpose()?)?;
-    add(args, now.as_millis())
+    bind_record(args, slot, rec, now)?;
+    add(args, last)
 }
 
-/// Appends `rows` bound log rows (see [`bind_log_row`]) to the change log in their order,
-/// skipping padding; `guard` is a condition on a joined relation `g` (the one-call commit's
-/// check) or empty.
-fn log_text(rows: usize, first_param: usize, guard: &str) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|i| {
-            let p: Vec<String> = (1..=9)
-                .map(|c| format!("?{}", first_param + 9 * i + c))
-                .collect();
-            format!("({})", p.join(","))
-        })
-        .collect();
-    format!(
-        "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at) \
-         SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
-         n.column9 FROM (VALUES {}) AS n{guard} AND n.column1 IS NOT NULL ORDER BY n.column1",
-        values.join(","),
-        guard = if guard.is_empty() {
-            " WHERE 1".to_owned()
-        } else {
-            format!(", {guard}")
-        }
-    )
-}
-
-/// Appends `log` to the change log (each entry a version a commit made, in commit order),
-/// in the current transaction.
-pub(crate) async fn append_log(
-    conn: &mut SqliteConnection,
+/// Binds `log` padded to `rows` rows (see [`bind_commit_row`]); `last` flags each slot's last
+/// version (see [`last_versions`]).
+fn bind_commit_rows(
+    args: &mut SqliteArguments<'_>,
     log: &[(Slot, Record)],
+    last: &[bool],
+    rows: usize,
     now: Timestamp,
 ) -> Result<(), SqliteError> {
-    static CACHE: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
-    for chunk in log.chunks(UPSERT_MAX) {
-        let rows = bucket(chunk.len());
-        let mut args = SqliteArguments::default();
-        for i in 0..rows {
-            let (slot, rec) = &chunk[i.min(chunk.len() - 1)];
-            let ord = (i < chunk.len()).then_some(i as i64);
-            bind_log_row(&mut args, ord, slot, rec, now)?;
-        }
-        let sql = cached(&CACHE, rows, |rows| log_text(rows, 0, ""));
-        sqlx::query_with(sql, args).execute(&mut *conn).await?;
+    for i in 0..rows {
+        let j = i.min(log.len() - 1);
+        let ord = (i < log.len()).then_some(i as i64);
+        bind_commit_row(args, ord, &log[j], now, last[j])?;
     }
     Ok(())
 }
 
-/// Writes `records` (each slot once) with chunked, bucketed multi-row upserts.
-pub(crate) async fn upsert(
+/// Which entries of `log` are their slot's last.
+fn last_versions(log: &[(Slot, Record)]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::with_capacity(log.len());
+    let mut last: Vec<bool> = log.iter().rev().map(|(s, _)| seen.insert(s)).collect();
+    last.reverse();
+    last
+}
+
+/// Inserts `rows` bound commit rows into `commit_rows` in their order, skipping padding: every
+/// row goes to the change log, the last version of each slot to `slots` (the view's trigger).
+/// `guard` is an extra `FROM` item and `WHERE` condition (`", (…) AS g WHERE g.c = 0"`), or
+/// empty.
+fn commit_text(rows: usize, guard: &str) -> String {
+    format!(
+        "INSERT INTO commit_rows (kind, scope_id, scope_sub, namespace, key, version, value, \
+         updated_at, expires_at, last) \
+         SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
+         n.column9, n.column10, n.column11 FROM (VALUES {}) AS n{guard} \
+         AND n.column1 IS NOT NULL ORDER BY n.column1",
+        values(rows, 11),
+        guard = if guard.is_empty() { " WHERE 1" } else { guard }
+    )
+}
+
+/// Writes a commit in the current transaction: every version in `log` (in commit order) to
+/// the change log, each slot's last one to `slots`, in chunked, bucketed statements.
+/// `commit`: `COMMIT` in the same call as the last chunk.
+pub(crate) async fn write_commit(
     conn: &mut SqliteConnection,
-    records: &[(Slot, Record)],
+    log: &[(Slot, Record)],
     now: Timestamp,
     commit: bool,
 ) -> Result<(), SqliteError> {
-    let chunks = records.len().div_ceil(UPSERT_MAX);
-    for (chunk_no, chunk) in records.chunks(UPSERT_MAX).enumerate() {
+    static PLAIN: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
+    static AND_COMMIT: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
+    let chunks = log.len().div_ceil(UPSERT_MAX);
+    let last = last_versions(log);
+    for (chunk_no, (chunk, last)) in log
+        .chunks(UPSERT_MAX)
+        .zip(last.chunks(UPSERT_MAX))
+        .enumerate()
+    {
         let rows = bucket(chunk.len());
         let mut args = SqliteArguments::default();
-        for i in 0..rows {
-            let (slot, rec) = &chunk[i.min(chunk.len() - 1)];
-            bind_record(&mut args, slot, rec, now)?;
-        }
+        bind_commit_rows(&mut args, chunk, last, rows, now)?;
         let sql = if commit && chunk_no + 1 == chunks {
-            upsert_slots_and_commit(rows)
+            cached(&AND_COMMIT, rows, |rows| {
+                format!("{}; COMMIT", commit_text(rows, ""))
+            })
         } else {
-            upsert_slots(rows)
+            cached(&PLAIN, rows, |rows| commit_text(rows, ""))
         };
         sqlx::query_with(sql, args).execute(&mut *conn).await?;
     }
@@ -656,28 +632,18 @@ const GUARDED_VALUE_MAX: usize = 4096;
 /// `BEGIN IMMEDIATE`, a count of the touched slots whose stored state (version and exact
 /// value text, or no row and the floor) differs from what the committer assumed, the change
 /// log rows and the upsert of `changes` only if that count is 0, and `COMMIT` — one call.
-fn guarded_sql(touched: usize, changed: usize, logged: usize) -> &'static str {
-    type Shapes = HashMap<(usize, usize, usize), &'static str>;
+fn guarded_sql(touched: usize, logged: usize) -> &'static str {
+    type Shapes = HashMap<(usize, usize), &'static str>;
     static CACHE: OnceLock<Mutex<Shapes>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    cache.entry((touched, changed, logged)).or_insert_with(|| {
-        let t: Vec<String> = (0..touched)
-            .map(|i| {
-                let p: Vec<String> = (1..=8).map(|c| format!("?{}", 8 * i + c)).collect();
-                format!("({})", p.join(","))
-            })
-            .collect();
-        let base = 8 * touched;
-        let c: Vec<String> = (0..changed)
-            .map(|i| {
-                let p: Vec<String> = (1..=9).map(|c| format!("?{}", base + 9 * i + c)).collect();
-                format!("({})", p.join(","))
-            })
-            .collect();
+    cache.entry((touched, logged)).or_insert_with(|| {
+        // Anonymous `?` parameters only, bound in textual order across the statements (the
+        // touched rows twice): SQLite resolves each numbered `?NNN` by a linear scan, which
+        // made binding quadratic in the parameter count (10 % of W3 in `perf`).
         let with = format!(
             "WITH t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {})",
-            t.join(",")
+            values(touched, 8)
         );
         let bad = "SELECT count(*) AS c FROM t \
              LEFT JOIN slots s ON s.kind = t.kind AND s.scope_id = t.scope_id \
@@ -686,30 +652,16 @@ fn guarded_sql(touched: usize, changed: usize, logged: usize) -> &'static str {
                AND f.scope_sub = t.scope_sub \
              WHERE NOT ((t.ev IS NULL AND s.version IS NULL AND COALESCE(f.floor, 0) = t.ef) \
                      OR (t.ev IS NOT NULL AND s.version IS t.ev AND s.value IS t.evalue))";
-        // The log rows go first: the check still sees the slots as they were.
-        let log = if logged == 0 {
+        // Every version to the log, each slot's last to `slots`, only if no assumption failed.
+        let write = if logged == 0 {
             String::new()
         } else {
             format!(
                 "{with} {}; ",
-                log_text(logged, base + 9 * changed, &format!("({bad}) AS g WHERE g.c = 0"))
+                commit_text(logged, &format!(", ({bad}) AS g WHERE g.c = 0"))
             )
         };
-        let insert = if changed == 0 {
-            String::new()
-        } else {
-            format!(
-                "{with} INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, \
-                 updated_at, expires_at) \
-                 SELECT n.column1, n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, \
-                 n.column8, n.column9 FROM (VALUES {}) AS n, ({bad}) AS g WHERE g.c = 0 \
-                 ON CONFLICT (kind, scope_id, scope_sub, namespace, key) DO UPDATE SET \
-                 version = excluded.version, value = excluded.value, \
-                 updated_at = excluded.updated_at, expires_at = excluded.expires_at; ",
-                c.join(",")
-            )
-        };
-        Box::leak(format!("BEGIN IMMEDIATE; {with} {bad}; {log}{insert}COMMIT").into_boxed_str())
+        Box::leak(format!("BEGIN IMMEDIATE; {with} {bad}; {write}COMMIT").into_boxed_str())
     })
 }
 
@@ -721,7 +673,6 @@ pub(crate) async fn guarded_commit(
     conn: &mut SqliteConnection,
     touched: &[Slot],
     assumed: &[Known],
-    changes: &[(Slot, Record)],
     log: &[(Slot, Record)],
     now: Timestamp,
 ) -> Result<Option<bool>, SqliteError> {
@@ -739,16 +690,14 @@ pub(crate) async fn guarded_commit(
         }
         texts.push(text);
     }
-    let (t_rows, c_rows) = (
+    let (t_rows, l_rows) = (
         bucket(touched.len()),
-        if changes.is_empty() {
-            0
-        } else {
-            bucket(changes.len())
-        },
+        if log.is_empty() { 0 } else { bucket(log.len()) },
     );
     let mut args = SqliteArguments::default();
-    for i in 0..t_rows {
+    // The check's rows: for the count, and again for the write's own check.
+    let checks = if l_rows == 0 { 1 } else { 2 };
+    for i in (0..checks).flat_map(|_| 0..t_rows) {
         let j = i.min(touched.len() - 1);
         let (slot, (record, row)) = (&touched[j], &assumed[j]);
         bind_scope(&mut args, slot.scope())?;
@@ -758,17 +707,10 @@ pub(crate) async fn guarded_commit(
         add(&mut args, texts[j].clone())?;
         add(&mut args, to_i64(if *row { 0 } else { record.version })?)?;
     }
-    for i in 0..c_rows {
-        let (slot, rec) = &changes[i.min(changes.len() - 1)];
-        bind_record(&mut args, slot, rec, now)?;
+    if !log.is_empty() {
+        bind_commit_rows(&mut args, log, &last_versions(log), l_rows, now)?;
     }
-    let l_rows = if log.is_empty() { 0 } else { bucket(log.len()) };
-    for i in 0..l_rows {
-        let (slot, rec) = &log[i.min(log.len() - 1)];
-        let ord = (i < log.len()).then_some(i as i64);
-        bind_log_row(&mut args, ord, slot, rec, now)?;
-    }
-    let rows = sqlx::query_with(guarded_sql(t_rows, c_rows, l_rows), args)
+    let rows = sqlx::query_with(guarded_sql(t_rows, l_rows), args)
         .fetch_all(&mut *conn)
         .await?;
     let mismatched: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(1);
@@ -914,8 +856,14 @@ pub(crate) async fn trim_changes(
 ) -> Result<u64, SqliteError> {
     let mut args = SqliteArguments::default();
     add(&mut args, cutoff.as_millis())?;
-    Ok(sqlx::query_with("DELETE FROM changes WHERE at < ?1", args)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+    // Everything before the oldest change at or after the cutoff (all of it if none is).
+    Ok(sqlx::query_with(
+        "DELETE FROM changes WHERE seq < COALESCE( \
+           (SELECT seq FROM changes WHERE at >= ?1 ORDER BY seq LIMIT 1), \
+           (SELECT max(seq) + 1 FROM changes))",
+        args,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }
