@@ -112,11 +112,20 @@ fn rusqlite_conn(path: &Path, full: bool) -> rusqlite::Connection {
     c.busy_timeout(Duration::from_secs(5)).unwrap();
     c.execute_batch("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT) WITHOUT ROWID")
         .unwrap();
+    // The change log a hand-written equivalent of the store's would keep: every version, with
+    // a per-key history index.
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT NOT NULL, \
+         version INTEGER NOT NULL, value TEXT, at INTEGER NOT NULL); \
+         CREATE INDEX IF NOT EXISTS log_k ON log (k, seq)",
+    )
+    .unwrap();
     c
 }
 
-/// Read + conditional write, one op per transaction, for `secs`: `key(i)` picks the row.
-fn rusqlite_cas(path: &Path, full: bool, key: impl Fn(u64) -> String) -> f64 {
+/// Read + conditional write, one op per transaction, for `secs`: `key(i)` picks the row;
+/// `log`: the transaction also appends the new version to a change log.
+fn rusqlite_cas(path: &Path, full: bool, log: bool, key: impl Fn(u64) -> String) -> f64 {
     let mut c = rusqlite_conn(path, full);
     let deadline = Instant::now() + secs();
     let start = Instant::now();
@@ -131,6 +140,12 @@ fn rusqlite_cas(path: &Path, full: bool, key: impl Fn(u64) -> String) -> f64 {
             .unwrap()
             .query_row([&k], |r| r.get(0))
             .ok();
+        if log {
+            tx.prepare_cached("INSERT INTO log (k, version, value, at) VALUES (?1, ?2, ?3, 0)")
+                .unwrap()
+                .execute(rusqlite::params![k, version.unwrap_or(0) + 1, n.to_string()])
+                .unwrap();
+        }
         match version {
             None => tx
                 .prepare_cached("INSERT INTO kv (k, version, value) VALUES (?1, 1, ?2)")
@@ -151,13 +166,20 @@ fn rusqlite_cas(path: &Path, full: bool, key: impl Fn(u64) -> String) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn bench_rusqlite(dir: &Path, full: bool, tag: &str, key: impl Fn(u64) -> String + Copy) -> f64 {
+fn bench_rusqlite(
+    dir: &Path,
+    full: bool,
+    log: bool,
+    tag: &str,
+    key: impl Fn(u64) -> String + Copy,
+) -> f64 {
     median(
         (0..RUNS)
             .map(|r| {
                 rusqlite_cas(
-                    &dir.join(format!("rusqlite-{tag}-{full}-{r}.db")),
+                    &dir.join(format!("rusqlite-{tag}-{full}-{log}-{r}.db")),
                     full,
+                    log,
                     key,
                 )
             })
@@ -366,8 +388,11 @@ async fn main() {
     // W1–W3 at both durabilities, against rusqlite one op per transaction.
     for full in [false, true] {
         let d = if full { "FULL" } else { "NORMAL" };
-        let base = bench_rusqlite(dir.path(), full, "distinct", |n| format!("k{n}"));
-        let base_one = bench_rusqlite(dir.path(), full, "one", |_| "counter".into());
+        let base = bench_rusqlite(dir.path(), full, false, "distinct", |n| format!("k{n}"));
+        let base_one = bench_rusqlite(dir.path(), full, false, "one", |_| "counter".into());
+        // The same with a change log row per op, as the store writes one per version.
+        let logged = bench_rusqlite(dir.path(), full, true, "distinct", |n| format!("k{n}"));
+        let logged_one = bench_rusqlite(dir.path(), full, true, "one", |_| "counter".into());
         report.add(&format!("W1-W2 baseline {d}"), "rusqlite", base, base, None);
         report.add(
             &format!("W3 baseline {d}"),
@@ -389,27 +414,46 @@ async fn main() {
         } else {
             (0.2, 2.0, 8.0)
         };
+        let (m1, m2, m3) = (median(r1), median(r2), median(r3));
         report.add(
             &format!("W1 sequential CAS {d}"),
             "sqlite",
-            median(r1),
+            m1,
             base,
             Some(t1),
         );
         report.add(
             &format!("W2 64 writers distinct {d}"),
             "sqlite",
-            median(r2),
+            m2,
             base,
             Some(t2),
         );
         report.add(
             &format!("W3 64 increments one slot {d}"),
             "sqlite",
-            median(r3),
+            m3,
             base_one,
             Some(t3),
         );
+        // Against rusqlite doing the store's whole job, change log included (no targets).
+        report.add(
+            &format!("W1-W2 baseline+log {d}"),
+            "rusqlite",
+            logged,
+            logged,
+            None,
+        );
+        report.add(
+            &format!("W3 baseline+log {d}"),
+            "rusqlite",
+            logged_one,
+            logged_one,
+            None,
+        );
+        report.add(&format!("W1 vs +log {d}"), "sqlite", m1, logged, None);
+        report.add(&format!("W2 vs +log {d}"), "sqlite", m2, logged, None);
+        report.add(&format!("W3 vs +log {d}"), "sqlite", m3, logged_one, None);
     }
     if want("PG") {
         match std::env::var("STATE_PG_URL") {

@@ -511,7 +511,7 @@ const CHANGE_COLUMNS: &str =
     "seq, kind, scope_id, scope_sub, namespace, key, version, value, at FROM changes";
 
 /// Changes after `after` passing `filter`, in sequence order (sequence order is commit
-/// order: see the 0002 migration).
+/// order: see the 0003 migration).
 pub(crate) async fn read_changes(
     conn: &mut PgConnection,
     after: u64,
