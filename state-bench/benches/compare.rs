@@ -143,7 +143,11 @@ fn rusqlite_cas(path: &Path, full: bool, log: bool, key: impl Fn(u64) -> String)
         if log {
             tx.prepare_cached("INSERT INTO log (k, version, value, at) VALUES (?1, ?2, ?3, 0)")
                 .unwrap()
-                .execute(rusqlite::params![k, version.unwrap_or(0) + 1, n.to_string()])
+                .execute(rusqlite::params![
+                    k,
+                    version.unwrap_or(0) + 1,
+                    n.to_string()
+                ])
                 .unwrap();
         }
         match version {
