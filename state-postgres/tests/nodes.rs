@@ -179,16 +179,10 @@ impl Node {
         );
     }
 
-    /// Reads the node's output to its end: the values it had acknowledged, and whether it
-    /// finished.
-    fn finish(self, acked: Vec<u64>) -> (Vec<u64>, bool) {
-        let (acked, done, _) = self.finish_with_group(acked);
-        (acked, done)
-    }
-
-    /// [`Node::finish`], and the most caller batches the node's store merged into one
-    /// transaction (0 if it did not finish).
-    fn finish_with_group(mut self, mut acked: Vec<u64>) -> (Vec<u64>, bool, u64) {
+    /// Reads the node's output to its end: the values it had acknowledged, whether it
+    /// finished, and the most caller batches its store merged into one transaction (0 if it
+    /// did not finish).
+    fn finish(mut self, mut acked: Vec<u64>) -> (Vec<u64>, bool, u64) {
         let (mut done, mut group) = (false, 0);
         while let Some(line) = self.next_line() {
             if let Some(v) = line.strip_prefix("ack ") {
@@ -249,7 +243,7 @@ fn three_nodes_increment_and_cas_update_one_slot() {
     std::fs::write(&dir, b"go").unwrap();
     let mut all = Vec::new();
     for node in nodes {
-        let (acked, finished) = node.finish(Vec::new());
+        let (acked, finished, _) = node.finish(Vec::new());
         assert!(finished, "a node failed");
         assert_eq!(acked.len() as u64, n * tasks);
         all.extend(acked);
@@ -297,12 +291,12 @@ fn a_killed_node_loses_no_acknowledged_write_and_the_others_carry_on() {
         .unwrap();
     assert!(status.success());
     // Lines already written before the kill are acknowledged writes too.
-    let (victim_acked, victim_finished) = victim.finish(victim_acked);
+    let (victim_acked, victim_finished, _) = victim.finish(victim_acked);
     assert!(!victim_finished, "the victim finished before it was killed");
     // The others finish: the server released the killed node's locks.
     let mut all = victim_acked.clone();
     for node in others {
-        let (acked, finished) = node.finish(Vec::new());
+        let (acked, finished, _) = node.finish(Vec::new());
         assert!(finished, "a surviving node failed after the kill");
         assert_eq!(acked.len() as u64, n * tasks);
         all.extend(acked);
@@ -378,7 +372,7 @@ fn a_watch_sees_every_version_another_node_commits_in_order() {
         assert_eq!(seen, want, "every version, in order, once");
         let mut merged = 0;
         for node in nodes {
-            let (_, finished, group) = node.finish_with_group(Vec::new());
+            let (_, finished, group) = node.finish(Vec::new());
             assert!(finished, "a writer failed");
             merged = merged.max(group);
         }

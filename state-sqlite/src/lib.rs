@@ -54,8 +54,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Executor, SqliteConnection};
 use state_core::{
-    Batch, Clock, CommitOutcome, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Store,
-    SystemClock,
+    Batch, Clock, CommitOutcome, Error, Page, PreparedGroup, Record, Scope, ScopeKind, Slot,
+    SlotKey, Store, SystemClock,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -673,14 +673,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// Each caller batch's result, the accepted changes in first-written order, and the change
-/// log's rows (see [`state_core::PreparedGroup`]).
-struct Prepared {
-    results: Vec<Result<CommitOutcome, Error>>,
-    changes: Vec<(Slot, Record)>,
-    log: Vec<(Slot, Record)>,
-}
-
 /// Prepares every batch of a group on the records `loaded` (indexed like `index`), each batch
 /// seeing the changes of the accepted batches before it; a refused batch contributes nothing.
 fn prepare_group(
@@ -688,8 +680,8 @@ fn prepare_group(
     index: &HashMap<&Slot, usize>,
     loaded: &[Result<sql::Known, SqliteError>],
     now: state_core::Timestamp,
-) -> Prepared {
-    let prepared = state_core::prepare_group(
+) -> PreparedGroup {
+    state_core::prepare_group(
         group.iter().map(|(b, _)| b),
         now,
         |batch, slot| match index.get(slot).and_then(|&i| loaded.get(i)) {
@@ -706,12 +698,7 @@ fn prepare_group(
                 .map(drop)
                 .map_err(|e| e.into_state(Some(slot.clone())))
         },
-    );
-    Prepared {
-        results: prepared.results,
-        changes: prepared.changes,
-        log: prepared.log,
-    }
+    )
 }
 
 /// The most slots the committer remembers.
@@ -858,7 +845,7 @@ impl Committer {
                 .collect();
             let loaded: Vec<Result<sql::Known, SqliteError>> =
                 assumed.iter().cloned().map(Ok).collect();
-            let Prepared {
+            let PreparedGroup {
                 results,
                 changes,
                 log,
@@ -886,7 +873,7 @@ impl Committer {
         // caller rolls back: sqlx does not know about a transaction begun inside a string.
         let conn = &mut self.conn;
         let loaded = sql::load_raw(conn, &slots, true).await?;
-        let Prepared {
+        let PreparedGroup {
             results,
             changes,
             log,

@@ -11,10 +11,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use state_core::{
-    Change, ChangeFilter, Engine, Error, Op, Record, Scope, ScopeKind, Slot, SlotKey, Store, Write,
+    Change, ChangeFilter, Engine, EngineConfig, Error, Op, Record, Scope, ScopeKind, Slot, SlotKey,
+    Store, Write,
 };
 use state_postgres::{PgError, PgStore};
 use state_sqlite::{SqliteError, SqliteStore};
@@ -583,28 +585,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             count,
         } => {
             let scope = parse_scope(&scope)?;
-            let filter = ChangeFilter::scope(scope.clone());
-            let mut after = match from {
+            let after = match from {
                 Some(seq) => seq,
                 None => store.last_change().await?,
             };
             if !cli.json {
                 println!("watching {} after change {after}", scope_text(&scope));
             }
+            // The engine's change stream: polls every `interval_ms`, and is woken at once by
+            // PostgreSQL's NOTIFY.
+            let engine = Engine::with_config(
+                store.clone(),
+                EngineConfig::default().change_poll(Duration::from_millis(interval_ms)),
+            );
+            let mut feed = engine.changes(after, ChangeFilter::scope(scope));
             let mut changes = 0;
-            loop {
-                let batch = store.read_changes(after, &filter, 512).await?;
-                if batch.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
-                    continue;
-                }
-                for c in batch {
-                    after = c.seq;
-                    print_change(cli.json, &c, true);
-                    changes += 1;
-                    if count.is_some_and(|n| changes >= n) {
-                        return Ok(());
-                    }
+            while let Some(c) = feed.next().await {
+                print_change(cli.json, &c?, true);
+                changes += 1;
+                if count.is_some_and(|n| changes >= n) {
+                    return Ok(());
                 }
             }
         }
