@@ -383,10 +383,28 @@ async fn memory_rate(doc: &Value, path: &[&str]) -> f64 {
     .await
 }
 
+/// `STATE_BENCH_PROFILE=W3` (or `W1`, `W2`; `W3 FULL` for FULL) runs only that workload on
+/// the SQLite store, once, for `perf record`.
+async fn profile(which: &str, dir: &Path) {
+    let full = which.contains("FULL");
+    let (engine, store) = sqlite_engine(&dir.join("profile.db"), full).await;
+    let ops = if which.contains("W1") {
+        w1(&engine, 0).await
+    } else if which.contains("W2") {
+        w2(&engine, 0).await
+    } else {
+        w3(&engine, 0).await
+    };
+    println!("{which}: {ops:.0} ops/s, {:?}", store.stats());
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut report = Report::default();
+    if let Ok(which) = std::env::var("STATE_BENCH_PROFILE") {
+        return profile(&which, dir.path()).await;
+    }
     println!("{:<34} {:<22} {:>20}", "workload", "system", "median of 3");
 
     // W1–W3 at both durabilities, against rusqlite one op per transaction.

@@ -439,9 +439,9 @@ fn bind_record(
     add(args, rec.expires_at.map(Timestamp::as_millis))
 }
 
-/// Binds one row of the `commit_rows` view (0003 migration) as [`commit_text`] reads it: its
-/// position (`None`: a padding row, not inserted), the identity, version, value, time,
-/// expiry, and whether it is its slot's last version in the commit.
+/// Binds one row of the `commit_rows` view (migrations 0003, 0004) as [`commit_text`] reads
+/// it: its position (`None`: a padding row, not inserted), the identity, version, value,
+/// time, expiry, and whether it is its slot's last version in the commit.
 fn bind_commit_row(
     args: &mut SqliteArguments<'_>,
     ord: Option<i64>,
@@ -481,17 +481,17 @@ fn last_versions(log: &[(Slot, Record)]) -> Vec<bool> {
 
 /// Inserts `rows` bound commit rows into `commit_rows` in their order, skipping padding: every
 /// row goes to the change log, the last version of each slot to `slots` (the view's trigger).
-/// `guard` is an extra `FROM` item and `WHERE` condition (`", (…) AS g WHERE g.c = 0"`), or
-/// empty.
-fn commit_text(rows: usize, guard: &str) -> String {
+/// `stale`: the column the trigger refuses a non-zero row for (`"0"`, or `"g.c"` with a
+/// `g(c)` common table expression in front, see [`guarded_sql`]).
+fn commit_text(rows: usize, stale: &str) -> String {
+    let from = if stale == "0" { "" } else { ", g" };
     format!(
         "INSERT INTO commit_rows (kind, scope_id, scope_sub, namespace, key, version, value, \
-         updated_at, expires_at, last) \
+         updated_at, expires_at, last, stale) \
          SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
-         n.column9, n.column10, n.column11 FROM (VALUES {}) AS n{guard} \
-         AND n.column1 IS NOT NULL ORDER BY n.column1",
+         n.column9, n.column10, n.column11, {stale} FROM (VALUES {}) AS n{from} \
+         WHERE n.column1 IS NOT NULL ORDER BY n.column1",
         values(rows, 11),
-        guard = if guard.is_empty() { " WHERE 1" } else { guard }
     )
 }
 
@@ -518,10 +518,10 @@ pub(crate) async fn write_commit(
         bind_commit_rows(&mut args, chunk, last, rows, now)?;
         let sql = if commit && chunk_no + 1 == chunks {
             cached(&AND_COMMIT, rows, |rows| {
-                format!("{}; COMMIT", commit_text(rows, ""))
+                format!("{}; COMMIT", commit_text(rows, "0"))
             })
         } else {
-            cached(&PLAIN, rows, |rows| commit_text(rows, ""))
+            cached(&PLAIN, rows, |rows| commit_text(rows, "0"))
         };
         sqlx::query_with(sql, args).execute(&mut *conn).await?;
     }
@@ -615,60 +615,65 @@ pub(crate) async fn purge_expired(
     Ok(done.rows_affected())
 }
 
-/// The most touched (and changed) slots of one guarded commit. The one-call commit saves a
-/// thread hand-off, which matters for small groups (one writer, one hot slot); for large
-/// groups the two-call path is faster here (measured: W2's 64 writers on fresh slots ran at
-/// about half the speed through the guarded statement).
-pub(crate) const GUARDED_MAX: usize = 8;
+/// The most touched (and changed) slots of one guarded commit (8 parameters each, plus 11 per
+/// logged version, within SQLite's 32766).
+pub(crate) const GUARDED_MAX: usize = 1024;
 
 /// The most change-log rows (versions) the one-call commit writes; a group that made more
 /// takes the read path.
-const GUARDED_LOG_MAX: usize = 256;
+const GUARDED_LOG_MAX: usize = 2048;
 
 /// The largest assumed value (serialized) the one-call commit compares in the database;
 /// larger ones take the read path.
 const GUARDED_VALUE_MAX: usize = 4096;
 
-/// `BEGIN IMMEDIATE`, a count of the touched slots whose stored state (version and exact
-/// value text, or no row and the floor) differs from what the committer assumed, the change
-/// log rows and the upsert of `changes` only if that count is 0, and `COMMIT` — one call.
+/// The message of the trigger's refusal of a stale commit (migration 0004).
+const STALE: &str = "state-sqlite: stale commit";
+
+/// The one-call commit: ONE statement, run in autocommit (its own transaction, which takes
+/// the write lock when it starts). `g.c` counts the touched slots whose stored state (version
+/// and exact value text, or no row and the floor) differs from what the committer assumed;
+/// every version goes to the log and each slot's last to `slots` through `commit_rows`,
+/// whose trigger aborts the statement, writing nothing, if that count is not 0. With nothing
+/// to log it is the count alone.
+///
+/// One statement, because sqlx's worker thread sends a message per statement of a string,
+/// and each that finds the committer parked costs a thread wake-up (W1 ran at 220 µs per
+/// commit with four).
 fn guarded_sql(touched: usize, logged: usize) -> &'static str {
     type Shapes = HashMap<(usize, usize), &'static str>;
     static CACHE: OnceLock<Mutex<Shapes>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     cache.entry((touched, logged)).or_insert_with(|| {
-        // Anonymous `?` parameters only, bound in textual order across the statements (the
-        // touched rows twice): SQLite resolves each numbered `?NNN` by a linear scan, which
-        // made binding quadratic in the parameter count (10 % of W3 in `perf`).
+        // Anonymous `?` parameters only, bound in textual order: SQLite resolves each
+        // numbered `?NNN` by a linear scan, which made binding quadratic in the parameter
+        // count (10 % of W3 in `perf`).
         let with = format!(
-            "WITH t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {})",
-            values(touched, 8)
-        );
-        let bad = "SELECT count(*) AS c FROM t \
+            "WITH t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {}), \
+             g(c) AS (SELECT count(*) FROM t \
              LEFT JOIN slots s ON s.kind = t.kind AND s.scope_id = t.scope_id \
                AND s.scope_sub = t.scope_sub AND s.namespace = t.namespace AND s.key = t.key \
              LEFT JOIN scope_floors f ON f.kind = t.kind AND f.scope_id = t.scope_id \
                AND f.scope_sub = t.scope_sub \
              WHERE NOT ((t.ev IS NULL AND s.version IS NULL AND COALESCE(f.floor, 0) = t.ef) \
-                     OR (t.ev IS NOT NULL AND s.version IS t.ev AND s.value IS t.evalue))";
-        // Every version to the log, each slot's last to `slots`, only if no assumption failed.
-        let write = if logged == 0 {
-            String::new()
+                     OR (t.ev IS NOT NULL AND s.version IS t.ev AND s.value IS t.evalue)))",
+            values(touched, 8)
+        );
+        let text = if logged == 0 {
+            format!("{with} SELECT c FROM g")
         } else {
-            format!(
-                "{with} {}; ",
-                commit_text(logged, &format!(", ({bad}) AS g WHERE g.c = 0"))
-            )
+            format!("{with} {}", commit_text(logged, "g.c"))
         };
-        Box::leak(format!("BEGIN IMMEDIATE; {with} {bad}; {write}COMMIT").into_boxed_str())
+        Box::leak(text.into_boxed_str())
     })
 }
 
-/// Commits `changes` in one call if every touched slot still holds exactly what `assumed`
-/// says (its row's version and value text, or no row and that floor); otherwise writes
-/// nothing. Returns whether it wrote, or `None` without touching the database when an assumed
-/// value is too large to compare. The transaction is committed either way.
+/// Commits `changes` in one statement if every touched slot still holds exactly what
+/// `assumed` says (its row's version and value text, or no row and that floor); otherwise
+/// writes nothing. Returns whether it wrote (with nothing to log: whether the assumptions
+/// held), or `None` without touching the database when an assumed value is too large to
+/// compare. Runs outside any transaction (the statement is its own).
 pub(crate) async fn guarded_commit(
     conn: &mut SqliteConnection,
     touched: &[Slot],
@@ -695,9 +700,7 @@ pub(crate) async fn guarded_commit(
         if log.is_empty() { 0 } else { bucket(log.len()) },
     );
     let mut args = SqliteArguments::default();
-    // The check's rows: for the count, and again for the write's own check.
-    let checks = if l_rows == 0 { 1 } else { 2 };
-    for i in (0..checks).flat_map(|_| 0..t_rows) {
+    for i in 0..t_rows {
         let j = i.min(touched.len() - 1);
         let (slot, (record, row)) = (&touched[j], &assumed[j]);
         bind_scope(&mut args, slot.scope())?;
@@ -707,14 +710,19 @@ pub(crate) async fn guarded_commit(
         add(&mut args, texts[j].clone())?;
         add(&mut args, to_i64(if *row { 0 } else { record.version })?)?;
     }
-    if !log.is_empty() {
-        bind_commit_rows(&mut args, log, &last_versions(log), l_rows, now)?;
+    let sql = guarded_sql(t_rows, l_rows);
+    if log.is_empty() {
+        let stale: i64 = sqlx::query_scalar_with(sql, args)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok(Some(stale == 0));
     }
-    let rows = sqlx::query_with(guarded_sql(t_rows, l_rows), args)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mismatched: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(1);
-    Ok(Some(mismatched == 0))
+    bind_commit_rows(&mut args, log, &last_versions(log), l_rows, now)?;
+    match sqlx::query_with(sql, args).execute(&mut *conn).await {
+        Ok(_) => Ok(Some(true)),
+        Err(sqlx::Error::Database(e)) if e.message() == STALE => Ok(Some(false)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Scopes holding any row (tombstones and expired slots included), after the cursor.
