@@ -229,19 +229,34 @@ async fn w1(engine: &Engine, run: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// W2: 64 concurrent writers, CAS writes on distinct fresh slots.
-async fn w2(engine: &Engine, run: usize) -> f64 {
+/// W2: 64 concurrent writers, CAS writes on distinct fresh slots. The keys are the
+/// baseline's (`k0`, `k1`, … in one table: here one scope, numbered from a shared counter);
+/// `scattered`: each writer has its own scope instead, so one group's rows land on as many
+/// B-tree pages as there are writers.
+async fn w2(engine: &Engine, run: usize, scattered: bool) -> f64 {
     let start = Instant::now();
     let deadline = start + secs();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let tasks: Vec<_> = (0..WRITERS)
         .map(|t| {
             let engine = engine.clone();
-            let scope = Scope::execution(format!("w2-{run}-{t}")).unwrap();
+            let next = next.clone();
+            let scope = if scattered {
+                Scope::execution(format!("w2s-{run}-{t}"))
+            } else {
+                Scope::execution(format!("w2-{run}"))
+            }
+            .unwrap();
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
+                    let k = if scattered {
+                        n
+                    } else {
+                        next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    };
                     engine
-                        .handle::<u64>(slot(&scope, format!("k{n}")))
+                        .handle::<u64>(slot(&scope, format!("k{k}")))
                         .set_if(0, n)
                         .await
                         .unwrap();
@@ -391,7 +406,7 @@ async fn profile(which: &str, dir: &Path) {
     let ops = if which.contains("W1") {
         w1(&engine, 0).await
     } else if which.contains("W2") {
-        w2(&engine, 0).await
+        w2(&engine, 0, which.contains("scattered")).await
     } else {
         w3(&engine, 0).await
     };
@@ -423,12 +438,13 @@ async fn main() {
             base_one,
             None,
         );
-        let (mut r1, mut r2, mut r3) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut r1, mut r2, mut r2s, mut r3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..RUNS {
             let (engine, _) =
                 sqlite_engine(&dir.path().join(format!("ours-{d}-{run}.db")), full).await;
             r1.push(w1(&engine, run).await);
-            r2.push(w2(&engine, run).await);
+            r2.push(w2(&engine, run, false).await);
+            r2s.push(w2(&engine, run, true).await);
             r3.push(w3(&engine, run).await);
         }
         let (t1, t2, t3) = if full {
@@ -476,6 +492,14 @@ async fn main() {
         report.add(&format!("W1 vs +log {d}"), "sqlite", m1, logged, None);
         report.add(&format!("W2 vs +log {d}"), "sqlite", m2, logged, None);
         report.add(&format!("W3 vs +log {d}"), "sqlite", m3, logged_one, None);
+        // W2 with a scope per writer: the same group commit, its rows spread over the tree.
+        report.add(
+            &format!("W2 scattered vs +log {d}"),
+            "sqlite",
+            median(r2s),
+            logged,
+            None,
+        );
     }
     if want("PG") {
         match std::env::var("STATE_PG_URL") {
@@ -501,7 +525,7 @@ async fn main() {
     let m2 = median(
         futures_join(|run| {
             let e = engine.clone();
-            async move { w2(&e, run).await }
+            async move { w2(&e, run, false).await }
         })
         .await,
     );
@@ -956,7 +980,7 @@ async fn postgres(url: &str, report: &mut Report) {
         let config = EngineConfig::default().retry(RetryPolicy::new(1000));
         let engine = Engine::with_config(store.clone(), config);
         r1.push(w1(&engine, run).await);
-        r2.push(w2(&engine, run).await);
+        r2.push(w2(&engine, run, false).await);
         let before = store.stats();
         r3.push(w3(&engine, run).await);
         let after = store.stats();

@@ -14,7 +14,7 @@ use crate::error::SqliteError;
 
 /// The most slots one SELECT reads (6 parameters each; SQLite allows 32766).
 pub(crate) const SELECT_MAX: usize = 4096;
-/// The most rows one commit statement writes (11 parameters each).
+/// The most versions one commit statement logs (10 parameters each).
 pub(crate) const UPSERT_MAX: usize = 2048;
 
 const BUCKETS: usize = 13; // 1, 2, 4, …, 4096
@@ -439,59 +439,51 @@ fn bind_record(
     add(args, rec.expires_at.map(Timestamp::as_millis))
 }
 
-/// Binds one row of the `commit_rows` view (migrations 0003, 0004) as [`commit_text`] reads
-/// it: its position (`None`: a padding row, not inserted), the identity, version, value,
-/// time, expiry, and whether it is its slot's last version in the commit.
+/// Binds one logged version as [`commit_text`] reads it: its position (`None`: a padding
+/// row, not inserted), the slot's identity, version, value, time and expiry.
 fn bind_commit_row(
     args: &mut SqliteArguments<'_>,
     ord: Option<i64>,
     (slot, rec): &(Slot, Record),
     now: Timestamp,
-    last: bool,
 ) -> Result<(), SqliteError> {
     add(args, ord)?;
-    bind_record(args, slot, rec, now)?;
-    add(args, last)
+    bind_record(args, slot, rec, now)
 }
 
-/// Binds `log` padded to `rows` rows (see [`bind_commit_row`]); `last` flags each slot's last
-/// version (see [`last_versions`]).
+/// Binds `log` padded to `rows` rows (see [`bind_commit_row`]).
 fn bind_commit_rows(
     args: &mut SqliteArguments<'_>,
     log: &[(Slot, Record)],
-    last: &[bool],
     rows: usize,
     now: Timestamp,
 ) -> Result<(), SqliteError> {
     for i in 0..rows {
         let j = i.min(log.len() - 1);
         let ord = (i < log.len()).then_some(i as i64);
-        bind_commit_row(args, ord, &log[j], now, last[j])?;
+        bind_commit_row(args, ord, &log[j], now)?;
     }
     Ok(())
 }
 
-/// Which entries of `log` are their slot's last.
-fn last_versions(log: &[(Slot, Record)]) -> Vec<bool> {
-    let mut seen = std::collections::HashSet::with_capacity(log.len());
-    let mut last: Vec<bool> = log.iter().rev().map(|(s, _)| seen.insert(s)).collect();
-    last.reverse();
-    last
-}
-
-/// Inserts `rows` bound commit rows into `commit_rows` in their order, skipping padding: every
-/// row goes to the change log, the last version of each slot to `slots` (the view's trigger).
-/// `stale`: the column the trigger refuses a non-zero row for (`"0"`, or `"g.c"` with a
-/// `g(c)` common table expression in front, see [`guarded_sql`]).
-fn commit_text(rows: usize, stale: &str) -> String {
-    let from = if stale == "0" { "" } else { ", g" };
+/// Inserts `rows` bound versions into the change log in their order, skipping padding; the
+/// log's trigger (migration 0004) stores each in `slots`, so every slot ends with its last.
+/// `guarded`: a `g(c)` common table expression in front counts stale assumptions (see
+/// [`guarded_sql`]); if it is not 0 every `at` is NULL, which the NOT NULL constraint refuses,
+/// aborting the statement.
+fn commit_text(rows: usize, guarded: bool) -> String {
+    let (at, from) = if guarded {
+        ("CASE WHEN g.c = 0 THEN n.column9 END", ", g")
+    } else {
+        ("n.column9", "")
+    };
     format!(
-        "INSERT INTO commit_rows (kind, scope_id, scope_sub, namespace, key, version, value, \
-         updated_at, expires_at, last, stale) \
+        "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at, \
+         expires_at) \
          SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
-         n.column9, n.column10, n.column11, {stale} FROM (VALUES {}) AS n{from} \
+         {at}, n.column10 FROM (VALUES {}) AS n{from} \
          WHERE n.column1 IS NOT NULL ORDER BY n.column1",
-        values(rows, 11),
+        values(rows, 10),
     )
 }
 
@@ -507,28 +499,24 @@ pub(crate) async fn write_commit(
     static PLAIN: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
     static AND_COMMIT: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
     let chunks = log.len().div_ceil(UPSERT_MAX);
-    let last = last_versions(log);
-    for (chunk_no, (chunk, last)) in log
-        .chunks(UPSERT_MAX)
-        .zip(last.chunks(UPSERT_MAX))
-        .enumerate()
-    {
+    for (chunk_no, chunk) in log.chunks(UPSERT_MAX).enumerate() {
         let rows = bucket(chunk.len());
         let mut args = SqliteArguments::default();
-        bind_commit_rows(&mut args, chunk, last, rows, now)?;
+        bind_commit_rows(&mut args, chunk, rows, now)?;
         let sql = if commit && chunk_no + 1 == chunks {
             cached(&AND_COMMIT, rows, |rows| {
-                format!("{}; COMMIT", commit_text(rows, "0"))
+                format!("{}; COMMIT", commit_text(rows, false))
             })
         } else {
-            cached(&PLAIN, rows, |rows| commit_text(rows, "0"))
+            cached(&PLAIN, rows, |rows| commit_text(rows, false))
         };
         sqlx::query_with(sql, args).execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// Tombstones every live slot of a scope, raising each version by one.
+/// Tombstones every live slot of a scope, raising each version by one: logs the tombstones,
+/// which the log's trigger stores in `slots` (migration 0004).
 pub(crate) async fn clear(
     conn: &mut SqliteConnection,
     scope: &Scope,
@@ -537,21 +525,12 @@ pub(crate) async fn clear(
     let mut args = SqliteArguments::default();
     bind_scope(&mut args, scope)?;
     add(&mut args, now.as_millis())?;
-    // The log rows first: the same rows, before the update changes them.
-    sqlx::query_with(
+    let done = sqlx::query_with(
         "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at) \
          SELECT kind, scope_id, scope_sub, namespace, key, version + 1, NULL, ?4 FROM slots \
          WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
            AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?4) \
          ORDER BY namespace, key",
-        args.clone(),
-    )
-    .execute(&mut *conn)
-    .await?;
-    let done = sqlx::query_with(
-        "UPDATE slots SET version = version + 1, value = NULL, expires_at = NULL, updated_at = ?4 \
-         WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
-           AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?4)",
         args,
     )
     .execute(&mut *conn)
@@ -627,14 +606,15 @@ const GUARDED_LOG_MAX: usize = 2048;
 /// larger ones take the read path.
 const GUARDED_VALUE_MAX: usize = 4096;
 
-/// The message of the trigger's refusal of a stale commit (migration 0004).
-const STALE: &str = "state-sqlite: stale commit";
+/// How SQLite refuses a stale one-call commit: [`commit_text`] makes `at` NULL (migration
+/// 0004). No other write leaves `at` NULL.
+const STALE: &str = "NOT NULL constraint failed: changes.at";
 
 /// The one-call commit: ONE statement, run in autocommit (its own transaction, which takes
 /// the write lock when it starts). `g.c` counts the touched slots whose stored state (version
 /// and exact value text, or no row and the floor) differs from what the committer assumed;
-/// every version goes to the log and each slot's last to `slots` through `commit_rows`,
-/// whose trigger aborts the statement, writing nothing, if that count is not 0. With nothing
+/// every version goes to the log (and from there, by its trigger, to `slots`), each with a
+/// NULL time if that count is not 0, which aborts the statement, writing nothing. With nothing
 /// to log it is the count alone.
 ///
 /// One statement, because sqlx's worker thread sends a message per statement of a string,
@@ -663,7 +643,7 @@ fn guarded_sql(touched: usize, logged: usize) -> &'static str {
         let text = if logged == 0 {
             format!("{with} SELECT c FROM g")
         } else {
-            format!("{with} {}", commit_text(logged, "g.c"))
+            format!("{with} {}", commit_text(logged, true))
         };
         Box::leak(text.into_boxed_str())
     })
@@ -717,7 +697,7 @@ pub(crate) async fn guarded_commit(
             .await?;
         return Ok(Some(stale == 0));
     }
-    bind_commit_rows(&mut args, log, &last_versions(log), l_rows, now)?;
+    bind_commit_rows(&mut args, log, l_rows, now)?;
     match sqlx::query_with(sql, args).execute(&mut *conn).await {
         Ok(_) => Ok(Some(true)),
         Err(sqlx::Error::Database(e)) if e.message() == STALE => Ok(Some(false)),
