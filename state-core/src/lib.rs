@@ -96,7 +96,7 @@ pub use session::{AsSlot, SessionHandle};
 pub use store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, PreparedCommit, PreparedGroup,
     Store, VersionConflict, Write, WriteKind, WriteOutcome, check_page_limit, check_restore,
-    check_size, prepare_commit, prepare_group,
+    check_size, gather_yield, prepare_commit, prepare_group,
 };
 pub use target::{WriteTarget, load_targets};
 

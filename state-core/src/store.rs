@@ -461,6 +461,26 @@ pub struct PreparedGroup {
     pub log: Vec<(Slot, Record)>,
 }
 
+/// How many times [`gather_yield`] yields at most.
+const GATHER_YIELDS: usize = 8;
+
+/// For a group-committing backend, before it takes a group from its queue: yields to the
+/// tasks that are ready to run (the callers the last group answered, queueing their next
+/// commits) for as long as that makes the queue grow, at most a few times. Never waits for
+/// a timer: a lone caller's commit is delayed by one yield.
+///
+/// Measured on the SQLite store with 64 writers on 2 cores: the mean group went from 32 to
+/// 63 commits and W2 from 56 k to 95 k commits/s.
+pub async fn gather_yield<T>(queue: &tokio::sync::mpsc::Receiver<T>) {
+    for _ in 0..GATHER_YIELDS {
+        let queued = queue.len();
+        tokio::task::yield_now().await;
+        if queue.len() == queued {
+            break;
+        }
+    }
+}
+
 /// Runs [`prepare_commit`] for each batch of a group that a backend commits in one
 /// transaction (group commit): each batch sees the changes of the accepted batches before it;
 /// a refused batch (a conflict, an error) contributes nothing and the others still commit.

@@ -8,7 +8,8 @@
 //!   one statement updating the existing rows and inserting the new ones; `COMMIT` — four
 //!   round trips however many slots. Each caller's batch is still all-or-nothing on its own:
 //!   a batch that fails (a conflict, an overflow) is left out, the others commit. An idle
-//!   commit is not delayed: the committer never waits for company.
+//!   commit is not delayed: the committer never waits for company, it only yields to tasks
+//!   that are ready while they keep queueing commits ([`state_core::gather_yield`]).
 //! - **Many processes, many machines.** Writers of different processes serialize on row
 //!   locks; two processes creating the same slot at once are told apart by
 //!   `INSERT … ON CONFLICT DO NOTHING` (the loser rolls back and runs again on what it then
@@ -738,7 +739,9 @@ type GroupResult = Result<Vec<Result<CommitOutcome, Error>>, TxError>;
 impl Committer {
     async fn run(mut self) {
         while let Some(first) = self.rx.recv().await {
-            // Merge whatever is already queued; never wait for company.
+            // Merge what the callers answered last queue meanwhile; never wait for company
+            // (a timer).
+            state_core::gather_yield(&self.rx).await;
             let mut group = vec![first];
             while group.len() < self.max_group {
                 match self.rx.try_recv() {

@@ -2,11 +2,17 @@
 //!
 //! - **One file, WAL.** Readers never block the writer; several processes may share a file.
 //! - **Group commit.** Every write goes through one committer task that owns the write
-//!   connection. Commits that arrive while a transaction runs are merged into the next one:
-//!   `BEGIN IMMEDIATE`, one SELECT of every slot involved, one multi-row upsert, `COMMIT` —
-//!   four statements however many slots. Each caller's batch is still all-or-nothing on its
-//!   own: a batch that fails (a conflict, an overflow) is left out, the others commit. An idle
-//!   commit is not delayed: the committer never waits for company.
+//!   connection. Commits that arrive while a transaction runs are merged into the next one.
+//!   The committer remembers what each slot held after its last transaction, so a group
+//!   usually commits in ONE statement (its own transaction): every version into the change
+//!   log, from which a trigger stores each slot's row, guarded by a count of the slots that
+//!   no longer hold what the committer assumed. If another process changed one, the
+//!   statement writes nothing and the group runs again on the read path: `BEGIN IMMEDIATE`
+//!   and one SELECT of every slot involved, then the write and `COMMIT`. Each caller's batch
+//!   is still all-or-nothing on its own: a batch that fails (a conflict, an overflow) is left
+//!   out, the others commit. An idle commit is not delayed: the committer never waits for
+//!   company, it only yields to tasks that are ready while they keep queueing commits
+//!   ([`state_core::gather_yield`]).
 //! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
 //!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the
 //!   commit may or may not have applied.
@@ -701,11 +707,6 @@ fn prepare_group(
     )
 }
 
-/// How many times the committer yields to ready tasks before taking a group, while the
-/// queue grows (measured: one yield raised W2's mean group from 32 to 49 and its rate by a
-/// quarter).
-const GATHER_YIELDS: usize = 8;
-
 /// The most slots the committer remembers.
 const CACHE_MAX: usize = 100_000;
 
@@ -743,16 +744,9 @@ impl Committer {
             };
             match request {
                 Request::Commit(batch, reply) => {
-                    // Let the tasks that are ready run first (callers answered by the last
-                    // group are queueing their next commits) while that makes the queue grow,
-                    // then merge whatever is queued; never wait for company (a timer).
-                    for _ in 0..GATHER_YIELDS {
-                        let queued = self.rx.len();
-                        tokio::task::yield_now().await;
-                        if self.rx.len() == queued {
-                            break;
-                        }
-                    }
+                    // Merge what the callers answered last queue meanwhile; never wait for
+                    // company (a timer).
+                    state_core::gather_yield(&self.rx).await;
                     let mut group: Vec<Pending> = vec![(batch, reply)];
                     while group.len() < self.max_group {
                         match self.rx.try_recv() {
