@@ -594,7 +594,7 @@ pub(crate) async fn purge_expired(
     Ok(done.rows_affected())
 }
 
-/// The most touched (and changed) slots of one guarded commit (8 parameters each, plus 11 per
+/// The most touched (and changed) slots of one guarded commit (8 parameters each, plus 10 per
 /// logged version, within SQLite's 32766).
 pub(crate) const GUARDED_MAX: usize = 1024;
 
