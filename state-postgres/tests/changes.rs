@@ -88,16 +88,7 @@ async fn a_change_stream_is_woken_by_notify_not_by_its_poll() {
         ChangeFilter::slot(&slot("n")),
     );
     // The listener starts with the feed: wait until it hears commits.
-    let warm = writer.handle::<u64>(slot("warm-up"));
-    for _ in 0..100 {
-        warm.increment(1).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if watcher.stats().notifications > 0 {
-            break;
-        }
-    }
-    let before = watcher.stats().notifications;
-    assert!(before > 0, "the listener never heard a commit");
+    let before = common::wait_for_listener(&watcher, &writer.handle(slot("warm-up"))).await;
     let h = writer.handle::<u64>(slot("n"));
     for want in 1..=5u64 {
         h.increment(1).await.unwrap();

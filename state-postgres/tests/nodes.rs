@@ -358,18 +358,8 @@ fn a_watch_sees_every_version_another_node_commits_in_order() {
         // The listener starts with the watch, on its own connection: wait until it hears a
         // commit (of another slot) before the writers start, or they may all finish before
         // LISTEN took effect (the watch then catches up, but nothing was announced).
-        let side =
-            engine.handle::<u64>(Slot::new(Scope::app("watch-side").unwrap(), "W", "k").unwrap());
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while store.stats().notifications == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the listener never heard a commit"
-            );
-            side.increment(1).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let warmed = store.stats().notifications;
+        let side = Slot::new(Scope::app("watch-side").unwrap(), "W", "k").unwrap();
+        let warmed = common::wait_for_listener(&store, &engine.handle(side)).await;
         std::fs::write(&go, b"go").unwrap();
         let total = 2 * n * tasks;
         let mut seen = Vec::new();

@@ -839,8 +839,8 @@ impl Committer {
             }
         }
         // Fast path: assume what the cache knows (a slot never seen: no row, floor 0) and
-        // commit in one call, guarded by those assumptions for every touched slot. If one is
-        // wrong nothing is written, and the group runs again on what it reads.
+        // commit in one statement, guarded by those assumptions for every touched slot. If
+        // one is wrong nothing is written, and the group runs again on what it reads.
         if self.optimistic && !slots.is_empty() && slots.len() <= sql::GUARDED_MAX {
             let assumed: Vec<sql::Known> = slots
                 .iter()
@@ -858,25 +858,23 @@ impl Committer {
                 changes,
                 log,
             } = prepare_group(group, &index, &loaded, now);
-            if changes.len() <= sql::GUARDED_MAX {
-                match sql::guarded_commit(&mut self.conn, &slots, &assumed, &log, now).await? {
-                    Some(true) => {
-                        self.counters.fast_commits.fetch_add(1, Ordering::Relaxed);
-                        self.remember(changes.into_iter().map(|(s, r)| (s, (r, true))));
-                        return Ok(results);
-                    }
-                    Some(false) => {
-                        self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
-                        self.optimistic = false;
-                        for s in &slots {
-                            self.cache.remove(s);
-                        }
-                    }
-                    None => {}
+            match sql::guarded_commit(&mut self.conn, &slots, &assumed, &log, now).await? {
+                Some(true) => {
+                    self.counters.fast_commits.fetch_add(1, Ordering::Relaxed);
+                    self.remember(changes.into_iter().map(|(s, r)| (s, (r, true))));
+                    return Ok(results);
                 }
+                Some(false) => {
+                    self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+                    self.optimistic = false;
+                    for s in &slots {
+                        self.cache.remove(s);
+                    }
+                }
+                None => {}
             }
         }
-        // Read path, two calls: "BEGIN IMMEDIATE; SELECT …" and "upsert …; COMMIT" (each a
+        // Read path, two calls: "BEGIN IMMEDIATE; SELECT …" and "INSERT …; COMMIT" (each a
         // multi-statement string, one hand-off to sqlx's worker thread). On any error the
         // caller rolls back: sqlx does not know about a transaction begun inside a string.
         let conn = &mut self.conn;

@@ -44,3 +44,23 @@ pub async fn drop_schemas(names: &[String]) {
             .expect("drop a test schema");
     }
 }
+
+/// Waits until `listener`'s change listener (started by a feed or watch) hears a commit,
+/// committing increments through `bump` until it does; returns the notifications counted so
+/// far. Commits made before LISTEN took effect are caught up by a feed, never announced, so a
+/// test about NOTIFY must start writing after this.
+pub async fn wait_for_listener(
+    listener: &state_postgres::PgStore,
+    bump: &state_core::SlotHandle<u64>,
+) -> u64 {
+    for _ in 0..600 {
+        if listener.stats().notifications > 0 {
+            break;
+        }
+        bump.increment(1).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let heard = listener.stats().notifications;
+    assert!(heard > 0, "the listener never heard a commit");
+    heard
+}
