@@ -116,13 +116,18 @@ impl ChangeFilter {
 
     /// Whether `change` passes the filter.
     pub fn matches(&self, change: &Change) -> bool {
-        self.kind.is_none_or(|k| change.slot.scope().kind() == k)
-            && self.scope.as_ref().is_none_or(|s| change.slot.scope() == s)
+        self.matches_slot(&change.slot)
+    }
+
+    /// Whether a change of `slot` passes the filter.
+    pub(crate) fn matches_slot(&self, slot: &Slot) -> bool {
+        self.kind.is_none_or(|k| slot.scope().kind() == k)
+            && self.scope.as_ref().is_none_or(|s| slot.scope() == s)
             && self
                 .namespace
                 .as_deref()
-                .is_none_or(|n| change.slot.namespace() == n)
-            && self.key.as_deref().is_none_or(|k| change.slot.key() == k)
+                .is_none_or(|n| slot.namespace() == n)
+            && self.key.as_deref().is_none_or(|k| slot.key() == k)
     }
 }
 

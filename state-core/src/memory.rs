@@ -5,6 +5,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use crate::changes::{Change, ChangeFilter};
 use crate::error::{Error, Result};
@@ -36,27 +37,138 @@ pub struct MemoryStore {
 struct Inner {
     scopes: BTreeMap<Scope, ScopeData>,
     /// The change log (the newest [`MEMORY_LOG_MAX`] changes).
-    log: std::collections::VecDeque<Change>,
+    log: std::collections::VecDeque<Logged>,
     /// The last sequence number handed out.
     seq: u64,
+}
+
+/// A stored value. Scalars are held inline; strings, arrays and objects behind an `Arc`, so
+/// the slot map and the change log share one copy of a version's value instead of each
+/// holding a deep clone.
+#[derive(Clone, Debug)]
+enum Stored {
+    Inline(Value),
+    Shared(Arc<Value>),
+}
+
+impl Stored {
+    fn new(value: Value) -> Self {
+        match value {
+            Value::Null | Value::Bool(_) | Value::Number(_) => Stored::Inline(value),
+            _ => Stored::Shared(Arc::new(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            Stored::Inline(v) => v.clone(),
+            Stored::Shared(v) => Value::clone(v),
+        }
+    }
+}
+
+/// A slot's record as the memory store keeps it (raw: expiry not applied).
+#[derive(Clone, Debug)]
+struct Kept {
+    value: Option<Stored>,
+    version: u64,
+    expires_at: Option<Timestamp>,
+}
+
+impl Kept {
+    fn new(record: Record) -> Self {
+        Kept {
+            value: record.value.map(Stored::new),
+            version: record.version,
+            expires_at: record.expires_at,
+        }
+    }
+
+    fn absent(version: u64) -> Self {
+        Kept {
+            value: None,
+            version,
+            expires_at: None,
+        }
+    }
+
+    fn record(&self) -> Record {
+        Record {
+            value: self.value.as_ref().map(Stored::to_value),
+            version: self.version,
+            expires_at: self.expires_at,
+        }
+    }
+
+    fn is_live(&self, now: Timestamp) -> bool {
+        self.value.is_some() && self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// One entry of the change log; its value is shared with the slot map.
+#[derive(Debug)]
+struct Logged {
+    seq: u64,
+    slot: Slot,
+    version: u64,
+    value: Option<Stored>,
+    at: Timestamp,
+}
+
+impl Logged {
+    fn change(&self) -> Change {
+        Change {
+            seq: self.seq,
+            slot: self.slot.clone(),
+            version: self.version,
+            value: self.value.as_ref().map(Stored::to_value),
+            at: self.at,
+        }
+    }
 }
 
 /// The most changes a memory store's log keeps (older ones are dropped).
 pub const MEMORY_LOG_MAX: usize = 100_000;
 
 impl Inner {
-    fn log(&mut self, slot: &Slot, record: &Record, at: Timestamp) {
+    fn log(&mut self, slot: &Slot, kept: &Kept, at: Timestamp) {
         self.seq += 1;
         if self.log.len() >= MEMORY_LOG_MAX {
             self.log.pop_front();
         }
-        self.log.push_back(Change {
+        self.log.push_back(Logged {
             seq: self.seq,
             slot: slot.clone(),
-            version: record.version,
-            value: record.value.clone(),
+            version: kept.version,
+            value: kept.value.clone(),
             at,
         });
+    }
+
+    /// The current raw record of `slot` (expiry not applied).
+    fn record(&self, slot: &Slot) -> Record {
+        self.scopes
+            .get(slot.scope())
+            .map_or_else(|| Record::absent(0), |s| s.record(slot))
+    }
+
+    /// Stores `kept` as `slot`'s record and logs it.
+    fn put(&mut self, slot: &Slot, kept: Kept, at: Timestamp) {
+        self.log(slot, &kept, at);
+        let data = match self.scopes.get_mut(slot.scope()) {
+            Some(data) => data,
+            None => self.scopes.entry(slot.scope().clone()).or_default(),
+        };
+        let keys = match data.slots.get_mut(slot.namespace()) {
+            Some(keys) => keys,
+            None => data.slots.entry(slot.namespace().to_owned()).or_default(),
+        };
+        match keys.get_mut(slot.key()) {
+            Some(r) => *r = kept,
+            None => {
+                keys.insert(slot.key().to_owned(), kept);
+            }
+        }
     }
 }
 
@@ -65,7 +177,7 @@ struct ScopeData {
     /// The highest version ever physically removed from this scope.
     floor: u64,
     /// namespace → key → record (raw: expiry not applied).
-    slots: BTreeMap<String, BTreeMap<String, Record>>,
+    slots: BTreeMap<String, BTreeMap<String, Kept>>,
 }
 
 impl ScopeData {
@@ -73,12 +185,11 @@ impl ScopeData {
         self.slots
             .get(slot.namespace())
             .and_then(|ns| ns.get(slot.key()))
-            .cloned()
-            .unwrap_or_else(|| Record::absent(self.floor))
+            .map_or_else(|| Record::absent(self.floor), Kept::record)
     }
 
     /// Removes rows matching `pred`, raising the floor to their highest version.
-    fn purge(&mut self, mut pred: impl FnMut(&Record) -> bool) -> u64 {
+    fn purge(&mut self, mut pred: impl FnMut(&Kept) -> bool) -> u64 {
         let mut removed = 0;
         let floor = &mut self.floor;
         for keys in self.slots.values_mut() {
@@ -128,7 +239,7 @@ impl MemoryStore {
                             namespace: ns.clone(),
                             key: k.clone(),
                         };
-                        (key, r.clone())
+                        (key, r.record())
                     })
                 })
                 .collect()
@@ -144,7 +255,10 @@ impl MemoryStore {
         let data = inner.scopes.entry(scope.clone()).or_default();
         data.slots.clear();
         for (k, r) in records {
-            data.slots.entry(k.namespace).or_default().insert(k.key, r);
+            data.slots
+                .entry(k.namespace)
+                .or_default()
+                .insert(k.key, Kept::new(r));
         }
     }
 
@@ -162,13 +276,7 @@ impl Store for MemoryStore {
         let inner = self.lock();
         Ok(slots
             .iter()
-            .map(|slot| {
-                inner
-                    .scopes
-                    .get(slot.scope())
-                    .map_or_else(|| Record::absent(0), |s| s.record(slot))
-                    .visible(now)
-            })
+            .map(|slot| inner.record(slot).visible(now))
             .collect())
     }
 
@@ -192,7 +300,7 @@ impl Store for MemoryStore {
                         namespace: ns.clone(),
                         key: k.clone(),
                     };
-                    (key, r.clone().visible(now))
+                    (key, r.record().visible(now))
                 })
             })
             .collect())
@@ -201,28 +309,9 @@ impl Store for MemoryStore {
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome> {
         let now = self.clock.now();
         let mut inner = self.lock();
-        let prepared = prepare_commit(&batch, now, |slot| {
-            Ok(inner
-                .scopes
-                .get(slot.scope())
-                .map_or_else(|| Record::absent(0), |s| s.record(slot)))
-        })?;
+        let prepared = prepare_commit(&batch, now, |slot| Ok(inner.record(slot)))?;
         for (slot, record) in prepared.changes {
-            inner.log(&slot, &record, now);
-            let data = match inner.scopes.get_mut(slot.scope()) {
-                Some(data) => data,
-                None => inner.scopes.entry(slot.scope().clone()).or_default(),
-            };
-            let keys = match data.slots.get_mut(slot.namespace()) {
-                Some(keys) => keys,
-                None => data.slots.entry(slot.namespace().to_owned()).or_default(),
-            };
-            match keys.get_mut(slot.key()) {
-                Some(r) => *r = record,
-                None => {
-                    keys.insert(slot.key().to_owned(), record);
-                }
-            }
+            inner.put(&slot, Kept::new(record), now);
         }
         Ok(prepared.outcome)
     }
@@ -300,21 +389,11 @@ impl Store for MemoryStore {
 
     async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64> {
         let mut inner = self.lock();
-        check_restore(&records, |slot| {
-            Ok(inner
-                .scopes
-                .get(slot.scope())
-                .map_or_else(|| Record::absent(0), |s| s.record(slot)))
-        })?;
+        check_restore(&records, |slot| Ok(inner.record(slot)))?;
         let n = records.len() as u64;
         let now = self.clock.now();
         for (slot, record) in records {
-            inner.log(&slot, &record, now);
-            let data = inner.scopes.entry(slot.scope().clone()).or_default();
-            data.slots
-                .entry(slot.namespace().to_owned())
-                .or_default()
-                .insert(slot.key().to_owned(), record);
+            inner.put(&slot, Kept::new(record), now);
         }
         Ok(n)
     }
@@ -325,7 +404,7 @@ impl Store for MemoryStore {
         let Some(data) = inner.scopes.get_mut(scope) else {
             return Ok(0);
         };
-        let live = |r: &Record| r.is_live(now);
+        let live = |r: &Kept| r.is_live(now);
         let records = || data.slots.values().flat_map(|keys| keys.values());
         if records().any(|r| live(r) && r.version == u64::MAX) {
             return Err(Error::InvalidArgument(format!(
@@ -336,7 +415,7 @@ impl Store for MemoryStore {
         for (ns, keys) in data.slots.iter_mut() {
             for (key, r) in keys.iter_mut() {
                 if live(r) {
-                    *r = Record::absent(r.version + 1);
+                    *r = Kept::absent(r.version + 1);
                     cleared.push((
                         Slot::new(scope.clone(), ns.clone(), key.clone())?,
                         r.clone(),
@@ -381,9 +460,9 @@ impl Store for MemoryStore {
         Ok(inner
             .log
             .range(start..)
-            .filter(|c| filter.matches(c))
+            .filter(|c| filter.matches_slot(&c.slot))
             .take(limit)
-            .cloned()
+            .map(Logged::change)
             .collect())
     }
 
@@ -400,7 +479,7 @@ impl Store for MemoryStore {
             .rev()
             .filter(|c| before.is_none_or(|b| c.seq < b) && &c.slot == slot)
             .take(limit)
-            .cloned()
+            .map(Logged::change)
             .collect())
     }
 

@@ -554,9 +554,50 @@ impl Batch {
     }
 }
 
-/// Fails with [`Error::TooLarge`] if `value` serializes to more than `limit` bytes. Stops
-/// serializing as soon as the limit is passed.
+/// An upper bound of `value`'s serialized size, computed without serializing: each string
+/// byte counted as its longest escape (`\u00XX`), each number at the longest a JSON number
+/// prints. Stops adding once past `limit`.
+fn size_bound(value: &Value, limit: usize) -> usize {
+    fn string(s: &str) -> usize {
+        s.len().saturating_mul(6).saturating_add(2)
+    }
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        // u64::MAX, i64::MIN and the longest f64 ("-1.7976931348623157e308") fit in 24.
+        Value::Number(_) => 24,
+        Value::String(s) => string(s),
+        Value::Array(items) => {
+            let mut n = 2 + items.len();
+            for item in items {
+                n = n.saturating_add(size_bound(item, limit));
+                if n > limit {
+                    break;
+                }
+            }
+            n
+        }
+        Value::Object(map) => {
+            let mut n = 2 + 2 * map.len();
+            for (key, item) in map {
+                n = n
+                    .saturating_add(string(key))
+                    .saturating_add(size_bound(item, limit));
+                if n > limit {
+                    break;
+                }
+            }
+            n
+        }
+    }
+}
+
+/// Fails with [`Error::TooLarge`] if `value` serializes to more than `limit` bytes. A value
+/// whose size bound is within the limit is not serialized at all; otherwise serializing stops
+/// as soon as the limit is passed.
 pub fn check_size(slot: &Slot, value: &Value, limit: usize) -> Result<()> {
+    if size_bound(value, limit) <= limit {
+        return Ok(());
+    }
     struct Counter {
         n: usize,
         limit: usize,
@@ -621,4 +662,72 @@ pub fn check_restore(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::{check_size, size_bound};
+    use crate::{Error, Scope, Slot};
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            // Control characters, quotes and backslashes: the strings with the longest escapes.
+            "[\\x00-\\x1f\"\\\\a-z\u{e9}\u{1F600}]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[\\x00-\\x1fa-z\"]{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The bound never under-counts, and `check_size` refuses exactly the values whose
+        /// serialization is over the limit, whether or not the bound let it skip serializing.
+        #[test]
+        fn the_size_bound_never_undercounts(v in json_value(), slack in 0usize..4) {
+            let exact = serde_json::to_string(&v).unwrap().len();
+            prop_assert!(size_bound(&v, usize::MAX) >= exact);
+            let slot = Slot::new(Scope::app("a").unwrap(), "N", "k").unwrap();
+            for limit in [exact.saturating_sub(slack + 1), exact + slack, exact * 6 + 64] {
+                let r = check_size(&slot, &v, limit);
+                if exact <= limit {
+                    prop_assert!(r.is_ok(), "{exact} bytes under {limit}: {r:?}");
+                } else {
+                    let refused = matches!(r, Err(Error::TooLarge { .. }));
+                    prop_assert!(refused, "{exact} bytes over {limit}: {r:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_numbers_and_escapes_fit_the_bound() {
+        for v in [
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(-1.7976931348623157e308),
+            json!(f64::MIN_POSITIVE),
+            json!(5e-324),
+            json!("\u{0}\u{1f}"),
+            json!({"\u{0}": ["\u{1}", null, false]}),
+        ] {
+            let exact = serde_json::to_string(&v).unwrap().len();
+            assert!(size_bound(&v, usize::MAX) >= exact, "{v}: {exact}");
+        }
+    }
 }
