@@ -5,7 +5,8 @@
 //! never share a storage identity: `user("a:b", "c")` and `user("a", "b:c")` stay distinct.
 
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -230,14 +231,49 @@ pub struct SlotKey {
 /// let b = Slot::new(Scope::user("a", "b:c").unwrap(), "ns", "k").unwrap();
 /// assert_ne!(a, b); // no `:`-joining: the parts stay apart
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Slot(Arc<SlotInner>);
 
-#[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct SlotInner {
     scope: Scope,
     namespace: String,
     key: String,
+    /// The identity's hash, computed once (committers hash a slot several times per commit).
+    hash: u64,
+}
+
+impl SlotInner {
+    fn identity(&self) -> (&Scope, &str, &str) {
+        (&self.scope, &self.namespace, &self.key)
+    }
+}
+
+impl PartialEq for SlotInner {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.identity() == other.identity()
+    }
+}
+
+impl Eq for SlotInner {}
+
+impl PartialOrd for SlotInner {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SlotInner {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.identity().cmp(&other.identity())
+    }
+}
+
+/// Hashes the precomputed identity hash. That hash is keyed per process (a `RandomState`
+/// made once), so crafted slot names cannot aim for collisions any more than in a `HashMap`.
+impl Hash for Slot {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
 }
 
 impl Slot {
@@ -251,10 +287,15 @@ impl Slot {
         let key = key.into();
         validate(IdPart::Namespace, &namespace, MAX_NAME_BYTES)?;
         validate(IdPart::Key, &key, MAX_NAME_BYTES)?;
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let hash = KEYS
+            .get_or_init(RandomState::new)
+            .hash_one((&scope, &namespace, &key));
         Ok(Slot(Arc::new(SlotInner {
             scope,
             namespace,
             key,
+            hash,
         })))
     }
 
@@ -351,4 +392,36 @@ fn truncate(value: &str) -> String {
         end -= 1;
     }
     format!("{}…", &value[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashSet};
+
+    use super::{Scope, Slot};
+
+    #[test]
+    fn slots_built_apart_are_one_key_in_hash_and_ordered_maps() {
+        let make = |id: &str, key: &str| Slot::new(Scope::user(id, "c").unwrap(), "ns", key);
+        let a = make("a", "k").unwrap();
+        let same = make("a", "k").unwrap();
+        let other_key = make("a", "j").unwrap();
+        let other_scope = make("b", "k").unwrap();
+        assert_eq!(a, same);
+        assert_ne!(a, other_key);
+        assert_ne!(a, other_scope);
+        let hashed: HashSet<Slot> = [&a, &same, &other_key, &other_scope]
+            .into_iter()
+            .cloned()
+            .collect();
+        assert_eq!(hashed.len(), 3);
+        assert!(hashed.contains(&make("b", "k").unwrap()));
+        let ordered: Vec<Slot> = [&a, &same, &other_key, &other_scope]
+            .into_iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(ordered, [other_key, a, other_scope]);
+    }
 }

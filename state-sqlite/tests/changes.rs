@@ -155,6 +155,13 @@ async fn a_trigger_acts_once_per_threshold_crossing_across_a_restart() {
             h.increment(1).await.unwrap();
         }
         wait_for(&engine, 1).await;
+        // The handler writes the alert before it fails: its failure is counted just after.
+        for _ in 0..1000 {
+            if trigger.failures() >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert!(trigger.failures() >= 1, "the failing call was retried");
         // Back under, then a second crossing while the trigger is stopped ("restart").
         trigger.stop();
