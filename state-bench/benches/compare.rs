@@ -435,11 +435,22 @@ async fn memory_vs_map(report: &mut Report) {
     }
 }
 
-/// `STATE_BENCH_PROFILE=W3` (or `W1`, `W2`; `W3 FULL` for FULL) runs only that workload on
-/// the SQLite store, once, for `perf record`.
+/// `STATE_BENCH_PROFILE=W3` (or `W1`, `W2`, `W2 scattered`; `W3 FULL` for FULL) runs only
+/// that workload on the SQLite store, once, for `perf record`; `ALL` (`ALL FULL`) runs W1, W2,
+/// W2 scattered and W3 in the full run's order on one file. (`memory` is handled in `main`.)
 async fn profile(which: &str, dir: &Path) {
     let full = which.contains("FULL");
     let (engine, store) = sqlite_engine(&dir.join("profile.db"), full).await;
+    if which.contains("ALL") {
+        // The full run's order on one file.
+        let r1 = w1(&engine, 0).await;
+        let r2 = w2(&engine, 0, false).await;
+        let r2s = w2(&engine, 0, true).await;
+        let r3 = w3(&engine, 0).await;
+        println!("{which}: W1 {r1:.0}, W2 {r2:.0}, W2 scattered {r2s:.0}, W3 {r3:.0} ops/s");
+        println!("{:?}", store.stats());
+        return;
+    }
     let ops = if which.contains("W1") {
         w1(&engine, 0).await
     } else if which.contains("W2") {
