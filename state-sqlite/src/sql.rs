@@ -14,7 +14,7 @@ use crate::error::SqliteError;
 
 /// The most slots one SELECT reads (6 parameters each; SQLite allows 32766).
 pub(crate) const SELECT_MAX: usize = 4096;
-/// The most versions one commit statement logs (10 parameters each).
+/// The most versions one commit statement logs (11 parameters each).
 pub(crate) const UPSERT_MAX: usize = 2048;
 
 const BUCKETS: usize = 13; // 1, 2, 4, …, 4096
@@ -440,15 +440,19 @@ fn bind_record(
 }
 
 /// Binds one logged version as [`commit_text`] reads it: its position (`None`: a padding
-/// row, not inserted), the slot's identity, version, value, time and expiry.
+/// row, not inserted), the slot's identity, version, value, time and expiry, and whether a
+/// later version of the same slot follows it in this statement (then the log's trigger does
+/// not store it in `slots`: migration 0005).
 fn bind_commit_row(
     args: &mut SqliteArguments<'_>,
     ord: Option<i64>,
     (slot, rec): &(Slot, Record),
     now: Timestamp,
+    superseded: bool,
 ) -> Result<(), SqliteError> {
     add(args, ord)?;
-    bind_record(args, slot, rec, now)
+    bind_record(args, slot, rec, now)?;
+    add(args, superseded.then_some(1i64))
 }
 
 /// Binds `log` padded to `rows` rows (see [`bind_commit_row`]).
@@ -458,16 +462,27 @@ fn bind_commit_rows(
     rows: usize,
     now: Timestamp,
 ) -> Result<(), SqliteError> {
+    let superseded = superseded(log);
     for i in 0..rows {
         let j = i.min(log.len() - 1);
         let ord = (i < log.len()).then_some(i as i64);
-        bind_commit_row(args, ord, &log[j], now)?;
+        bind_commit_row(args, ord, &log[j], now, superseded[j])?;
     }
     Ok(())
 }
 
+/// For each version of `log` (in commit order), whether a later one of the same slot follows.
+fn superseded(log: &[(Slot, Record)]) -> Vec<bool> {
+    let mut later = std::collections::HashSet::with_capacity(log.len());
+    let mut out = vec![false; log.len()];
+    for (i, (slot, _)) in log.iter().enumerate().rev() {
+        out[i] = !later.insert(slot);
+    }
+    out
+}
+
 /// Inserts `rows` bound versions into the change log in their order, skipping padding; the
-/// log's trigger (migration 0004) stores each in `slots`, so every slot ends with its last.
+/// log's trigger (migrations 0004, 0005) stores each slot's last one in `slots`.
 /// `guarded`: a `g(c)` common table expression in front counts stale assumptions (see
 /// [`guarded_sql`]); if it is not 0 every `at` is NULL, which the NOT NULL constraint refuses,
 /// aborting the statement.
@@ -479,11 +494,11 @@ fn commit_text(rows: usize, guarded: bool) -> String {
     };
     format!(
         "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at, \
-         expires_at) \
+         expires_at, superseded) \
          SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
-         {at}, n.column10 FROM (VALUES {}) AS n{from} \
+         {at}, n.column10, n.column11 FROM (VALUES {}) AS n{from} \
          WHERE n.column1 IS NOT NULL ORDER BY n.column1",
-        values(rows, 10),
+        values(rows, 11),
     )
 }
 
@@ -594,7 +609,7 @@ pub(crate) async fn purge_expired(
     Ok(done.rows_affected())
 }
 
-/// The most touched (and changed) slots of one guarded commit (8 parameters each, plus 10 per
+/// The most touched (and changed) slots of one guarded commit (8 parameters each, plus 11 per
 /// logged version, within SQLite's 32766).
 pub(crate) const GUARDED_MAX: usize = 1024;
 
