@@ -18,6 +18,9 @@ pub struct RowError {
     /// The row's version, when that much is readable (a write that replaces the value whole
     /// can then repair the row).
     pub version: Option<u64>,
+    /// The row's expiry, when its version and expiry are readable (a repair with
+    /// [`Ttl::Keep`](crate::Ttl::Keep) keeps it).
+    pub expires_at: Option<Timestamp>,
 }
 
 impl RowError {
@@ -26,6 +29,7 @@ impl RowError {
         RowError {
             reason: reason.into(),
             version: None,
+            expires_at: None,
         }
     }
 }
@@ -68,15 +72,31 @@ pub fn stored_record(
     expires_at: Option<i64>,
 ) -> std::result::Result<Record, RowError> {
     let version = stored_u64(version, "a version")?;
+    let expires_at = expires_at.map(Timestamp::from_millis);
     let value = stored_value(value).map_err(|e| RowError {
         version: Some(version),
+        expires_at,
         ..e
     })?;
     Ok(Record {
         version,
         value,
-        expires_at: expires_at.map(Timestamp::from_millis),
+        expires_at,
     })
+}
+
+/// The current record a write that replaces a value whole works on when the row's value is
+/// unreadable but its version (and maybe expiry) are not: a live value at that version with
+/// that expiry, so the write is one version above it and [`Ttl::Keep`](crate::Ttl::Keep) keeps
+/// the expiry as it would for a readable value. The value itself is a placeholder (`null`)
+/// that such a write never reads: backends call this only when
+/// [`Batch::first_write_reads`](crate::Batch::first_write_reads) is false.
+pub fn unreadable_value(version: u64, expires_at: Option<Timestamp>) -> Record {
+    Record {
+        value: Some(Value::Null),
+        version,
+        expires_at,
+    }
 }
 
 /// The JSON text a store writes for a value.

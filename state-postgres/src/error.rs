@@ -77,6 +77,9 @@ pub enum PgError {
         reason: String,
         /// The row's version, when that much is readable.
         version: Option<u64>,
+        /// The row's expiry, when its version and expiry are readable: a write that replaces
+        /// the value keeps it unless its TTL says otherwise, as for a readable value.
+        expires_at: Option<state_core::Timestamp>,
     },
     /// A version does not fit PostgreSQL's BIGINT.
     #[error("version {version} does not fit PostgreSQL's BIGINT")]
@@ -125,6 +128,7 @@ impl From<state_core::rows::RowError> for PgError {
         PgError::MalformedRow {
             reason: e.reason,
             version: e.version,
+            expires_at: e.expires_at,
         }
     }
 }

@@ -568,6 +568,7 @@ async fn run_admin(
                     return Err(PgError::MalformedRow {
                         reason: "a restored slot appeared during the restore".into(),
                         version: None,
+                        expires_at: None,
                     }
                     .into());
                 }
@@ -867,8 +868,12 @@ async fn try_group(
                 Some(Ok((r, _))) => Ok(r.clone()),
                 // An unreadable value is replaced by a write that does not need it.
                 Some(Err(PgError::MalformedRow {
-                    version: Some(v), ..
-                })) if !batch.first_write_reads(slot) => Ok(Record::absent(*v)),
+                    version: Some(v),
+                    expires_at,
+                    ..
+                })) if !batch.first_write_reads(slot) => {
+                    Ok(state_core::rows::unreadable_value(*v, *expires_at))
+                }
                 Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
                 None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
             },

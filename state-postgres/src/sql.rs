@@ -114,6 +114,7 @@ pub(crate) async fn load_raw(
                 rows.len()
             ),
             version: None,
+            expires_at: None,
         });
     }
     Ok(rows.iter().map(decode_slot_row).collect())
@@ -348,6 +349,7 @@ pub(crate) async fn write(
         return Err(PgError::MalformedRow {
             reason: "a row locked by this transaction disappeared before its update".into(),
             version: None,
+            expires_at: None,
         });
     }
     Ok(usize::try_from(written).ok() == Some(records.len()))

@@ -55,6 +55,9 @@ pub enum SqliteError {
         reason: String,
         /// The row's version, when that much is readable.
         version: Option<u64>,
+        /// The row's expiry, when its version and expiry are readable: a write that replaces
+        /// the value keeps it unless its TTL says otherwise, as for a readable value.
+        expires_at: Option<state_core::Timestamp>,
     },
     /// Another connection held the database's write lock for longer than the store waits.
     #[error("the database stayed locked by another connection for {waited:?}; nothing was written")]
@@ -81,6 +84,7 @@ impl From<state_core::rows::RowError> for SqliteError {
         SqliteError::MalformedRow {
             reason: e.reason,
             version: e.version,
+            expires_at: e.expires_at,
         }
     }
 }

@@ -78,6 +78,7 @@ where
     args.add(v).map_err(|e| SqliteError::MalformedRow {
         reason: format!("cannot bind a parameter: {e}"),
         version: None,
+        expires_at: None,
     })
 }
 
@@ -141,6 +142,7 @@ async fn load_chunks(
             let i = usize::try_from(i).map_err(|_| SqliteError::MalformedRow {
                 reason: "bad index".into(),
                 version: None,
+                expires_at: None,
             })?;
             if let Some(slot_out) = out.get_mut(i) {
                 *slot_out = Some(decode_slot_row(&row));
@@ -152,6 +154,7 @@ async fn load_chunks(
             r.ok_or_else(|| SqliteError::MalformedRow {
                 reason: "a requested slot was not returned".into(),
                 version: None,
+                expires_at: None,
             })
         })
         .collect()
@@ -165,6 +168,7 @@ fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
     let col = |e: sqlx::Error| SqliteError::MalformedRow {
         reason: format!("a column has the wrong type: {e}"),
         version: None,
+        expires_at: None,
     };
     let version: Option<i64> = row.try_get(1).map_err(col)?;
     let floor: Option<i64> = row.try_get(4).map_err(col)?;
@@ -172,17 +176,20 @@ fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
         let floor = floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?;
         return Ok((Record::absent(floor), false));
     };
-    // A readable version with an unreadable value: say which version, so writes that replace
-    // the value whole can repair the row.
-    let with_version = |e: SqliteError| match e {
-        SqliteError::MalformedRow { reason, .. } => SqliteError::MalformedRow {
-            reason,
-            version: u64::try_from(v).ok(),
-        },
-        other => other,
+    // A readable version with an unreadable value: say which version (and expiry, when that
+    // is readable), so writes that replace the value whole can repair the row.
+    let readable = |expires_at: Option<i64>| {
+        move |e: SqliteError| match e {
+            SqliteError::MalformedRow { reason, .. } => SqliteError::MalformedRow {
+                reason,
+                version: u64::try_from(v).ok(),
+                expires_at: expires_at.map(Timestamp::from_millis),
+            },
+            other => other,
+        }
     };
-    let value = row.try_get(2).map_err(col).map_err(with_version)?;
-    let expires_at = row.try_get(3).map_err(col).map_err(with_version)?;
+    let expires_at: Option<i64> = row.try_get(3).map_err(col).map_err(readable(None))?;
+    let value = row.try_get(2).map_err(col).map_err(readable(expires_at))?;
     Ok((rows::stored_record(v, value, expires_at)?, true))
 }
 
@@ -771,6 +778,7 @@ fn change_row(row: &SqliteRow) -> Result<state_core::Change, state_core::Error> 
     .map_err(|e| SqliteError::MalformedRow {
         reason: format!("a change-log row: {e}"),
         version: None,
+        expires_at: None,
     })?;
     rows::stored_change(columns, |e, slot| SqliteError::from(e).into_state(slot))
 }
