@@ -1402,3 +1402,80 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
     );
     Ok(())
 }
+
+// ---- rows a backend cannot read ------------------------------------------------------------
+
+/// The scope of [`assert_repairs_keep_version_and_expiry`]'s slots.
+pub const REPAIR_SCOPE: &str = "repair";
+/// The namespace of [`assert_repairs_keep_version_and_expiry`]'s slots: `live` and `expired`.
+pub const REPAIR_NAMESPACE: &str = "Repair";
+
+/// For backends whose rows can be damaged outside the store (SQL files and servers): a
+/// whole-value write (`set_raw`) over a row whose value is unreadable is one version above it
+/// and, with the default [`Ttl::Keep`], keeps the row's expiry, as it would over a readable
+/// value; a row whose expiry has passed has none to keep.
+///
+/// Writes two versions with a one-hour TTL to the slots `live` and `expired` of namespace
+/// [`REPAIR_NAMESPACE`] in `Scope::execution(REPAIR_SCOPE)`, then calls `break_rows`, which
+/// must make both rows' values unreadable (not JSON) and set `expired`'s expiry to 1 (ms after
+/// the epoch). Returns the error reading `live` gave and the expiry it had, for the backend to
+/// check its own error type; panics with what broke.
+pub async fn assert_repairs_keep_version_and_expiry<F, Fut>(
+    store: Arc<dyn Store>,
+    break_rows: F,
+) -> (Error, Timestamp)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let engine = Engine::with_config(store.clone(), EngineConfig::default());
+    let scope = Scope::execution(REPAIR_SCOPE).expect("a valid scope id");
+    let slot = |key: &str| Slot::new(scope.clone(), REPAIR_NAMESPACE, key).expect("a valid slot");
+    let slots = [slot("live"), slot("expired")];
+    let hour = Ttl::For(Duration::from_secs(3600));
+    for s in &slots {
+        let h = engine.handle::<u32>(s.clone()).with_ttl(hour);
+        h.set(1).await.expect("a first write");
+        h.set(2).await.expect("a second write");
+    }
+    let expiry = store.load_many(&slots).await.expect("a read")[0]
+        .expires_at
+        .expect("a TTL write sets an expiry");
+    break_rows().await;
+    let error = engine
+        .handle::<u32>(slots[0].clone())
+        .get()
+        .await
+        .expect_err("reading an unreadable value fails");
+    for s in &slots {
+        let v = engine
+            .handle::<u32>(s.clone())
+            .set_raw(json!(7))
+            .await
+            .unwrap_or_else(|e| panic!("set_raw over {s}'s unreadable value: {e}"));
+        assert_eq!(v, 3, "{s}: one version above the unreadable row");
+    }
+    let after = store
+        .load_many(&slots)
+        .await
+        .expect("a read after the repair");
+    assert_eq!(
+        (
+            after[0].value.clone(),
+            after[0].version,
+            after[0].expires_at
+        ),
+        (Some(json!(7)), 3, Some(expiry)),
+        "Ttl::Keep keeps a live unreadable row's expiry"
+    );
+    assert_eq!(
+        (
+            after[1].value.clone(),
+            after[1].version,
+            after[1].expires_at
+        ),
+        (Some(json!(7)), 3, None),
+        "an expired unreadable row has no expiry to keep"
+    );
+    (error, expiry)
+}

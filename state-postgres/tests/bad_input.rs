@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::Executor;
-use state_core::{Batch, CommitOutcome, Engine, Error, Record, Scope, Slot, Store, Ttl, Write};
+use state_core::{
+    Batch, CommitOutcome, Engine, Error, Record, Scope, Slot, Store, Write, conformance,
+};
 use state_postgres::{PgError, PgOptions, PgStore, schema_version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -176,65 +178,27 @@ async fn a_malformed_row_is_a_typed_error_for_its_slot_only_and_a_whole_write_re
     assert_eq!((read.value, read.version), (Some(7), 2));
 }
 
-/// A whole-value write over an unreadable value is one version above it and, with the default
-/// `Ttl::Keep`, keeps the row's expiry; an expired unreadable value leaves none to keep.
+/// A whole-value write over an unreadable value keeps its version and expiry (the shared
+/// check).
 #[tokio::test]
 async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     let schema = Schema::new("repair_ttl");
     let store = Arc::new(PgStore::open_with(schema.options()).await.unwrap());
-    let engine = Engine::with_config(store.clone(), Default::default());
-    let hour = Ttl::For(Duration::from_secs(3600));
-    for key in ["live", "expired"] {
-        let h = engine.handle::<u32>(slot(key)).with_ttl(hour);
-        h.set(1).await.unwrap();
-        h.set(2).await.unwrap();
-    }
-    let expiry = store.load_many(&[slot("live")]).await.unwrap()[0]
-        .expires_at
-        .expect("a TTL write sets an expiry");
-    schema
-        .sql("UPDATE slots SET value = '{not json' WHERE key IN ('live', 'expired')")
-        .await;
-    schema
-        .sql("UPDATE slots SET expires_at = 1 WHERE key = 'expired'")
-        .await;
-    let e = engine.handle::<u32>(slot("live")).get().await.unwrap_err();
+    let (e, expiry) = conformance::assert_repairs_keep_version_and_expiry(store, || async {
+        schema
+            .sql("UPDATE slots SET value = '{not json' WHERE namespace = 'Repair'")
+            .await;
+        schema
+            .sql("UPDATE slots SET expires_at = 1 WHERE namespace = 'Repair' AND key = 'expired'")
+            .await;
+    })
+    .await;
     assert!(
         matches!(
             pg_error(&e),
             PgError::MalformedRow { version: Some(2), expires_at: Some(t), .. } if *t == expiry
         ),
         "the error carries the readable version and expiry: {e:?}"
-    );
-    for key in ["live", "expired"] {
-        let v = engine
-            .handle::<u32>(slot(key))
-            .set_raw(json!(7))
-            .await
-            .unwrap();
-        assert_eq!(v, 3, "{key}: one version above the unreadable row");
-    }
-    let after = store
-        .load_many(&[slot("live"), slot("expired")])
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            after[0].value.clone(),
-            after[0].version,
-            after[0].expires_at
-        ),
-        (Some(json!(7)), 3, Some(expiry)),
-        "Ttl::Keep kept the live row's expiry"
-    );
-    assert_eq!(
-        (
-            after[1].value.clone(),
-            after[1].version,
-            after[1].expires_at
-        ),
-        (Some(json!(7)), 3, None),
-        "an expired row has no expiry to keep"
     );
 }
 

@@ -1,11 +1,10 @@
 //! Bad input is a typed error naming what is wrong; nothing is written; nothing panics.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 use sqlx::{Connection, Executor, SqliteConnection};
-use state_core::{Engine, Error, Scope, Slot, Store, Ttl};
+use state_core::{Engine, Error, Scope, Slot, Store, conformance};
 use state_sqlite::{SqliteError, SqliteStore, schema_version};
 
 fn slot(key: &str) -> Slot {
@@ -29,41 +28,27 @@ async fn raw(path: &std::path::Path, sql: &str) {
     conn.close().await.unwrap();
 }
 
-/// A write that replaces an unreadable value whole keeps what is readable of the row: it is
-/// one version above it, and the default `Ttl::Keep` keeps the row's expiry as it would for a
-/// readable value (it used to drop it, leaving a value that never expires). An unreadable value
-/// whose expiry has passed is gone: the repair starts without one.
+/// A write that replaces an unreadable value whole keeps what is readable of the row: its
+/// version and its expiry (the shared check), also in the file once reopened.
 #[tokio::test]
 async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let store = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let engine = Engine::with_config(store.clone(), Default::default());
-    let hour = Ttl::For(Duration::from_secs(3600));
-    for key in ["live", "expired"] {
-        let h = engine.handle::<u32>(slot(key)).with_ttl(hour);
-        h.set(1).await.unwrap();
-        h.set(2).await.unwrap();
-    }
-    let [live, _] = <[_; 2]>::try_from(
-        store
-            .load_many(&[slot("live"), slot("expired")])
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let expiry = live.expires_at.expect("a TTL write sets an expiry");
-    raw(
-        &path,
-        "UPDATE slots SET value = '{not json' WHERE key IN ('live', 'expired')",
-    )
-    .await;
-    raw(
-        &path,
-        "UPDATE slots SET expires_at = 1 WHERE key = 'expired'",
-    )
-    .await;
-    let e = engine.handle::<u32>(slot("live")).get().await.unwrap_err();
+    let (e, expiry) =
+        conformance::assert_repairs_keep_version_and_expiry(store.clone(), || async {
+            raw(
+                &path,
+                "UPDATE slots SET value = '{not json' WHERE namespace = 'Repair'",
+            )
+            .await;
+            raw(
+                &path,
+                "UPDATE slots SET expires_at = 1 WHERE namespace = 'Repair' AND key = 'expired'",
+            )
+            .await;
+        })
+        .await;
     assert!(
         matches!(
             sqlite_error(&e),
@@ -71,42 +56,15 @@ async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
         ),
         "the error carries the readable version and expiry: {e:?}"
     );
-
-    for key in ["live", "expired"] {
-        let v = engine
-            .handle::<u32>(slot(key))
-            .set_raw(json!(7))
-            .await
-            .unwrap();
-        assert_eq!(v, 3, "{key}: one version above the unreadable row");
-    }
-    let after = store
-        .load_many(&[slot("live"), slot("expired")])
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            after[0].value.clone(),
-            after[0].version,
-            after[0].expires_at
-        ),
-        (Some(json!(7)), 3, Some(expiry)),
-        "Ttl::Keep kept the live row's expiry"
-    );
-    assert_eq!(
-        (
-            after[1].value.clone(),
-            after[1].version,
-            after[1].expires_at
-        ),
-        (Some(json!(7)), 3, None),
-        "an expired row has no expiry to keep"
-    );
-    // The same holds after reopening the file (what the store wrote, not what it remembers).
-    drop(engine);
     drop(store);
     let reopened = SqliteStore::open(&path).await.unwrap();
-    let read = reopened.load_many(&[slot("live")]).await.unwrap();
+    let live = Slot::new(
+        Scope::execution(conformance::REPAIR_SCOPE).unwrap(),
+        conformance::REPAIR_NAMESPACE,
+        "live",
+    )
+    .unwrap();
+    let read = reopened.load_many(&[live]).await.unwrap();
     assert_eq!((read[0].version, read[0].expires_at), (3, Some(expiry)));
 }
 
