@@ -29,46 +29,23 @@ fn main() {
         child(&role);
         return;
     }
-    let tests: [(&str, fn()); 3] = [
-        (
-            "a_watch_sees_every_version_another_node_commits_in_order",
-            a_watch_sees_every_version_another_node_commits_in_order,
-        ),
-        (
-            "three_nodes_increment_and_cas_update_one_slot",
-            three_nodes_increment_and_cas_update_one_slot,
-        ),
-        (
-            "a_killed_node_loses_no_acknowledged_write_and_the_others_carry_on",
-            a_killed_node_loses_no_acknowledged_write_and_the_others_carry_on,
-        ),
+    // The tests start processes and count what they do: one at a time, unless asked otherwise.
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads.get_or_insert(1);
+    macro_rules! trial {
+        ($test:ident) => {
+            libtest_mimic::Trial::test(stringify!($test), || {
+                $test();
+                Ok(())
+            })
+        };
+    }
+    let tests = vec![
+        trial!(a_watch_sees_every_version_another_node_commits_in_order),
+        trial!(three_nodes_increment_and_cas_update_one_slot),
+        trial!(a_killed_node_loses_no_acknowledged_write_and_the_others_carry_on),
     ];
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        print!("test {name} ... ");
-        std::io::stdout().flush().unwrap();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("\n{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    libtest_mimic::run(&args, tests).exit();
 }
 
 // ---- one node ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 //! test; run without, it is the test runner (`harness = false`).
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read, Write as _};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,62 +35,27 @@ fn main() {
         child(&role);
         return;
     }
-    let tests: [(&str, fn()); 7] = [
-        (
-            "a_watch_sees_every_version_another_process_commits",
-            a_watch_sees_every_version_another_process_commits,
-        ),
-        (
-            "stress_tasks_and_processes_through_busy_retries",
-            stress_tasks_and_processes_through_busy_retries,
-        ),
-        (
-            "sigkill_loses_no_acknowledged_write",
-            sigkill_loses_no_acknowledged_write,
-        ),
-        (
-            "four_processes_increment_one_slot",
-            four_processes_increment_one_slot,
-        ),
-        (
-            "four_processes_mixing_increments_and_cas_updates",
-            four_processes_mixing_increments_and_cas_updates,
-        ),
-        (
-            "eight_processes_open_a_fresh_file_at_once",
-            eight_processes_open_a_fresh_file_at_once,
-        ),
-        (
-            "a_batch_whose_slot_another_process_changed_writes_nothing",
-            a_batch_whose_slot_another_process_changed_writes_nothing,
-        ),
+    // The tests start processes and count what they do: one at a time, unless asked otherwise.
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads.get_or_insert(1);
+    macro_rules! trial {
+        ($test:ident) => {
+            libtest_mimic::Trial::test(stringify!($test), || {
+                $test();
+                Ok(())
+            })
+        };
+    }
+    let tests = vec![
+        trial!(a_watch_sees_every_version_another_process_commits),
+        trial!(stress_tasks_and_processes_through_busy_retries),
+        trial!(sigkill_loses_no_acknowledged_write),
+        trial!(four_processes_increment_one_slot),
+        trial!(four_processes_mixing_increments_and_cas_updates),
+        trial!(eight_processes_open_a_fresh_file_at_once),
+        trial!(a_batch_whose_slot_another_process_changed_writes_nothing),
     ];
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        print!("test {name} ... ");
-        std::io::stdout().flush().unwrap();
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("\n{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    libtest_mimic::run(&args, tests).exit();
 }
 
 // ---- children -----------------------------------------------------------------------------
