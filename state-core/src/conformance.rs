@@ -1418,7 +1418,8 @@ pub const REPAIR_NAMESPACE: &str = "Repair";
 /// Writes two versions with a one-hour TTL to the slots `live` and `expired` of namespace
 /// [`REPAIR_NAMESPACE`] in `Scope::execution(REPAIR_SCOPE)`, then calls `break_rows`, which
 /// must make both rows' values unreadable (not JSON) and set `expired`'s expiry to 1 (ms after
-/// the epoch). Returns the error reading `live` gave and the expiry it had, for the backend to
+/// the epoch). A CAS write at the wrong version over the unreadable value is a conflict, even
+/// with an op that needs the value after it in the batch. Returns the error reading `live` gave and the expiry it had, for the backend to
 /// check its own error type; panics with what broke.
 pub async fn assert_repairs_keep_version_and_expiry<F, Fut>(
     store: Arc<dyn Store>,
@@ -1447,6 +1448,25 @@ where
         .get()
         .await
         .expect_err("reading an unreadable value fails");
+    // A batch whose first write to the slot replaces the value but conflicts is refused as a
+    // conflict: the increment after it is not evaluated (on nothing, or on a placeholder).
+    let refused = store
+        .commit(Batch {
+            writes: vec![
+                Write::cas(slots[0].clone(), 99, Some(json!(5))),
+                Write::apply(slots[0].clone(), vec![inc(1)]),
+            ],
+            max_value_bytes: crate::DEFAULT_MAX_VALUE_BYTES,
+        })
+        .await;
+    match refused {
+        Ok(CommitOutcome::Conflict(c)) => assert_eq!(
+            (c.len(), c[0].expected, c[0].actual),
+            (1, 99, 2),
+            "the conflict names the unreadable row's version"
+        ),
+        other => panic!("a conflicting CAS over an unreadable value: {other:?}"),
+    }
     for s in &slots {
         let v = engine
             .handle::<u32>(s.clone())

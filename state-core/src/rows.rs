@@ -18,9 +18,9 @@ pub struct RowError {
     /// The row's version, when that much is readable (a write that replaces the value whole
     /// can then repair the row).
     pub version: Option<u64>,
-    /// The row's expiry, when its version and expiry are readable (a repair with
-    /// [`Ttl::Keep`](crate::Ttl::Keep) keeps it).
-    pub expires_at: Option<Timestamp>,
+    /// The row's expiry, when its version and expiry are readable (`Some(None)`: it has
+    /// none): a repair with [`Ttl::Keep`](crate::Ttl::Keep) keeps it.
+    pub expires_at: Option<Option<Timestamp>>,
 }
 
 impl RowError {
@@ -75,7 +75,7 @@ pub fn stored_record(
     let expires_at = expires_at.map(Timestamp::from_millis);
     let value = stored_value(value).map_err(|e| RowError {
         version: Some(version),
-        expires_at,
+        expires_at: Some(expires_at),
         ..e
     })?;
     Ok(Record {
@@ -86,16 +86,25 @@ pub fn stored_record(
 }
 
 /// The current record a write that replaces a value whole works on when the row's value is
-/// unreadable but its version (and maybe expiry) are not: a live value at that version with
-/// that expiry, so the write is one version above it and [`Ttl::Keep`](crate::Ttl::Keep) keeps
-/// the expiry as it would for a readable value. The value itself is a placeholder (`null`)
-/// that such a write never reads: backends call this only when
-/// [`Batch::first_write_reads`](crate::Batch::first_write_reads) is false.
-pub fn unreadable_value(version: u64, expires_at: Option<Timestamp>) -> Record {
-    Record {
-        value: Some(Value::Null),
-        version,
-        expires_at,
+/// unreadable but its version is not. With a readable expiry (`expires_at: Some(_)`): a live
+/// value at that version with that expiry, so the write is one version above it and
+/// [`Ttl::Keep`](crate::Ttl::Keep) keeps the expiry as it would for a readable value; the
+/// value itself is a placeholder (`null`) that such a write never reads. With an unreadable
+/// expiry (`None`), nothing but the version can be trusted: the slot reads as absent at that
+/// version, so the write starts without an expiry (or a new window, with
+/// [`Ttl::KeepOr`](crate::Ttl::KeepOr)).
+///
+/// Backends call this only when [`Batch::first_write_reads`](crate::Batch::first_write_reads)
+/// is false; [`prepare_commit`](crate::prepare_commit) evaluates no write after a CAS write to
+/// the same slot conflicted, so no op ever runs on the placeholder.
+pub fn unreadable_value(version: u64, expires_at: Option<Option<Timestamp>>) -> Record {
+    match expires_at {
+        Some(expires_at) => Record {
+            value: Some(Value::Null),
+            version,
+            expires_at,
+        },
+        None => Record::absent(version),
     }
 }
 

@@ -341,8 +341,15 @@ pub fn prepare_commit(
     let mut overlay: Vec<(Slot, Record)> = Vec::new();
     let mut index: Option<HashMap<Slot, usize>> = (batch.writes.len() > 16).then(HashMap::new);
     let mut outcomes = Vec::with_capacity(batch.writes.len());
-    let mut conflicts = Vec::new();
+    let mut conflicts: Vec<VersionConflict> = Vec::new();
     for write in &batch.writes {
+        // The batch is refused once a write conflicted: later writes to that slot are not
+        // evaluated (their result would rest on a version the caller did not expect, and a
+        // backend may hand an unreadable value's placeholder to a batch whose first write to
+        // the slot replaces it whole: see `rows::unreadable_value`).
+        if conflicts.iter().any(|c| c.slot == write.slot) {
+            continue;
+        }
         let pos = match &index {
             Some(ix) => ix.get(&write.slot).copied(),
             None => overlay.iter().position(|(s, _)| *s == write.slot),

@@ -77,9 +77,10 @@ pub enum PgError {
         reason: String,
         /// The row's version, when that much is readable.
         version: Option<u64>,
-        /// The row's expiry, when its version and expiry are readable: a write that replaces
-        /// the value keeps it unless its TTL says otherwise, as for a readable value.
-        expires_at: Option<state_core::Timestamp>,
+        /// The row's expiry, when its version and expiry are readable (`Some(None)`: it has
+        /// none): a write that replaces the value keeps it unless its TTL says otherwise, as
+        /// for a readable value.
+        expires_at: Option<Option<state_core::Timestamp>>,
     },
     /// A version does not fit PostgreSQL's BIGINT.
     #[error("version {version} does not fit PostgreSQL's BIGINT")]

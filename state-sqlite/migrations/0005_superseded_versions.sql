@@ -2,7 +2,7 @@
 -- into one group) logs every version, but only the slot's last one needs storing in `slots`:
 -- the commit flags each version a later one of the same slot follows in the same statement,
 -- and the trigger skips those (one upsert of the slot row per commit instead of one per
--- version: +20-35 % for a 64-version group in a `sqlite3` model). NULL, the default, is what
+-- version: +21-37 % for a 64-version group in a `sqlite3` model). NULL, the default, is what
 -- every other writer (clears, older rows) means: store it.
 ALTER TABLE changes ADD COLUMN superseded INTEGER;
 

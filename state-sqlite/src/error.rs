@@ -55,9 +55,10 @@ pub enum SqliteError {
         reason: String,
         /// The row's version, when that much is readable.
         version: Option<u64>,
-        /// The row's expiry, when its version and expiry are readable: a write that replaces
-        /// the value keeps it unless its TTL says otherwise, as for a readable value.
-        expires_at: Option<state_core::Timestamp>,
+        /// The row's expiry, when its version and expiry are readable (`Some(None)`: it has
+        /// none): a write that replaces the value keeps it unless its TTL says otherwise, as
+        /// for a readable value.
+        expires_at: Option<Option<state_core::Timestamp>>,
     },
     /// Another connection held the database's write lock for longer than the store waits.
     #[error("the database stayed locked by another connection for {waited:?}; nothing was written")]

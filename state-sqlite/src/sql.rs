@@ -178,18 +178,21 @@ fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
     };
     // A readable version with an unreadable value: say which version (and expiry, when that
     // is readable), so writes that replace the value whole can repair the row.
-    let readable = |expires_at: Option<i64>| {
+    let readable = |expires_at: Option<Option<i64>>| {
         move |e: SqliteError| match e {
             SqliteError::MalformedRow { reason, .. } => SqliteError::MalformedRow {
                 reason,
                 version: u64::try_from(v).ok(),
-                expires_at: expires_at.map(Timestamp::from_millis),
+                expires_at: expires_at.map(|t| t.map(Timestamp::from_millis)),
             },
             other => other,
         }
     };
     let expires_at: Option<i64> = row.try_get(3).map_err(col).map_err(readable(None))?;
-    let value = row.try_get(2).map_err(col).map_err(readable(expires_at))?;
+    let value = row
+        .try_get(2)
+        .map_err(col)
+        .map_err(readable(Some(expires_at)))?;
     Ok((rows::stored_record(v, value, expires_at)?, true))
 }
 
@@ -635,9 +638,9 @@ const STALE: &str = "NOT NULL constraint failed: changes.at";
 /// The one-call commit: ONE statement, run in autocommit (its own transaction, which takes
 /// the write lock when it starts). `g.c` counts the touched slots whose stored state (version
 /// and exact value text, or no row and the floor) differs from what the committer assumed;
-/// every version goes to the log (and from there, by its trigger, to `slots`), each with a
-/// NULL time if that count is not 0, which aborts the statement, writing nothing. With nothing
-/// to log it is the count alone.
+/// every version goes to the log (and each slot's last one from there, by its trigger, to
+/// `slots`), each with a NULL time if that count is not 0, which aborts the statement, writing
+/// nothing. With nothing to log it is the count alone.
 ///
 /// One statement, because sqlx's worker thread sends a message per statement of a string,
 /// and each that finds the committer parked costs a thread wake-up (W1 ran at 220 µs per

@@ -1,10 +1,11 @@
 //! Bad input is a typed error naming what is wrong; nothing is written; nothing panics.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use sqlx::{Connection, Executor, SqliteConnection};
-use state_core::{Engine, Error, Scope, Slot, Store, conformance};
+use state_core::{Engine, Error, Scope, Slot, Store, Ttl, conformance};
 use state_sqlite::{SqliteError, SqliteStore, schema_version};
 
 fn slot(key: &str) -> Slot {
@@ -52,7 +53,7 @@ async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     assert!(
         matches!(
             sqlite_error(&e),
-            SqliteError::MalformedRow { version: Some(2), expires_at: Some(t), .. } if *t == expiry
+            SqliteError::MalformedRow { version: Some(2), expires_at: Some(Some(t)), .. } if *t == expiry
         ),
         "the error carries the readable version and expiry: {e:?}"
     );
@@ -66,6 +67,49 @@ async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     .unwrap();
     let read = reopened.load_many(&[live]).await.unwrap();
     assert_eq!((read[0].version, read[0].expires_at), (3, Some(expiry)));
+}
+
+/// A row whose expiry is unreadable (a column of the wrong type) keeps nothing but its version
+/// through a repair: the write starts as on an absent slot, so `Ttl::KeepOr` starts a new
+/// window (a row read as having no expiry would keep none, and never expire).
+#[tokio::test]
+async fn repairing_a_row_whose_expiry_is_unreadable_starts_a_new_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let window = Duration::from_secs(60);
+    let h = engine
+        .handle::<u32>(slot("soon"))
+        .with_ttl(Ttl::KeepOr(window));
+    h.set(1).await.unwrap();
+    raw(
+        &path,
+        "UPDATE slots SET value = '{not json', expires_at = 'soon' WHERE key = 'soon'",
+    )
+    .await;
+    let e = h.get().await.unwrap_err();
+    assert!(
+        matches!(
+            sqlite_error(&e),
+            SqliteError::MalformedRow {
+                version: Some(1),
+                expires_at: None,
+                ..
+            }
+        ),
+        "the version is readable, the expiry is not: {e:?}"
+    );
+    let before = std::time::SystemTime::now();
+    assert_eq!(h.set_raw(json!(2)).await.unwrap(), 2);
+    let after = store.load_many(&[slot("soon")]).await.unwrap().remove(0);
+    let expiry = after.expires_at.expect("KeepOr starts a window");
+    let earliest = before.duration_since(std::time::UNIX_EPOCH).unwrap() + window;
+    assert!(
+        u128::try_from(expiry.as_millis()).unwrap() >= earliest.as_millis(),
+        "a new window from the repair: {expiry:?} against {earliest:?}"
+    );
+    assert_eq!((after.value, after.version), (Some(json!(2)), 2));
 }
 
 #[tokio::test]
