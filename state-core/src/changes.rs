@@ -245,9 +245,11 @@ impl Engine {
     /// but not acknowledged when the consumer stopped is seen again (at-least-once).
     ///
     /// The cursor is a slot of the store (scope `app:_consumers`, namespace `Consumer`, key
-    /// `name`). Use one consumer per name at a time.
+    /// `name`). Use one consumer per name at a time. Changes to cursors (that scope) are never
+    /// delivered to a consumer, whatever its filter: each acknowledgement writes a cursor, so a
+    /// consumer (or two) whose filter covers them would feed itself forever.
     pub async fn consumer(&self, name: &str, filter: ChangeFilter) -> Result<Consumer> {
-        let cursor = self.handle::<u64>(Slot::new(Scope::app("_consumers")?, "Consumer", name)?);
+        let cursor = self.handle::<u64>(Slot::new(Scope::app(CONSUMERS)?, "Consumer", name)?);
         let after = cursor.get().await?.unwrap_or(0);
         Ok(Consumer {
             stream: self.changes(after, filter.clone()),
@@ -314,6 +316,9 @@ impl Engine {
     }
 }
 
+/// The app scope id holding consumers' cursors.
+const CONSUMERS: &str = "_consumers";
+
 /// A reader of the change log with a durable, acknowledged cursor; see [`Engine::consumer`].
 pub struct Consumer {
     stream: ChangeStream,
@@ -335,7 +340,12 @@ impl Consumer {
     /// The next change (waits for one); `None` never, `Some(Err)` when the log cannot be read
     /// (the stream then ends: make a new consumer, or call [`restart`](Self::restart)).
     pub async fn next(&mut self) -> Option<Result<Change>> {
-        self.stream.next().await
+        loop {
+            match self.stream.next().await {
+                Some(Ok(c)) if c.slot.scope() == self.cursor.slot().scope() => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Records that `change` (and everything before it) is done: a restart resumes after it.

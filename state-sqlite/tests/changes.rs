@@ -179,6 +179,49 @@ async fn a_trigger_acts_once_per_threshold_crossing_across_a_restart() {
     trigger.stop();
 }
 
+/// Two triggers watching everything: each acknowledgement writes a cursor, which both filters
+/// cover; cursor changes are not delivered, so each handles the one real change once and the
+/// log stops growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_watching_everything_do_not_feed_on_their_own_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(&dir.path().join("cursors.db")).await;
+    let start = engine.change_head().await.unwrap();
+    let mut triggers = Vec::new();
+    for name in ["a", "b"] {
+        let t = engine
+            .trigger(
+                name,
+                ChangeFilter::all(),
+                |_| true,
+                |_c| async { Ok::<(), String>(()) },
+            )
+            .await
+            .unwrap();
+        triggers.push(t);
+    }
+    engine
+        .handle::<u64>(slot("hits"))
+        .increment(1)
+        .await
+        .unwrap();
+    for _ in 0..2000 {
+        if triggers.iter().all(|t| t.handled() >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Let them run: a trigger fed by cursor writes would keep handling and writing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let handled: Vec<u64> = triggers.iter().map(|t| t.handled()).collect();
+    assert_eq!(handled, [1, 1], "each handled the one real change once");
+    let logged = engine.change_head().await.unwrap() - start;
+    assert_eq!(logged, 3, "the change and one cursor write per trigger");
+    for t in triggers {
+        t.stop();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_drops_changes_older_than_the_window_and_keeps_the_rest() {
     use state_sqlite::SqliteOptions;
