@@ -147,7 +147,9 @@ impl BatchBuilder {
         M: CanWrite,
     {
         let t = handle.target();
-        let op = t.encode(&item).map(|v| Op::append(Path::root(), v));
+        let op = t
+            .encode_at("append", &Path::root(), &item)
+            .map(|v| Op::append(Path::root(), v));
         self.push(t, op)
     }
 
@@ -163,7 +165,8 @@ impl BatchBuilder {
         M: CanWrite,
     {
         let t = handle.target();
-        let op = encode_entries(t, [(key.into(), value)]).map(|m| Op::merge(Path::root(), m));
+        let op = encode_entries(t, &Path::root(), [(key.into(), value)])
+            .map(|m| Op::merge(Path::root(), m));
         self.push(t, op)
     }
 

@@ -576,7 +576,7 @@ where
     {
         let op = self
             .target
-            .encode(&item)
+            .encode_at("append", &Path::root(), &item)
             .map(|v| Op::append(Path::root(), v));
         Box::pin(async move { Ok(self.apply(vec![op?]).await?.version) })
     }
@@ -620,7 +620,8 @@ where
         I: IntoIterator<Item = (K, T::Value)>,
         M: CanWrite,
     {
-        let op = encode_entries(&self.target, entries).map(|m| Op::merge(Path::root(), m));
+        let op = encode_entries(&self.target, &Path::root(), entries)
+            .map(|m| Op::merge(Path::root(), m));
         Box::pin(async move { Ok(self.apply(vec![op?]).await?.version) })
     }
 
@@ -644,9 +645,10 @@ where
     }
 }
 
-/// Encodes map entries for a `merge` op.
+/// Encodes map entries for a `merge` op at `at`.
 pub(crate) fn encode_entries<K, V, I>(
     target: &WriteTarget,
+    at: &Path,
     entries: I,
 ) -> Result<Map<String, Value>>
 where
@@ -656,7 +658,9 @@ where
 {
     let mut map = Map::new();
     for (k, v) in entries {
-        map.insert(k.into(), target.encode(&v)?);
+        let k = k.into();
+        let v = target.encode_at("merge", &at.clone().child(k.clone()), &v)?;
+        map.insert(k, v);
     }
     Ok(map)
 }

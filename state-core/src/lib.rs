@@ -59,6 +59,7 @@ pub mod conformance;
 mod context;
 mod engine;
 mod error;
+mod finite;
 mod handle;
 mod memory;
 mod op;

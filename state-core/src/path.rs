@@ -62,7 +62,7 @@ impl<B: BatchSink> At<B> {
     pub fn set<T: Serialize>(self, value: &T) -> B {
         let op = self
             .target
-            .encode(value)
+            .encode_at("set", &self.path, value)
             .map(|v| Op::set(self.path.clone(), v));
         self.push(op)
     }
@@ -118,7 +118,7 @@ where
         let op = self
             .at
             .target
-            .encode(&value)
+            .encode_at("set", &self.at.path, &value)
             .map(|v| Op::set(self.at.path.clone(), v));
         self.at.push(op)
     }
@@ -157,7 +157,7 @@ where
         let op = self
             .at
             .target
-            .encode(&item)
+            .encode_at("append", &self.at.path, &item)
             .map(|v| Op::append(self.at.path.clone(), v));
         self.at.push(op)
     }
@@ -187,8 +187,8 @@ where
         K: Into<String>,
         I: IntoIterator<Item = (K, T::Value)>,
     {
-        let op =
-            encode_entries(&self.at.target, entries).map(|m| Op::merge(self.at.path.clone(), m));
+        let op = encode_entries(&self.at.target, &self.at.path, entries)
+            .map(|m| Op::merge(self.at.path.clone(), m));
         self.at.push(op)
     }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::op::Op;
+use crate::op::{Op, Path};
 use crate::record::{Record, Ttl};
 use crate::scope::Slot;
 use crate::store::{Write, WriteOutcome};
@@ -74,7 +74,7 @@ impl WriteTarget {
                 .into_iter()
                 .flat_map(|op| {
                     let reset = (op.path.is_root() && matches!(op.kind, crate::op::OpKind::Delete))
-                        .then(|| Op::set(crate::op::Path::root(), Value::clone(init)));
+                        .then(|| Op::set(Path::root(), Value::clone(init)));
                     std::iter::once(op).chain(reset)
                 })
                 .collect(),
@@ -134,8 +134,33 @@ impl WriteTarget {
         Ok(outcome)
     }
 
-    /// Serializes a value for this slot.
+    /// Serializes a value for this slot (a whole value to `set`). A NaN or infinite float in
+    /// it is [`Error::NotFinite`]: JSON has no such numbers, and serde_json would write `null`.
     pub fn encode<V: Serialize>(&self, v: &V) -> Result<Value> {
+        self.encode_at("set", &Path::root(), v)
+    }
+
+    /// [`encode`](Self::encode) for the value `op` writes at `at` (errors name the path of a
+    /// non-finite float below it).
+    pub(crate) fn encode_at<V: Serialize>(
+        &self,
+        op: &'static str,
+        at: &Path,
+        v: &V,
+    ) -> Result<Value> {
+        if let Some(found) = crate::finite::find(v) {
+            let path = found
+                .path
+                .segments()
+                .iter()
+                .fold(at.clone(), |p, s| p.child(s.clone()));
+            return Err(Error::NotFinite {
+                slot: self.slot.clone(),
+                path,
+                op,
+                kind: found.kind,
+            });
+        }
         serde_json::to_value(v).map_err(|source| Error::Encode {
             slot: self.slot.clone(),
             type_name: std::any::type_name::<V>(),

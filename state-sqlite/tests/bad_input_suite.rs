@@ -207,7 +207,18 @@ async fn forty_kinds_of_bad_input_are_typed_errors_that_change_nothing() {
     case!(
         "an infinite value",
         float.set(f64::INFINITY).await,
-        Err(Error::InvalidOp { .. })
+        Err(Error::NotFinite {
+            kind: NumKind::F64,
+            ..
+        })
+    );
+    case!(
+        "a NaN inside a value (serde_json would store null)",
+        engine
+            .handle::<Vec<f64>>(slot("float"))
+            .set(vec![1.0, f64::NAN])
+            .await,
+        Err(Error::NotFinite { ref path, .. }) if path.segments() == ["1"]
     );
     case!(
         "f32 overflow",

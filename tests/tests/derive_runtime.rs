@@ -81,6 +81,18 @@ pub struct WithDefaults {
     pub label: String,
 }
 
+#[derive(StatePath, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Gauge {
+    pub value: f64,
+    pub history: Vec<f32>,
+}
+
+#[derive(StateScope, Serialize, Deserialize, Debug, PartialEq)]
+pub struct Meter {
+    pub gauge: Gauge,
+    pub readings: BTreeMap<String, f64>,
+}
+
 fn ctx() -> Context {
     let engine = Engine::new(MemoryStore::new());
     Context::new(engine, "run-1")
@@ -496,5 +508,84 @@ async fn generic_structs_work() {
     assert_eq!(
         (v.item, v.items, v.by_name),
         (Some(4), vec![1], HashMap::from([("k".into(), 2)]))
+    );
+}
+
+/// JSON has no NaN or infinity, and serde_json would write them as `null`: every typed write
+/// refuses them with `NotFinite` naming where the float sits, and nothing is stored.
+#[tokio::test]
+async fn non_finite_floats_are_refused_wherever_they_sit_and_nothing_is_stored() {
+    let ctx = ctx();
+    let m = ctx.state::<Meter>().unwrap();
+    let gauge = Gauge {
+        value: 1.5,
+        history: vec![1.0],
+    };
+    m.gauge().set(gauge.clone()).await.unwrap();
+    m.readings().insert("a", 2.0).await.unwrap();
+    let refused = |r: Result<_, Error>, want_path: state_core::Path, want_kind: NumKind| match r {
+        Err(Error::NotFinite { path, kind, .. }) => {
+            assert_eq!((path, kind), (want_path, want_kind));
+        }
+        other => panic!("expected NotFinite, got {other:?}"),
+    };
+    let at = |segs: &[&str]| state_core::Path::new(segs.iter().copied());
+    refused(
+        m.gauge()
+            .set(Gauge {
+                value: f64::NAN,
+                ..gauge.clone()
+            })
+            .await
+            .map(drop),
+        at(&["value"]),
+        NumKind::F64,
+    );
+    refused(
+        m.gauge()
+            .set(Gauge {
+                history: vec![1.0, f32::INFINITY],
+                ..gauge.clone()
+            })
+            .await
+            .map(drop),
+        at(&["history", "1"]),
+        NumKind::F32,
+    );
+    refused(
+        m.batch(|b| b.gauge().value().set(f64::NEG_INFINITY))
+            .await
+            .map(drop),
+        at(&["value"]),
+        NumKind::F64,
+    );
+    refused(
+        m.batch(|b| b.gauge().history().append(f32::NAN))
+            .await
+            .map(drop),
+        at(&["history"]),
+        NumKind::F32,
+    );
+    refused(
+        m.readings().insert("b", f64::NAN).await.map(drop),
+        at(&["b"]),
+        NumKind::F64,
+    );
+    refused(
+        m.gauge()
+            .update(|g| {
+                let mut g = g.cloned().unwrap_or_default();
+                g.value = f64::INFINITY;
+                Ok(Some(g))
+            })
+            .await
+            .map(drop),
+        at(&["value"]),
+        NumKind::F64,
+    );
+    assert_eq!(m.gauge().get().await.unwrap(), Some(gauge));
+    assert_eq!(
+        m.readings().get().await.unwrap(),
+        Some(BTreeMap::from([("a".to_string(), 2.0)]))
     );
 }
