@@ -882,7 +882,7 @@ impl Committer {
         // multi-statement string, one hand-off to sqlx's worker thread). On any error the
         // caller rolls back: sqlx does not know about a transaction begun inside a string.
         let conn = &mut self.conn;
-        let loaded = sql::load_raw(conn, &slots, true).await?;
+        let loaded = sql::load_raw(conn, &slots, sql::ReadIn::NewWriteTransaction).await?;
         let PreparedGroup {
             results,
             changes,
@@ -939,7 +939,8 @@ impl Committer {
                             return Ok(Err(refused.into_state(Some(slot.clone()))));
                         }
                         let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
-                        let loaded = sql::load_raw(&mut self.conn, &slots, false).await?;
+                        let loaded =
+                            sql::load_raw(&mut self.conn, &slots, sql::ReadIn::Transaction).await?;
                         let mut current = loaded.into_iter();
                         let checked =
                             state_core::check_restore(records, |slot| match current.next() {

@@ -6,7 +6,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Arguments, Row, SqliteConnection};
+use sqlx::{Arguments, Connection, Row, SqliteConnection};
 use state_core::rows::{self, scope_columns};
 use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
 
@@ -91,27 +91,42 @@ fn to_u64(v: i64, what: &str) -> Result<u64, SqliteError> {
     Ok(rows::stored_u64(v, what)?)
 }
 
+/// Where a read of stored slots runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadIn {
+    /// On its own: a read of more slots than one SELECT takes is still one snapshot, read in a
+    /// transaction of sqlx's, which a dropped read rolls back (a pooled reader must never keep
+    /// an old snapshot open).
+    Snapshot,
+    /// The committer's read path: `BEGIN IMMEDIATE` in the same call as the first SELECT (the
+    /// caller commits or rolls back).
+    NewWriteTransaction,
+    /// Inside a transaction the caller began.
+    Transaction,
+}
+
 /// The stored record of each slot (raw: expiry not applied), in order; a malformed row is an
 /// error for its slot only.
 pub(crate) async fn load_raw(
     conn: &mut SqliteConnection,
     slots: &[Slot],
-    begin: bool,
+    read_in: ReadIn,
 ) -> Result<Vec<Result<Known, SqliteError>>, SqliteError> {
-    if begin && slots.is_empty() {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    match read_in {
+        ReadIn::Snapshot if slots.len() > SELECT_MAX => {
+            let mut tx = conn.begin().await?;
+            let result = load_chunks(&mut tx, slots, false).await;
+            // A read-only transaction: ending it cannot lose anything.
+            let _ = tx.commit().await;
+            result
+        }
+        ReadIn::NewWriteTransaction if slots.is_empty() => {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            Ok(Vec::new())
+        }
+        ReadIn::NewWriteTransaction => load_chunks(conn, slots, true).await,
+        ReadIn::Snapshot | ReadIn::Transaction => load_chunks(conn, slots, false).await,
     }
-    // A read of more slots than one SELECT takes must still be one snapshot.
-    let snapshot = !begin && slots.len() > SELECT_MAX;
-    if snapshot {
-        sqlx::query("BEGIN").execute(&mut *conn).await?;
-    }
-    let result = load_chunks(conn, slots, begin).await;
-    if snapshot {
-        // A read-only transaction: ending it cannot lose anything.
-        let _ = sqlx::query("COMMIT").execute(&mut *conn).await;
-    }
-    result
 }
 
 async fn load_chunks(
@@ -202,7 +217,7 @@ pub(crate) async fn load_many(
     slots: &[Slot],
     now: Timestamp,
 ) -> Result<Vec<Record>, state_core::Error> {
-    let raw = load_raw(conn, slots, false)
+    let raw = load_raw(conn, slots, ReadIn::Snapshot)
         .await
         .map_err(state_core::Error::from)?;
     raw.into_iter()
