@@ -1499,3 +1499,49 @@ where
     );
     (error, expiry)
 }
+
+/// For SQL backends (signed 64-bit version columns): versions stop at
+/// [`MAX_VERSION`](crate::rows::MAX_VERSION), one below the column's largest value, so a clear
+/// (every live slot one version up) still fits. Restores a slot just below it, writes up to it,
+/// checks that the next write is refused and changes nothing, and that a clear still works.
+/// Returns the refusal for the backend to check its own error type; panics with what broke.
+pub async fn assert_versions_stop_where_a_clear_still_fits(store: Arc<dyn Store>) -> Error {
+    use crate::rows::MAX_VERSION;
+    let scope = Scope::execution("top").expect("a valid scope id");
+    let slot = Slot::new(scope.clone(), "Top", "n").expect("a valid slot");
+    let record = crate::Record {
+        value: Some(json!(1)),
+        version: MAX_VERSION - 1,
+        expires_at: None,
+    };
+    store
+        .restore(vec![(slot.clone(), record)])
+        .await
+        .expect("a restore just below the top");
+    let engine = Engine::with_config(store.clone(), EngineConfig::default());
+    let h = engine.handle::<u64>(slot.clone());
+    h.increment(1).await.expect("a write up to the top");
+    let refused = h
+        .increment(1)
+        .await
+        .expect_err("a write above the top is refused");
+    let at = store.load(&slot).await.expect("a read");
+    assert_eq!(
+        (at.value, at.version),
+        (Some(json!(2)), MAX_VERSION),
+        "the refused write changed nothing"
+    );
+    let cleared = engine
+        .scope(scope)
+        .clear()
+        .await
+        .expect("a clear at the top");
+    assert_eq!(cleared, 1);
+    let at = store.load(&slot).await.expect("a read after the clear");
+    assert_eq!(
+        (at.value, at.version),
+        (None, MAX_VERSION + 1),
+        "the clear's tombstone is one version up"
+    );
+    refused
+}

@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 use crate::record::{Record, Timestamp};
 use crate::scope::{Scope, ScopeKind, Slot};
 
+/// The highest version a SQL store writes by a commit or a restore: one below the largest
+/// signed 64-bit integer (the column type), so a clear, which raises every live slot of a
+/// scope by one, still fits. Above it a write is refused with the backend's version-range
+/// error, and nothing is written.
+pub const MAX_VERSION: u64 = i64::MAX as u64 - 1;
+
 /// A stored row that does not hold what a store writes. Backends turn it into their own
 /// "malformed row" error.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -82,8 +82,11 @@ pub enum PgError {
         /// for a readable value.
         expires_at: Option<Option<state_core::Timestamp>>,
     },
-    /// A version does not fit PostgreSQL's BIGINT.
-    #[error("version {version} does not fit PostgreSQL's BIGINT")]
+    /// A version above the highest this store writes ([`state_core::rows::MAX_VERSION`]: one
+    /// below the largest PostgreSQL's BIGINT, so a clear can still raise every slot by one).
+    #[error(
+        "version {version} is above the highest PostgreSQL version this store writes (2^63 - 2)"
+    )]
     VersionRange {
         /// The version.
         version: u64,

@@ -543,7 +543,9 @@ async fn run_admin(
             Admin::PurgeExpired => sql::purge_expired(&mut conn, now).await?,
             Admin::Restore(records) => {
                 // A restored version must leave room for the next write.
-                if let Some((slot, r)) = records.iter().find(|(_, r)| r.version >= i64::MAX as u64)
+                if let Some((slot, r)) = records
+                    .iter()
+                    .find(|(_, r)| r.version > state_core::rows::MAX_VERSION)
                 {
                     let refused = PgError::VersionRange { version: r.version };
                     rollback(&mut conn).await;
@@ -878,9 +880,14 @@ async fn try_group(
                 None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
             },
             |slot, rec| {
-                sql::to_i64(rec.version)
-                    .map(drop)
-                    .map_err(|e| e.into_state(Some(slot.clone())))
+                // Refused above the highest version a clear can still raise by one.
+                if rec.version > state_core::rows::MAX_VERSION {
+                    let e = PgError::VersionRange {
+                        version: rec.version,
+                    };
+                    return Err(e.into_state(Some(slot.clone())));
+                }
+                Ok(())
             },
         );
         let existed: Vec<bool> = prepared

@@ -202,6 +202,19 @@ async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     );
 }
 
+/// Versions stop one below PostgreSQL's largest BIGINT, so a clear at the top still fits (it
+/// used to fail with "bigint out of range", leaving the scope impossible to clear).
+#[tokio::test]
+async fn versions_stop_where_a_clear_still_fits() {
+    let schema = Schema::new("top");
+    let store = Arc::new(PgStore::open_with(schema.options()).await.unwrap());
+    let e = conformance::assert_versions_stop_where_a_clear_still_fits(store).await;
+    assert!(
+        matches!(pg_error(&e), PgError::VersionRange { version } if *version == i64::MAX as u64),
+        "{e:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_value_that_no_longer_fits_its_type_or_an_out_of_range_restore_changes_nothing() {
     let schema = Schema::new("fit");

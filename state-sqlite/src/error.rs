@@ -66,8 +66,9 @@ pub enum SqliteError {
         /// How long the store kept retrying.
         waited: Duration,
     },
-    /// A version does not fit SQLite's signed 64-bit integers.
-    #[error("version {version} does not fit SQLite's INTEGER")]
+    /// A version above the highest this store writes ([`state_core::rows::MAX_VERSION`]: one
+    /// below the largest SQLite's INTEGER, so a clear can still raise every slot by one).
+    #[error("version {version} is above the highest SQLite version this store writes (2^63 - 2)")]
     VersionRange {
         /// The version.
         version: u64,

@@ -704,9 +704,14 @@ fn prepare_group(
             None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
         },
         |slot, rec| {
-            sql::to_i64(rec.version)
-                .map(drop)
-                .map_err(|e| e.into_state(Some(slot.clone())))
+            // Refused above the highest version a clear can still raise by one.
+            if rec.version > state_core::rows::MAX_VERSION {
+                let e = SqliteError::VersionRange {
+                    version: rec.version,
+                };
+                return Err(e.into_state(Some(slot.clone())));
+            }
+            Ok(())
         },
     )
 }
@@ -931,8 +936,9 @@ impl Committer {
                     Admin::Restore(records) => {
                         // A restored version must leave room for the next write (`clear`
                         // raises versions in SQL, where i64::MAX + 1 would not be an integer).
-                        if let Some((slot, r)) =
-                            records.iter().find(|(_, r)| r.version >= i64::MAX as u64)
+                        if let Some((slot, r)) = records
+                            .iter()
+                            .find(|(_, r)| r.version > state_core::rows::MAX_VERSION)
                         {
                             let refused = SqliteError::VersionRange { version: r.version };
                             let _ = self.conn.execute("ROLLBACK").await;

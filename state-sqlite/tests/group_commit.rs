@@ -444,7 +444,10 @@ async fn a_dropped_large_read_leaves_no_reader_in_an_old_snapshot() {
             dropped += 1;
         }
     }
-    assert!(dropped > 0, "no read was dropped midway: the test proves nothing");
+    assert!(
+        dropped > 0,
+        "no read was dropped midway: the test proves nothing"
+    );
     let h = engine.handle::<u64>(slots[0].clone());
     for n in 1..=8u64 {
         h.set(n).await.unwrap();
