@@ -18,7 +18,7 @@ pub enum PgError {
     },
     /// The schema name is not a plain identifier.
     #[error(
-        "invalid schema name {name:?}: use 1 to 63 ASCII letters, digits or '_', not starting with a digit"
+        "invalid schema name {name:?}: use 1 to 63 lower-case ASCII letters, digits or '_', not starting with a digit"
     )]
     InvalidSchemaName {
         /// The name given.

@@ -104,7 +104,8 @@ impl PgOptions {
     }
 
     /// Sets the schema holding the store's tables (default [`DEFAULT_SCHEMA`]; created if
-    /// missing). Stores in different schemas of one database are independent.
+    /// missing): 1 to 63 lower-case ASCII letters, digits or `_`, not starting with a digit.
+    /// Stores in different schemas of one database are independent.
     #[must_use]
     pub fn schema(mut self, name: impl Into<String>) -> Self {
         self.schema = name.into();
@@ -281,12 +282,16 @@ fn backoff(started: Instant) -> Duration {
     Duration::from_micros(ms * 500 + fastrand::u64(..=ms * 500))
 }
 
-/// Whether `name` is a plain identifier (kept as is, no quoting surprises).
+/// Whether `name` is a plain identifier, kept as is with no quoting surprises: PostgreSQL
+/// folds unquoted names to lower case (a `search_path` of `MySchema` means `myschema`), so
+/// upper-case letters are refused rather than meaning two different schemas.
 fn valid_schema(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && !name.as_bytes()[0].is_ascii_digit()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// The server as shown in errors: host, port and database, never the password.

@@ -79,13 +79,17 @@ async fn bad_urls_credentials_and_servers_are_typed_errors() {
         .unwrap_err();
     assert!(matches!(pg_error(&e), PgError::InvalidUrl { .. }), "{e}");
 
-    let e = PgStore::open_with(PgOptions::new(common::url()).schema("no-dashes"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(pg_error(&e), PgError::InvalidSchemaName { .. }),
-        "{e}"
-    );
+    // Upper case too: PostgreSQL folds an unquoted search_path to lower case, so `MySchema`
+    // would create "MySchema" and then look for myschema.
+    for name in ["no-dashes", "MySchema"] {
+        let e = PgStore::open_with(PgOptions::new(common::url()).schema(name))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(pg_error(&e), PgError::InvalidSchemaName { .. }),
+            "{name}: {e}"
+        );
+    }
 
     // The right server, the wrong password: an authentication error that never shows it.
     let mut url = url_parts();
