@@ -1303,7 +1303,8 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
     commit(env, vec![Write::apply(a.clone(), vec![inc(1)])])
         .await
         .ctx("increment a")?;
-    // One batch, two slots, a slot written twice: its final version is logged once.
+    // One batch, two slots, a slot written twice: both of its versions are logged (the
+    // caller was told about each), in order.
     commit(
         env,
         vec![
@@ -1337,16 +1338,18 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
         .collect();
     let want = vec![
         ("a".to_owned(), 1, Some(json!(1))),
+        ("a".to_owned(), 2, Some(json!(2))),
         ("a".to_owned(), 3, Some(json!(3))),
         ("b".to_owned(), 1, Some(json!("x"))),
         ("b".to_owned(), 2, None),
         ("a".to_owned(), 4, None),
     ];
-    // Within one commit the order of slots is the store's; compare commits as sets.
+    // Within one commit the order of slots is the store's (each slot's versions in order);
+    // compare commits as sets.
     let mut sorted_seen = seen.clone();
     let mut sorted_want = want.clone();
-    sorted_seen[1..3].sort_by(|x, y| x.0.cmp(&y.0));
-    sorted_want[1..3].sort_by(|x, y| x.0.cmp(&y.0));
+    sorted_seen[1..4].sort_by(|x, y| x.0.cmp(&y.0));
+    sorted_want[1..4].sort_by(|x, y| x.0.cmp(&y.0));
     ensure!(
         sorted_seen == sorted_want,
         "the log holds {seen:?}, expected {want:?}"
@@ -1368,13 +1371,13 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
     // Resuming from a cursor skips what was read; a slot filter sees only its slot.
     let rest = env
         .store
-        .read_changes(log[2].seq, &ChangeFilter::slot(&a), 100)
+        .read_changes(log[3].seq, &ChangeFilter::slot(&a), 100)
         .await
         .ctx("read_changes from a cursor")?;
     ensure!(
         rest.iter().map(|c| c.version).collect::<Vec<_>>() == vec![4],
         "after seq {}: {rest:?}",
-        log[2].seq
+        log[3].seq
     );
     let page = env
         .store
@@ -1388,7 +1391,7 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
         .await
         .ctx("slot_history")?;
     ensure!(
-        history.iter().map(|c| c.version).collect::<Vec<_>>() == vec![4, 3, 1],
+        history.iter().map(|c| c.version).collect::<Vec<_>>() == vec![4, 3, 2, 1],
         "history of a, newest first: {history:?}"
     );
     let older = env

@@ -310,6 +310,9 @@ impl Store for MemoryStore {
         let now = self.clock.now();
         let mut inner = self.lock();
         let prepared = prepare_commit(&batch, now, |slot| Ok(inner.record(slot)))?;
+        for (slot, record) in prepared.superseded {
+            inner.log(&slot, &Kept::new(record), now);
+        }
         for (slot, record) in prepared.changes {
             inner.put(&slot, Kept::new(record), now);
         }

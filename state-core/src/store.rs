@@ -322,6 +322,11 @@ pub struct PreparedCommit {
     /// The final record of every slot the batch changes, once each, in first-touched order.
     /// Empty on conflict.
     pub changes: Vec<(Slot, Record)>,
+    /// The versions a later write of the same batch replaced (a batch that writes a slot
+    /// twice makes two versions), in the order they were made. Not stored, but logged: the
+    /// change log records these, then `changes` (every version a caller was told about is
+    /// in the log). Usually empty.
+    pub superseded: Vec<(Slot, Record)>,
 }
 
 /// Runs a batch's writes against the current records and decides the commit: every backend's
@@ -342,6 +347,7 @@ pub fn prepare_commit(
     let mut index: Option<HashMap<Slot, usize>> = (batch.writes.len() > 16).then(HashMap::new);
     let mut outcomes = Vec::with_capacity(batch.writes.len());
     let mut conflicts: Vec<VersionConflict> = Vec::new();
+    let mut superseded = Vec::new();
     for write in &batch.writes {
         // The batch is refused once a write conflicted: later writes to that slot are not
         // evaluated (their result would rest on a version the caller did not expect, and a
@@ -354,6 +360,8 @@ pub fn prepare_commit(
             Some(ix) => ix.get(&write.slot).copied(),
             None => overlay.iter().position(|(s, _)| *s == write.slot),
         };
+        // A version this batch made is replaced by this write: keep it for the log.
+        let replaced = pos.map(|i| overlay[i].clone());
         // The current record, owned: a slot written earlier in this batch is taken out of the
         // overlay (and put back on conflict; on error the whole overlay is discarded).
         let mut cur = match pos {
@@ -431,7 +439,10 @@ pub fn prepare_commit(
             record: write.return_record.then(|| record.clone()),
         });
         match pos {
-            Some(i) => overlay[i].1 = record,
+            Some(i) => {
+                overlay[i].1 = record;
+                superseded.extend(replaced);
+            }
             None => {
                 if let Some(ix) = &mut index {
                     ix.insert(write.slot.clone(), overlay.len());
@@ -444,12 +455,13 @@ pub fn prepare_commit(
         return Ok(PreparedCommit {
             outcome: CommitOutcome::Conflict(conflicts),
             changes: Vec::new(),
+            superseded: Vec::new(),
         });
     }
-    let changes = overlay;
     Ok(PreparedCommit {
         outcome: CommitOutcome::Committed(outcomes),
-        changes,
+        changes: overlay,
+        superseded,
     })
 }
 
@@ -461,10 +473,11 @@ pub struct PreparedGroup {
     /// The final record of every slot the accepted batches change, once each, in
     /// first-written order. What the backend writes.
     pub changes: Vec<(Slot, Record)>,
-    /// What the change log records: each accepted batch's changes (a slot once per batch,
-    /// with the record that batch left), batch by batch. Unlike `changes`, a slot written by
-    /// several batches of the group appears once for each: every version a caller was told
-    /// about is in the log.
+    /// What the change log records: each accepted batch's versions (those a later write of
+    /// the batch replaced, then its changes), batch by batch. Unlike `changes`, a slot
+    /// written by several batches of the group, or several times by one, appears once for
+    /// each version: every version a caller was told about is in the log, each slot's in
+    /// increasing order.
     pub log: Vec<(Slot, Record)>,
 }
 
@@ -519,6 +532,7 @@ pub fn prepare_group<'a>(
         });
         match prepared {
             Ok(p) => {
+                log.extend(p.superseded);
                 log.extend(p.changes.iter().cloned());
                 for (slot, rec) in p.changes {
                     match changed.get(&slot) {
