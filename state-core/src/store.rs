@@ -37,7 +37,8 @@ pub enum WriteKind {
         /// The ops, applied in order, all or nothing.
         ops: Vec<Op>,
         /// Where the ops start on a slot never written (version 0). After a delete or expiry
-        /// they start from their neutral value instead.
+        /// they start from their neutral value instead (unless
+        /// [`Write::initial_after_delete`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         initial: Option<Value>,
     },
@@ -57,6 +58,11 @@ pub struct Write {
     /// Whether the outcome should carry the slot's new record (for snapshots to refresh).
     #[serde(default)]
     pub return_record: bool,
+    /// Session state (Weft's session rule, where `initial` comes back after a delete): an
+    /// Apply write starts from `initial` whenever the slot holds no live value (deleted,
+    /// tombstoned by a CAS write, expired), not only when it was never written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub initial_after_delete: bool,
 }
 
 impl Write {
@@ -67,6 +73,7 @@ impl Write {
             kind: WriteKind::Cas { expected, value },
             ttl: Ttl::Keep,
             return_record: false,
+            initial_after_delete: false,
         }
     }
 
@@ -77,6 +84,7 @@ impl Write {
             kind: WriteKind::Apply { ops, initial: None },
             ttl: Ttl::Keep,
             return_record: false,
+            initial_after_delete: false,
         }
     }
 
@@ -394,7 +402,7 @@ pub fn prepare_commit(
                 (value.clone(), Vec::new())
             }
             WriteKind::Apply { ops, initial } => {
-                let start = if cur.version == 0 {
+                let start = if cur.version == 0 || (write.initial_after_delete && !live) {
                     initial.clone()
                 } else if live {
                     cur.value.take()

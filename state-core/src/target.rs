@@ -80,9 +80,10 @@ impl WriteTarget {
                 .collect(),
             _ => ops,
         };
-        let w = Write::apply(self.slot.clone(), ops)
+        let mut w = Write::apply(self.slot.clone(), ops)
             .with_initial(self.initial.as_deref().cloned())
             .with_ttl(self.ttl);
+        w.initial_after_delete = self.initial_after_delete;
         if self.cache.is_some() {
             w.returning_record()
         } else {

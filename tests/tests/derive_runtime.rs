@@ -589,3 +589,32 @@ async fn non_finite_floats_are_refused_wherever_they_sit_and_nothing_is_stored()
         Some(BTreeMap::from([("a".to_string(), 2.0)]))
     );
 }
+
+#[derive(StateScope, Serialize, Deserialize, Debug, PartialEq)]
+pub struct Turns {
+    #[state(session, initial = 5)]
+    pub n: u32,
+}
+
+/// Session state follows Weft's session rule: after any delete the initial value comes back,
+/// for reads and for the writes after it alike — a CAS delete (`update` to `None`) and a delete
+/// after another op in one batch included.
+#[tokio::test]
+async fn session_state_restarts_from_initial_after_any_delete() {
+    let ctx = ctx();
+    let t = ctx.state::<Turns>().unwrap();
+    assert_eq!(t.n().get().unwrap(), Some(5));
+    assert_eq!(t.n().increment(1).unwrap(), 6);
+    // A CAS delete.
+    t.n().update(|_| Ok(None)).unwrap();
+    assert_eq!(t.n().get().unwrap(), Some(5));
+    assert_eq!(
+        t.n().increment(1).unwrap(),
+        6,
+        "the write starts from initial too"
+    );
+    // A delete after another op on the slot, in one batch.
+    t.batch(|b| b.n().increment(10).n().delete()).await.unwrap();
+    assert_eq!(t.n().get().unwrap(), Some(5));
+    assert_eq!(t.n().increment(1).unwrap(), 6);
+}
