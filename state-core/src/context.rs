@@ -234,6 +234,8 @@ impl Context {
     }
 
     /// Restores this execution's session state from `checkpoint` (replacing what it holds).
+    /// A checkpoint holding an invalid record (a bad namespace or key, a slot twice, version
+    /// 0, JSON null at the root) is refused whole, with nothing changed.
     pub fn restore(&self, checkpoint: &Checkpoint) -> Result<()> {
         if checkpoint.execution_id != self.execution_id {
             return Err(Error::InvalidArgument(format!(
@@ -242,8 +244,7 @@ impl Context {
             )));
         }
         self.session_store
-            .import(&self.own, checkpoint.session.clone());
-        Ok(())
+            .import(&self.own, checkpoint.session.clone())
     }
 
     /// The engine and scope a field of scope `scope` lives in, or an error naming the field

@@ -377,14 +377,17 @@ impl Engine {
     pub async fn commit(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>> {
         match self.commit_batch(writes).await? {
             CommitOutcome::Committed(outcomes) => Ok(outcomes),
-            CommitOutcome::Conflict(mut conflicts) => {
-                let c = conflicts.swap_remove(0);
-                Err(Error::VersionMismatch {
+            CommitOutcome::Conflict(conflicts) => match conflicts.into_iter().next() {
+                Some(c) => Err(Error::VersionMismatch {
                     slot: c.slot,
                     expected: c.expected,
                     actual: c.actual,
-                })
-            }
+                }),
+                // A store's bug, reported rather than a panic.
+                None => Err(Error::store(std::io::Error::other(
+                    "the store reported a conflict without naming a slot",
+                ))),
+            },
         }
     }
 

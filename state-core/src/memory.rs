@@ -250,7 +250,16 @@ impl MemoryStore {
     /// state). Unlike [`Store::restore`], this may lower versions: it rolls the scope back to
     /// the checkpoint, which is what checkpoint-local state means. Do not use it on shared
     /// state, where a version must never go down.
-    pub fn import(&self, scope: &Scope, records: Vec<(SlotKey, Record)>) {
+    ///
+    /// The records are checked first, as a restore's are (valid namespaces and keys, no slot
+    /// twice, no version 0, no JSON null at the root): a checkpoint read back from elsewhere
+    /// may hold anything. On an error nothing changes.
+    pub fn import(&self, scope: &Scope, records: Vec<(SlotKey, Record)>) -> Result<()> {
+        let slots = records
+            .iter()
+            .map(|(k, _)| Slot::new(scope.clone(), k.namespace.clone(), k.key.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        crate::store::check_records(slots.iter().zip(records.iter().map(|(_, r)| r)))?;
         let mut inner = self.lock();
         let data = inner.scopes.entry(scope.clone()).or_default();
         data.slots.clear();
@@ -260,6 +269,7 @@ impl MemoryStore {
                 .or_default()
                 .insert(k.key, Kept::new(r));
         }
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

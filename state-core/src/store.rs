@@ -655,11 +655,10 @@ pub fn check_size(slot: &Slot, value: &Value, limit: usize) -> Result<()> {
     }
 }
 
-/// Checks a restore against the current records (`current(slot)` as for [`prepare_commit`]):
-/// every restored version must be above the slot's, and no slot may appear twice.
-pub fn check_restore(
-    records: &[(Slot, Record)],
-    mut current: impl FnMut(&Slot) -> Result<Record>,
+/// The checks every restored (or imported) record passes whatever the store holds: no slot
+/// twice, no version 0, no JSON null at the root.
+pub(crate) fn check_records<'a>(
+    records: impl IntoIterator<Item = (&'a Slot, &'a Record)>,
 ) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for (slot, record) in records {
@@ -681,6 +680,18 @@ pub fn check_restore(
                 reason: "JSON null is not stored at the root: absence is a tombstone".into(),
             });
         }
+    }
+    Ok(())
+}
+
+/// Checks a restore against the current records (`current(slot)` as for [`prepare_commit`]):
+/// every restored version must be above the slot's, and no slot may appear twice.
+pub fn check_restore(
+    records: &[(Slot, Record)],
+    mut current: impl FnMut(&Slot) -> Result<Record>,
+) -> Result<()> {
+    check_records(records.iter().map(|(s, r)| (s, r)))?;
+    for (slot, record) in records {
         let cur = current(slot)?;
         if cur.version >= record.version {
             return Err(Error::VersionMismatch {

@@ -618,3 +618,66 @@ async fn session_state_restarts_from_initial_after_any_delete() {
     assert_eq!(t.n().get().unwrap(), Some(5));
     assert_eq!(t.n().increment(1).unwrap(), 6);
 }
+
+/// A checkpoint read back from elsewhere may hold anything: an invalid record is refused
+/// whole (a typed error), and the session state is left as it was.
+#[tokio::test]
+async fn a_checkpoint_with_an_invalid_record_is_refused_and_changes_nothing() {
+    let ctx = ctx();
+    let t = ctx.state::<Turns>().unwrap();
+    t.n().set(7).unwrap();
+    let good = ctx.checkpoint();
+    assert_eq!(good.session.len(), 1);
+    t.n().set(8).unwrap();
+    let (key, record) = good.session[0].clone();
+    let with = |k: state_core::SlotKey, r: state_core::Record| {
+        let mut c = good.clone();
+        c.session = vec![(k, r)];
+        c
+    };
+    let empty_key = state_core::SlotKey {
+        key: String::new(),
+        ..key.clone()
+    };
+    let bad = [
+        ("an empty key", with(empty_key, record.clone())),
+        (
+            "version 0 with a value",
+            with(
+                key.clone(),
+                state_core::Record {
+                    version: 0,
+                    ..record.clone()
+                },
+            ),
+        ),
+        (
+            "JSON null at the root",
+            with(
+                key.clone(),
+                state_core::Record {
+                    value: Some(serde_json::Value::Null),
+                    ..record.clone()
+                },
+            ),
+        ),
+        ("a slot twice", {
+            let mut c = good.clone();
+            c.session.push(good.session[0].clone());
+            c
+        }),
+    ];
+    for (what, checkpoint) in bad {
+        let e = ctx.restore(&checkpoint).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidId { .. } | Error::InvalidArgument(_) | Error::InvalidOp { .. }
+            ),
+            "{what}: {e:?}"
+        );
+        assert_eq!(t.n().get().unwrap(), Some(8), "{what} changed the state");
+    }
+    ctx.restore(&good).unwrap();
+    assert_eq!(t.n().get().unwrap(), Some(7));
+}
