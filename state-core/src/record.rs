@@ -24,9 +24,12 @@ impl Timestamp {
         self.0
     }
 
-    /// This time plus `d`, saturating at the end of representable time.
+    /// This time plus `d`, saturating at the end of representable time. A part of a
+    /// millisecond counts as a whole one, so an expiry this computes is never earlier than
+    /// asked (a TTL of 500 µs does not expire at the commit itself).
     pub fn saturating_add(self, d: Duration) -> Self {
-        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let partial = u128::from(d.subsec_nanos() % 1_000_000 != 0);
+        let ms = i64::try_from(d.as_millis() + partial).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(ms))
     }
 
@@ -195,5 +198,34 @@ mod millis {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Record, Timestamp, Ttl};
+
+    #[test]
+    fn a_sub_millisecond_ttl_still_outlives_its_commit() {
+        let now = Timestamp::from_millis(1_000);
+        let at = Ttl::For(Duration::from_micros(500)).expiry_after(false, None, now, true);
+        assert_eq!(at, Some(Timestamp::from_millis(1_001)));
+        let r = Record {
+            value: Some(serde_json::json!(1)),
+            version: 1,
+            expires_at: at,
+        };
+        assert!(r.is_live(now), "live at the commit that wrote it");
+        assert_eq!(
+            now.saturating_add(Duration::from_millis(5)),
+            Timestamp::from_millis(1_005),
+            "whole milliseconds are exact"
+        );
+        assert_eq!(
+            Timestamp::from_millis(i64::MAX - 1).saturating_add(Duration::from_nanos(1)),
+            Timestamp::from_millis(i64::MAX)
+        );
     }
 }
