@@ -28,7 +28,7 @@ impl Timestamp {
     /// millisecond counts as a whole one, so an expiry this computes is never earlier than
     /// asked (a TTL of 500 µs does not expire at the commit itself).
     pub fn saturating_add(self, d: Duration) -> Self {
-        let partial = u128::from(d.subsec_nanos() % 1_000_000 != 0);
+        let partial = u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
         let ms = i64::try_from(d.as_millis() + partial).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(ms))
     }
