@@ -214,8 +214,27 @@ impl BatchBuilder {
             })?;
         }
         let mut all = Vec::new();
+        let mut committed_any = false;
         for g in durable.into_iter().chain(deferred) {
-            let outcomes = g.engine.commit(g.writes).await?;
+            let first = g.writes.first().map(|w| w.slot.clone());
+            let outcomes = match g.engine.commit(g.writes).await {
+                Ok(outcomes) => outcomes,
+                // Checked above, yet refused now (another task wrote those slots meanwhile,
+                // or a value expired): say what already committed rather than fail as if
+                // nothing had.
+                Err(e) if committed_any => {
+                    let slot = e.slot().cloned().or(first).ok_or_else(|| {
+                        Error::InvalidArgument("a batch part without writes".into())
+                    })?;
+                    return Err(Error::LocalPartFailed {
+                        slot,
+                        committed: all,
+                        source: Box::new(e),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            committed_any = true;
             for (t, o) in g.targets.iter().zip(&outcomes) {
                 t.refresh(o);
             }

@@ -38,7 +38,8 @@ impl fmt::Display for IdPart {
 
 /// Everything that can go wrong reading or writing state.
 ///
-/// A failed commit changes nothing, whatever the variant.
+/// A failed commit changes nothing, whatever the variant, except
+/// [`LocalPartFailed`](Error::LocalPartFailed), which says what did commit.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -51,6 +52,22 @@ pub enum Error {
         value: String,
         /// Why.
         reason: String,
+    },
+
+    /// A batch's durable writes committed, but its invocation-local part (`temp` or `session`
+    /// state), checked before the durable commit, failed when applied after it: another task
+    /// changed those slots in between, or a value expired. The durable writes stand (their
+    /// outcomes are in `committed`); retrying the whole batch would apply them twice.
+    #[error(
+        "state slot {slot}: the batch's durable writes committed, but its local part failed after them: {source}"
+    )]
+    LocalPartFailed {
+        /// The local slot whose write failed (the part's first, if the failure names none).
+        slot: Slot,
+        /// The outcomes of what committed, in the batch's order.
+        committed: Vec<crate::store::WriteOutcome>,
+        /// Why the local part failed.
+        source: Box<Error>,
     },
 
     /// `update` met a conflicting writer on every attempt and gave up.
@@ -252,7 +269,8 @@ impl Error {
             | Error::InvalidOp { slot, .. }
             | Error::TooLarge { slot, .. }
             | Error::Aborted { slot, .. }
-            | Error::Missing { slot, .. } => Some(slot),
+            | Error::Missing { slot, .. }
+            | Error::LocalPartFailed { slot, .. } => Some(slot),
             Error::Store { slot, .. } => slot.as_ref(),
             Error::InvalidId { .. } | Error::InvalidArgument(_) | Error::MissingScope { .. } => {
                 None

@@ -8,6 +8,7 @@ use futures::StreamExt;
 use state_core::{Engine, EngineConfig, Event, RetryPolicy};
 
 use crate::common::{Wrapped, exec, slot};
+use crate::delegate::delegate_store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_times_a_thousand_increments_lose_nothing_and_never_read() {
@@ -115,4 +116,73 @@ async fn gather_yield_lets_ready_callers_queue_first() {
     assert_eq!(rx.len(), 0, "spawned tasks have not run yet");
     state_core::gather_yield(&rx).await;
     assert_eq!(rx.len(), 20);
+}
+
+/// A durable store whose commits first let another task write a `temp` slot (as a concurrent
+/// task of the same invocation might while the durable commit is in flight).
+struct Meddling {
+    inner: state_core::MemoryStore,
+    meddle: std::sync::Mutex<Option<state_core::SlotHandle<u8>>>,
+}
+
+crate::delegate::delegate_store!(
+    Meddling,
+    commit | this,
+    batch | {
+        let meddler = this.meddle.lock().unwrap().take();
+        if let Some(h) = meddler {
+            h.set(255).await?;
+        }
+        this.inner.commit(batch).await
+    }
+);
+
+/// A batch's `temp` part is checked before the durable commit and applied after it; if it
+/// fails then (another task pushed the `u8` to its top meanwhile), the error says the durable
+/// writes committed, with their outcomes, instead of looking like nothing happened.
+#[tokio::test]
+async fn a_local_part_failing_after_the_durable_commit_says_what_committed() {
+    let store = Arc::new(Meddling {
+        inner: state_core::MemoryStore::new(),
+        meddle: std::sync::Mutex::new(None),
+    });
+    let durable = Engine::with_config(store.clone(), EngineConfig::default());
+    let local = durable.local();
+    let attempts = durable.handle::<u32>(slot(&exec("e"), "attempts"));
+    let scratch = local.handle::<u8>(slot(&exec("e"), "scratch"));
+    scratch.set(250).await.unwrap();
+    // Without meddling the batch commits whole.
+    durable
+        .batch()
+        .increment(&attempts, 1)
+        .increment(&scratch, 1)
+        .commit()
+        .await
+        .unwrap();
+    *store.meddle.lock().unwrap() = Some(scratch.clone());
+    let e = durable
+        .batch()
+        .increment(&attempts, 1)
+        .increment(&scratch, 1)
+        .commit()
+        .await
+        .unwrap_err();
+    match &e {
+        state_core::Error::LocalPartFailed {
+            slot,
+            committed,
+            source,
+        } => {
+            assert_eq!(slot, scratch.slot());
+            assert_eq!(committed.len(), 1);
+            assert_eq!(committed[0].version, 2, "the durable increment committed");
+            assert!(
+                matches!(**source, state_core::Error::Overflow { .. }),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected LocalPartFailed, got {other:?}"),
+    }
+    assert_eq!(attempts.get().await.unwrap(), Some(2));
+    assert_eq!(scratch.get().await.unwrap(), Some(255));
 }
