@@ -44,10 +44,14 @@ pub struct Research {
 #[derive(StateScope, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[state(workflow)]
 pub struct ResearchTotals {
-    /// Runs started so far.
+    /// Runs started so far (each numbers its execution).
     #[state(initial = 0)]
     pub runs: u64,
-    /// Articles collected by every run so far.
+    /// Runs finished so far: raised in one atomic batch with `articles`, so the two agree
+    /// even when a run was interrupted or two ran at once.
+    #[state(initial = 0)]
+    pub finished: u64,
+    /// Articles collected by every finished run.
     #[state(initial = 0)]
     pub articles: u64,
 }
@@ -139,9 +143,9 @@ pub async fn run(engine: Engine) -> Result<Report> {
         .await?;
 
     let research = state.load().await?.to_value()?;
+    let collected = research.articles.len() as u64;
     totals
-        .articles()
-        .increment(research.articles.len() as u64)
+        .batch(|b| b.finished().increment(1).articles().increment(collected))
         .await?;
     Ok(Report {
         run,

@@ -29,6 +29,7 @@ async fn quickstart_counts_every_worker_write_and_carries_state_across_runs() {
             "temp state lives for the invocation"
         );
         assert_eq!(report.totals.runs, expected_run);
+        assert_eq!(report.totals.finished, expected_run);
         assert_eq!(
             report.totals.articles,
             40 * expected_run,
