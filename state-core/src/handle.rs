@@ -57,7 +57,7 @@ impl CanWrite for ReadWrite {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a number, so this field has no `increment` or `decrement`",
     label = "not a number",
-    note = "`increment` and `decrement` exist on fields of type u8…u64, i8…i64, f32 and f64; use `set` or `update` to change other values"
+    note = "`increment` and `decrement` exist on fields of type u8…u64, usize, i8…i64, isize, f32 and f64; use `set` or `update` to change other values"
 )]
 pub trait Numeric: Serialize + DeserializeOwned + Copy + Send + Sync + 'static {
     /// The number kind the store checks overflow against.
@@ -89,6 +89,30 @@ numeric! {
     i64 => I64, |v| Some(Number::from(v));
     f32 => F32, |v: f32| Number::from_f64(f64::from(v));
     f64 => F64, Number::from_f64;
+}
+
+/// `usize` is checked at the pointer width of the target it runs on (`u64` on 64-bit ones).
+impl Numeric for usize {
+    const KIND: NumKind = if usize::BITS == 64 {
+        NumKind::U64
+    } else {
+        NumKind::U32
+    };
+    fn to_number(self) -> Option<Number> {
+        Some(Number::from(self))
+    }
+}
+
+/// `isize` is checked at the pointer width of the target it runs on (`i64` on 64-bit ones).
+impl Numeric for isize {
+    const KIND: NumKind = if isize::BITS == 64 {
+        NumKind::I64
+    } else {
+        NumKind::I32
+    };
+    fn to_number(self) -> Option<Number> {
+        Some(Number::from(self))
+    }
 }
 
 /// Sequence types whose fields have `append`, `remove_first` and `remove_last`.

@@ -2,7 +2,7 @@
 //! type at its path. `#[derive(StatePath)]` generates a cursor type per struct; every other
 //! value type gets the generic [`Cursor`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 
 use serde::Serialize;
@@ -76,8 +76,10 @@ impl<B: BatchSink> At<B> {
 
 /// Types that can be navigated in a batch: each names the cursor type of a path holding it.
 ///
-/// Implemented for numbers, `bool`, `String`, sequences, string-keyed maps, `Option<T>` (whose
-/// cursor is `T`'s, with `delete`), `serde_json::Value`, and every `#[derive(StatePath)]` type.
+/// Implemented for numbers (`usize`, `u128`, … too), `bool`, `char`, `String`, sequences, sets,
+/// arrays, tuples of up to four, `Duration`, string-keyed maps, `Option<T>` (whose cursor is
+/// `T`'s, with `delete`), `Box<T>` (`T`'s), `serde_json::Value`, and every
+/// `#[derive(StatePath)]` type. Anything else (a foreign type): `#[state(leaf)]`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no typed state paths",
     label = "no `StatePath` for this type",
@@ -253,8 +255,43 @@ leaf!(
     bool,
     char,
     String,
-    serde_json::Value
+    serde_json::Value,
+    usize,
+    isize,
+    u128,
+    i128,
+    std::time::Duration,
 );
+
+/// Whole values (`set`): sets, arrays and tuples.
+macro_rules! generic_leaf {
+    ($([$($g:tt)*] $t:ty),* $(,)?) => {$(
+        impl<B, $($g)*> PathTarget<B> for $t {
+            type Cursor<D> = Cursor<$t, B, D>;
+            fn cursor<D>(at: At<B>) -> Self::Cursor<D> {
+                Cursor::new(at)
+            }
+        }
+    )*};
+}
+
+generic_leaf!(
+    [T, S] HashSet<T, S>,
+    [T] BTreeSet<T>,
+    [T, const N: usize] [T; N],
+    [A] (A,),
+    [A, C] (A, C),
+    [A, C, E] (A, C, E),
+    [A, C, E, F] (A, C, E, F),
+);
+
+/// A `Box<T>` path is `T`'s path (serde stores the box as its content).
+impl<B, T: PathTarget<B>> PathTarget<B> for Box<T> {
+    type Cursor<D> = T::Cursor<D>;
+    fn cursor<D>(at: At<B>) -> Self::Cursor<D> {
+        T::cursor::<D>(at)
+    }
+}
 
 impl<B, T> PathTarget<B> for Vec<T> {
     type Cursor<D> = Cursor<Vec<T>, B, D>;

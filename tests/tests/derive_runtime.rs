@@ -681,3 +681,70 @@ async fn a_checkpoint_with_an_invalid_record_is_refused_and_changes_nothing() {
     ctx.restore(&good).unwrap();
     assert_eq!(t.n().get().unwrap(), Some(7));
 }
+
+#[derive(StatePath, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Limits {
+    pub max: usize,
+}
+
+/// Common std field types derive without `#[state(leaf)]`: `usize`/`isize` are numbers (checked
+/// at the pointer width), sets, arrays, tuples and `Duration` are whole values, and a `Box<T>`
+/// path is `T`'s.
+#[derive(StateScope, Serialize, Deserialize, Debug, PartialEq)]
+pub struct Inventory {
+    pub count: usize,
+    pub delta: isize,
+    pub tags: std::collections::HashSet<String>,
+    pub ids: std::collections::BTreeSet<u32>,
+    pub rgb: [u8; 3],
+    pub pair: (String, u32),
+    pub wait: std::time::Duration,
+    pub limits: Box<Limits>,
+}
+
+#[tokio::test]
+async fn common_std_field_types_have_paths() {
+    let ctx = ctx();
+    let inv = ctx.state::<Inventory>().unwrap();
+    assert_eq!(inv.count().increment(3).await.unwrap(), 3);
+    assert_eq!(inv.delta().decrement(2).await.unwrap(), -2);
+    inv.limits().set(Box::default()).await.unwrap();
+    inv.batch(|b| {
+        b.count()
+            .increment(1)
+            .tags()
+            .set(["a".to_string()].into())
+            .ids()
+            .set([3, 1].into())
+            .rgb()
+            .set([1, 2, 3])
+            .pair()
+            .set(("p".into(), 7))
+            .wait()
+            .set(std::time::Duration::from_millis(1500))
+            .limits()
+            .max()
+            .increment(10)
+    })
+    .await
+    .unwrap();
+    let v = inv.load().await.unwrap().to_value().unwrap();
+    assert_eq!(v.count, 4);
+    assert_eq!(v.delta, -2);
+    assert_eq!(v.tags, ["a".to_string()].into());
+    assert_eq!(v.ids, [1, 3].into());
+    assert_eq!((v.rgb, v.pair.clone()), ([1, 2, 3], ("p".to_string(), 7)));
+    assert_eq!(v.wait, std::time::Duration::from_millis(1500));
+    assert_eq!(v.limits.max, 10);
+    let e = inv.count().decrement(5).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Overflow {
+                kind: NumKind::U64,
+                ..
+            }
+        ),
+        "usize is checked as u64 here: {e:?}"
+    );
+}
