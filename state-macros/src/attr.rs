@@ -201,7 +201,8 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
         Derive::StateScope => SCOPE_CONTAINER,
         Derive::StatePath => PATH_CONTAINER,
     };
-    let serde = |attr: &Attribute| serde_container(attr, &mut rename_all);
+    let mut reshaped = Vec::new();
+    let serde = |attr: &Attribute| serde_container(attr, &mut rename_all, &mut reshaped);
     for_each_state_attr(
         cx,
         derive,
@@ -249,6 +250,21 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
     );
     out.scope = scope;
     out.rename_all = rename_all;
+    for path in reshaped {
+        let what = path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let msg = match derive {
+            Derive::StatePath => format!(
+                "`#[serde({what})]` changes how this type is stored, so its fields have no paths of their own; remove it, or drop `StatePath` and mark fields of this type `#[state(leaf)]` to update them as a whole"
+            ),
+            Derive::StateScope => format!(
+                "`#[serde({what})]` is not supported on a `StateScope` struct: each of its fields is a slot of its own, stored under its own name"
+            ),
+        };
+        cx.error_spanned_by(path, msg);
+    }
     out
 }
 
@@ -315,10 +331,22 @@ struct SerdeField {
     skip: bool,
 }
 
-/// Reads serde's container attributes that decide stored names. Malformed serde attributes
-/// are serde's to report; they are skipped here.
-fn serde_container(attr: &Attribute, rename_all: &mut Option<RenameRule>) {
+/// Reads serde's container attributes that decide stored names, and notes those that change
+/// the stored shape (`transparent`, `from`, `try_from`, `into`): paths could not follow them.
+/// Malformed serde attributes are serde's to report; they are skipped here.
+fn serde_container(
+    attr: &Attribute,
+    rename_all: &mut Option<RenameRule>,
+    reshaped: &mut Vec<syn::Path>,
+) {
     let _ = attr.parse_nested_meta(|meta| {
+        if ["transparent", "from", "try_from", "into"]
+            .iter()
+            .any(|n| meta.path.is_ident(n))
+        {
+            reshaped.push(meta.path.clone());
+            return skip_value(&meta);
+        }
         if meta.path.is_ident("rename_all") {
             if meta.input.peek(Token![=]) {
                 let s = lit_str(&meta)?;
