@@ -64,10 +64,26 @@ impl<'a> Container<'a> {
                         .collect();
                     (Shape::Named, Some(fields))
                 }
-                Fields::Unnamed(_) => (Shape::Tuple, None),
+                Fields::Unnamed(unnamed) => {
+                    refuse_state_attrs(
+                        cx,
+                        unnamed.unnamed.iter().flat_map(|f| &f.attrs),
+                        "a tuple field",
+                    );
+                    (Shape::Tuple, None)
+                }
                 Fields::Unit => (Shape::Unit, None),
             },
-            Data::Enum(_) => (Shape::Enum, None),
+            Data::Enum(e) => {
+                refuse_state_attrs(
+                    cx,
+                    e.variants.iter().flat_map(|v| &v.attrs),
+                    "an enum variant",
+                );
+                let fields = e.variants.iter().flat_map(|v| &v.fields);
+                refuse_state_attrs(cx, fields.flat_map(|f| &f.attrs), "a variant's field");
+                (Shape::Enum, None)
+            }
             Data::Union(_) => (Shape::Union, None),
         };
         Container {
@@ -116,5 +132,18 @@ pub(crate) fn option_inner(ty: &Type) -> Option<&Type> {
     match args.args.first() {
         Some(syn::GenericArgument::Type(inner)) => Some(inner),
         _ => None,
+    }
+}
+
+/// `#[state(...)]` where the derive reads none (the type is stored and updated as a whole): an
+/// error on each, rather than an attribute silently ignored.
+fn refuse_state_attrs<'a>(cx: &Ctxt, attrs: impl Iterator<Item = &'a Attribute>, place: &str) {
+    for attr in attrs.filter(|a| a.path().is_ident("state")) {
+        cx.error_spanned_by(
+            attr,
+            format!(
+                "`#[state(...)]` has no meaning on {place}: this type is stored and updated as a whole"
+            ),
+        );
     }
 }

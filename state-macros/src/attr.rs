@@ -98,6 +98,15 @@ fn one_of(names: &[&str]) -> String {
     all.join(", ")
 }
 
+/// After a malformed value: consumes what is left of this attribute, up to the next `,`, so
+/// parsing goes on and the attributes after it are checked too.
+fn skip_rest(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+        meta.input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
+}
+
 /// Consumes whatever value follows an attribute name we reject, so parsing goes on and every
 /// error is reported at once.
 fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
@@ -107,6 +116,16 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         let content;
         syn::parenthesized!(content in meta.input);
         content.parse::<proc_macro2::TokenStream>()?;
+    }
+    Ok(())
+}
+
+/// A flag attribute (`default`, `user`, …) given a value: an error naming it, and the value
+/// skipped (syn would only say "expected `,`").
+fn takes_no_value(cx: &Ctxt, meta: &ParseNestedMeta<'_>, ident: &str) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+        cx.error_spanned_by(&meta.path, format!("`{ident}` takes no value"));
+        return skip_value(meta);
     }
     Ok(())
 }
@@ -175,16 +194,21 @@ fn for_each_state_attr(
                     );
                 } else {
                     *scope = Some(Spanned {
-                        value: ident,
+                        value: ident.clone(),
                         span: meta.path.span(),
                     });
                 }
-                return Ok(());
+                return takes_no_value(cx, &meta, &ident);
             }
             if !seen.first(cx, &meta, &ident) {
                 return skip_value(&meta);
             }
-            known(&ident, &meta)
+            if let Err(e) = known(&ident, &meta) {
+                // Report it and go on: the attributes after it are checked too.
+                cx.syn_error(e);
+                return skip_rest(&meta);
+            }
+            takes_no_value(cx, &meta, &ident)
         });
         if let Err(e) = parsed {
             cx.syn_error(e);
