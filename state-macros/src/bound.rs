@@ -48,9 +48,51 @@ pub(crate) fn args(cont: &Container<'_>) -> TokenStream {
     quote!(#(#params,)*)
 }
 
-/// The user's parameters as declared (bounds and defaults kept), for struct definitions.
+/// The user's parameters as declared (bounds and defaults kept), for generated struct
+/// definitions whose own parameters after them have defaults too.
 pub(crate) fn decl_params(cont: &Container<'_>) -> TokenStream {
     let params = cont.generics.params.iter();
+    quote!(#(#params,)*)
+}
+
+/// The user's parameters with their bounds but without defaults, for generated struct
+/// definitions that add a parameter without a default after them (a defaulted parameter may
+/// not precede one).
+pub(crate) fn decl_params_without_defaults(cont: &Container<'_>) -> TokenStream {
+    let params = cont.generics.params.iter().cloned().map(|mut p| {
+        match &mut p {
+            syn::GenericParam::Type(t) => {
+                t.eq_token = None;
+                t.default = None;
+            }
+            syn::GenericParam::Const(c) => {
+                c.eq_token = None;
+                c.default = None;
+            }
+            syn::GenericParam::Lifetime(_) => {}
+        }
+        p
+    });
+    quote!(#(#params,)*)
+}
+
+/// The user's parameters without bounds (defaults kept), for type aliases: Rust does not
+/// check an alias's bounds and warns about them (`type_alias_bounds`).
+pub(crate) fn alias_params(cont: &Container<'_>) -> TokenStream {
+    let params = cont.generics.params.iter().cloned().map(|mut p| {
+        match &mut p {
+            syn::GenericParam::Type(t) => {
+                t.colon_token = None;
+                t.bounds.clear();
+            }
+            syn::GenericParam::Lifetime(l) => {
+                l.colon_token = None;
+                l.bounds.clear();
+            }
+            syn::GenericParam::Const(_) => {}
+        }
+        p
+    });
     quote!(#(#params,)*)
 }
 
@@ -80,9 +122,8 @@ pub(crate) fn mentions_param(ty: &Type, params: &[&Ident]) -> bool {
 
 /// A generic parameter name for generated code (`M`, `B`, `D`) that none of the user's
 /// parameters already uses.
-pub(crate) fn fresh(cont: &Container<'_>, base: &str) -> Ident {
-    let taken: Vec<String> = cont
-        .generics
+pub(crate) fn fresh(generics: &Generics, base: &str) -> Ident {
+    let taken: Vec<String> = generics
         .params
         .iter()
         .map(|p| match p {

@@ -56,8 +56,10 @@ pub(crate) fn state_scope(input: &DeriveInput, krate: &syn::Path) -> TokenStream
 pub(crate) fn state_path(input: &DeriveInput, krate: &syn::Path) -> TokenStream {
     let p = quote!(#krate::__private);
     let ident = &input.ident;
+    let b = crate::bound::fresh(&input.generics, "B");
+    let d = crate::bound::fresh(&input.generics, "D");
     let mut with_b = input.generics.clone();
-    with_b.params.push(syn::parse_quote!(B));
+    with_b.params.push(syn::parse_quote!(#b));
     let (impl_b, _, _) = with_b.split_for_impl();
     let (_, ty_g, where_c) = input.generics.split_for_impl();
     if input.generics.lifetimes().next().is_some() || input.generics.const_params().next().is_some()
@@ -67,9 +69,9 @@ pub(crate) fn state_path(input: &DeriveInput, krate: &syn::Path) -> TokenStream 
     quote! {
         #[allow(unused_qualifications, clippy::all)]
         const _: () = {
-            impl #impl_b #p::PathTarget<B> for #ident #ty_g #where_c {
-                type Cursor<D> = #p::Cursor<Self, B, D>;
-                fn cursor<D>(at: #p::At<B>) -> Self::Cursor<D> {
+            impl #impl_b #p::PathTarget<#b> for #ident #ty_g #where_c {
+                type Cursor<#d> = #p::Cursor<Self, #b, #d>;
+                fn cursor<#d>(at: #p::At<#b>) -> Self::Cursor<#d> {
                     #p::Cursor::new(at)
                 }
             }

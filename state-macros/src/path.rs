@@ -15,8 +15,8 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let ident = cont.ident;
     let (_, user_ty, _) = cont.generics.split_for_impl();
     let preds = bound::predicates(cont, &p);
-    let b = bound::fresh(cont, "B");
-    let d = bound::fresh(cont, "D");
+    let b = bound::fresh(cont.generics, "B");
+    let d = bound::fresh(cont.generics, "D");
 
     let Some(fields) = &cont.fields else {
         // Enums, tuple and unit structs: a leaf value, set or deleted as a whole.
@@ -38,7 +38,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let name = ident.unraw().to_string();
     let vis = cont.vis;
     let path_ty = format_ident!("{}Path", name, span = ident.span());
-    let decl = bound::decl_params(cont);
+    let decl = bound::decl_params_without_defaults(cont);
     let args = bound::args(cont);
     let user_where = &cont.generics.where_clause;
     let params = bound::type_params(cont);

@@ -82,9 +82,10 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let view = format_ident!("{}View", name, span = ident.span());
     let snapshot = format_ident!("{}Snapshot", name, span = ident.span());
     let batch = format_ident!("{}Batch", name, span = ident.span());
-    let m = bound::fresh(cont, "M");
+    let m = bound::fresh(cont.generics, "M");
 
     let decl = bound::decl_params(cont);
+    let alias = bound::alias_params(cont);
     let args = bound::args(cont);
     let user_where = &cont.generics.where_clause;
     let (_, user_ty, _) = cont.generics.split_for_impl();
@@ -338,7 +339,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
 
         #[doc = #view_doc]
         #[allow(unused_qualifications)]
-        #vis type #view<#decl> = #state<#args #p::ReadOnly>;
+        #vis type #view<#alias> = #state<#args #p::ReadOnly>;
 
         #[doc = #snapshot_doc]
         #[allow(unused_qualifications)]
