@@ -84,7 +84,8 @@ enum Command {
         #[arg(long = "op", required = true)]
         ops: Vec<String>,
     },
-    /// Delete one slot (a compare-and-swap at `--if-version`, or at the version read).
+    /// Delete one slot (a compare-and-swap at `--if-version`, or at the version read; a slot
+    /// holding no value is "not found", exit 3, unless `--if-version` is given).
     Delete {
         #[command(flatten)]
         slot: SlotArgs,
@@ -110,7 +111,9 @@ enum Command {
         #[arg(long)]
         execution: Option<String>,
     },
-    /// Write every stored slot (tombstones included) as JSON lines to stdout.
+    /// Write every stored slot (tombstones included) as JSON lines to stdout. Consumers'
+    /// cursors (`app:_consumers`) are positions in this store's change log: left out unless
+    /// asked for with `--scope`.
     Export {
         /// Only this scope.
         #[arg(long)]
@@ -233,14 +236,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            eprintln!(
-                "statectl: {}",
-                text.lines()
-                    .next()
-                    .unwrap_or("invalid usage")
-                    .trim_start_matches("error: ")
-            );
+            eprintln!("statectl: {}", usage_error(&e.to_string()));
             return ExitCode::from(Class::Usage as u8);
         }
     };
@@ -361,8 +357,68 @@ fn print_json(v: &impl Serialize) {
     );
 }
 
+/// clap's error as one line: what is wrong and what it names (the arguments missing, say),
+/// without the usage block and the `--help` tip.
+fn usage_error(text: &str) -> String {
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:") && !l.starts_with("For more"))
+        .collect();
+    let line = parts.join(" ");
+    let line = line.trim_start_matches("error: ");
+    if line.is_empty() {
+        "invalid usage; see --help".to_owned()
+    } else {
+        line.to_owned()
+    }
+}
+
+/// Reads and checks every line of an `import` file, before any database is opened: a bad or
+/// missing file creates nothing.
+fn read_import(file: &std::path::Path) -> Result<Vec<(Slot, Record)>, Failure> {
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| {
+            Failure::new(
+                Class::NotFound,
+                format!("cannot read {}: {e}", file.display()),
+            )
+        })?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let mut records = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line =
+            line.map_err(|e| Failure::new(Class::Invalid, format!("line {}: {e}", n + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: Line = serde_json::from_str(&line).map_err(|e| {
+            Failure::new(
+                Class::Invalid,
+                format!("line {} is not an export line: {e}", n + 1),
+            )
+        })?;
+        records.push((l.slot, l.record));
+    }
+    Ok(records)
+}
+
+/// The scope of consumers' cursors: positions in this store's change log, meaningless in
+/// another store's, so `export` of every scope leaves it out.
+fn is_cursor_scope(scope: &Scope) -> bool {
+    scope.kind() == ScopeKind::App && scope.parts().0 == "_consumers"
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     let create = matches!(cli.command, Command::Import { create: true, .. });
+    let mut import = match &cli.command {
+        Command::Import { file, .. } => Some(read_import(file)?),
+        _ => None,
+    };
     let store = open(cli.db.as_deref(), create).await?;
     let engine = Engine::with_config(store.clone(), Default::default());
     let slot_of = |a: &SlotArgs| -> Result<Slot, Failure> {
@@ -495,7 +551,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let s = slot_of(&slot)?;
             let expected = match if_version {
                 Some(v) => v,
-                None => store.load(&s).await?.version,
+                None => {
+                    // Nothing to delete: say so rather than write a tombstone (a typo would
+                    // create a slot, and every repeat raise its version).
+                    let r = store.load(&s).await?;
+                    if r.value.is_none() {
+                        return Err(Failure::new(
+                            Class::NotFound,
+                            format!("nothing to delete: {s} holds no value"),
+                        ));
+                    }
+                    r.version
+                }
             };
             let out = engine.commit(vec![Write::cas(s, expected, None)]).await?;
             report_version(cli.json, out.first().map_or(0, |o| o.version), None);
@@ -525,7 +592,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     let mut after = None;
                     loop {
                         let p = store.list_stored_scopes(None, after.as_ref(), 1000).await?;
-                        all.extend(p.items);
+                        all.extend(p.items.into_iter().filter(|s| !is_cursor_scope(s)));
                         match p.next {
                             Some(n) => after = Some(n),
                             None => break,
@@ -548,33 +615,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
-        Command::Import { file, .. } => {
-            let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                let f = std::fs::File::open(&file).map_err(|e| {
-                    Failure::new(
-                        Class::NotFound,
-                        format!("cannot read {}: {e}", file.display()),
-                    )
-                })?;
-                Box::new(std::io::BufReader::new(f))
-            };
-            let mut records = Vec::new();
-            for (n, line) in reader.lines().enumerate() {
-                let line =
-                    line.map_err(|e| Failure::new(Class::Invalid, format!("line {}: {e}", n + 1)))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let l: Line = serde_json::from_str(&line).map_err(|e| {
-                    Failure::new(
-                        Class::Invalid,
-                        format!("line {} is not an export line: {e}", n + 1),
-                    )
-                })?;
-                records.push((l.slot, l.record));
-            }
+        Command::Import { .. } => {
+            let records = import.take().unwrap_or_default();
             let n = store.restore(records).await?;
             report_count(cli.json, "imported", n);
         }

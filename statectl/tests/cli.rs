@@ -338,6 +338,25 @@ async fn export_and_import_round_trip_exactly() {
     assert_eq!(scoped.lines().count(), 1);
 }
 
+/// Consumers' cursors are positions in this store's change log: an export of everything leaves
+/// them out (imported elsewhere they would skip that store's changes), `--scope` still has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_leaves_consumer_cursors_out_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, engine) = seed(dir.path()).await;
+    let mut consumer = engine
+        .consumer("mailer", state_core::ChangeFilter::all())
+        .await
+        .unwrap();
+    let change = consumer.next().await.unwrap().unwrap();
+    consumer.ack(&change).await.unwrap();
+    let all = ok(&statectl(&db, &["export"]));
+    assert_eq!(all.lines().count(), 6, "{all}");
+    assert!(!all.contains("_consumers"), "{all}");
+    let cursors = ok(&statectl(&db, &["export", "--scope", "app:_consumers"]));
+    assert_eq!(cursors.lines().count(), 1, "{cursors}");
+}
+
 /// The same export, imported into PostgreSQL and exported from there, is identical: only the
 /// URL changes. Needs STATE_PG_URL (scripts/test starts a server); fails without it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,6 +503,19 @@ async fn each_error_class_has_its_exit_code_and_writes_nothing() {
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["frobnicate"], 2, "unrecognized subcommand"),
         (vec!["get", "app:shop"], 2, "required"),
+        // The usage error names what is missing (it used to stop at "were not provided:").
+        (vec!["get", "app:shop"], 2, "<NAMESPACE>"),
+        // Nothing to delete: not found, and no tombstone written (the export stays the same).
+        (
+            vec!["delete", "app:shop", "Stats", "nothing"],
+            3,
+            "holds no value",
+        ),
+        (
+            vec!["delete", "user:shop:bob", "Prefs", "theme"],
+            3,
+            "holds no value",
+        ),
         (vec!["purge"], 2, "required"),
         (vec!["get", "session:x", "A", "b"], 5, "scope kind"),
         (vec!["get", "user:shop", "A", "b"], 5, "user:first:second"),
@@ -551,6 +583,19 @@ async fn each_error_class_has_its_exit_code_and_writes_nothing() {
         before,
         "a failed command wrote"
     );
+    // An import that fails on its input creates no database.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"not\": \"an export line\"}\n").unwrap();
+    for (input, code) in [(bad.to_str().unwrap(), 5), ("/nonexistent/dump.jsonl", 3)] {
+        let fresh = dir.path().join("fresh.db");
+        let (got, err) = fails(&statectl(&fresh, &["import", "--create", input]));
+        assert_eq!(got, code, "{input}: {err}");
+        assert!(
+            !fresh.exists(),
+            "a failed import created {}",
+            fresh.display()
+        );
+    }
     // The database itself: missing, not a database, a PostgreSQL URL.
     let (code, err) = fails(&statectl(&dir.path().join("missing.db"), &["scopes"]));
     assert_eq!(code, 3, "{err}");
