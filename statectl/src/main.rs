@@ -137,12 +137,12 @@ enum Command {
         /// kept).
         #[arg(long)]
         from: Option<u64>,
-        /// Poll interval in milliseconds.
-        #[arg(long, default_value_t = 200)]
+        /// Poll interval in milliseconds (at least 1).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
         interval_ms: u64,
-        /// Stop after this many changes.
-        #[arg(long)]
-        count: Option<usize>,
+        /// Stop after this many changes (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
     },
     /// Show a slot's recent versions from the change log, newest first.
     History {

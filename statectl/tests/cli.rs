@@ -517,6 +517,12 @@ async fn each_error_class_has_its_exit_code_and_writes_nothing() {
             "holds no value",
         ),
         (vec!["purge"], 2, "required"),
+        (
+            vec!["watch", "app:shop", "--interval-ms", "0"],
+            2,
+            "--interval-ms",
+        ),
+        (vec!["watch", "app:shop", "--count", "0"], 2, "--count"),
         (vec!["get", "session:x", "A", "b"], 5, "scope kind"),
         (vec!["get", "user:shop", "A", "b"], 5, "user:first:second"),
         (vec!["get", "app:", "A", "b"], 5, "scope id"),
