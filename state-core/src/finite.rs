@@ -226,49 +226,31 @@ impl ser::Serializer for &mut Walker {
     }
 }
 
-impl ser::SerializeSeq for &mut Walker {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        self.end_seq()
-    }
+/// The compound kinds whose parts are positions (`0`, `1`, …); a variant's leaves its name on
+/// the path until its end.
+macro_rules! positional {
+    ($($kind:ident::$method:ident, $variant:literal;)*) => {$(
+        impl ser::$kind for &mut Walker {
+            type Ok = ();
+            type Error = Stop;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Stop> {
+                if $variant {
+                    self.path.pop();
+                }
+                self.end_seq()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for &mut Walker {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        self.end_seq()
-    }
-}
-
-impl ser::SerializeTupleStruct for &mut Walker {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        self.end_seq()
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut Walker {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Stop> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        self.path.pop();
-        self.end_seq()
-    }
+positional! {
+    SerializeSeq::serialize_element, false;
+    SerializeTuple::serialize_element, false;
+    SerializeTupleStruct::serialize_field, false;
+    SerializeTupleVariant::serialize_field, true;
 }
 
 impl ser::SerializeMap for &mut Walker {
@@ -293,35 +275,32 @@ impl ser::SerializeMap for &mut Walker {
     }
 }
 
-impl ser::SerializeStruct for &mut Walker {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        self.at(key.to_owned(), value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        Ok(())
-    }
+/// The compound kinds whose parts are named fields.
+macro_rules! named {
+    ($($kind:ident, $variant:literal;)*) => {$(
+        impl ser::$kind for &mut Walker {
+            type Ok = ();
+            type Error = Stop;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Stop> {
+                self.at(key.to_owned(), value)
+            }
+            fn end(self) -> Result<(), Stop> {
+                if $variant {
+                    self.path.pop();
+                }
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for &mut Walker {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Stop> {
-        self.at(key.to_owned(), value)
-    }
-    fn end(self) -> Result<(), Stop> {
-        self.path.pop();
-        Ok(())
-    }
+named! {
+    SerializeStruct, false;
+    SerializeStructVariant, true;
 }
 
 #[cfg(test)]
