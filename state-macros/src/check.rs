@@ -115,6 +115,14 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
                 "`initial` and `default` both say what a never-written field holds; keep one",
             );
         }
+        if let Some(inner) = option_inner(f.ty)
+            && option_inner(inner).is_some()
+        {
+            cx.error_spanned_by(
+                f.ty,
+                "a slot's absence is already its `None`, and JSON null is never stored for it: `Option<Option<T>>` cannot keep `Some(None)`; use `Option<T>`, or wrap the inner value in a type of your own",
+            );
+        }
         if a.default && option_inner(f.ty).is_some() {
             cx.error_spanned_by(
                 f.ident,
