@@ -24,6 +24,16 @@ pub enum PgError {
         /// The name given.
         name: String,
     },
+    /// The schema does not exist (or holds no store), and the store was opened with
+    /// [`PgOptions::create_if_missing(false)`](crate::PgOptions::create_if_missing): nothing
+    /// was created.
+    #[error("no state schema {schema:?} at {server}")]
+    SchemaMissing {
+        /// The schema asked for.
+        schema: String,
+        /// The server (host, port, database).
+        server: String,
+    },
     /// The server could not be reached (down, wrong host or port, refused, timed out).
     #[error("cannot reach PostgreSQL at {server}: {source}")]
     Unreachable {

@@ -76,6 +76,7 @@ pub struct PgOptions {
     retry_for: Duration,
     change_retention: Option<Duration>,
     clock: Arc<dyn Clock>,
+    create_if_missing: bool,
 }
 
 impl PgOptions {
@@ -91,7 +92,18 @@ impl PgOptions {
             retry_for: Duration::from_secs(30),
             change_retention: Some(state_core::DEFAULT_CHANGE_RETENTION),
             clock: Arc::new(SystemClock),
+            create_if_missing: true,
         }
+    }
+
+    /// Whether opening creates the schema and its tables when the schema does not exist
+    /// (default `true`). With `false`, a missing schema is [`PgError::SchemaMissing`] and
+    /// nothing is created: what a tool that only reads wants, so a mistyped name is an error
+    /// rather than a new, empty store.
+    #[must_use]
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
     }
 
     /// Sets how long the change log keeps changes (default
@@ -372,6 +384,7 @@ impl PgStore {
             conn,
             server.clone(),
             options.schema.clone(),
+            options.create_if_missing,
         ))
         .await;
         migrated?;

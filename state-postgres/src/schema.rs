@@ -25,10 +25,11 @@ pub(crate) async fn migrate(
     mut conn: PgConnection,
     server: String,
     schema: String,
+    create: bool,
 ) -> (PgConnection, Result<(), PgError>) {
     let result = async {
         conn.execute("BEGIN").await?;
-        match apply(&mut conn, &server, &schema).await {
+        match apply(&mut conn, &server, &schema, create).await {
             Ok(()) => {
                 conn.execute("COMMIT").await?;
                 Ok(())
@@ -43,12 +44,32 @@ pub(crate) async fn migrate(
     (conn, result)
 }
 
-async fn apply(conn: &mut PgConnection, server: &str, schema: &str) -> Result<(), PgError> {
+async fn apply(
+    conn: &mut PgConnection,
+    server: &str,
+    schema: &str,
+    create: bool,
+) -> Result<(), PgError> {
     // One lock per schema name, held until COMMIT: concurrent openers wait here.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('state-postgres:' || $1, 0))")
         .bind(schema)
         .execute(&mut *conn)
         .await?;
+    if !create {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) \
+             AND to_regclass(quote_ident($1) || '._sqlx_migrations') IS NOT NULL",
+        )
+        .bind(schema)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !exists {
+            return Err(PgError::SchemaMissing {
+                schema: schema.to_owned(),
+                server: server.to_owned(),
+            });
+        }
+    }
     // The name was checked to be a plain identifier; quoting keeps its case.
     conn.execute(&*format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
         .await?;

@@ -91,6 +91,27 @@ async fn bad_urls_credentials_and_servers_are_typed_errors() {
         );
     }
 
+    // A schema that does not exist, opened without creating: a typed error, nothing created.
+    let missing = Schema::new("missing");
+    let e = PgStore::open_with(missing.options().create_if_missing(false))
+        .await
+        .unwrap_err();
+    assert!(matches!(pg_error(&e), PgError::SchemaMissing { .. }), "{e}");
+    let created: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(&missing.0)
+            .fetch_one(&mut common::connect().await)
+            .await
+            .unwrap();
+    assert!(!created, "opening without creating created the schema");
+    // Created once, it opens without creating.
+    drop(PgStore::open_with(missing.options()).await.unwrap());
+    drop(
+        PgStore::open_with(missing.options().create_if_missing(false))
+            .await
+            .unwrap(),
+    );
+
     // The right server, the wrong password: an authentication error that never shows it.
     let mut url = url_parts();
     url.password = "wrong-password".into();

@@ -214,6 +214,7 @@ impl From<Error> for Failure {
                     (_, Some(PgError::InvalidUrl { .. } | PgError::InvalidSchemaName { .. })) => {
                         Class::Invalid
                     }
+                    (_, Some(PgError::SchemaMissing { .. })) => Class::NotFound,
                     _ => Class::Store,
                 }
             }
@@ -327,8 +328,10 @@ async fn open(db: Option<&str>, create: bool) -> Result<std::sync::Arc<dyn Store
             Some((head, schema)) => (head.trim_end_matches(['?', '&']), schema),
             None => (db, state_postgres::DEFAULT_SCHEMA),
         };
+        // Like a missing file: a missing schema is created only by `import --create`.
         let options = state_postgres::PgOptions::new(url)
             .schema(schema)
+            .create_if_missing(create)
             .retry_for(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(5));
         return Ok(std::sync::Arc::new(PgStore::open_with(options).await?));

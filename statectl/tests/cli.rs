@@ -372,7 +372,29 @@ async fn a_sqlite_export_imports_into_postgres_unchanged() {
     let sep = if url.contains('?') { '&' } else { '?' };
     let pg = format!("{url}{sep}state_schema={schema}");
     let pg = Path::new(&pg);
-    let imported = ok(&statectl(pg, &["import", file.to_str().unwrap()]));
+    // Like a missing file, a missing schema is "not found" and is not created, except by
+    // `import --create` (a mistyped state_schema used to create an empty store).
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    for args in [
+        &["get", "app:shop", "Stats", "hits"][..],
+        &["import", file.to_str().unwrap()],
+    ] {
+        let (code, err) = fails(&statectl(pg, args));
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.contains("no state schema"), "{err}");
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(&schema)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(!exists, "{args:?} created the schema");
+    }
+    let imported = ok(&statectl(
+        pg,
+        &["import", "--create", file.to_str().unwrap()],
+    ));
     assert_eq!(imported.trim(), "imported 6");
     assert_eq!(ok(&statectl(pg, &["export"])), exported);
     let got = ok(&statectl(
@@ -381,8 +403,6 @@ async fn a_sqlite_export_imports_into_postgres_unchanged() {
     ));
     assert!(got.contains("41"), "{got}");
     // Clean up the schema the import created.
-    use sqlx::{Connection, Executor};
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     conn.execute(&*format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .await
         .unwrap();
