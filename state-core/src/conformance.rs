@@ -1403,6 +1403,38 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
         older.len() == 1 && older[0].version == 3,
         "history before the newest: {older:?}"
     );
+    // A scope filter is the scope's kind too: `app:log` is not `execution:log`, also when
+    // the filter's own `kind` is left unset (its fields are public).
+    let other = Scope::app("log").map_err(|e| e.to_string())?;
+    commit(env, vec![Write::apply(slot(&other, "a"), vec![inc(1)])])
+        .await
+        .ctx("increment app:log")?;
+    let only_scope = ChangeFilter {
+        scope: Some(sc.clone()),
+        ..ChangeFilter::all()
+    };
+    let mine = env
+        .store
+        .read_changes(start, &only_scope, 100)
+        .await
+        .ctx("read_changes of execution:log")?;
+    ensure!(
+        mine.iter().all(|c| c.slot.scope() == &sc),
+        "a filter on {sc} returned another kind's change: {mine:?}"
+    );
+    let only_other = ChangeFilter {
+        scope: Some(other.clone()),
+        ..ChangeFilter::all()
+    };
+    let theirs = env
+        .store
+        .read_changes(start, &only_other, 100)
+        .await
+        .ctx("read_changes of app:log")?;
+    ensure!(
+        theirs.len() == 1 && theirs[0].slot.scope() == &other,
+        "a filter on {other}: {theirs:?}"
+    );
     Ok(())
 }
 

@@ -520,16 +520,17 @@ pub(crate) async fn read_changes(
     filter: &state_core::ChangeFilter,
     limit: usize,
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
-    let (id, sub) = match &filter.scope {
+    // A scope is its kind and its id parts: `app:shop` is not `execution:shop`.
+    let (scope_kind, id, sub) = match &filter.scope {
         Some(s) => {
-            let (_, id, sub) = scope_columns(s);
-            (Some(id.to_owned()), Some(sub.to_owned()))
+            let (kind, id, sub) = scope_columns(s);
+            (Some(kind), Some(id.to_owned()), Some(sub.to_owned()))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let sql = format!(
         "SELECT {CHANGE_COLUMNS} WHERE seq > $1 AND ($2::text IS NULL OR kind = $2) \
-         AND ($3::text IS NULL OR (scope_id = $3 AND scope_sub = $4)) \
+         AND ($3::text IS NULL OR (kind = $8 AND scope_id = $3 AND scope_sub = $4)) \
          AND ($5::text IS NULL OR namespace = $5) AND ($6::text IS NULL OR key = $6) \
          ORDER BY seq LIMIT $7"
     );
@@ -541,6 +542,7 @@ pub(crate) async fn read_changes(
         .bind(filter.namespace.as_deref())
         .bind(filter.key.as_deref())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(scope_kind)
         .fetch_all(&mut *conn)
         .await
         .map_err(PgError::from)?;

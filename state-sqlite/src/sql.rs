@@ -811,12 +811,17 @@ pub(crate) async fn read_changes(
     filter: &state_core::ChangeFilter,
     limit: usize,
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
-    let (id, sub) = match &filter.scope {
+    // A scope is its kind and its id parts: `app:shop` is not `execution:shop`.
+    let (scope_kind, id, sub) = match &filter.scope {
         Some(s) => {
-            let (_, id, sub) = scope_columns(s);
-            (Some(id.to_owned()), Some(sub.to_owned()))
+            let (kind, id, sub) = scope_columns(s);
+            (
+                Some(kind.to_owned()),
+                Some(id.to_owned()),
+                Some(sub.to_owned()),
+            )
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let params = vec![
         P::Int(to_i64(after)?),
@@ -826,10 +831,11 @@ pub(crate) async fn read_changes(
         P::Text(filter.namespace.clone()),
         P::Text(filter.key.clone()),
         P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
+        P::Text(scope_kind),
     ];
     let sql = format!(
         "SELECT {CHANGE_COLUMNS} WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2) \
-         AND (?3 IS NULL OR (scope_id = ?3 AND scope_sub = ?4)) \
+         AND (?3 IS NULL OR (kind = ?8 AND scope_id = ?3 AND scope_sub = ?4)) \
          AND (?5 IS NULL OR namespace = ?5) AND (?6 IS NULL OR key = ?6) ORDER BY seq LIMIT ?7"
     );
     let rows = sqlx::query_with(&sql, bind_all(params)?)
