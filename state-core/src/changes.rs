@@ -142,7 +142,9 @@ pub const DEFAULT_CHANGE_POLL: Duration = Duration::from_millis(50);
 /// The most changes one read of the log returns.
 const READ_BATCH: usize = 512;
 
-/// A stream of changes; ends only with an error.
+/// A stream of changes. A store failure is an `Err` item, after which the stream reads again
+/// from where it was (one poll interval later); it ends only after another error (a store
+/// without a change log).
 pub type ChangeStream = BoxStream<'static, Result<Change>>;
 
 impl Engine {
@@ -174,6 +176,8 @@ impl Engine {
             wake: crate::engine::Events,
             signal: Option<tokio::sync::watch::Receiver<u64>>,
             failed: bool,
+            /// The last read failed: wait a look before the next.
+            pause: bool,
         }
         let state = State {
             wake: self.events(),
@@ -183,10 +187,14 @@ impl Engine {
             filter,
             buffer: VecDeque::new(),
             failed: false,
+            pause: false,
         };
         futures::stream::unfold(state, |mut st| async move {
             if st.failed {
                 return None;
+            }
+            if std::mem::take(&mut st.pause) {
+                tokio::time::sleep(st.engine.change_poll()).await;
             }
             loop {
                 if let Some(c) = st.buffer.pop_front() {
@@ -224,7 +232,12 @@ impl Engine {
                     }
                     Ok(batch) => st.buffer.extend(batch),
                     Err(e) => {
-                        st.failed = true;
+                        // A store failure (a lost connection, a busy database) may pass: the
+                        // stream reports it and reads again, from where it was, at its next
+                        // look. Anything else (no change log, a cursor out of range) will
+                        // not: the stream ends.
+                        st.failed = !matches!(e, Error::Store { .. });
+                        st.pause = true;
                         return Some((Err(e), st));
                     }
                 }
@@ -337,8 +350,10 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
-    /// The next change (waits for one); `None` never, `Some(Err)` when the log cannot be read
-    /// (the stream then ends: make a new consumer, or call [`restart`](Self::restart)).
+    /// The next change (waits for one). `Some(Err)` when the log cannot be read: after a
+    /// store failure the consumer reads again from where it was at the next call (after one
+    /// poll interval); after any other error (a store without a change log) it returns `None`
+    /// from then on (make a new consumer, or call [`restart`](Self::restart)).
     pub async fn next(&mut self) -> Option<Result<Change>> {
         loop {
             match self.stream.next().await {

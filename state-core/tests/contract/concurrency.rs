@@ -186,3 +186,65 @@ async fn a_local_part_failing_after_the_durable_commit_says_what_committed() {
     assert_eq!(attempts.get().await.unwrap(), Some(2));
     assert_eq!(scratch.get().await.unwrap(), Some(255));
 }
+
+/// A store whose change log fails to read `failures` times (a lost connection, say), then
+/// reads again.
+struct FlakyLog {
+    inner: state_core::MemoryStore,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+delegate_store!(
+    FlakyLog,
+    changes | this | {
+        let left = this.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            this.failures.store(left - 1, Ordering::SeqCst);
+            Err(state_core::Error::store(std::io::Error::other(
+                "connection lost",
+            )))
+        } else {
+            Ok(())
+        }
+    },
+    commit | this,
+    batch | this.inner.commit(batch).await
+);
+
+/// A change stream (and a typed watch on it) goes on after a store failure, from where it
+/// was: it reports the error and misses no version (it used to end, and a watch, which gives
+/// out no sequence numbers, could not resume without a gap).
+#[tokio::test]
+async fn a_change_stream_goes_on_after_a_store_failure_and_misses_nothing() {
+    let store = Arc::new(FlakyLog {
+        inner: state_core::MemoryStore::new(),
+        failures: std::sync::atomic::AtomicU32::new(0),
+    });
+    let engine = Engine::with_config(
+        store.clone(),
+        EngineConfig::default().change_poll(Duration::from_millis(5)),
+    );
+    let h = engine.handle::<u64>(slot(&exec("e"), "n"));
+    let mut feed = engine.changes(0, state_core::ChangeFilter::all());
+    h.increment(1).await.unwrap();
+    assert_eq!(feed.next().await.unwrap().unwrap().version, 1);
+    store.failures.store(2, Ordering::SeqCst);
+    h.increment(1).await.unwrap();
+    h.increment(1).await.unwrap();
+    let mut errors = 0;
+    let mut versions = Vec::new();
+    while versions.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(5), feed.next())
+            .await
+            .expect("the stream stalled")
+        {
+            Some(Ok(c)) => versions.push(c.version),
+            Some(Err(e)) => {
+                assert!(e.to_string().contains("connection lost"), "{e}");
+                errors += 1;
+            }
+            None => panic!("the stream ended after a store failure"),
+        }
+    }
+    assert_eq!((errors, versions), (2, vec![2, 3]));
+}

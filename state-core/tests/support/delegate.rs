@@ -10,6 +10,26 @@ macro_rules! delegate_store {
         delegate_store!($ty, load | _this | (), commit | $this, $batch | $commit);
     };
     ($ty:ty, load |$lthis:ident| $on_load:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
+        delegate_store!(
+            $ty,
+            load | $lthis | $on_load,
+            changes | _this | Ok(()),
+            commit | $this,
+            $batch | $commit
+        );
+    };
+    // `changes |this| expr` (a `Result<()>`) runs before every read of the change log, which
+    // is the inner store's.
+    ($ty:ty, changes |$cthis:ident| $on_changes:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
+        delegate_store!(
+            $ty,
+            load | _this | (),
+            changes | $cthis | $on_changes,
+            commit | $this,
+            $batch | $commit
+        );
+    };
+    ($ty:ty, load |$lthis:ident| $on_load:expr, changes |$cthis:ident| $on_changes:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
         #[state_core::async_trait]
         impl state_core::Store for $ty {
             async fn load_many(
@@ -79,6 +99,19 @@ macro_rules! delegate_store {
             }
             fn clock(&self) -> std::sync::Arc<dyn state_core::Clock> {
                 self.inner.clock()
+            }
+            async fn read_changes(
+                &self,
+                after: u64,
+                filter: &state_core::ChangeFilter,
+                limit: usize,
+            ) -> state_core::Result<Vec<state_core::Change>> {
+                let $cthis = self;
+                $on_changes?;
+                self.inner.read_changes(after, filter, limit).await
+            }
+            async fn last_change(&self) -> state_core::Result<u64> {
+                self.inner.last_change().await
             }
         }
     };
