@@ -291,6 +291,9 @@ impl Engine {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
+        // A store without a change log cannot run a trigger: say so now, not by a task that
+        // retries for ever.
+        self.change_head().await?;
         let mut consumer = self.consumer(name, filter).await?;
         let stats = Arc::new(TriggerCounters::default());
         let counters = stats.clone();
@@ -306,14 +309,28 @@ impl Engine {
                         continue;
                     }
                 };
-                if condition(&change) {
-                    let mut pause = Duration::from_millis(10);
-                    while let Err(_e) = handler(change.clone()).await {
-                        counters.failures.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_secs(5));
+                // A panicking condition or handler is a failure like an error (counted and
+                // retried), not the silent end of the trigger's task.
+                let mut pause = Duration::from_millis(10);
+                loop {
+                    let wanted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        condition(&change)
+                    }));
+                    let done = match wanted {
+                        Ok(false) => break,
+                        Ok(true) => {
+                            let call = std::panic::AssertUnwindSafe(handler(change.clone()));
+                            matches!(futures::FutureExt::catch_unwind(call).await, Ok(Ok(())))
+                        }
+                        Err(_) => false,
+                    };
+                    if done {
+                        counters.handled.fetch_add(1, Ordering::Relaxed);
+                        break;
                     }
-                    counters.handled.fetch_add(1, Ordering::Relaxed);
+                    counters.failures.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
                 // Acknowledge (retrying: the change must not run again once done).
                 while consumer.ack(&change).await.is_err() {
@@ -410,9 +427,21 @@ impl Trigger {
         self.counters.handled.load(Ordering::Relaxed)
     }
 
-    /// Handler calls that failed (and were retried).
+    /// Handler calls that failed, returning an error or panicking (each is retried).
     pub fn failures(&self) -> u64 {
         self.counters.failures.load(Ordering::Relaxed)
+    }
+
+    /// Times the change log could not be read, or an acknowledgement not written (each is
+    /// retried after 200 ms).
+    pub fn read_errors(&self) -> u64 {
+        self.counters.read_errors.load(Ordering::Relaxed)
+    }
+
+    /// Whether the trigger's task has ended (only [`stop`](Self::stop) or the runtime's
+    /// shutdown end it).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
     }
 }
 

@@ -248,3 +248,74 @@ async fn a_change_stream_goes_on_after_a_store_failure_and_misses_nothing() {
     }
     assert_eq!((errors, versions), (2, vec![2, 3]));
 }
+
+/// A store that keeps no change log (every read of it says so).
+struct NoLog {
+    inner: state_core::MemoryStore,
+}
+
+delegate_store!(
+    NoLog,
+    changes
+        | _this
+        | Err(state_core::Error::InvalidArgument(
+            "this store keeps no change log".into()
+        )),
+    commit | this,
+    batch | this.inner.commit(batch).await
+);
+
+/// A trigger whose handler panics keeps running: the panic is a failure (counted, retried),
+/// and the change is handled once the handler succeeds. A store without a change log refuses
+/// a trigger at once instead of running a task that retries for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_trigger_handler_is_retried_and_a_store_without_a_log_refuses_triggers() {
+    let engine = Engine::new(state_core::MemoryStore::new());
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = calls.clone();
+    let trigger = engine
+        .trigger(
+            "panicky",
+            state_core::ChangeFilter::all(),
+            |_| true,
+            move |_c| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert!(n > 0, "the first call panics");
+                    Ok::<(), String>(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    engine
+        .handle::<u64>(slot(&exec("e"), "n"))
+        .increment(1)
+        .await
+        .unwrap();
+    for _ in 0..2000 {
+        if trigger.handled() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        (trigger.handled(), trigger.failures(), trigger.is_finished()),
+        (1, 1, false)
+    );
+    trigger.stop();
+
+    let none = Engine::new(NoLog {
+        inner: state_core::MemoryStore::new(),
+    });
+    let e = none
+        .trigger(
+            "t",
+            state_core::ChangeFilter::all(),
+            |_| true,
+            |_c| async { Ok::<(), String>(()) },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no change log"), "{e}");
+}

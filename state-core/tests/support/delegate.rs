@@ -18,8 +18,8 @@ macro_rules! delegate_store {
             $batch | $commit
         );
     };
-    // `changes |this| expr` (a `Result<()>`) runs before every read of the change log, which
-    // is the inner store's.
+    // `changes |this| expr` (a `Result<()>`) runs before every read of the change log (and
+    // of its head), which is the inner store's.
     ($ty:ty, changes |$cthis:ident| $on_changes:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
         delegate_store!(
             $ty,
@@ -111,6 +111,8 @@ macro_rules! delegate_store {
                 self.inner.read_changes(after, filter, limit).await
             }
             async fn last_change(&self) -> state_core::Result<u64> {
+                let $cthis = self;
+                $on_changes?;
                 self.inner.last_change().await
             }
         }
