@@ -589,9 +589,16 @@ pub(crate) async fn trim_changes(
     conn: &mut PgConnection,
     cutoff: Timestamp,
 ) -> Result<u64, PgError> {
-    Ok(sqlx::query("DELETE FROM changes WHERE at < $1")
-        .bind(cutoff.as_millis())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+    // Everything before the oldest change at or after the cutoff (all of it if none is): a
+    // prefix in sequence order, so a reader never finds a hole. `at` is each node's own clock,
+    // and with clocks apart a newer change can carry an older time than one before it.
+    Ok(sqlx::query(
+        "DELETE FROM changes WHERE seq < COALESCE( \
+           (SELECT seq FROM changes WHERE at >= $1 ORDER BY seq LIMIT 1), \
+           (SELECT max(seq) + 1 FROM changes))",
+    )
+    .bind(cutoff.as_millis())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }

@@ -115,3 +115,61 @@ async fn a_change_stream_is_woken_by_notify_not_by_its_poll() {
     drop((feed, engine, writer));
     common::drop_schemas(&[schema]).await;
 }
+
+/// Retention trims a prefix of the log in sequence order. `at` is the writing node's clock:
+/// with clocks apart, a change can carry an older time than one before it, and it must not be
+/// deleted from under a reader while that earlier one is kept (a hole a cursor would skip).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_trims_a_prefix_of_the_log_never_a_hole() {
+    let schema = common::schema("retention");
+    let t0 = state_core::Timestamp::from_millis(1_000_000_000_000);
+    let clock = state_core::ManualClock::new(t0);
+    let store = Arc::new(
+        PgStore::open_with(
+            PgOptions::new(common::url())
+                .schema(&schema)
+                .clock(Arc::new(clock.clone()))
+                .change_retention(Some(Duration::from_secs(3600))),
+        )
+        .await
+        .unwrap(),
+    );
+    let engine = Engine::with_config(store.clone(), EngineConfig::default());
+    let old = engine.handle::<u64>(slot("old"));
+    for _ in 0..5 {
+        old.increment(1).await.unwrap();
+    }
+    // A node two hours ahead writes, then one with the old time (clocks apart).
+    clock.advance(Duration::from_secs(2 * 3600));
+    engine.handle::<u64>(slot("ahead")).set(1).await.unwrap();
+    clock.set(t0);
+    engine.handle::<u64>(slot("behind")).set(1).await.unwrap();
+    // Later: the window keeps the last hour; the log is trimmed every 1024 group commits.
+    clock.set(t0);
+    clock.advance(Duration::from_secs(2 * 3600 + 1800));
+    let new = engine.handle::<u64>(slot("new"));
+    for _ in 0..1024 {
+        new.increment(1).await.unwrap();
+    }
+    let mut kept = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .read_changes(after, &ChangeFilter::all(), 512)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        kept.extend(page.into_iter().map(|c| c.slot.key().to_owned()));
+    }
+    assert!(
+        !kept.contains(&"old".to_owned()),
+        "the old prefix was trimmed"
+    );
+    assert_eq!(
+        kept.iter().take(2).collect::<Vec<_>>(),
+        ["ahead", "behind"],
+        "the change after the first one kept is kept too, whatever its time"
+    );
+    common::drop_schemas(&[schema]).await;
+}
