@@ -359,10 +359,20 @@ where
     /// (ADK's per-event state deltas, typed). Versions older than the store's retention are
     /// gone.
     pub async fn history(&self, limit: usize) -> Result<Vec<crate::HistoryEntry<T>>> {
+        self.history_before(None, limit).await
+    }
+
+    /// [`history`](Self::history) older than the change `before` (a `seq`: the last entry of
+    /// a page, to read the next one back); `None`: from the newest.
+    pub async fn history_before(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<crate::HistoryEntry<T>>> {
         let changes = self
             .engine()
             .store()
-            .slot_history(self.slot(), None, limit)
+            .slot_history(self.slot(), before, limit)
             .await?;
         changes
             .iter()

@@ -83,6 +83,9 @@ async fn a_restarted_consumer_resumes_from_its_acknowledged_cursor() {
             .collect::<Vec<_>>(),
         [(12, Some(12)), (11, Some(11)), (10, Some(10))]
     );
+    // The next page back starts below the last entry of this one.
+    let older = hits.history_before(Some(history[2].seq), 2).await.unwrap();
+    assert_eq!(older.iter().map(|h| h.version).collect::<Vec<_>>(), [9, 8]);
 }
 
 /// The trigger's action: record the crossing under its sequence number (the idempotency
