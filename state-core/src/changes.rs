@@ -417,9 +417,19 @@ pub struct Trigger {
 }
 
 impl Trigger {
-    /// Stops the trigger.
+    /// Stops the trigger (at its next await; a handler call in progress may still finish:
+    /// use [`stop_and_wait`](Self::stop_and_wait) before registering the same name again).
     pub fn stop(self) {
         self.task.abort();
+    }
+
+    /// Stops the trigger and waits until its task has ended, so no handler call of it is
+    /// running when this returns. An acknowledgement already handed to the store may still
+    /// land; a trigger registered again under the same name may see that change once more
+    /// (at-least-once), never concurrently with this one.
+    pub async fn stop_and_wait(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 
     /// Changes the handler completed.

@@ -303,7 +303,7 @@ async fn a_panicking_trigger_handler_is_retried_and_a_store_without_a_log_refuse
         (trigger.handled(), trigger.failures(), trigger.is_finished()),
         (1, 1, false)
     );
-    trigger.stop();
+    trigger.stop_and_wait().await;
 
     let none = Engine::new(NoLog {
         inner: state_core::MemoryStore::new(),
