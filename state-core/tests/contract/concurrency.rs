@@ -319,3 +319,53 @@ async fn a_panicking_trigger_handler_is_retried_and_a_store_without_a_log_refuse
         .unwrap_err();
     assert!(e.to_string().contains("no change log"), "{e}");
 }
+
+/// `stop_and_wait` returns only once the trigger's task has ended: no handler call of it is
+/// still running (its future has been dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_and_wait_leaves_no_handler_call_running() {
+    struct Running(Arc<std::sync::atomic::AtomicI32>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let engine = Engine::new(state_core::MemoryStore::new());
+    let running = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let counter = running.clone();
+    let trigger = engine
+        .trigger(
+            "slow",
+            state_core::ChangeFilter::all(),
+            |_| true,
+            move |_c| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let guard = Running(counter.clone());
+                async move {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    drop(guard);
+                    Ok::<(), String>(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    engine
+        .handle::<u64>(slot(&exec("e"), "n"))
+        .increment(1)
+        .await
+        .unwrap();
+    for _ in 0..2000 {
+        if running.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(running.load(Ordering::SeqCst), 1, "the handler is running");
+    trigger.stop_and_wait().await;
+    assert_eq!(
+        running.load(Ordering::SeqCst),
+        0,
+        "a handler call outlived the stop"
+    );
+}
