@@ -178,6 +178,10 @@ impl Engine {
             failed: bool,
             /// The last read failed: wait a look before the next.
             pause: bool,
+            /// The last read found nothing: take the log's head before the next, so that one
+            /// finding nothing again moves `after` past every change it looked at (a filter
+            /// matching nothing for a long stretch would rescan it all on every wake).
+            idle: bool,
         }
         let state = State {
             wake: self.events(),
@@ -188,6 +192,7 @@ impl Engine {
             buffer: VecDeque::new(),
             failed: false,
             pause: false,
+            idle: false,
         };
         futures::stream::unfold(state, |mut st| async move {
             if st.failed {
@@ -205,6 +210,13 @@ impl Engine {
                 if let Some(signal) = &mut st.signal {
                     signal.borrow_and_update();
                 }
+                // Every change up to the head is committed and visible once the head is (one
+                // writer at a time on SQLite; sequence order is commit order on PostgreSQL).
+                let head = if st.idle {
+                    st.engine.store().last_change().await.ok()
+                } else {
+                    None
+                };
                 match st
                     .engine
                     .store()
@@ -212,6 +224,10 @@ impl Engine {
                     .await
                 {
                     Ok(batch) if batch.is_empty() => {
+                        if let Some(head) = head {
+                            st.after = st.after.max(head);
+                        }
+                        st.idle = true;
                         // Wait for a commit of this process, the store's signal of other
                         // processes' commits, or the next look.
                         let sleep = tokio::time::sleep(st.engine.change_poll());
@@ -229,8 +245,15 @@ impl Engine {
                         futures::pin_mut!(sleep, signalled);
                         futures::future::select(sleep, futures::future::select(woken, signalled))
                             .await;
+                        // One read answers every commit so far: drop the other wake-ups queued
+                        // meanwhile (a burst of writes would cost a read each).
+                        while let Some(Some(_)) = futures::FutureExt::now_or_never(st.wake.next()) {
+                        }
                     }
-                    Ok(batch) => st.buffer.extend(batch),
+                    Ok(batch) => {
+                        st.idle = false;
+                        st.buffer.extend(batch);
+                    }
                     Err(e) => {
                         // A store failure (a lost connection, a busy database) may pass: the
                         // stream reports it and reads again, from where it was, at its next

@@ -196,7 +196,8 @@ struct FlakyLog {
 
 delegate_store!(
     FlakyLog,
-    changes | this | {
+    changes | this,
+    _after | {
         let left = this.failures.load(Ordering::SeqCst);
         if left > 0 {
             this.failures.store(left - 1, Ordering::SeqCst);
@@ -256,8 +257,8 @@ struct NoLog {
 
 delegate_store!(
     NoLog,
-    changes
-        | _this
+    changes | _this,
+    _after
         | Err(state_core::Error::InvalidArgument(
             "this store keeps no change log".into()
         )),
@@ -368,4 +369,60 @@ async fn stop_and_wait_leaves_no_handler_call_running() {
         0,
         "a handler call outlived the stop"
     );
+}
+
+/// A store that records the cursor of every read of its change log.
+struct RecordingLog {
+    inner: state_core::MemoryStore,
+    cursors: std::sync::Mutex<Vec<u64>>,
+}
+
+delegate_store!(
+    RecordingLog,
+    changes | this,
+    after | {
+        if let Some(after) = after {
+            this.cursors.lock().unwrap().push(after);
+        }
+        Ok::<(), state_core::Error>(())
+    },
+    commit | this,
+    batch | this.inner.commit(batch).await
+);
+
+/// A stream whose filter matches nothing for a long stretch moves its cursor past the changes
+/// it looked at (it used to read from its last match on every wake, rescanning ever more of
+/// the log), and still sees the next change that matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_filter_moves_its_cursor_past_what_it_looked_at() {
+    let store = Arc::new(RecordingLog {
+        inner: state_core::MemoryStore::new(),
+        cursors: std::sync::Mutex::new(Vec::new()),
+    });
+    let engine = Engine::with_config(
+        store.clone(),
+        EngineConfig::default().change_poll(Duration::from_millis(2)),
+    );
+    let quiet = slot(&exec("e"), "quiet");
+    let busy = engine.handle::<u64>(slot(&exec("e"), "busy"));
+    let mut feed = engine.changes(0, state_core::ChangeFilter::slot(&quiet));
+    let next = tokio::spawn(async move { feed.next().await });
+    for _ in 0..200 {
+        busy.increment(1).await.unwrap();
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let furthest = store.cursors.lock().unwrap().iter().copied().max();
+    assert!(
+        furthest.is_some_and(|c| c >= 150),
+        "the cursor stayed behind: furthest read after {furthest:?} of 200 changes"
+    );
+    engine.handle::<u64>(quiet).increment(1).await.unwrap();
+    let c = tokio::time::timeout(Duration::from_secs(5), next)
+        .await
+        .expect("the quiet slot's change was not seen")
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.seq, c.version), (201, 1));
 }

@@ -13,23 +13,25 @@ macro_rules! delegate_store {
         delegate_store!(
             $ty,
             load | $lthis | $on_load,
-            changes | _this | Ok(()),
+            changes | _this,
+            _after | Ok(()),
             commit | $this,
             $batch | $commit
         );
     };
-    // `changes |this| expr` (a `Result<()>`) runs before every read of the change log (and
-    // of its head), which is the inner store's.
-    ($ty:ty, changes |$cthis:ident| $on_changes:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
+    // `changes |this, after| expr` (a `Result<()>`) runs before every read of the change log
+    // (`after`: `Some` cursor) and of its head (`None`); the log is the inner store's.
+    ($ty:ty, changes |$cthis:ident, $after:ident| $on_changes:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
         delegate_store!(
             $ty,
             load | _this | (),
-            changes | $cthis | $on_changes,
+            changes | $cthis,
+            $after | $on_changes,
             commit | $this,
             $batch | $commit
         );
     };
-    ($ty:ty, load |$lthis:ident| $on_load:expr, changes |$cthis:ident| $on_changes:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
+    ($ty:ty, load |$lthis:ident| $on_load:expr, changes |$cthis:ident, $after:ident| $on_changes:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
         #[state_core::async_trait]
         impl state_core::Store for $ty {
             async fn load_many(
@@ -107,11 +109,13 @@ macro_rules! delegate_store {
                 limit: usize,
             ) -> state_core::Result<Vec<state_core::Change>> {
                 let $cthis = self;
+                let $after = Some(after);
                 $on_changes?;
                 self.inner.read_changes(after, filter, limit).await
             }
             async fn last_change(&self) -> state_core::Result<u64> {
                 let $cthis = self;
+                let $after: Option<u64> = None;
                 $on_changes?;
                 self.inner.last_change().await
             }
