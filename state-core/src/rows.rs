@@ -114,6 +114,52 @@ pub fn unreadable_value(version: u64, expires_at: Option<Option<Timestamp>>) -> 
     }
 }
 
+/// A SQL backend's error for one loaded slot, as the shared group logic needs it.
+pub trait LoadError: Clone + std::error::Error + Send + Sync + 'static {
+    /// The row's readable version and expiry when only its value is unreadable (see
+    /// [`RowError`]): a write that replaces the value whole may then repair it.
+    fn readable(&self) -> Option<(u64, Option<Option<Timestamp>>)>;
+    /// The backend's error for a version above [`MAX_VERSION`].
+    fn version_range(version: u64) -> Self;
+}
+
+/// [`prepare_group`](crate::prepare_group) on the records a SQL backend loaded for the group's
+/// slots (`loaded(slot)`: the slot's record, or why its row could not be read; `None`: not
+/// loaded, a bug). Rows whose value is unreadable are repaired by writes that do not read
+/// them ([`unreadable_value`]); versions above [`MAX_VERSION`] are refused.
+pub fn prepare_loaded_group<'a, 'b, E: LoadError>(
+    batches: impl IntoIterator<Item = &'a crate::Batch>,
+    now: Timestamp,
+    loaded: impl Fn(&Slot) -> Option<std::result::Result<&'b Record, &'b E>>,
+) -> crate::PreparedGroup {
+    let as_state = |e: E, slot: &Slot| Error::Store {
+        slot: Some(slot.clone()),
+        source: Box::new(e),
+    };
+    crate::prepare_group(
+        batches,
+        now,
+        |batch, slot| match loaded(slot) {
+            Some(Ok(r)) => Ok(r.clone()),
+            Some(Err(e)) => match e.readable() {
+                // An unreadable value is replaced by a write that does not need it.
+                Some((v, expires_at)) if !batch.first_write_reads(slot) => {
+                    Ok(unreadable_value(v, expires_at))
+                }
+                _ => Err(as_state(e.clone(), slot)),
+            },
+            None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
+        },
+        |slot, rec| {
+            // Refused above the highest version a clear can still raise by one.
+            if rec.version > MAX_VERSION {
+                return Err(as_state(E::version_range(rec.version), slot));
+            }
+            Ok(())
+        },
+    )
+}
+
 /// The JSON text a store writes for a value.
 pub fn value_text(value: &Value) -> std::result::Result<String, RowError> {
     serde_json::to_string(value).map_err(|e| RowError::new(format!("cannot serialize: {e}")))

@@ -219,3 +219,20 @@ pub(crate) fn is_connection(e: &sqlx::Error) -> bool {
 pub(crate) fn is_auth(e: &sqlx::Error) -> bool {
     matches!(sqlstate(e).as_deref(), Some("28000" | "28P01" | "3D000"))
 }
+
+impl state_core::rows::LoadError for PgError {
+    fn readable(&self) -> Option<(u64, Option<Option<state_core::Timestamp>>)> {
+        match self {
+            PgError::MalformedRow {
+                version: Some(v),
+                expires_at,
+                ..
+            } => Some((*v, *expires_at)),
+            _ => None,
+        }
+    }
+
+    fn version_range(version: u64) -> Self {
+        PgError::VersionRange { version }
+    }
+}

@@ -881,33 +881,11 @@ async fn try_group(
         }
         conn.execute("BEGIN").await?;
         let loaded = sql::load_raw(&mut conn, &slots, true).await?;
-        let prepared = state_core::prepare_group(
-            group.iter().map(|(b, _)| b),
-            now,
-            |batch, slot| match index.get(slot).and_then(|&i| loaded.get(i)) {
-                Some(Ok((r, _))) => Ok(r.clone()),
-                // An unreadable value is replaced by a write that does not need it.
-                Some(Err(PgError::MalformedRow {
-                    version: Some(v),
-                    expires_at,
-                    ..
-                })) if !batch.first_write_reads(slot) => {
-                    Ok(state_core::rows::unreadable_value(*v, *expires_at))
-                }
-                Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
-                None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
-            },
-            |slot, rec| {
-                // Refused above the highest version a clear can still raise by one.
-                if rec.version > state_core::rows::MAX_VERSION {
-                    let e = PgError::VersionRange {
-                        version: rec.version,
-                    };
-                    return Err(e.into_state(Some(slot.clone())));
-                }
-                Ok(())
-            },
-        );
+        let prepared =
+            state_core::rows::prepare_loaded_group(group.iter().map(|(b, _)| b), now, |slot| {
+                let loaded = index.get(slot).and_then(|&i| loaded.get(i))?;
+                Some(loaded.as_ref().map(|(r, _)| r))
+            });
         let existed: Vec<bool> = prepared
             .changes
             .iter()

@@ -138,3 +138,20 @@ pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
 pub(crate) fn is_not_a_database(e: &sqlx::Error) -> bool {
     code(e) == Some(26)
 }
+
+impl state_core::rows::LoadError for SqliteError {
+    fn readable(&self) -> Option<(u64, Option<Option<state_core::Timestamp>>)> {
+        match self {
+            SqliteError::MalformedRow {
+                version: Some(v),
+                expires_at,
+                ..
+            } => Some((*v, *expires_at)),
+            _ => None,
+        }
+    }
+
+    fn version_range(version: u64) -> Self {
+        SqliteError::VersionRange { version }
+    }
+}

@@ -687,33 +687,10 @@ fn prepare_group(
     loaded: &[Result<sql::Known, SqliteError>],
     now: state_core::Timestamp,
 ) -> PreparedGroup {
-    state_core::prepare_group(
-        group.iter().map(|(b, _)| b),
-        now,
-        |batch, slot| match index.get(slot).and_then(|&i| loaded.get(i)) {
-            Some(Ok((r, _))) => Ok(r.clone()),
-            // An unreadable value is replaced by a write that does not need it.
-            Some(Err(SqliteError::MalformedRow {
-                version: Some(v),
-                expires_at,
-                ..
-            })) if !batch.first_write_reads(slot) => {
-                Ok(state_core::rows::unreadable_value(*v, *expires_at))
-            }
-            Some(Err(e)) => Err(e.clone().into_state(Some(slot.clone()))),
-            None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
-        },
-        |slot, rec| {
-            // Refused above the highest version a clear can still raise by one.
-            if rec.version > state_core::rows::MAX_VERSION {
-                let e = SqliteError::VersionRange {
-                    version: rec.version,
-                };
-                return Err(e.into_state(Some(slot.clone())));
-            }
-            Ok(())
-        },
-    )
+    state_core::rows::prepare_loaded_group(group.iter().map(|(b, _)| b), now, |slot| {
+        let loaded = index.get(slot).and_then(|&i| loaded.get(i))?;
+        Some(loaded.as_ref().map(|(r, _)| r))
+    })
 }
 
 /// The most slots the committer remembers.
