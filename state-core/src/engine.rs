@@ -156,6 +156,22 @@ pub enum Event {
         /// Attempts made.
         attempts: u32,
     },
+    /// Every live slot of a scope was deleted at once (a clear: each gets a tombstone one
+    /// version up; the change log has one change per slot).
+    Cleared {
+        /// The scope.
+        scope: Scope,
+        /// How many slots.
+        count: u64,
+    },
+    /// Every slot of a scope was physically removed (a purge; later writes continue above
+    /// the scope's version floor).
+    Purged {
+        /// The scope.
+        scope: Scope,
+        /// How many rows.
+        count: u64,
+    },
     /// This subscriber fell behind and missed `missed` events.
     Lagged {
         /// How many.
@@ -164,13 +180,29 @@ pub enum Event {
 }
 
 impl Event {
-    /// The slot the event concerns (`None` for `Lagged`).
+    /// The slot the event concerns (`None` for scope-wide events and `Lagged`).
     pub fn slot(&self) -> Option<&Slot> {
         match self {
             Event::Change { slot, .. }
             | Event::Conflict { slot, .. }
             | Event::Exhausted { slot, .. } => Some(slot),
-            Event::Lagged { .. } => None,
+            Event::Cleared { .. } | Event::Purged { .. } | Event::Lagged { .. } => None,
+        }
+    }
+
+    /// The scope the event concerns (a slot's, or a scope-wide event's; `None` for `Lagged`).
+    pub fn scope(&self) -> Option<&Scope> {
+        match self {
+            Event::Cleared { scope, .. } | Event::Purged { scope, .. } => Some(scope),
+            other => other.slot().map(Slot::scope),
+        }
+    }
+
+    /// Whether the event concerns `slot`: its own events, and its scope's scope-wide ones.
+    fn concerns(&self, slot: &Slot) -> bool {
+        match self.slot() {
+            Some(s) => s == slot,
+            None => self.scope() == Some(slot.scope()),
         }
     }
 }
@@ -184,7 +216,7 @@ impl Events {
             loop {
                 match rx.recv().await {
                     Ok(ev) => {
-                        if only.as_ref().is_none_or(|s| ev.slot() == Some(s)) {
+                        if only.as_ref().is_none_or(|s| ev.concerns(s)) {
                             return Some((ev, (rx, only)));
                         }
                     }
@@ -495,21 +527,32 @@ impl Engine {
 
     /// Deletes every live slot of a scope (tombstones, versions raised). Returns how many.
     pub async fn clear(&self, scope: &Scope) -> Result<u64> {
-        self.0.store.clear(scope).await
+        let count = self.0.store.clear(scope).await?;
+        if count > 0 {
+            self.emit(|| Event::Cleared {
+                scope: scope.clone(),
+                count,
+            });
+        }
+        Ok(count)
     }
 
     /// Physically removes an execution's state (its `execution` scope and nothing else); its
     /// version floor keeps later writes above every version it had. Returns rows removed.
     pub async fn purge_execution(&self, execution_id: &str) -> Result<u64> {
-        self.0
-            .store
-            .purge_scope(&Scope::execution(execution_id)?)
-            .await
+        self.purge_scope(&Scope::execution(execution_id)?).await
     }
 
     /// Physically removes every slot of `scope`, keeping its version floor.
     pub async fn purge_scope(&self, scope: &Scope) -> Result<u64> {
-        self.0.store.purge_scope(scope).await
+        let count = self.0.store.purge_scope(scope).await?;
+        if count > 0 {
+            self.emit(|| Event::Purged {
+                scope: scope.clone(),
+                count,
+            });
+        }
+        Ok(count)
     }
 
     /// Physically removes expired slots, keeping version floors. Returns rows removed.

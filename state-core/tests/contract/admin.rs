@@ -211,3 +211,40 @@ async fn any_scope_opens_for_admin_access_typed_or_untyped() {
         "the floor keeps the version"
     );
 }
+
+/// A clear or a purge changes every slot of a scope: the engine says so, to its own
+/// subscribers and to every handle in that scope (a cache driven by events would go stale).
+#[tokio::test]
+async fn clears_and_purges_are_events_for_the_scope_and_its_handles() {
+    use futures::StreamExt;
+    use state_core::Event;
+    let (engine, _) = engine();
+    let sc = exec("e");
+    let h = engine.handle::<u32>(slot(&sc, "a"));
+    let elsewhere = engine.handle::<u32>(slot(&exec("other"), "a"));
+    h.set(1).await.unwrap();
+    engine.handle::<u32>(slot(&sc, "b")).set(2).await.unwrap();
+    let mut all = engine.events();
+    let mut mine = h.events();
+    let mut theirs = elsewhere.events();
+    assert_eq!(engine.scope(sc.clone()).clear().await.unwrap(), 2);
+    let cleared = Event::Cleared {
+        scope: sc.clone(),
+        count: 2,
+    };
+    assert_eq!(all.next().await, Some(cleared.clone()));
+    assert_eq!(mine.next().await, Some(cleared));
+    assert_eq!(engine.scope(sc.clone()).purge().await.unwrap(), 2);
+    let purged = Event::Purged {
+        scope: sc.clone(),
+        count: 2,
+    };
+    assert_eq!(all.next().await, Some(purged.clone()));
+    assert_eq!(mine.next().await, Some(purged));
+    // Another scope's handle hears nothing of it.
+    elsewhere.set(5).await.unwrap();
+    assert!(matches!(
+        theirs.next().await,
+        Some(Event::Change { new_version: 1, .. })
+    ));
+}
