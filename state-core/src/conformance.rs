@@ -1435,6 +1435,22 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
         theirs.len() == 1 && theirs[0].slot.scope() == &other,
         "a filter on {other}: {theirs:?}"
     );
+    // Any u64 is a position: past the end there is nothing, before it everything.
+    let past = env
+        .store
+        .read_changes(u64::MAX, &ChangeFilter::all(), 10)
+        .await
+        .ctx("read_changes after u64::MAX")?;
+    ensure!(past.is_empty(), "changes after u64::MAX: {past:?}");
+    let all_of_a = env
+        .store
+        .slot_history(&a, Some(u64::MAX), 10)
+        .await
+        .ctx("slot_history before u64::MAX")?;
+    ensure!(
+        all_of_a.len() == history.len(),
+        "history before u64::MAX: {all_of_a:?}"
+    );
     Ok(())
 }
 

@@ -53,6 +53,12 @@ pub(crate) fn to_i64(version: u64) -> Result<i64, PgError> {
     i64::try_from(version).map_err(|_| PgError::VersionRange { version })
 }
 
+/// A change-log position as the `seq` column holds it: any `u64` a caller passes is a
+/// position, and those above the column's range lie past every change (as on `MemoryStore`).
+fn cursor(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
 fn to_u64(v: i64, what: &str) -> Result<u64, PgError> {
     Ok(rows::stored_u64(v, what)?)
 }
@@ -535,7 +541,7 @@ pub(crate) async fn read_changes(
          ORDER BY seq LIMIT $7"
     );
     let rows = sqlx::query(&sql)
-        .bind(to_i64(after)?)
+        .bind(cursor(after))
         .bind(filter.kind.map(|k| k.as_str()))
         .bind(id)
         .bind(sub)
@@ -567,7 +573,7 @@ pub(crate) async fn slot_history(
         .bind(sub)
         .bind(slot.namespace())
         .bind(slot.key())
-        .bind(before.map_or(Ok(i64::MAX), to_i64)?)
+        .bind(before.map_or(i64::MAX, cursor))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&mut *conn)
         .await

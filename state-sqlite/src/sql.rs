@@ -87,6 +87,12 @@ pub(crate) fn to_i64(version: u64) -> Result<i64, SqliteError> {
     i64::try_from(version).map_err(|_| SqliteError::VersionRange { version })
 }
 
+/// A change-log position as the `seq` column holds it: any `u64` a caller passes is a
+/// position, and those above the column's range lie past every change (as on `MemoryStore`).
+fn cursor(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
 fn to_u64(v: i64, what: &str) -> Result<u64, SqliteError> {
     Ok(rows::stored_u64(v, what)?)
 }
@@ -824,7 +830,7 @@ pub(crate) async fn read_changes(
         None => (None, None, None),
     };
     let params = vec![
-        P::Int(to_i64(after)?),
+        P::Int(cursor(after)),
         P::Text(filter.kind.map(|k| k.as_str().to_owned())),
         P::Text(id),
         P::Text(sub),
@@ -859,7 +865,7 @@ pub(crate) async fn slot_history(
         text(sub),
         text(slot.namespace()),
         text(slot.key()),
-        P::Int(before.map_or(Ok(i64::MAX), to_i64)?),
+        P::Int(before.map_or(i64::MAX, cursor)),
         P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
     ];
     let sql = format!(
