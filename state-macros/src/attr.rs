@@ -75,6 +75,15 @@ pub(crate) struct FieldAttrs {
     pub(crate) serde_flatten: bool,
     pub(crate) serde_with: bool,
     pub(crate) serde_skip: bool,
+    /// Where each `#[state(...)]` attribute of the field was written, for errors about it.
+    pub(crate) spans: Vec<(&'static str, Span)>,
+}
+
+impl FieldAttrs {
+    /// The span of attribute `name` on this field, if it was written.
+    pub(crate) fn span_of(&self, name: &str) -> Option<Span> {
+        self.spans.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    }
 }
 
 /// Tracks which attributes one item already had, to report duplicates.
@@ -311,6 +320,9 @@ pub(crate) fn field(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> FieldAttr
         &mut scope,
         serde,
         |ident, meta| {
+            if let Some(name) = allowed.iter().find(|a| **a == ident) {
+                out.spans.push((name, meta.path.span()));
+            }
             match ident {
                 "initial" => out.initial = Some(meta.value()?.parse::<Expr>()?),
                 "rename" => {

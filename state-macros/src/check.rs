@@ -83,19 +83,25 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
     let mut keys: HashMap<String, &syn::Ident> = HashMap::new();
     for f in fields {
         let a = &f.attrs;
+        // Errors about an attribute point at it (the field's name if it has no span).
+        let at = |name: &str| a.span_of(name).unwrap_or_else(|| f.ident.span());
         if a.skip {
-            for (set, name) in [
-                (a.initial.is_some(), "initial"),
-                (a.rename.is_some(), "rename"),
-                (a.scope.is_some(), "a scope"),
-                (a.leaf, "leaf"),
-                (a.ttl_ms.is_some(), "ttl"),
+            for (set, name, span) in [
+                (a.initial.is_some(), "initial", at("initial")),
+                (a.rename.is_some(), "rename", at("rename")),
+                (
+                    a.scope.is_some(),
+                    "a scope",
+                    a.scope.as_ref().map_or_else(|| f.ident.span(), |s| s.span),
+                ),
+                (a.leaf, "leaf", at("leaf")),
+                (a.ttl_ms.is_some(), "ttl", at("ttl")),
             ] {
                 if set {
-                    cx.error_spanned_by(
-                        f.ident,
+                    cx.syn_error(syn::Error::new(
+                        span,
                         format!("`skip` fields are not stored, so `{name}` has no effect on `{}`; remove one of them", f.name),
-                    );
+                    ));
                 }
             }
             continue;
@@ -110,10 +116,10 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
             );
         }
         if a.initial.is_some() && a.default {
-            cx.error_spanned_by(
-                f.ident,
+            cx.syn_error(syn::Error::new(
+                at("default"),
                 "`initial` and `default` both say what a never-written field holds; keep one",
-            );
+            ));
         }
         if let Some(inner) = option_inner(f.ty)
             && option_inner(inner).is_some()
@@ -124,10 +130,10 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
             );
         }
         if a.default && option_inner(f.ty).is_some() {
-            cx.error_spanned_by(
-                f.ident,
+            cx.syn_error(syn::Error::new(
+                at("default"),
                 "an `Option` field is already `None` when absent; remove `default`",
-            );
+            ));
         }
         let key = a
             .rename
