@@ -47,6 +47,28 @@ pub fn scope_columns(scope: &Scope) -> (&'static str, &str, &str) {
     (scope.kind().as_str(), id, sub.unwrap_or(""))
 }
 
+/// A change-log position as a signed 64-bit `seq` column holds it: any `u64` a caller passes
+/// is a position, and those above the column's range lie past every change (as on
+/// `MemoryStore`).
+pub fn log_position(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// The identity columns a change filter's scope matches (kind, id, second id part), all
+/// `None` without a scope. A scope is its kind and its id parts: `app:shop` is not
+/// `execution:shop`, whatever the filter's own `kind`.
+pub fn filter_scope_columns(
+    filter: &crate::ChangeFilter,
+) -> (Option<&'static str>, Option<&str>, Option<&str>) {
+    match &filter.scope {
+        Some(s) => {
+            let (kind, id, sub) = scope_columns(s);
+            (Some(kind), Some(id), Some(sub))
+        }
+        None => (None, None, None),
+    }
+}
+
 /// A scope from its three identity columns, validated like any other.
 pub fn scope_from_columns(kind: &str, id: String, sub: String) -> Result<Scope> {
     Scope::new(

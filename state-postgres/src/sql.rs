@@ -53,12 +53,6 @@ pub(crate) fn to_i64(version: u64) -> Result<i64, PgError> {
     i64::try_from(version).map_err(|_| PgError::VersionRange { version })
 }
 
-/// A change-log position as the `seq` column holds it: any `u64` a caller passes is a
-/// position, and those above the column's range lie past every change (as on `MemoryStore`).
-fn cursor(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
-
 fn to_u64(v: i64, what: &str) -> Result<u64, PgError> {
     Ok(rows::stored_u64(v, what)?)
 }
@@ -526,14 +520,7 @@ pub(crate) async fn read_changes(
     filter: &state_core::ChangeFilter,
     limit: usize,
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
-    // A scope is its kind and its id parts: `app:shop` is not `execution:shop`.
-    let (scope_kind, id, sub) = match &filter.scope {
-        Some(s) => {
-            let (kind, id, sub) = scope_columns(s);
-            (Some(kind), Some(id.to_owned()), Some(sub.to_owned()))
-        }
-        None => (None, None, None),
-    };
+    let (scope_kind, id, sub) = rows::filter_scope_columns(filter);
     let sql = format!(
         "SELECT {CHANGE_COLUMNS} WHERE seq > $1 AND ($2::text IS NULL OR kind = $2) \
          AND ($3::text IS NULL OR (kind = $8 AND scope_id = $3 AND scope_sub = $4)) \
@@ -541,7 +528,7 @@ pub(crate) async fn read_changes(
          ORDER BY seq LIMIT $7"
     );
     let rows = sqlx::query(&sql)
-        .bind(cursor(after))
+        .bind(rows::log_position(after))
         .bind(filter.kind.map(|k| k.as_str()))
         .bind(id)
         .bind(sub)
@@ -573,7 +560,7 @@ pub(crate) async fn slot_history(
         .bind(sub)
         .bind(slot.namespace())
         .bind(slot.key())
-        .bind(before.map_or(i64::MAX, cursor))
+        .bind(before.map_or(i64::MAX, rows::log_position))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&mut *conn)
         .await

@@ -87,12 +87,6 @@ pub(crate) fn to_i64(version: u64) -> Result<i64, SqliteError> {
     i64::try_from(version).map_err(|_| SqliteError::VersionRange { version })
 }
 
-/// A change-log position as the `seq` column holds it: any `u64` a caller passes is a
-/// position, and those above the column's range lie past every change (as on `MemoryStore`).
-fn cursor(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
-
 fn to_u64(v: i64, what: &str) -> Result<u64, SqliteError> {
     Ok(rows::stored_u64(v, what)?)
 }
@@ -817,27 +811,16 @@ pub(crate) async fn read_changes(
     filter: &state_core::ChangeFilter,
     limit: usize,
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
-    // A scope is its kind and its id parts: `app:shop` is not `execution:shop`.
-    let (scope_kind, id, sub) = match &filter.scope {
-        Some(s) => {
-            let (kind, id, sub) = scope_columns(s);
-            (
-                Some(kind.to_owned()),
-                Some(id.to_owned()),
-                Some(sub.to_owned()),
-            )
-        }
-        None => (None, None, None),
-    };
+    let (scope_kind, id, sub) = rows::filter_scope_columns(filter);
     let params = vec![
-        P::Int(cursor(after)),
+        P::Int(rows::log_position(after)),
         P::Text(filter.kind.map(|k| k.as_str().to_owned())),
-        P::Text(id),
-        P::Text(sub),
+        P::Text(id.map(str::to_owned)),
+        P::Text(sub.map(str::to_owned)),
         P::Text(filter.namespace.clone()),
         P::Text(filter.key.clone()),
         P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
-        P::Text(scope_kind),
+        P::Text(scope_kind.map(str::to_owned)),
     ];
     let sql = format!(
         "SELECT {CHANGE_COLUMNS} WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2) \
@@ -865,7 +848,7 @@ pub(crate) async fn slot_history(
         text(sub),
         text(slot.namespace()),
         text(slot.key()),
-        P::Int(before.map_or(i64::MAX, cursor)),
+        P::Int(before.map_or(i64::MAX, rows::log_position)),
         P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
     ];
     let sql = format!(
