@@ -61,6 +61,7 @@ mod engine;
 mod error;
 mod finite;
 mod handle;
+pub mod leader;
 mod memory;
 mod op;
 mod path;

@@ -129,8 +129,10 @@ pub enum PgError {
     /// store retries; nothing was written.
     #[error("other writers kept creating this commit's new slots first; nothing was written")]
     Contended,
-    /// The store's committer task stopped (the runtime shut down).
-    #[error("the store's committer task has stopped; the commit may or may not have applied")]
+    /// The store's committer stopped: the runtime it was running on shut down.
+    #[error(
+        "the store's committer has stopped (its runtime shut down); the commit may or may not have applied"
+    )]
     CommitterGone,
     /// Any other PostgreSQL failure.
     #[error("PostgreSQL: {0}")]

@@ -2,8 +2,9 @@
 //! several machines and share their state. Same slot model and contract as the embedded
 //! SQLite store (the same conformance suite runs against both); only the URL changes.
 //!
-//! - **Group commit.** Every write of a process goes through one committer task that owns a
-//!   connection. Commits that arrive while a transaction runs are merged into the next one:
+//! - **Group commit.** Every write of a process goes through one committer that owns a
+//!   connection, run by the caller that finds it idle ([`state_core::leader::Leader`]).
+//!   Commits that arrive while a transaction runs are merged into the next one:
 //!   `BEGIN`; one `SELECT … FOR UPDATE` of every slot involved (rows locked in key order);
 //!   one statement updating the existing rows and inserting the new ones; `COMMIT` — four
 //!   round trips however many slots. Each caller's batch is still all-or-nothing on its own:
@@ -53,6 +54,7 @@ use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgConnection, Postgres};
+use state_core::leader::Leader;
 use state_core::{
     Batch, Clock, CommitOutcome, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Store,
     SystemClock, Timestamp,
@@ -259,6 +261,8 @@ type Pending = (Batch, oneshot::Sender<Result<CommitOutcome, Error>>);
 /// The [`Store`] on a PostgreSQL server: sqlx, group commit, row locks.
 pub struct PgStore {
     tx: mpsc::Sender<Pending>,
+    /// The committer, run by the caller that finds it idle ([`Leader`]).
+    writer: Arc<Leader<Committer>>,
     pool: PgPool,
     clock: Arc<dyn Clock>,
     counters: Arc<Counters>,
@@ -348,7 +352,8 @@ impl PgStore {
     }
 
     /// Connects with `options`: parses the URL, connects, applies migrations (safe when
-    /// several processes open a fresh schema at once) and starts the committer task.
+    /// several processes open a fresh schema at once) and parks the committer for the first
+    /// write.
     pub async fn open_with(options: PgOptions) -> Result<Self, Error> {
         if !valid_schema(&options.schema) {
             return Err(PgError::InvalidSchemaName {
@@ -407,9 +412,9 @@ impl PgStore {
             server: server.clone(),
             change_retention: options.change_retention,
         };
-        tokio::spawn(committer.run());
         Ok(PgStore {
             tx,
+            writer: Leader::new(committer),
             pool,
             clock: options.clock,
             counters,
@@ -631,6 +636,8 @@ impl Store for PgStore {
             .send((batch, reply))
             .await
             .map_err(|_| Error::from(PgError::CommitterGone))?;
+        // No `.await` between queueing and leading (see `Leader::lead`).
+        self.writer.lead().await;
         rx.await.map_err(|_| Error::from(PgError::CommitterGone))?
     }
 
@@ -757,30 +764,43 @@ struct Committer {
 /// Each caller batch's result, or the transaction's failure.
 type GroupResult = Result<Vec<Result<CommitOutcome, Error>>, TxError>;
 
+impl state_core::leader::GroupCommitter for Committer {
+    fn serve(self) -> impl Future<Output = Self> + Send + 'static {
+        self.serve_group()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.rx.is_empty()
+    }
+}
+
 impl Committer {
-    async fn run(mut self) {
-        while let Some(first) = self.rx.recv().await {
-            // Merge what the callers answered last queue meanwhile; never wait for company
-            // (a timer).
-            state_core::gather_yield(&self.rx).await;
-            let mut group = vec![first];
-            while group.len() < self.max_group {
-                match self.rx.try_recv() {
-                    Ok(p) => group.push(p),
-                    Err(_) => break,
-                }
-            }
-            self.commit_group(group).await;
-            let groups = self.counters.groups.load(Ordering::Relaxed);
-            if let Some(keep) = self.change_retention
-                && groups.is_multiple_of(1024)
-                && let Some(conn) = self.conn.as_mut()
-            {
-                let cutoff = self.clock.now().saturating_sub(keep);
-                // Best effort: a failure trims at a later turn.
-                let _ = sql::trim_changes(conn, cutoff).await;
+    /// Commits the queued commits (a group), if any.
+    async fn serve_group(mut self) -> Self {
+        let Ok(first) = self.rx.try_recv() else {
+            return self;
+        };
+        // Merge what the callers answered last queue meanwhile; never wait for company
+        // (a timer).
+        state_core::gather_yield(&self.rx).await;
+        let mut group = vec![first];
+        while group.len() < self.max_group {
+            match self.rx.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
             }
         }
+        self.commit_group(group).await;
+        let groups = self.counters.groups.load(Ordering::Relaxed);
+        if let Some(keep) = self.change_retention
+            && groups.is_multiple_of(1024)
+            && let Some(conn) = self.conn.as_mut()
+        {
+            let cutoff = self.clock.now().saturating_sub(keep);
+            // Best effort: a failure trims at a later turn.
+            let _ = sql::trim_changes(conn, cutoff).await;
+        }
+        self
     }
 
     /// Runs `group` in one transaction, running it again after safe failures, and answers

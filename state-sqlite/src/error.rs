@@ -73,8 +73,10 @@ pub enum SqliteError {
         /// The version.
         version: u64,
     },
-    /// The store's committer task stopped (the runtime shut down).
-    #[error("the store's committer task has stopped; the commit may or may not have applied")]
+    /// The store's committer stopped: the runtime it was running on shut down.
+    #[error(
+        "the store's committer has stopped (its runtime shut down); the commit may or may not have applied"
+    )]
     CommitterGone,
     /// Any other SQLite failure.
     #[error("SQLite: {0}")]

@@ -1,8 +1,10 @@
 //! `SqliteStore`: the durable, embedded default [`Store`] for `state-core`.
 //!
 //! - **One file, WAL.** Readers never block the writer; several processes may share a file.
-//! - **Group commit.** Every write goes through one committer task that owns the write
-//!   connection. Commits that arrive while a transaction runs are merged into the next one.
+//! - **Group commit.** Every write goes through one committer that owns the write
+//!   connection. A caller that finds it idle runs it in its own task
+//!   ([`state_core::leader::Leader`]: no hand-off to another task when writes do not
+//!   overlap); commits that arrive while a transaction runs are merged into the next one.
 //!   The committer remembers what each slot held after its last transaction, so a group
 //!   usually commits in ONE statement (its own transaction): every version into the change
 //!   log, from which a trigger stores each slot's row, guarded by a count of the slots that
@@ -59,6 +61,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Executor, SqliteConnection};
+use state_core::leader::Leader;
 use state_core::{
     Batch, Clock, CommitOutcome, Error, Page, PreparedGroup, Record, Scope, ScopeKind, Slot,
     SlotKey, Store, SystemClock,
@@ -283,6 +286,8 @@ enum Request {
 /// The durable, embedded [`Store`]: SQLite through sqlx, WAL, group commit.
 pub struct SqliteStore {
     tx: mpsc::Sender<Request>,
+    /// The committer, run by the caller that finds it idle ([`Leader`]).
+    writer: Arc<Leader<Committer>>,
     /// Read connections of a file database; `None` for `:memory:` (reads go to the committer).
     readers: Option<SqlitePool>,
     clock: Arc<dyn Clock>,
@@ -310,7 +315,7 @@ impl SqliteStore {
     }
 
     /// Opens a database with `options`: connects, applies migrations (safe when several
-    /// processes open a fresh file at once) and starts the committer task.
+    /// processes open a fresh file at once) and parks the committer for the first write.
     pub async fn open_with(options: SqliteOptions) -> Result<Self, Error> {
         let path = options.display();
         let connect = options.connect_options();
@@ -372,10 +377,11 @@ impl SqliteStore {
             cache: HashMap::new(),
             optimistic: true,
             change_retention: options.change_retention,
+            next: None,
         };
-        tokio::spawn(committer.run());
         Ok(SqliteStore {
             tx,
+            writer: Leader::new(committer),
             readers,
             clock: options.clock,
             counters,
@@ -412,6 +418,8 @@ impl SqliteStore {
             .send(make(reply))
             .await
             .map_err(|_| Error::from(SqliteError::CommitterGone))?;
+        // No `.await` between queueing and leading (see `Leader::lead`).
+        self.writer.lead().await;
         rx.await
             .map_err(|_| Error::from(SqliteError::CommitterGone))?
     }
@@ -712,58 +720,69 @@ struct Committer {
     optimistic: bool,
     /// How long the change log keeps changes.
     change_retention: Option<Duration>,
+    /// A request taken from the queue that did not fit the last group.
+    next: Option<Request>,
 }
 
 /// One caller's batch in a group, and where its answer goes.
 type Pending = (Batch, oneshot::Sender<Result<CommitOutcome, Error>>);
 
+impl state_core::leader::GroupCommitter for Committer {
+    fn serve(self) -> impl Future<Output = Self> + Send + 'static {
+        self.serve_one()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.next.is_none() && self.rx.is_empty()
+    }
+}
+
 impl Committer {
-    async fn run(mut self) {
-        let mut next: Option<Request> = None;
-        loop {
-            let request = match next.take() {
-                Some(r) => r,
-                None => match self.rx.recv().await {
-                    Some(r) => r,
-                    None => break,
-                },
-            };
-            match request {
-                Request::Commit(batch, reply) => {
-                    // Merge what the callers answered last queue meanwhile; never wait for
-                    // company (a timer).
-                    state_core::gather_yield(&self.rx).await;
-                    let mut group: Vec<Pending> = vec![(batch, reply)];
-                    while group.len() < self.max_group {
-                        match self.rx.try_recv() {
-                            Ok(Request::Commit(b, r)) => group.push((b, r)),
-                            Ok(other) => {
-                                next = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
+    /// Serves one queued request (a commit merged with the commits queued behind it), if any.
+    async fn serve_one(mut self) -> Self {
+        let request = match self.next.take() {
+            Some(r) => r,
+            None => match self.rx.try_recv() {
+                Ok(r) => r,
+                Err(_) => return self,
+            },
+        };
+        match request {
+            Request::Commit(batch, reply) => {
+                // Merge what the callers answered last queue meanwhile; never wait for
+                // company (a timer).
+                state_core::gather_yield(&self.rx).await;
+                let mut group: Vec<Pending> = vec![(batch, reply)];
+                while group.len() < self.max_group {
+                    match self.rx.try_recv() {
+                        Ok(Request::Commit(b, r)) => group.push((b, r)),
+                        Ok(other) => {
+                            self.next = Some(other);
+                            break;
                         }
-                    }
-                    self.commit_group(group).await;
-                    let groups = self.counters.groups.load(Ordering::Relaxed);
-                    if let Some(keep) = self.change_retention
-                        && groups.is_multiple_of(1024)
-                    {
-                        let cutoff = self.clock.now().saturating_sub(keep);
-                        // Best effort: a busy database trims at a later turn.
-                        let _ = sql::trim_changes(&mut self.conn, cutoff).await;
+                        Err(_) => break,
                     }
                 }
-                Request::Admin(op, reply) => {
-                    let result = self.admin(&op).await;
-                    let _ = reply.send(result);
-                }
-                Request::Read(op, reply) => {
-                    let now = self.clock.now();
-                    let _ = reply.send(serve_read(&mut self.conn, &op, now).await);
+                self.commit_group(group).await;
+                let groups = self.counters.groups.load(Ordering::Relaxed);
+                if let Some(keep) = self.change_retention
+                    && groups.is_multiple_of(1024)
+                {
+                    let cutoff = self.clock.now().saturating_sub(keep);
+                    // Best effort: a busy database trims at a later turn.
+                    let _ = sql::trim_changes(&mut self.conn, cutoff).await;
                 }
             }
+            Request::Admin(op, reply) => {
+                let result = self.admin(&op).await;
+                let _ = reply.send(result);
+            }
+            Request::Read(op, reply) => {
+                let now = self.clock.now();
+                let _ = reply.send(serve_read(&mut self.conn, &op, now).await);
+            }
         }
+        self
     }
 
     /// Runs `group` in one transaction, retrying it whole while another connection holds the

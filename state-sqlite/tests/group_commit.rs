@@ -199,6 +199,46 @@ async fn a_dropped_commit_future_never_half_applies() {
     );
 }
 
+/// The committer runs in the task of the caller that found it idle. Cancelling that caller
+/// while other callers' commits wait behind its transaction must not strand them: the work in
+/// flight and the queue go to a spawned task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_caller_that_runs_the_committer_strands_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = store_in(&dir).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    engine.handle::<u64>(slot("warm")).set(1).await.unwrap();
+    let mut blocker = hold_write_lock(&path).await;
+    // The leader: its transaction waits for the lock.
+    let leader = engine.handle::<u64>(slot("leader"));
+    let leading = tokio::spawn(async move { leader.set(7).await });
+    wait_for("the leader's group to start", || store.stats().groups >= 2).await;
+    // Followers queue behind it.
+    let followers: Vec<_> = (0..16u64)
+        .map(|i| {
+            let h = engine.handle::<u64>(slot(&format!("f{i}")));
+            tokio::spawn(async move { h.set(i).await })
+        })
+        .collect();
+    wait_for("the followers to queue", || store.stats().queued == 16).await;
+    leading.abort();
+    assert!(leading.await.unwrap_err().is_cancelled());
+    conn_release(&mut blocker).await;
+    for (i, f) in followers.into_iter().enumerate() {
+        let done = tokio::time::timeout(Duration::from_secs(30), f)
+            .await
+            .expect("a follower was stranded by the cancelled leader");
+        done.unwrap().unwrap();
+        let got = engine.handle::<u64>(slot(&format!("f{i}"))).get().await;
+        assert_eq!(got.unwrap(), Some(i as u64));
+    }
+    // The leader's own batch was in flight: the spawned task finished it.
+    assert_eq!(
+        engine.handle::<u64>(slot("leader")).get().await.unwrap(),
+        Some(7)
+    );
+}
+
 #[tokio::test]
 async fn state_survives_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
