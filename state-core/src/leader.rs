@@ -3,24 +3,32 @@
 //! A backend that merges concurrent commits keeps a queue and one committer that owns the
 //! write connection. Running that committer in a task of its own costs every commit two
 //! thread wake-ups (the caller wakes the task, the task wakes the caller) on top of the
-//! database's own. [`Leader`] removes them for the common case: a caller queues its request,
-//! and if nobody is running the committer it runs it itself, in its own task (it becomes the
-//! *leader*). Callers that arrive meanwhile only queue and wait for their answer; the leader
-//! merges them into its groups as before.
+//! database's own. [`Leader`] removes them when writes do not overlap: a caller queues its
+//! request, and if nobody is running the committer it runs one turn of it in its own task (it
+//! *leads*). Whatever else happens goes to a task spawned on the runtime that created the
+//! [`Leader`], so the committer never depends on one caller:
 //!
-//! Two rules keep this as safe as a task:
-//! - **A leader serves a bounded amount** (one turn of the committer, see
-//!   [`GroupCommitter::serve`]). If requests are still queued then, it hands the committer to
-//!   a spawned task that serves until the queue is empty, so under load no caller works for
-//!   the others indefinitely, and the committer runs as a task, as before.
-//! - **Cancelling the leader cancels nothing.** If the leader's future is dropped while the
-//!   committer is working (the caller timed out, a `select!` took another branch), the work in
-//!   flight (other callers' batches among it) is handed, as it is, to a spawned task that
-//!   finishes it. A transaction is never abandoned half-way because a caller went away.
+//! - **Work left after the turn** (requests queued meanwhile) is served by a spawned task
+//!   until the queue is empty; the caller gets on with its answer.
+//! - **A caller that arrives while a turn runs inline moves that turn to a spawned task**
+//!   before it waits: the turn then goes on even if the leading caller stops polling it (a
+//!   `select!` on a pinned future, a `buffered` stream whose consumer awaits something else).
+//!   So no caller ever waits for a future only another caller's task could poll.
+//! - **A leader dropped mid-turn cancels nothing:** the turn (other callers' batches among
+//!   it) goes, as it is, to a spawned task that finishes it.
+//! - **Callers on another runtime, or on none, never lead:** they hand the turn to the
+//!   [`Leader`]'s runtime, which owns the committer's timers and connections.
+//!
+//! So a lone writer's commit runs start to end in its own task; under load the committer runs
+//! as a task, as a dedicated one would.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
+
+use tokio::sync::oneshot;
 
 /// A group committer that [`Leader`] can run in a caller's task or in a spawned one.
 pub trait GroupCommitter: Send + Sized + 'static {
@@ -34,17 +42,27 @@ pub trait GroupCommitter: Send + Sized + 'static {
     fn is_idle(&self) -> bool;
 }
 
-type Work<C> = Pin<Box<dyn Future<Output = C> + Send>>;
+type Turn<C> = Pin<Box<dyn Future<Output = C> + Send>>;
+
+/// A turn a caller runs in its own task, and that caller's waker (to tell it the turn was
+/// moved: the turn then wakes the task that runs it instead).
+struct Inline<C> {
+    turn: Turn<C>,
+    leader: Option<Waker>,
+}
 
 /// Holds a [`GroupCommitter`] while nobody runs it, and runs it in the task of the caller
 /// that finds it so (see the [module docs](self)).
 ///
-/// The protocol for a backend's calls: queue the request (a channel the committer reads),
-/// then call [`Leader::lead`], then wait for the answer. The committer must have been idle
-/// when it was handed to [`Leader::new`].
+/// A backend's call queues its request (a channel the committer reads), then awaits
+/// [`Leader::wait`] with the receiver of its answer.
 pub struct Leader<C> {
+    /// The committer while nobody runs it.
     parked: Mutex<Option<C>>,
-    /// Where to spawn when the caller's own runtime is not known (a drop outside any).
+    /// The turn a caller runs in its own task, while it runs. Locked while that caller polls
+    /// it, taken from there by a caller that moves it to a task.
+    inline: Mutex<Option<Inline<C>>>,
+    /// The runtime the committer belongs to (its timers, its connections).
     runtime: tokio::runtime::Handle,
 }
 
@@ -54,119 +72,187 @@ impl<C> std::fmt::Debug for Leader<C> {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl<C: GroupCommitter> Leader<C> {
-    /// Parks `committer` until a caller runs it. Spawned work goes to the runtime of the task
-    /// that spawns it, or to the current one (this must be called inside a tokio runtime).
+    /// Parks an idle `committer` until a caller runs it. The committer belongs to the current
+    /// runtime: only its tasks run it inline, and spawned work goes there.
     ///
     /// # Panics
     /// Outside a tokio runtime.
     pub fn new(committer: C) -> Arc<Self> {
         Arc::new(Leader {
             parked: Mutex::new(Some(committer)),
+            inline: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
         })
     }
 
-    /// After queueing a request: runs the committer in this task for one turn if nobody runs
-    /// it (then parks it, or hands it to a spawned task if requests are still queued). Returns at once
-    /// if the committer is running elsewhere: it serves the request queued before this call.
+    /// After queueing a request: runs the committer for one turn in this task if nobody runs
+    /// it (or hands it to the runtime's tasks, see the [module docs](self)), then waits for
+    /// `answer`. An error means the committer is gone (its runtime shut down, or it panicked).
     ///
-    /// Must be called with no `.await` between queueing and this call's first poll, or a
-    /// cancelled caller could leave a request queued with the committer parked.
-    pub async fn lead(self: &Arc<Self>) {
-        let Some(committer) = self.take() else {
+    /// Call it with no `.await` between queueing and this call's first poll: a caller
+    /// cancelled in between would leave a request queued with the committer parked, to be
+    /// served only with the next caller's.
+    pub async fn wait<T>(
+        self: &Arc<Self>,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, oneshot::error::RecvError> {
+        let parked = lock(&self.parked).take();
+        match parked {
+            Some(committer) if self.is_home() => self.lead(committer).await,
+            Some(committer) => self.spawn_serving(committer),
+            // Running elsewhere: make sure it is not a turn only its caller can poll.
+            None => self.move_inline_turn(),
+        }
+        answer.await
+    }
+
+    /// Whether the caller runs on the committer's runtime.
+    fn is_home(&self) -> bool {
+        tokio::runtime::Handle::try_current().is_ok_and(|h| h.id() == self.runtime.id())
+    }
+
+    /// Runs one turn here, unless another caller moves it to a task meanwhile.
+    async fn lead(self: &Arc<Self>, committer: C) {
+        *lock(&self.inline) = Some(Inline {
+            turn: Box::pin(committer.serve()),
+            leader: None,
+        });
+        let mut guard = Leading {
+            leader: self,
+            polling: AtomicBool::new(false),
+            finished: false,
+        };
+        let finished = std::future::poll_fn(|cx| {
+            let mut inline = lock(&self.inline);
+            let Some(running) = inline.as_mut() else {
+                // Moved to a task.
+                return Poll::Ready(None);
+            };
+            if !running
+                .leader
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                running.leader = Some(cx.waker().clone());
+            }
+            guard.polling.store(true, Ordering::Relaxed);
+            let polled = running.turn.as_mut().poll(cx);
+            guard.polling.store(false, Ordering::Relaxed);
+            match polled {
+                Poll::Ready(committer) => {
+                    *inline = None;
+                    Poll::Ready(Some(committer))
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        // From here the inline slot may hold the turn of the next caller to lead.
+        guard.finished = true;
+        if let Some(committer) = finished {
+            self.park_or_serve(committer);
+        }
+    }
+
+    /// Moves the turn a caller runs in its own task, if any, to a spawned task.
+    fn move_inline_turn(self: &Arc<Self>) {
+        let Some(Inline { turn, leader }) = lock(&self.inline).take() else {
             return;
         };
-        let mut run = Leading {
-            leader: self.clone(),
-            work: Some(Box::pin(committer.serve())),
-        };
-        let work = run.work.as_mut().expect("work was just set");
-        let committer = work.await;
-        run.work = None;
-        if let Some(committer) = self.park(committer) {
-            // Work remains: a task serves it, this caller gets on with its answer.
-            self.spawn(Box::pin(serve_until_idle(self.clone(), committer)));
+        let this = self.clone();
+        drop(self.runtime.spawn(async move {
+            let committer = turn.await;
+            this.park_or_serve(committer);
+        }));
+        // The turn now wakes the task: the leading caller must look again, or it would wait
+        // for a wake-up that goes elsewhere.
+        if let Some(waker) = leader {
+            waker.wake();
         }
     }
 
-    fn take(&self) -> Option<C> {
-        self.parked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-
-    /// Parks the committer if nothing is queued; otherwise gives it back. Checked under the
-    /// lock a caller takes after queueing, so a request queued by a caller that found the
-    /// committer running is always seen here.
-    fn park(&self, committer: C) -> Option<C> {
-        let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Parks the committer if nothing is queued, or spawns a task that serves until nothing
+    /// is. Idleness is checked under the lock a caller takes after queueing, so a request
+    /// queued by a caller that found the committer running is always seen here.
+    fn park_or_serve(self: &Arc<Self>, committer: C) {
+        let mut parked = lock(&self.parked);
         if committer.is_idle() {
             *parked = Some(committer);
-            None
         } else {
-            Some(committer)
+            drop(parked);
+            self.spawn_serving(committer);
         }
     }
 
-    fn spawn(&self, work: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        match tokio::runtime::Handle::try_current() {
-            Ok(here) => drop(here.spawn(work)),
-            Err(_) => drop(self.runtime.spawn(work)),
-        }
-    }
-}
-
-/// Serves until nothing is queued, then parks the committer.
-async fn serve_until_idle<C: GroupCommitter>(leader: Arc<Leader<C>>, mut committer: C) {
-    loop {
-        committer = committer.serve().await;
-        if committer.is_idle() {
-            match leader.park(committer) {
-                None => return,
-                Some(c) => committer = c,
+    fn spawn_serving(self: &Arc<Self>, mut committer: C) {
+        let leader = self.clone();
+        drop(self.runtime.spawn(async move {
+            loop {
+                committer = committer.serve().await;
+                let mut parked = lock(&leader.parked);
+                if committer.is_idle() {
+                    *parked = Some(committer);
+                    return;
+                }
             }
-        }
+        }));
     }
 }
 
-/// The committer's work while a caller leads; finished by a spawned task if the caller is
-/// dropped first.
-struct Leading<C: GroupCommitter> {
-    leader: Arc<Leader<C>>,
-    work: Option<Work<C>>,
+/// Hands the inline turn to a task if its caller is dropped while it runs.
+struct Leading<'a, C: GroupCommitter> {
+    leader: &'a Arc<Leader<C>>,
+    /// Set while the turn is being polled: if the caller is dropped then, the turn panicked.
+    polling: AtomicBool,
+    /// The turn finished or was moved: nothing to hand over.
+    finished: bool,
 }
 
-impl<C: GroupCommitter> Drop for Leading<C> {
+impl<C: GroupCommitter> Drop for Leading<'_, C> {
     fn drop(&mut self) {
-        if let Some(work) = self.work.take() {
-            let leader = self.leader.clone();
-            self.leader.spawn(Box::pin(async move {
-                let committer = work.await;
-                serve_until_idle(leader, committer).await;
-            }));
+        if self.finished {
+            return;
         }
+        if self.polling.load(Ordering::Relaxed) {
+            // The turn panicked: drop it, and the committer with it, as a committer task
+            // that panicked would have ended. The callers waiting hear that it is gone.
+            drop(lock(&self.leader.inline).take());
+            return;
+        }
+        self.leader.move_inline_turn();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::sync::{mpsc, oneshot};
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
 
-    /// Answers each queued number with its double, one per turn, optionally slowly.
+    type Queue = mpsc::UnboundedSender<(u64, oneshot::Sender<u64>)>;
+
+    /// Answers each queued number with its double, one per turn, after a pause; counts the
+    /// turns, and those run outside any spawned task (in a caller's `block_on`).
     struct Doubler {
         rx: mpsc::UnboundedReceiver<(u64, oneshot::Sender<u64>)>,
         turns: Arc<AtomicUsize>,
-        pause: std::time::Duration,
+        inline_turns: Arc<AtomicUsize>,
+        pause: Duration,
     }
 
     impl GroupCommitter for Doubler {
         async fn serve(mut self) -> Self {
             if let Ok((n, reply)) = self.rx.try_recv() {
                 self.turns.fetch_add(1, Ordering::SeqCst);
+                if tokio::task::try_id().is_none() {
+                    self.inline_turns.fetch_add(1, Ordering::SeqCst);
+                }
                 tokio::time::sleep(self.pause).await;
                 let _ = reply.send(n * 2);
             }
@@ -178,98 +264,162 @@ mod tests {
         }
     }
 
-    type Setup = (
-        Arc<Leader<Doubler>>,
-        mpsc::UnboundedSender<(u64, oneshot::Sender<u64>)>,
-        Arc<AtomicUsize>,
-    );
-
-    fn setup(pause_ms: u64) -> Setup {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let turns = Arc::new(AtomicUsize::new(0));
-        let leader = Leader::new(Doubler {
-            rx,
-            turns: turns.clone(),
-            pause: std::time::Duration::from_millis(pause_ms),
-        });
-        (leader, tx, turns)
+    struct Setup {
+        leader: Arc<Leader<Doubler>>,
+        tx: Queue,
+        turns: Arc<AtomicUsize>,
+        inline_turns: Arc<AtomicUsize>,
     }
 
-    async fn call(
-        leader: &Arc<Leader<Doubler>>,
-        tx: &mpsc::UnboundedSender<(u64, oneshot::Sender<u64>)>,
-        n: u64,
-    ) -> u64 {
-        let (reply, answer) = oneshot::channel();
-        tx.send((n, reply)).unwrap();
-        leader.lead().await;
-        answer.await.unwrap()
+    impl Setup {
+        fn new(pause_ms: u64) -> Self {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (turns, inline_turns) = (Arc::default(), Arc::default());
+            let leader = Leader::new(Doubler {
+                rx,
+                turns: Arc::clone(&turns),
+                inline_turns: Arc::clone(&inline_turns),
+                pause: Duration::from_millis(pause_ms),
+            });
+            Setup {
+                leader,
+                tx,
+                turns,
+                inline_turns,
+            }
+        }
+
+        fn turns(&self) -> (usize, usize) {
+            (
+                self.turns.load(Ordering::SeqCst),
+                self.inline_turns.load(Ordering::SeqCst),
+            )
+        }
+
+        fn queue(&self, n: u64) -> oneshot::Receiver<u64> {
+            let (reply, answer) = oneshot::channel();
+            self.tx.send((n, reply)).unwrap();
+            answer
+        }
+
+        async fn call(&self, n: u64) -> u64 {
+            let answer = self.queue(n);
+            self.leader.wait(answer).await.unwrap()
+        }
+
+        /// Waits (bounded) until the committer is parked, and says whether it is idle.
+        async fn parked_idle(&self) -> bool {
+            for _ in 0..1000 {
+                if let Some(c) = lock(&self.leader.parked).as_ref() {
+                    return c.is_idle();
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            panic!("the committer was never parked");
+        }
+    }
+
+    /// Polls `fut` once and leaves it pending.
+    async fn poll_once<F: Future + Unpin>(fut: &mut F) {
+        std::future::poll_fn(|cx| {
+            assert!(Pin::new(&mut *fut).poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await
     }
 
     #[tokio::test]
-    async fn a_lone_caller_runs_the_committer_itself_and_parks_it() {
-        let (leader, tx, turns) = setup(0);
-        assert_eq!(call(&leader, &tx, 21).await, 42);
-        assert_eq!(turns.load(Ordering::SeqCst), 1);
-        // Parked again: the next caller can take it.
-        assert!(leader.take().is_some());
+    async fn a_lone_caller_runs_the_turn_in_its_own_task_and_parks_the_committer() {
+        let s = Setup::new(0);
+        assert_eq!(s.call(21).await, 42);
+        assert_eq!(s.call(2).await, 4);
+        assert_eq!(s.turns(), (2, 2), "(turns, turns run by the caller)");
+        assert!(lock(&s.leader.parked).is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_callers_all_get_answers() {
-        let (leader, tx, turns) = setup(0);
-        let mut tasks = Vec::new();
-        for n in 0..200u64 {
-            let (leader, tx) = (leader.clone(), tx.clone());
-            tasks.push(tokio::spawn(async move {
-                assert_eq!(call(&leader, &tx, n).await, n * 2);
-            }));
+        let s = Arc::new(Setup::new(0));
+        let tasks: Vec<_> = (0..200u64)
+            .map(|n| {
+                let s = s.clone();
+                tokio::spawn(async move { assert_eq!(s.call(n).await, n * 2) })
+            })
+            .collect();
+        let all = futures::future::join_all(tasks);
+        for t in tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .expect("a caller was never woken")
+        {
+            t.unwrap();
         }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert_eq!(turns.load(Ordering::SeqCst), 200);
-        // Whoever served last parks it with nothing queued (maybe just after answering).
-        let mut parked = None;
-        for _ in 0..1000 {
-            parked = leader.take();
-            if parked.is_some() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        assert!(parked.expect("the committer is parked once idle").is_idle());
+        assert_eq!(s.turns().0, 200);
+        assert!(s.parked_idle().await);
     }
 
     #[tokio::test]
-    async fn a_cancelled_leader_hands_its_work_and_the_queue_to_a_task() {
-        let (leader, tx, turns) = setup(50);
-        // Another caller's request is queued behind the one the leader is serving.
-        let (other_reply, other_answer) = oneshot::channel();
-        let (mine, _my_answer) = oneshot::channel();
-        tx.send((1, mine)).unwrap();
-        tx.send((5, other_reply)).unwrap();
-        // The leader is dropped while its turn sleeps.
-        let cancelled =
-            tokio::time::timeout(std::time::Duration::from_millis(5), leader.lead()).await;
+    async fn a_cancelled_leader_hands_its_turn_and_the_queue_to_a_task() {
+        let s = Setup::new(50);
+        let mine = s.queue(1);
+        // Another caller's request, queued behind the one the leader serves; that caller
+        // only waits (as if it had found the committer running).
+        let other = s.queue(5);
+        let cancelled = tokio::time::timeout(Duration::from_millis(5), s.leader.wait(mine)).await;
         assert!(cancelled.is_err(), "the turn takes 50 ms");
-        assert!(leader.take().is_none(), "the committer is still working");
-        // The spawned task finishes the turn and serves the queue.
-        assert_eq!(other_answer.await.unwrap(), 10);
-        assert_eq!(turns.load(Ordering::SeqCst), 2);
+        assert!(
+            lock(&s.leader.parked).is_none(),
+            "the turn is still running"
+        );
+        assert_eq!(other.await.unwrap(), 10);
+        assert_eq!(s.turns(), (2, 1));
+        assert!(s.parked_idle().await);
     }
 
     #[tokio::test]
-    async fn a_leader_with_work_left_hands_it_to_a_task_and_returns() {
-        let (leader, tx, turns) = setup(0);
-        let (a, a_answer) = oneshot::channel();
-        let (b, b_answer) = oneshot::channel();
-        tx.send((1, a)).unwrap();
-        tx.send((2, b)).unwrap();
-        leader.lead().await;
-        // One turn served here; the second by the spawned task.
-        assert_eq!(a_answer.await.unwrap(), 2);
-        assert_eq!(b_answer.await.unwrap(), 4);
-        assert_eq!(turns.load(Ordering::SeqCst), 2);
+    async fn work_left_after_the_turn_goes_to_a_task() {
+        let s = Setup::new(0);
+        let second = s.queue(2);
+        assert_eq!(s.call(1).await, 2, "queued first, served in the first turn");
+        assert_eq!(second.await.unwrap(), 4);
+        assert_eq!(s.turns(), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_caller_arriving_during_an_inline_turn_moves_it_to_a_task() {
+        let s = Setup::new(20);
+        // The leader starts its turn, then is neither polled nor dropped.
+        let mut stuck = Box::pin(s.call(1));
+        poll_once(&mut stuck).await;
+        assert_eq!(s.turns(), (1, 1));
+        // Another caller is not held up by it.
+        let other = tokio::time::timeout(Duration::from_secs(10), s.call(3)).await;
+        assert_eq!(other.expect("waited for an unpolled leader"), 6);
+        assert_eq!(stuck.await, 2);
+        assert_eq!(s.turns(), (2, 1), "the second turn ran in a task");
+    }
+
+    #[test]
+    fn callers_off_the_runtime_never_lead() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let s = runtime.block_on(async { Setup::new(0) });
+        // No runtime at all.
+        assert_eq!(futures::executor::block_on(s.call(4)), 8);
+        // Another runtime, shut down right after.
+        let other = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert_eq!(other.block_on(s.call(5)), 10);
+        drop(other);
+        assert_eq!(
+            s.turns(),
+            (2, 0),
+            "no turn ran outside the committer's runtime"
+        );
+        assert_eq!(runtime.block_on(s.call(6)), 12);
     }
 }

@@ -129,9 +129,10 @@ pub enum PgError {
     /// store retries; nothing was written.
     #[error("other writers kept creating this commit's new slots first; nothing was written")]
     Contended,
-    /// The store's committer stopped: the runtime it was running on shut down.
+    /// The store's committer stopped: the runtime that opened the store shut down, or the
+    /// committer panicked.
     #[error(
-        "the store's committer has stopped (its runtime shut down); the commit may or may not have applied"
+        "the store's committer has stopped (the runtime that opened the store shut down, or it panicked); the commit may or may not have applied"
     )]
     CommitterGone,
     /// Any other PostgreSQL failure.

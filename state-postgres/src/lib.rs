@@ -636,9 +636,11 @@ impl Store for PgStore {
             .send((batch, reply))
             .await
             .map_err(|_| Error::from(PgError::CommitterGone))?;
-        // No `.await` between queueing and leading (see `Leader::lead`).
-        self.writer.lead().await;
-        rx.await.map_err(|_| Error::from(PgError::CommitterGone))?
+        // No `.await` between queueing and this (see `Leader::wait`).
+        self.writer
+            .wait(rx)
+            .await
+            .map_err(|_| Error::from(PgError::CommitterGone))?
     }
 
     async fn list_keys(
@@ -747,7 +749,8 @@ impl Store for PgStore {
     }
 }
 
-/// The task that owns the write connection and runs every commit transaction.
+/// Owns the write connection and runs every commit transaction; run by one caller or task at
+/// a time ([`Leader`]).
 struct Committer {
     conn: Option<PgConnection>,
     connect: PgConnectOptions,

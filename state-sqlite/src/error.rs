@@ -73,9 +73,10 @@ pub enum SqliteError {
         /// The version.
         version: u64,
     },
-    /// The store's committer stopped: the runtime it was running on shut down.
+    /// The store's committer stopped: the runtime that opened the store shut down, or the
+    /// committer panicked.
     #[error(
-        "the store's committer has stopped (its runtime shut down); the commit may or may not have applied"
+        "the store's committer has stopped (the runtime that opened the store shut down, or it panicked); the commit may or may not have applied"
     )]
     CommitterGone,
     /// Any other SQLite failure.

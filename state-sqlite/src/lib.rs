@@ -418,9 +418,10 @@ impl SqliteStore {
             .send(make(reply))
             .await
             .map_err(|_| Error::from(SqliteError::CommitterGone))?;
-        // No `.await` between queueing and leading (see `Leader::lead`).
-        self.writer.lead().await;
-        rx.await
+        // No `.await` between queueing and this (see `Leader::wait`).
+        self.writer
+            .wait(rx)
+            .await
             .map_err(|_| Error::from(SqliteError::CommitterGone))?
     }
 
@@ -704,7 +705,8 @@ fn prepare_group(
 /// The most slots the committer remembers.
 const CACHE_MAX: usize = 100_000;
 
-/// The task that owns the write connection and runs every write transaction.
+/// Owns the write connection and runs every write transaction; run by one caller or task at
+/// a time ([`Leader`]).
 struct Committer {
     conn: SqliteConnection,
     rx: mpsc::Receiver<Request>,

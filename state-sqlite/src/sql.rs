@@ -658,7 +658,7 @@ const STALE: &str = "NOT NULL constraint failed: changes.at";
 /// nothing. With nothing to log it is the count alone.
 ///
 /// One statement, because sqlx's worker thread sends a message per statement of a string,
-/// and each that finds the committer parked costs a thread wake-up (W1 ran at 220 µs per
+/// and each that finds the waiting thread asleep costs a thread wake-up (W1 ran at 220 µs per
 /// commit with four).
 fn guarded_sql(touched: usize, logged: usize) -> &'static str {
     type Shapes = HashMap<(usize, usize), &'static str>;

@@ -239,6 +239,77 @@ async fn cancelling_the_caller_that_runs_the_committer_strands_nobody() {
     );
 }
 
+/// Polls `fut` once (it queues its commit and, finding the committer idle, starts running it)
+/// and leaves it pending.
+async fn poll_once<F: Future + Unpin>(fut: &mut F) {
+    std::future::poll_fn(|cx| {
+        assert!(
+            std::pin::Pin::new(&mut *fut).poll(cx).is_pending(),
+            "the commit finished on its first poll"
+        );
+        std::task::Poll::Ready(())
+    })
+    .await
+}
+
+/// A commit future that was polled once and is then left alive but unpolled (`select!` on a
+/// pinned future, a `buffered` stream whose consumer awaits something else) must not hold up
+/// the other writes of the process, even when it was running the committer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_left_unpolled_does_not_block_other_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store_in(&dir).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let (first, second) = (
+        engine.handle::<u64>(slot("a")),
+        engine.handle::<u64>(slot("b")),
+    );
+    let mut stuck = Box::pin(first.set(1));
+    poll_once(&mut stuck).await;
+    tokio::time::timeout(Duration::from_secs(30), second.set(2))
+        .await
+        .expect("a write waited for a commit future nobody polled")
+        .unwrap();
+    stuck.await.unwrap();
+    assert_eq!(first.get().await.unwrap(), Some(1));
+    assert_eq!(second.get().await.unwrap(), Some(2));
+}
+
+/// The store belongs to the runtime that opened it: a caller on another runtime (here one
+/// that is shut down right after) does not take the committer with it.
+#[test]
+fn callers_on_another_runtime_do_not_take_the_committer_away() {
+    let home = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = home.block_on(async { store_in(&dir).await.0 });
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let h = engine.handle::<u64>(slot("visits"));
+    for round in 0..5u64 {
+        let visiting = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        visiting.block_on(async {
+            h.increment(1).await.unwrap();
+            // Cancelled after it started: its commit may still apply.
+            let mut cancelled = Box::pin(h.increment(1));
+            poll_once(&mut cancelled).await;
+        });
+        drop(visiting);
+        // From no runtime at all.
+        futures::executor::block_on(h.increment(1)).unwrap();
+        let got = home.block_on(h.get()).unwrap().unwrap();
+        assert!(
+            (round * 2 + 2..=round * 3 + 3).contains(&got),
+            "round {round}: {got}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn state_survives_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
