@@ -160,3 +160,43 @@ async fn two_stores_creating_the_same_slots_at_once_lose_nothing() {
     );
     common::drop_schemas(&[schema]).await;
 }
+
+/// The committer runs in the task of the caller that found it idle (`state_core::leader`):
+/// that caller left pending and unpolled mid-commit must not hold up another writer, and a
+/// cancelled one must not take its commit (or the committer) with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_running_the_committer_can_stall_or_vanish_without_harm() {
+    let schema = common::schema("leader");
+    let store = open(&schema).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let (a, b, c) = (
+        engine.handle::<u64>(slot("a")),
+        engine.handle::<u64>(slot("b")),
+        engine.handle::<u64>(slot("c")),
+    );
+    // Polled once: it queues its commit and starts running the committer, then stalls.
+    let mut stalled = Box::pin(a.increment(1));
+    std::future::poll_fn(|cx| {
+        assert!(stalled.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(30), b.increment(1))
+        .await
+        .expect("a write waited for a commit future nobody polled")
+        .unwrap();
+    stalled.await.unwrap();
+    // Cancelled while it runs the committer: the commit finishes in a task.
+    let mut cancelled = Box::pin(c.increment(1));
+    std::future::poll_fn(|cx| {
+        assert!(cancelled.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    drop(cancelled);
+    b.increment(1).await.unwrap();
+    assert_eq!(a.get().await.unwrap(), Some(1));
+    assert_eq!(b.get().await.unwrap(), Some(2));
+    // Served before b's second increment, which queued after it.
+    assert_eq!(c.get().await.unwrap(), Some(1));
+}
