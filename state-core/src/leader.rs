@@ -23,8 +23,9 @@
 //! as a task, as a dedicated one would.
 
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
@@ -47,6 +48,8 @@ type Turn<C> = Pin<Box<dyn Future<Output = C> + Send>>;
 /// A turn a caller runs in its own task, and that caller's waker (to tell it the turn was
 /// moved: the turn then wakes the task that runs it instead).
 struct Inline<C> {
+    /// Which turn: a caller polls only its own.
+    id: u64,
     turn: Turn<C>,
     leader: Option<Waker>,
 }
@@ -62,6 +65,8 @@ pub struct Leader<C> {
     /// The turn a caller runs in its own task, while it runs. Locked while that caller polls
     /// it, taken from there by a caller that moves it to a task.
     inline: Mutex<Option<Inline<C>>>,
+    /// Numbers the inline turns.
+    turns: AtomicU64,
     /// The runtime the committer belongs to (its timers, its connections).
     runtime: tokio::runtime::Handle,
 }
@@ -86,6 +91,7 @@ impl<C: GroupCommitter> Leader<C> {
         Arc::new(Leader {
             parked: Mutex::new(Some(committer)),
             inline: Mutex::new(None),
+            turns: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -101,14 +107,41 @@ impl<C: GroupCommitter> Leader<C> {
         self: &Arc<Self>,
         answer: oneshot::Receiver<T>,
     ) -> Result<T, oneshot::error::RecvError> {
-        let parked = lock(&self.parked).take();
-        match parked {
-            Some(committer) if self.is_home() => self.lead(committer).await,
-            Some(committer) => self.spawn_serving(committer),
-            // Running elsewhere: make sure it is not a turn only its caller can poll.
-            None => self.move_inline_turn(),
+        if let Some(id) = self.start() {
+            self.lead(id).await;
         }
         answer.await
+    }
+
+    /// Starts the committer for a caller that just queued a request: returns the id of the
+    /// turn the caller is to run inline, if it is to lead.
+    fn start(self: &Arc<Self>) -> Option<u64> {
+        let home = self.is_home();
+        let mut parked = lock(&self.parked);
+        match parked.take() {
+            Some(committer) if home => {
+                // The turn is in the inline slot before the committer is seen as taken: a
+                // caller that finds it taken always finds the turn to move.
+                let id = self.turns.fetch_add(1, Ordering::Relaxed);
+                *lock(&self.inline) = Some(Inline {
+                    id,
+                    turn: Box::pin(committer.serve()),
+                    leader: None,
+                });
+                Some(id)
+            }
+            Some(committer) => {
+                drop(parked);
+                self.spawn_serving(committer);
+                None
+            }
+            None => {
+                drop(parked);
+                // Running elsewhere: make sure it is not a turn only its caller can poll.
+                self.move_inline_turn(None);
+                None
+            }
+        }
     }
 
     /// Whether the caller runs on the committer's runtime.
@@ -116,22 +149,20 @@ impl<C: GroupCommitter> Leader<C> {
         tokio::runtime::Handle::try_current().is_ok_and(|h| h.id() == self.runtime.id())
     }
 
-    /// Runs one turn here, unless another caller moves it to a task meanwhile.
-    async fn lead(self: &Arc<Self>, committer: C) {
-        *lock(&self.inline) = Some(Inline {
-            turn: Box::pin(committer.serve()),
-            leader: None,
-        });
+    /// Polls turn `id` in the inline slot until it finishes, unless another caller moves it
+    /// to a task meanwhile.
+    async fn lead(self: &Arc<Self>, id: u64) {
         let mut guard = Leading {
             leader: self,
-            polling: AtomicBool::new(false),
+            id,
             finished: false,
         };
         let finished = std::future::poll_fn(|cx| {
             let mut inline = lock(&self.inline);
-            let Some(running) = inline.as_mut() else {
-                // Moved to a task.
-                return Poll::Ready(None);
+            let running = match inline.as_mut() {
+                Some(running) if running.id == id => running,
+                // Moved to a task (the slot is empty, or holds a later caller's turn).
+                _ => return Poll::Ready(None),
             };
             if !running
                 .leader
@@ -140,28 +171,40 @@ impl<C: GroupCommitter> Leader<C> {
             {
                 running.leader = Some(cx.waker().clone());
             }
-            guard.polling.store(true, Ordering::Relaxed);
-            let polled = running.turn.as_mut().poll(cx);
-            guard.polling.store(false, Ordering::Relaxed);
+            let polled = catch_unwind(AssertUnwindSafe(|| running.turn.as_mut().poll(cx)));
             match polled {
-                Poll::Ready(committer) => {
+                Ok(Poll::Ready(committer)) => {
                     *inline = None;
                     Poll::Ready(Some(committer))
                 }
-                Poll::Pending => Poll::Pending,
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(panic) => {
+                    // The turn panicked: drop it, and the committer with it, as a committer
+                    // task that panicked would have ended; the callers waiting hear that it
+                    // is gone. Nobody may poll it again.
+                    *inline = None;
+                    drop(inline);
+                    resume_unwind(panic)
+                }
             }
         })
         .await;
-        // From here the inline slot may hold the turn of the next caller to lead.
         guard.finished = true;
         if let Some(committer) = finished {
             self.park_or_serve(committer);
         }
     }
 
-    /// Moves the turn a caller runs in its own task, if any, to a spawned task.
-    fn move_inline_turn(self: &Arc<Self>) {
-        let Some(Inline { turn, leader }) = lock(&self.inline).take() else {
+    /// Moves the turn a caller runs in its own task (turn `only`, if given) to a spawned task.
+    fn move_inline_turn(self: &Arc<Self>, only: Option<u64>) {
+        let moved = {
+            let mut inline = lock(&self.inline);
+            match inline.as_ref() {
+                Some(running) if only.is_none_or(|id| id == running.id) => inline.take(),
+                _ => None,
+            }
+        };
+        let Some(Inline { turn, leader, .. }) = moved else {
             return;
         };
         let this = self.clone();
@@ -204,27 +247,21 @@ impl<C: GroupCommitter> Leader<C> {
     }
 }
 
-/// Hands the inline turn to a task if its caller is dropped while it runs.
+/// Hands the caller's inline turn to a task if the caller is dropped while it runs.
 struct Leading<'a, C: GroupCommitter> {
     leader: &'a Arc<Leader<C>>,
-    /// Set while the turn is being polled: if the caller is dropped then, the turn panicked.
-    polling: AtomicBool,
+    /// The caller's turn.
+    id: u64,
     /// The turn finished or was moved: nothing to hand over.
     finished: bool,
 }
 
 impl<C: GroupCommitter> Drop for Leading<'_, C> {
     fn drop(&mut self) {
-        if self.finished {
-            return;
+        if !self.finished {
+            // Only this caller's turn: the slot may hold a later one by now.
+            self.leader.move_inline_turn(Some(self.id));
         }
-        if self.polling.load(Ordering::Relaxed) {
-            // The turn panicked: drop it, and the committer with it, as a committer task
-            // that panicked would have ended. The callers waiting hear that it is gone.
-            drop(lock(&self.leader.inline).take());
-            return;
-        }
-        self.leader.move_inline_turn();
     }
 }
 
@@ -236,6 +273,9 @@ mod tests {
     use tokio::sync::mpsc;
 
     type Queue = mpsc::UnboundedSender<(u64, oneshot::Sender<u64>)>;
+
+    /// The request that makes the test committer panic.
+    const PANIC: u64 = 666;
 
     /// Answers each queued number with its double, one per turn, after a pause; counts the
     /// turns, and those run outside any spawned task (in a caller's `block_on`).
@@ -249,6 +289,7 @@ mod tests {
     impl GroupCommitter for Doubler {
         async fn serve(mut self) -> Self {
             if let Ok((n, reply)) = self.rx.try_recv() {
+                assert_ne!(n, PANIC, "the committer panics");
                 self.turns.fetch_add(1, Ordering::SeqCst);
                 if tokio::task::try_id().is_none() {
                     self.inline_turns.fetch_add(1, Ordering::SeqCst);
@@ -357,7 +398,7 @@ mod tests {
         assert!(s.parked_idle().await);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_leader_hands_its_turn_and_the_queue_to_a_task() {
         let s = Setup::new(50);
         let mine = s.queue(1);
@@ -396,6 +437,77 @@ mod tests {
         assert_eq!(other.expect("waited for an unpolled leader"), 6);
         assert_eq!(stuck.await, 2);
         assert_eq!(s.turns(), (2, 1), "the second turn ran in a task");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_polled_after_its_turn_moved_leaves_later_turns_alone() {
+        let s = Arc::new(Setup::new(20));
+        // L1 starts turn 1, then stalls.
+        let mut late = Box::pin(s.call(1));
+        poll_once(&mut late).await;
+        // A follower moves turn 1 to a task and is answered; the committer is parked again.
+        assert_eq!(s.call(3).await, 6);
+        assert!(s.parked_idle().await);
+        // L2 starts turn 2 in its own task.
+        let s2 = s.clone();
+        let second = tokio::spawn(async move { s2.call(5).await });
+        tokio::task::yield_now().await;
+        assert_eq!(s.turns().0, 3, "turn 2 started");
+        // L1 is polled at last: it must not run (or steal the wake-ups of) L2's turn.
+        assert_eq!(late.await, 2);
+        let answer = tokio::time::timeout(Duration::from_secs(10), second).await;
+        assert_eq!(
+            answer.expect("the second leader was never woken").unwrap(),
+            10
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_turn_ends_the_committer_and_every_waiting_caller_hears_it() {
+        let s = Arc::new(Setup::new(0));
+        let behind = s.queue(2);
+        let s2 = s.clone();
+        let leader = tokio::spawn(async move {
+            let answer = s2.queue(PANIC);
+            s2.leader.wait(answer).await
+        });
+        // `behind` was queued first: served in the first turn, and the panic in the second
+        // turn, which ran in a task.
+        assert_eq!(behind.await.unwrap(), 4);
+        let waited = tokio::time::timeout(Duration::from_secs(10), leader).await;
+        match waited.expect("a caller hung on a panicked committer") {
+            Ok(answer) => assert!(answer.is_err(), "the committer is gone"),
+            Err(e) => assert!(e.is_panic()),
+        }
+        // Later callers are told at once (the queue's receiver went with the committer).
+        assert!(s.tx.is_closed());
+        assert!(lock(&s.leader.parked).is_none());
+        assert!(lock(&s.leader.inline).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_turn_that_panics_inline_panics_its_caller_once() {
+        let s = Arc::new(Setup::new(0));
+        let s2 = s.clone();
+        let leader = tokio::spawn(async move {
+            let answer = s2.queue(PANIC);
+            s2.leader.wait(answer).await
+        });
+        let err = leader
+            .await
+            .expect_err("the turn ran in the caller and panicked");
+        assert!(err.is_panic());
+        let message = err.into_panic();
+        let text = message
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(text.contains("the committer panics"), "{text}");
+        assert!(
+            s.tx.is_closed(),
+            "the committer was dropped, not moved to a task"
+        );
+        assert!(lock(&s.leader.inline).is_none());
     }
 
     #[test]
