@@ -18,9 +18,15 @@
 //!   it) goes, as it is, to a spawned task that finishes it.
 //! - **Callers on another runtime, or on none, never lead:** they hand the turn to the
 //!   [`Leader`]'s runtime, which owns the committer's timers and connections.
+//! - **A turn that panics is dropped** with the committer, as a committer task that panicked
+//!   would end: the panic reaches the leading caller, every waiting caller hears that the
+//!   committer is gone.
 //!
 //! So a lone writer's commit runs start to end in its own task; under load the committer runs
-//! as a task, as a dedicated one would.
+//! as a task, as a dedicated one would. One thing a task did that this does not: a leader
+//! that stops polling mid-turn, with no caller arriving after it, leaves the turn where it is
+//! until it is polled again, dropped, or another caller comes — a transaction the turn had
+//! open (a multi-statement one) stays open meanwhile, as in any unpolled sqlx future.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
