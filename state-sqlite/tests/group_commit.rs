@@ -201,7 +201,8 @@ async fn a_dropped_commit_future_never_half_applies() {
 
 /// The committer runs in the task of the caller that found it idle. Cancelling that caller
 /// while other callers' commits wait behind its transaction must not strand them: the work in
-/// flight and the queue go to a spawned task.
+/// flight and the queue go to a spawned task (here the followers move the turn there as they
+/// arrive; `a_dropped_commit_future_never_half_applies` covers a leader cancelled alone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_the_caller_that_runs_the_committer_strands_nobody() {
     let dir = tempfile::tempdir().unwrap();
