@@ -1274,18 +1274,13 @@ async fn concurrent_increments_lose_nothing(env: &Env) -> CheckResult {
     );
     // Every version is in the change log, in order, even where a store merged concurrent
     // callers' batches into one transaction.
-    let mut logged = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = env
-            .store
-            .read_changes(after, &ChangeFilter::slot(&s), 256)
+    let logged: Vec<(u64, Option<Value>)> =
+        read_all_changes(env.store.as_ref(), &ChangeFilter::slot(&s))
             .await
-            .ctx("read_changes")?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        logged.extend(page.into_iter().map(|c| (c.version, c.value)));
-    }
+            .ctx("read_changes")?
+            .into_iter()
+            .map(|c| (c.version, c.value))
+            .collect();
     let want: Vec<(u64, Option<Value>)> = (1..=820).map(|v| (v, Some(json!(v)))).collect();
     ensure!(
         logged == want,
@@ -1460,6 +1455,23 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
 pub const REPAIR_SCOPE: &str = "repair";
 /// The namespace of [`assert_repairs_keep_version_and_expiry`]'s slots: `live` and `expired`.
 pub const REPAIR_NAMESPACE: &str = "Repair";
+
+/// Every change `store`'s log holds that `filter` matches, oldest first, read page by page.
+pub async fn read_all_changes(
+    store: &dyn Store,
+    filter: &ChangeFilter,
+) -> Result<Vec<crate::Change>, Error> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_changes(after, filter, 512).await?;
+        let Some(last) = page.last() else {
+            return Ok(all);
+        };
+        after = last.seq;
+        all.extend(page);
+    }
+}
 
 /// For backends whose rows can be damaged outside the store (SQL files and servers): a
 /// whole-value write (`set_raw`) over a row whose value is unreadable is one version above it

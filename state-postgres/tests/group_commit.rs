@@ -174,13 +174,17 @@ async fn a_caller_running_the_committer_can_stall_or_vanish_without_harm() {
         engine.handle::<u64>(slot("b")),
         engine.handle::<u64>(slot("c")),
     );
-    // Polled once: it queues its commit and starts running the committer, then stalls.
+    // Polls a commit once (it queues and starts running the committer) and leaves it.
+    async fn poll_once<F: Future + Unpin>(fut: &mut F) {
+        std::future::poll_fn(|cx| {
+            assert!(std::pin::Pin::new(&mut *fut).poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+    // Polled once, then stalls.
     let mut stalled = Box::pin(a.increment(1));
-    std::future::poll_fn(|cx| {
-        assert!(stalled.as_mut().poll(cx).is_pending());
-        std::task::Poll::Ready(())
-    })
-    .await;
+    poll_once(&mut stalled).await;
     tokio::time::timeout(Duration::from_secs(30), b.increment(1))
         .await
         .expect("a write waited for a commit future nobody polled")
@@ -188,11 +192,7 @@ async fn a_caller_running_the_committer_can_stall_or_vanish_without_harm() {
     stalled.await.unwrap();
     // Cancelled while it runs the committer: the commit finishes in a task.
     let mut cancelled = Box::pin(c.increment(1));
-    std::future::poll_fn(|cx| {
-        assert!(cancelled.as_mut().poll(cx).is_pending());
-        std::task::Poll::Ready(())
-    })
-    .await;
+    poll_once(&mut cancelled).await;
     drop(cancelled);
     b.increment(1).await.unwrap();
     assert_eq!(a.get().await.unwrap(), Some(1));

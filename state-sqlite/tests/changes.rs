@@ -248,21 +248,13 @@ async fn retention_drops_changes_older_than_the_window_and_keeps_the_rest() {
     for _ in 0..1024 {
         new.increment(1).await.unwrap();
     }
-    let mut kept = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = engine
-            .store()
-            .read_changes(after, &ChangeFilter::all(), 512)
+    let kept: Vec<(String, u64)> =
+        state_core::conformance::read_all_changes(engine.store().as_ref(), &ChangeFilter::all())
             .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        kept.extend(
-            page.into_iter()
-                .map(|c| (c.slot.key().to_owned(), c.version)),
-        );
-    }
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.slot.key().to_owned(), c.version))
+            .collect();
     assert!(
         kept.iter().all(|(k, _)| k == "new"),
         "changes older than the window survived: {:?}",
