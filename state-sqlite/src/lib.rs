@@ -45,6 +45,7 @@
 //! survive a power loss, at the cost of one fsync per (group-)commit.
 
 mod error;
+mod inline;
 mod schema;
 mod sql;
 
@@ -233,6 +234,12 @@ pub struct SqliteStats {
     /// One-call attempts that found a slot changed (by another connection, or never seen) and
     /// wrote nothing before the group ran again on what it read.
     pub cache_misses: u64,
+    /// One-call commits that met another connection's lock on the committer's thread and
+    /// ran again through sqlx's worker thread, which waits it out (see the crate docs).
+    pub inline_busy: u64,
+    /// WAL checkpoints the committer ran (SQLite's automatic one is off on the write
+    /// connection once it runs commits itself).
+    pub checkpoints: u64,
     /// Requests waiting for the committer right now.
     pub queued: usize,
 }
@@ -246,6 +253,8 @@ struct Counters {
     busy_retries: AtomicU64,
     fast_commits: AtomicU64,
     cache_misses: AtomicU64,
+    inline_busy: AtomicU64,
+    checkpoints: AtomicU64,
 }
 
 /// A read the store serves.
@@ -368,7 +377,7 @@ impl SqliteStore {
         };
         let (tx, rx) = mpsc::channel(4096);
         let committer = Committer {
-            conn,
+            conn: inline::WriteConn::new(conn, options.busy_timeout),
             rx,
             clock: options.clock.clone(),
             counters: counters.clone(),
@@ -405,6 +414,8 @@ impl SqliteStore {
             busy_retries: c.busy_retries.load(Ordering::Relaxed),
             fast_commits: c.fast_commits.load(Ordering::Relaxed),
             cache_misses: c.cache_misses.load(Ordering::Relaxed),
+            inline_busy: c.inline_busy.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
             queued: self.tx.max_capacity() - self.tx.capacity(),
         }
     }
@@ -708,7 +719,7 @@ const CACHE_MAX: usize = 100_000;
 /// Owns the write connection and runs every write transaction; run by one caller or task at
 /// a time ([`Leader`]).
 struct Committer {
-    conn: SqliteConnection,
+    conn: inline::WriteConn,
     rx: mpsc::Receiver<Request>,
     clock: Arc<dyn Clock>,
     counters: Arc<Counters>,
@@ -766,13 +777,23 @@ impl Committer {
                     }
                 }
                 self.commit_group(group).await;
+                if self.conn.checkpoint_due() {
+                    self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+                    // Best effort, as SQLite's automatic checkpoint: a WAL that a reader
+                    // still needs is checkpointed at a later turn.
+                    let _ = self
+                        .conn
+                        .sqlx()
+                        .execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        .await;
+                }
                 let groups = self.counters.groups.load(Ordering::Relaxed);
                 if let Some(keep) = self.change_retention
                     && groups.is_multiple_of(1024)
                 {
                     let cutoff = self.clock.now().saturating_sub(keep);
                     // Best effort: a busy database trims at a later turn.
-                    let _ = sql::trim_changes(&mut self.conn, cutoff).await;
+                    let _ = sql::trim_changes(self.conn.sqlx(), cutoff).await;
                 }
             }
             Request::Admin(op, reply) => {
@@ -781,7 +802,7 @@ impl Committer {
             }
             Request::Read(op, reply) => {
                 let now = self.clock.now();
-                let _ = reply.send(serve_read(&mut self.conn, &op, now).await);
+                let _ = reply.send(serve_read(self.conn.sqlx(), &op, now).await);
             }
         }
         self
@@ -798,7 +819,7 @@ impl Committer {
         let result = loop {
             let attempt = self.try_group(&group).await;
             if let Err(e) = &attempt {
-                let _ = self.conn.execute("ROLLBACK").await;
+                let _ = self.conn.sqlx().execute("ROLLBACK").await;
                 if e.is_busy() && started.elapsed() < self.busy_retry_for {
                     self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(backoff(started)).await;
@@ -865,7 +886,11 @@ impl Committer {
                 changes,
                 log,
             } = prepare_group(group, &index, &loaded, now);
-            match sql::guarded_commit(&mut self.conn, &slots, &assumed, &log, now).await? {
+            let wrote = match sql::Guarded::new(&slots, &assumed, &log, now)? {
+                Some(statement) => Some(self.run_guarded(statement).await?),
+                None => None,
+            };
+            match wrote {
                 Some(true) => {
                     self.counters.fast_commits.fetch_add(1, Ordering::Relaxed);
                     self.remember(changes.into_iter().map(|(s, r)| (s, (r, true))));
@@ -884,7 +909,7 @@ impl Committer {
         // Read path, two calls: "BEGIN IMMEDIATE; SELECT …" and "INSERT …; COMMIT" (each a
         // multi-statement string, one hand-off to sqlx's worker thread). On any error the
         // caller rolls back: sqlx does not know about a transaction begun inside a string.
-        let conn = &mut self.conn;
+        let conn = self.conn.sqlx();
         let loaded = sql::load_raw(conn, &slots, sql::ReadIn::NewWriteTransaction).await?;
         let PreparedGroup {
             results,
@@ -907,6 +932,18 @@ impl Committer {
         Ok(results)
     }
 
+    /// Runs the one-call commit on the write connection's handle, on this thread; through
+    /// sqlx (whose worker thread waits out a lock) if another connection holds one.
+    async fn run_guarded(&mut self, statement: sql::Guarded) -> Result<bool, SqliteError> {
+        match statement.run_inline(self.conn.lock().await?) {
+            Err(refused) if refused.is_busy() => {
+                self.counters.inline_busy.fetch_add(1, Ordering::Relaxed);
+                statement.run_sqlx(self.conn.sqlx()).await
+            }
+            result => Ok(result?),
+        }
+    }
+
     /// Records what slots hold after a commit (bounded: the cache is dropped when full).
     fn remember(&mut self, known: impl IntoIterator<Item = (Slot, sql::Known)>) {
         for (slot, k) in known {
@@ -925,12 +962,12 @@ impl Committer {
         loop {
             // Ok(Err(_)): the input was refused (nothing written); Err(_): SQLite failed.
             let attempt = async {
-                self.conn.execute("BEGIN IMMEDIATE").await?;
+                self.conn.sqlx().execute("BEGIN IMMEDIATE").await?;
                 let now = self.clock.now();
                 let n = match op {
-                    Admin::Clear(scope) => sql::clear(&mut self.conn, scope, now).await?,
-                    Admin::Purge(scope) => sql::purge_scope(&mut self.conn, scope).await?,
-                    Admin::PurgeExpired => sql::purge_expired(&mut self.conn, now).await?,
+                    Admin::Clear(scope) => sql::clear(self.conn.sqlx(), scope, now).await?,
+                    Admin::Purge(scope) => sql::purge_scope(self.conn.sqlx(), scope).await?,
+                    Admin::PurgeExpired => sql::purge_expired(self.conn.sqlx(), now).await?,
                     Admin::Restore(records) => {
                         // A restored version must leave room for the next write (`clear`
                         // raises versions in SQL, where i64::MAX + 1 would not be an integer).
@@ -939,12 +976,13 @@ impl Committer {
                             .find(|(_, r)| r.version > state_core::rows::MAX_VERSION)
                         {
                             let refused = SqliteError::VersionRange { version: r.version };
-                            let _ = self.conn.execute("ROLLBACK").await;
+                            let _ = self.conn.sqlx().execute("ROLLBACK").await;
                             return Ok(Err(refused.into_state(Some(slot.clone()))));
                         }
                         let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
                         let loaded =
-                            sql::load_raw(&mut self.conn, &slots, sql::ReadIn::Transaction).await?;
+                            sql::load_raw(self.conn.sqlx(), &slots, sql::ReadIn::Transaction)
+                                .await?;
                         let mut current = loaded.into_iter();
                         let checked =
                             state_core::check_restore(records, |slot| match current.next() {
@@ -955,22 +993,22 @@ impl Committer {
                                 }
                             });
                         if let Err(refused) = checked {
-                            let _ = self.conn.execute("ROLLBACK").await;
+                            let _ = self.conn.sqlx().execute("ROLLBACK").await;
                             return Ok(Err(refused));
                         }
                         // Every restored record is a new version (check_restore saw to it).
-                        sql::write_commit(&mut self.conn, records, now, false).await?;
+                        sql::write_commit(self.conn.sqlx(), records, now, false).await?;
                         records.len() as u64
                     }
                 };
-                self.conn.execute("COMMIT").await?;
+                self.conn.sqlx().execute("COMMIT").await?;
                 Ok::<Result<u64, Error>, SqliteError>(Ok(n))
             }
             .await;
             match attempt {
                 Ok(result) => return result,
                 Err(e) => {
-                    let _ = self.conn.execute("ROLLBACK").await;
+                    let _ = self.conn.sqlx().execute("ROLLBACK").await;
                     let busy = e.is_busy();
                     if busy && started.elapsed() < self.busy_retry_for {
                         self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);

@@ -71,6 +71,12 @@ fn bind_scope(args: &mut SqliteArguments<'_>, scope: &Scope) -> Result<(), Sqlit
     add(args, sub.to_owned())
 }
 
+/// A slot's identity: kind, scope id, sub, namespace, key.
+fn push_slot(params: &mut Vec<P>, slot: &Slot) {
+    let (kind, id, sub) = scope_columns(slot.scope());
+    params.extend([kind, id, sub, slot.namespace(), slot.key()].map(text));
+}
+
 fn add<T>(args: &mut SqliteArguments<'_>, v: T) -> Result<(), SqliteError>
 where
     T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
@@ -332,17 +338,26 @@ pub fn list_scopes_sql(kind: bool, after: bool) -> &'static str {
     }
 }
 
-/// A listing parameter.
-enum P {
+/// A statement parameter, bound through sqlx ([`bind_all`]) or on the write connection's
+/// handle ([`crate::inline::Handle::run`]).
+pub(crate) enum P {
+    Null,
     Text(Option<String>),
     Int(i64),
 }
 
-/// Binds `?n` parameters in order (each variant uses a gap-free prefix of `?1…?8`).
+impl P {
+    fn int_or_null(v: Option<i64>) -> P {
+        v.map_or(P::Null, P::Int)
+    }
+}
+
+/// Binds parameters in order (`?` or a gap-free prefix of `?1…?n`).
 fn bind_all(values: Vec<P>) -> Result<SqliteArguments<'static>, SqliteError> {
     let mut args = SqliteArguments::default();
     for v in values {
         match v {
+            P::Null => add(&mut args, None::<i64>)?,
             P::Text(t) => add(&mut args, t)?,
             P::Int(i) => add(&mut args, i)?,
         }
@@ -450,18 +465,17 @@ fn json_text(value: &Value) -> Result<String, SqliteError> {
 
 /// Binds one row of the `slots` table: the identity, version, value, updated-at, expires-at.
 fn bind_record(
-    args: &mut SqliteArguments<'_>,
+    params: &mut Vec<P>,
     slot: &Slot,
     rec: &Record,
     now: Timestamp,
 ) -> Result<(), SqliteError> {
-    bind_scope(args, slot.scope())?;
-    add(args, slot.namespace().to_owned())?;
-    add(args, slot.key().to_owned())?;
-    add(args, to_i64(rec.version)?)?;
-    add(args, rec.value.as_ref().map(json_text).transpose()?)?;
-    add(args, now.as_millis())?;
-    add(args, rec.expires_at.map(Timestamp::as_millis))
+    push_slot(params, slot);
+    params.push(P::Int(to_i64(rec.version)?));
+    params.push(P::Text(rec.value.as_ref().map(json_text).transpose()?));
+    params.push(P::Int(now.as_millis()));
+    params.push(P::int_or_null(rec.expires_at.map(Timestamp::as_millis)));
+    Ok(())
 }
 
 /// Binds one logged version as [`commit_text`] reads it: its position (`None`: a padding
@@ -469,20 +483,21 @@ fn bind_record(
 /// later version of the same slot follows it in this statement (then the log's trigger does
 /// not store it in `slots`: migration 0005).
 fn bind_commit_row(
-    args: &mut SqliteArguments<'_>,
+    params: &mut Vec<P>,
     ord: Option<i64>,
     (slot, rec): &(Slot, Record),
     now: Timestamp,
     superseded: bool,
 ) -> Result<(), SqliteError> {
-    add(args, ord)?;
-    bind_record(args, slot, rec, now)?;
-    add(args, superseded.then_some(1i64))
+    params.push(P::int_or_null(ord));
+    bind_record(params, slot, rec, now)?;
+    params.push(P::int_or_null(superseded.then_some(1)));
+    Ok(())
 }
 
 /// Binds `log` padded to `rows` rows (see [`bind_commit_row`]).
 fn bind_commit_rows(
-    args: &mut SqliteArguments<'_>,
+    args: &mut Vec<P>,
     log: &[(Slot, Record)],
     rows: usize,
     now: Timestamp,
@@ -541,8 +556,9 @@ pub(crate) async fn write_commit(
     let chunks = log.len().div_ceil(UPSERT_MAX);
     for (chunk_no, chunk) in log.chunks(UPSERT_MAX).enumerate() {
         let rows = bucket(chunk.len());
-        let mut args = SqliteArguments::default();
-        bind_commit_rows(&mut args, chunk, rows, now)?;
+        let mut params = Vec::with_capacity(rows * 11);
+        bind_commit_rows(&mut params, chunk, rows, now)?;
+        let args = bind_all(params)?;
         let sql = if commit && chunk_no + 1 == chunks {
             cached(&AND_COMMIT, rows, |rows| {
                 format!("{}; COMMIT", commit_text(rows, false))
@@ -689,59 +705,93 @@ fn guarded_sql(touched: usize, logged: usize) -> &'static str {
     })
 }
 
-/// Commits `changes` in one statement if every touched slot still holds exactly what
-/// `assumed` says (its row's version and value text, or no row and that floor); otherwise
-/// writes nothing. Returns whether it wrote (with nothing to log: whether the assumptions
-/// held), or `None` without touching the database when an assumed value is too large to
-/// compare. Runs outside any transaction (the statement is its own).
-pub(crate) async fn guarded_commit(
-    conn: &mut SqliteConnection,
-    touched: &[Slot],
-    assumed: &[Known],
-    log: &[(Slot, Record)],
-    now: Timestamp,
-) -> Result<Option<bool>, SqliteError> {
-    if log.len() > GUARDED_LOG_MAX {
-        return Ok(None);
-    }
-    let mut texts = Vec::with_capacity(assumed.len());
-    for (record, row) in assumed {
-        let text = match (&record.value, row) {
-            (Some(v), true) => Some(json_text(v)?),
-            _ => None,
-        };
-        if text.as_ref().is_some_and(|t| t.len() > GUARDED_VALUE_MAX) {
+/// The one-call commit of a group, ready to run ([`guarded_commit`]).
+pub(crate) struct Guarded {
+    sql: &'static str,
+    params: Vec<P>,
+    /// Nothing to log: the statement is the count of stale assumptions alone.
+    count_only: bool,
+}
+
+impl Guarded {
+    /// Builds the statement that commits `log` in one statement if every touched slot still
+    /// holds exactly what `assumed` says (its row's version and value text, or no row and that
+    /// floor), and otherwise writes nothing; `None` when an assumed value is too large to
+    /// compare, or the group logs too many versions (take the read path).
+    pub(crate) fn new(
+        touched: &[Slot],
+        assumed: &[Known],
+        log: &[(Slot, Record)],
+        now: Timestamp,
+    ) -> Result<Option<Guarded>, SqliteError> {
+        if log.len() > GUARDED_LOG_MAX {
             return Ok(None);
         }
-        texts.push(text);
+        let mut texts = Vec::with_capacity(assumed.len());
+        for (record, row) in assumed {
+            let text = match (&record.value, row) {
+                (Some(v), true) => Some(json_text(v)?),
+                _ => None,
+            };
+            if text.as_ref().is_some_and(|t| t.len() > GUARDED_VALUE_MAX) {
+                return Ok(None);
+            }
+            texts.push(text);
+        }
+        let (t_rows, l_rows) = (
+            bucket(touched.len()),
+            if log.is_empty() { 0 } else { bucket(log.len()) },
+        );
+        let mut params = Vec::with_capacity(t_rows * 8 + l_rows * 11);
+        for i in 0..t_rows {
+            let j = i.min(touched.len() - 1);
+            let (slot, (record, row)) = (&touched[j], &assumed[j]);
+            push_slot(&mut params, slot);
+            params.push(P::int_or_null(
+                row.then(|| to_i64(record.version)).transpose()?,
+            ));
+            params.push(P::Text(texts[j].clone()));
+            params.push(P::Int(to_i64(if *row { 0 } else { record.version })?));
+        }
+        if !log.is_empty() {
+            bind_commit_rows(&mut params, log, l_rows, now)?;
+        }
+        Ok(Some(Guarded {
+            sql: guarded_sql(t_rows, l_rows),
+            params,
+            count_only: log.is_empty(),
+        }))
     }
-    let (t_rows, l_rows) = (
-        bucket(touched.len()),
-        if log.is_empty() { 0 } else { bucket(log.len()) },
-    );
-    let mut args = SqliteArguments::default();
-    for i in 0..t_rows {
-        let j = i.min(touched.len() - 1);
-        let (slot, (record, row)) = (&touched[j], &assumed[j]);
-        bind_scope(&mut args, slot.scope())?;
-        add(&mut args, slot.namespace().to_owned())?;
-        add(&mut args, slot.key().to_owned())?;
-        add(&mut args, row.then(|| to_i64(record.version)).transpose()?)?;
-        add(&mut args, texts[j].clone())?;
-        add(&mut args, to_i64(if *row { 0 } else { record.version })?)?;
+
+    /// Runs it through sqlx (on the connection's worker thread). Returns whether it wrote
+    /// (with nothing to log: whether the assumptions held). Runs outside any transaction (the
+    /// statement is its own).
+    pub(crate) async fn run_sqlx(self, conn: &mut SqliteConnection) -> Result<bool, SqliteError> {
+        let args = bind_all(self.params)?;
+        if self.count_only {
+            let stale: i64 = sqlx::query_scalar_with(self.sql, args)
+                .fetch_one(&mut *conn)
+                .await?;
+            return Ok(stale == 0);
+        }
+        match sqlx::query_with(self.sql, args).execute(&mut *conn).await {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.message() == STALE => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
-    let sql = guarded_sql(t_rows, l_rows);
-    if log.is_empty() {
-        let stale: i64 = sqlx::query_scalar_with(sql, args)
-            .fetch_one(&mut *conn)
-            .await?;
-        return Ok(Some(stale == 0));
-    }
-    bind_commit_rows(&mut args, log, l_rows, now)?;
-    match sqlx::query_with(sql, args).execute(&mut *conn).await {
-        Ok(_) => Ok(Some(true)),
-        Err(sqlx::Error::Database(e)) if e.message() == STALE => Ok(Some(false)),
-        Err(e) => Err(e.into()),
+
+    /// Runs it on the locked handle (on the calling thread), as [`Self::run_sqlx`] does.
+    pub(crate) fn run_inline(
+        &self,
+        handle: &mut crate::inline::Handle,
+    ) -> Result<bool, crate::inline::Refused> {
+        match handle.run(self.sql, &self.params) {
+            Ok(count) if self.count_only => Ok(count == Some(0)),
+            Ok(_) => Ok(true),
+            Err(e) if e.message == STALE => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
