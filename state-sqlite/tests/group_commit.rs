@@ -569,3 +569,91 @@ async fn a_dropped_large_read_leaves_no_reader_in_an_old_snapshot() {
         }
     }
 }
+
+/// The committer runs its commits on the write connection's handle, on the thread of whoever
+/// runs it, where it never waits for a lock: one that meets another connection's lock runs
+/// again through sqlx, whose worker thread waits it out (the busy timeout) while the runtime
+/// goes on. Here the runtime has one thread, which must stay free to release the lock.
+#[tokio::test(flavor = "current_thread")]
+async fn a_commit_that_meets_a_lock_waits_for_it_without_blocking_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let busy_timeout = Duration::from_secs(10);
+    let store = Arc::new(
+        SqliteStore::open_with(SqliteOptions::file(&path).busy_timeout(busy_timeout))
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let h = engine.handle::<u64>(slot("n"));
+    h.increment(1).await.unwrap();
+    let mut blocker = hold_write_lock(&path).await;
+    let started = std::time::Instant::now();
+    let write = tokio::spawn({
+        let h = h.clone();
+        async move { h.increment(1).await }
+    });
+    wait_for("the commit to meet the lock", || {
+        store.stats().inline_busy == 1
+    })
+    .await;
+    assert!(
+        started.elapsed() < busy_timeout / 2,
+        "the runtime's only thread waited for the lock ({:?})",
+        started.elapsed()
+    );
+    assert!(!write.is_finished(), "the commit did not wait for the lock");
+    conn_release(&mut blocker).await;
+    assert_eq!(write.await.unwrap().unwrap(), 2);
+    let s = store.stats();
+    assert_eq!(
+        (s.inline_busy, s.busy_retries),
+        (1, 0),
+        "waited out through sqlx's busy timeout, not retried: {s:?}"
+    );
+    // The next commit runs on the handle again.
+    let fast = s.fast_commits;
+    assert_eq!(h.increment(1).await.unwrap(), 3);
+    assert_eq!(store.stats().fast_commits, fast + 1);
+    assert_eq!(store.stats().inline_busy, 1);
+}
+
+/// SQLite's automatic checkpoint would run inside a commit on the committer's thread; the
+/// store turns it off on its write connection and checkpoints itself, so the WAL stays
+/// bounded, and what was checkpointed reads back after reopening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_checkpoints_the_wal_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = store_in(&dir).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let text = "x".repeat(2000);
+    // ~3 pages per commit (the slot, its log row, the history index): ~9000 pages written.
+    for i in 0..3000u32 {
+        engine
+            .handle::<String>(slot(&format!("k{}", i % 100)))
+            .set(format!("{i}{text}"))
+            .await
+            .unwrap();
+    }
+    let s = store.stats();
+    assert!(s.checkpoints >= 3, "{s:?}");
+    let wal = std::fs::metadata(path.with_extension("db-wal"))
+        .unwrap()
+        .len();
+    assert!(
+        wal < 8 << 20,
+        "the WAL grew to {wal} bytes: not checkpointed ({s:?})"
+    );
+    drop(engine);
+    drop(store);
+    let reopened = Engine::new(SqliteStore::open(&path).await.unwrap());
+    for k in 0..100u32 {
+        let v = reopened
+            .handle::<String>(slot(&format!("k{k}")))
+            .get_versioned()
+            .await
+            .unwrap();
+        assert_eq!(v.value, Some(format!("{}{text}", 2900 + k)));
+        assert_eq!(v.version, 30);
+    }
+}
