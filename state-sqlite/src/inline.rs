@@ -238,7 +238,11 @@ impl Drop for WriteConn {
 impl Handle {
     /// Runs `sql` (ONE statement, `'static`: prepared once and kept) with `params` bound in
     /// order, to completion; returns the first column of its first row, if it returns rows.
-    pub(crate) fn run(&mut self, sql: &'static str, params: &[P]) -> Result<Option<i64>, Refused> {
+    pub(crate) fn run(
+        &mut self,
+        sql: &'static str,
+        params: &[P<'_>],
+    ) -> Result<Option<i64>, Refused> {
         let db = self.handle.as_raw_handle().as_ptr();
         let stmt = match self.stmts.get(&(sql.as_ptr() as usize)) {
             Some(s) => s.0.as_ptr(),
@@ -252,8 +256,8 @@ impl Handle {
                 p
             }
         };
-        // SAFETY: `stmt` was prepared on `db`, which is locked; every pointer bound is copied
-        // by SQLite (SQLITE_TRANSIENT) before the call returns.
+        // SAFETY: `stmt` was prepared on `db`, which is locked; the text bound points into
+        // `params`, borrowed until this returns, and the bindings are cleared first.
         unsafe {
             let result = bind_and_step(db, stmt, params);
             ffi::sqlite3_reset(stmt);
@@ -302,31 +306,45 @@ fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Stmt, Refused> {
     })
 }
 
+/// Binds `text` without copying it (SQLITE_STATIC): valid while `params` is borrowed, and
+/// [`Handle::run`] clears the bindings before it returns.
+///
 /// # Safety
-/// `stmt` is a statement prepared on `db`, which the caller holds locked.
+/// `stmt` is a statement of a handle the caller holds locked; `text` outlives the binding.
+unsafe fn bind_text(stmt: *mut ffi::sqlite3_stmt, i: c_int, text: &str) -> c_int {
+    // SAFETY: per this function's contract.
+    unsafe {
+        ffi::sqlite3_bind_text64(
+            stmt,
+            i,
+            text.as_ptr() as *const c_char,
+            text.len() as u64,
+            ffi::SQLITE_STATIC(),
+            ffi::SQLITE_UTF8 as u8,
+        )
+    }
+}
+
+/// # Safety
+/// `stmt` is a statement prepared on `db`, which the caller holds locked; the bindings are
+/// cleared before `params` is dropped.
 unsafe fn bind_and_step(
     db: *mut ffi::sqlite3,
     stmt: *mut ffi::sqlite3_stmt,
-    params: &[P],
+    params: &[P<'_>],
 ) -> Result<Option<i64>, Refused> {
     for (i, p) in params.iter().enumerate() {
         let i = c_int::try_from(i + 1).map_err(|_| Refused {
             code: ffi::SQLITE_RANGE,
             message: "too many parameters".into(),
         })?;
-        // SAFETY: per this function's contract; text is copied (SQLITE_TRANSIENT).
+        // SAFETY: per this function's contract.
         let rc = unsafe {
             match p {
                 P::Null | P::Text(None) => ffi::sqlite3_bind_null(stmt, i),
                 P::Int(v) => ffi::sqlite3_bind_int64(stmt, i, *v),
-                P::Text(Some(t)) => ffi::sqlite3_bind_text64(
-                    stmt,
-                    i,
-                    t.as_ptr() as *const c_char,
-                    t.len() as u64,
-                    ffi::SQLITE_TRANSIENT(),
-                    ffi::SQLITE_UTF8 as u8,
-                ),
+                P::Text(Some(t)) => bind_text(stmt, i, t),
+                P::Str(t) => bind_text(stmt, i, t),
             }
         };
         if rc != ffi::SQLITE_OK {

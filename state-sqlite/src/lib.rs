@@ -934,7 +934,7 @@ impl Committer {
 
     /// Runs the one-call commit on the write connection's handle, on this thread; through
     /// sqlx (whose worker thread waits out a lock) if another connection holds one.
-    async fn run_guarded(&mut self, statement: sql::Guarded) -> Result<bool, SqliteError> {
+    async fn run_guarded(&mut self, statement: sql::Guarded<'_>) -> Result<bool, SqliteError> {
         match statement.run_inline(self.conn.lock().await?) {
             Err(refused) if refused.is_busy() => {
                 self.counters.inline_busy.fetch_add(1, Ordering::Relaxed);

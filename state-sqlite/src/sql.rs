@@ -72,9 +72,9 @@ fn bind_scope(args: &mut SqliteArguments<'_>, scope: &Scope) -> Result<(), Sqlit
 }
 
 /// A slot's identity: kind, scope id, sub, namespace, key.
-fn push_slot(params: &mut Vec<P>, slot: &Slot) {
+fn push_slot<'a>(params: &mut Vec<P<'a>>, slot: &'a Slot) {
     let (kind, id, sub) = scope_columns(slot.scope());
-    params.extend([kind, id, sub, slot.namespace(), slot.key()].map(text));
+    params.extend([kind, id, sub, slot.namespace(), slot.key()].map(P::Str));
 }
 
 fn add<T>(args: &mut SqliteArguments<'_>, v: T) -> Result<(), SqliteError>
@@ -340,32 +340,35 @@ pub fn list_scopes_sql(kind: bool, after: bool) -> &'static str {
 
 /// A statement parameter, bound through sqlx ([`bind_all`]) or on the write connection's
 /// handle ([`crate::inline::Handle::run`]).
-pub(crate) enum P {
+pub(crate) enum P<'a> {
     Null,
     Text(Option<String>),
+    /// Borrowed text (an identity column of a slot the statement's caller holds).
+    Str(&'a str),
     Int(i64),
 }
 
-impl P {
-    fn int_or_null(v: Option<i64>) -> P {
+impl P<'_> {
+    fn int_or_null(v: Option<i64>) -> Self {
         v.map_or(P::Null, P::Int)
     }
 }
 
 /// Binds parameters in order (`?` or a gap-free prefix of `?1…?n`).
-fn bind_all(values: Vec<P>) -> Result<SqliteArguments<'static>, SqliteError> {
+fn bind_all(values: Vec<P<'_>>) -> Result<SqliteArguments<'static>, SqliteError> {
     let mut args = SqliteArguments::default();
     for v in values {
         match v {
             P::Null => add(&mut args, None::<i64>)?,
             P::Text(t) => add(&mut args, t)?,
+            P::Str(t) => add(&mut args, t.to_owned())?,
             P::Int(i) => add(&mut args, i)?,
         }
     }
     Ok(args)
 }
 
-fn text(s: &str) -> P {
+fn text(s: &str) -> P<'static> {
     P::Text(Some(s.to_owned()))
 }
 
@@ -464,9 +467,9 @@ fn json_text(value: &Value) -> Result<String, SqliteError> {
 }
 
 /// Binds one row of the `slots` table: the identity, version, value, updated-at, expires-at.
-fn bind_record(
-    params: &mut Vec<P>,
-    slot: &Slot,
+fn bind_record<'a>(
+    params: &mut Vec<P<'a>>,
+    slot: &'a Slot,
     rec: &Record,
     now: Timestamp,
 ) -> Result<(), SqliteError> {
@@ -482,10 +485,10 @@ fn bind_record(
 /// row, not inserted), the slot's identity, version, value, time and expiry, and whether a
 /// later version of the same slot follows it in this statement (then the log's trigger does
 /// not store it in `slots`: migration 0005).
-fn bind_commit_row(
-    params: &mut Vec<P>,
+fn bind_commit_row<'a>(
+    params: &mut Vec<P<'a>>,
     ord: Option<i64>,
-    (slot, rec): &(Slot, Record),
+    (slot, rec): &'a (Slot, Record),
     now: Timestamp,
     superseded: bool,
 ) -> Result<(), SqliteError> {
@@ -496,9 +499,9 @@ fn bind_commit_row(
 }
 
 /// Binds `log` padded to `rows` rows (see [`bind_commit_row`]).
-fn bind_commit_rows(
-    args: &mut Vec<P>,
-    log: &[(Slot, Record)],
+fn bind_commit_rows<'a>(
+    args: &mut Vec<P<'a>>,
+    log: &'a [(Slot, Record)],
     rows: usize,
     now: Timestamp,
 ) -> Result<(), SqliteError> {
@@ -706,24 +709,24 @@ fn guarded_sql(touched: usize, logged: usize) -> &'static str {
 }
 
 /// The one-call commit of a group, ready to run ([`guarded_commit`]).
-pub(crate) struct Guarded {
+pub(crate) struct Guarded<'a> {
     sql: &'static str,
-    params: Vec<P>,
+    params: Vec<P<'a>>,
     /// Nothing to log: the statement is the count of stale assumptions alone.
     count_only: bool,
 }
 
-impl Guarded {
+impl<'a> Guarded<'a> {
     /// Builds the statement that commits `log` in one statement if every touched slot still
     /// holds exactly what `assumed` says (its row's version and value text, or no row and that
     /// floor), and otherwise writes nothing; `None` when an assumed value is too large to
     /// compare, or the group logs too many versions (take the read path).
     pub(crate) fn new(
-        touched: &[Slot],
+        touched: &'a [Slot],
         assumed: &[Known],
-        log: &[(Slot, Record)],
+        log: &'a [(Slot, Record)],
         now: Timestamp,
-    ) -> Result<Option<Guarded>, SqliteError> {
+    ) -> Result<Option<Self>, SqliteError> {
         if log.len() > GUARDED_LOG_MAX {
             return Ok(None);
         }

@@ -259,18 +259,29 @@ async fn poll_once<F: Future + Unpin>(fut: &mut F) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_left_unpolled_does_not_block_other_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = store_in(&dir).await;
+    let (store, path) = store_in(&dir).await;
     let engine = Engine::with_config(store.clone(), Default::default());
     let (first, second) = (
         engine.handle::<u64>(slot("a")),
         engine.handle::<u64>(slot("b")),
     );
+    // A commit can finish within its first poll (it runs on the write connection's handle):
+    // another connection's lock keeps this one waiting, through sqlx, inside the turn.
+    let mut blocker = hold_write_lock(&path).await;
     let mut stuck = Box::pin(first.set(1));
     poll_once(&mut stuck).await;
-    tokio::time::timeout(Duration::from_secs(30), second.set(2))
+    let other = tokio::spawn(async move { second.set(2).await });
+    wait_for("a commit to meet the lock", || {
+        store.stats().inline_busy >= 1
+    })
+    .await;
+    conn_release(&mut blocker).await;
+    tokio::time::timeout(Duration::from_secs(30), other)
         .await
         .expect("a write waited for a commit future nobody polled")
+        .unwrap()
         .unwrap();
+    let second = engine.handle::<u64>(slot("b"));
     stuck.await.unwrap();
     assert_eq!(first.get().await.unwrap(), Some(1));
     assert_eq!(second.get().await.unwrap(), Some(2));
@@ -296,9 +307,14 @@ fn callers_on_another_runtime_do_not_take_the_committer_away() {
             .unwrap();
         visiting.block_on(async {
             h.increment(1).await.unwrap();
-            // Cancelled after it started: its commit may still apply.
+            // Cancelled after its first poll (it may have finished in it): its commit may
+            // still apply.
             let mut cancelled = Box::pin(h.increment(1));
-            poll_once(&mut cancelled).await;
+            std::future::poll_fn(|cx| {
+                let _ = cancelled.as_mut().poll(cx);
+                std::task::Poll::Ready(())
+            })
+            .await;
         });
         drop(visiting);
         // From no runtime at all.
