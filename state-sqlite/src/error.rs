@@ -79,15 +79,6 @@ pub enum SqliteError {
         "the store's committer has stopped (the runtime that opened the store shut down, or it panicked); the commit may or may not have applied"
     )]
     CommitterGone,
-    /// SQLite refused a statement that the committer ran on the write connection's handle
-    /// itself (not through sqlx).
-    #[error("SQLite: {message} (code {code})")]
-    Statement {
-        /// SQLite's extended result code.
-        code: i32,
-        /// SQLite's message.
-        message: String,
-    },
     /// Any other SQLite failure.
     #[error("SQLite: {0}")]
     Sql(#[source] Arc<sqlx::Error>),
@@ -112,11 +103,7 @@ impl From<sqlx::Error> for SqliteError {
 impl SqliteError {
     /// Whether another connection held a lock (retrying is safe: nothing was written).
     pub fn is_busy(&self) -> bool {
-        match self {
-            SqliteError::Sql(e) => is_busy(e),
-            SqliteError::Statement { code, .. } => matches!(code & 0xff, 5 | 6),
-            _ => false,
-        }
+        matches!(self, SqliteError::Sql(e) if is_busy(e))
     }
 
     /// As a `state_core::Error`, naming the slot if there is one.

@@ -2,16 +2,16 @@
 //!
 //! sqlx runs every statement of a [`SqliteConnection`] on that connection's worker thread: a
 //! statement is a hand-off there and an answer back, two thread wake-ups that cost more than
-//! SQLite's own work for a small commit (`BENCHMARKS.md`, sessions 4–7). The committer runs
+//! SQLite's own work for a small commit (`BENCHMARKS.md`, sessions 4–8). The committer runs
 //! its hot statement, the one-call guarded commit, on the connection's handle directly
 //! instead, through sqlx's documented escape hatch ([`SqliteConnection::lock_handle`]: while
 //! the handle is locked, the worker thread makes no call on it) and SQLite's C API.
 //!
 //! What keeps the thread that runs such a commit from blocking for long:
 //! - **No busy wait.** While locked, the connection's busy timeout is 0: a commit that meets
-//!   another connection's lock fails at once with `SQLITE_BUSY`, having written nothing, and
-//!   the committer runs it again through sqlx (on the worker thread, with the configured busy
-//!   timeout and retries).
+//!   another connection's lock fails at once with `SQLITE_BUSY`, having written nothing (an
+//!   autocommit statement takes the write lock before it writes), and the committer runs it
+//!   again through sqlx (on the worker thread, with the configured busy timeout and retries).
 //! - **No checkpoint.** SQLite's automatic checkpoint runs inside the commit that crosses
 //!   1000 WAL pages; this connection's is replaced by a WAL hook that only counts the pages,
 //!   and the committer runs the checkpoint through sqlx ([`WriteConn::checkpoint_due`]).
@@ -19,11 +19,12 @@
 //! What is left is SQLite's work for the statement itself: tens of microseconds with
 //! `synchronous = NORMAL`, plus one `fsync` of the WAL with `FULL`.
 //!
-//! This is the crate's only `unsafe` code (the workspace forbids it elsewhere).
+//! This relies on sqlx-sqlite's `lock_handle` (the workspace pins sqlx's version) and is the
+//! crate's only `unsafe` code (the workspace forbids it elsewhere).
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -33,11 +34,13 @@ use libsqlite3_sys as ffi;
 use sqlx::SqliteConnection;
 use sqlx::sqlite::LockedSqliteHandle;
 
-use crate::error::SqliteError;
 use crate::sql::P;
 
 /// WAL pages after which the committer checkpoints (SQLite's automatic checkpoint default).
 const CHECKPOINT_PAGES: i32 = 1000;
+
+/// After a checkpoint that a reader kept from finishing: WAL pages until the next try.
+const CHECKPOINT_RETRY_PAGES: i32 = 100;
 
 /// The most statements kept prepared on the handle (the one-call commit has a shape per
 /// pair of size buckets; sqlx keeps 100 per connection).
@@ -46,70 +49,59 @@ const STATEMENTS_MAX: usize = 64;
 /// The store's write connection: either handed to sqlx (its worker thread runs statements)
 /// or locked out of it (the committer runs statements on the handle itself).
 pub(crate) struct WriteConn {
-    /// Declared before `conn`, so dropped before it: it borrows from `conn`'s allocation.
+    /// Declared before `conn`, so dropped before it.
     locked: Option<Handle>,
-    /// The connection, boxed so that its address never changes (`locked` borrows it).
+    /// Statements prepared on the handle, kept while it is handed to sqlx (where nothing
+    /// uses them); finalized only while locked.
+    parked: HashMap<usize, Stmt>,
+    /// The connection, boxed so that its address never changes while a locked handle,
+    /// made from a `'static` borrow of it, exists.
     conn: NonNull<SqliteConnection>,
     busy_timeout: Duration,
     /// The WAL's size in pages after this connection's last commit, from SQLite's WAL hook.
     wal_pages: Arc<AtomicI32>,
     /// The hook's own reference to `wal_pages` (a raw `Arc`), while the hook is installed.
     hook: Option<NonNull<AtomicI32>>,
-    /// WAL pages at the last checkpoint this connection ran or tried.
-    checkpointed_at: i32,
+    /// WAL pages at which the next checkpoint is due.
+    checkpoint_at: i32,
 }
 
-// SAFETY: the connection and the locked handle are `Send`; the raw pointers are owned by this
-// value alone (the box, and the `Arc` reference handed to the WAL hook), and every use of the
-// handle or its statements happens through `&mut self`.
+// SAFETY: the connection, the locked handle and the statements are used only through
+// `&mut self` (SQLite's multi-thread mode lets a connection and its statements move between
+// threads, used by one at a time); the raw pointers are owned by this value alone (the box,
+// and the `Arc` reference handed to the WAL hook).
 unsafe impl Send for WriteConn {}
 
 /// The handle while it is locked out of sqlx, with the statements prepared on it: runs
 /// statements on the calling thread.
-pub(crate) struct Handle {
+struct Handle {
     /// Declared first: finalized before the handle is given back.
     stmts: HashMap<usize, Stmt>,
     handle: LockedSqliteHandle<'static>,
 }
 
-/// A prepared statement of a locked handle (finalized on drop, which happens while locked).
+/// Why a statement did not run.
+enum Fail {
+    /// SQLite's result code (its message is the connection's last error).
+    Sqlite(c_int),
+    /// This module refused it.
+    Misuse(&'static str),
+}
+
+/// A prepared statement (finalized on drop, which happens only while its handle is locked).
 struct Stmt(NonNull<ffi::sqlite3_stmt>);
 
-// SAFETY: SQLite (multi-thread mode) lets a connection and its statements be used from any
-// thread, one at a time; a statement is used only through `&mut Handle`, while locked.
+// SAFETY: SQLite's multi-thread mode lets a statement move between threads, used by one at a
+// time; a statement is used only through `&mut` of the `WriteConn` holding it, while locked.
 unsafe impl Send for Stmt {}
 
 impl Drop for Stmt {
     fn drop(&mut self) {
-        // SAFETY: the statement was prepared on a handle this module still holds locked
-        // (`Handle::stmts` is dropped before `Handle::handle`) and is finalized once.
+        // SAFETY: statements are dropped only while their handle is locked (`Handle::stmts`
+        // before `Handle::handle`; `WriteConn`'s `Drop` re-locks for `parked` or forgets
+        // them), and each is finalized once.
         unsafe {
             ffi::sqlite3_finalize(self.0.as_ptr());
-        }
-    }
-}
-
-/// A statement that SQLite refused, run on a locked handle.
-#[derive(Debug)]
-pub(crate) struct Refused {
-    /// SQLite's extended result code.
-    pub(crate) code: i32,
-    /// SQLite's message.
-    pub(crate) message: String,
-}
-
-impl Refused {
-    /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock; nothing was written.
-    pub(crate) fn is_busy(&self) -> bool {
-        matches!(self.code & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED)
-    }
-}
-
-impl From<Refused> for SqliteError {
-    fn from(r: Refused) -> Self {
-        SqliteError::Statement {
-            code: r.code,
-            message: r.message,
         }
     }
 }
@@ -134,43 +126,55 @@ impl WriteConn {
         let conn = NonNull::from(Box::leak(Box::new(conn)));
         WriteConn {
             locked: None,
+            parked: HashMap::new(),
             conn,
             busy_timeout,
             wal_pages: Arc::new(AtomicI32::new(0)),
             hook: None,
-            checkpointed_at: 0,
+            checkpoint_at: CHECKPOINT_PAGES,
         }
     }
 
     /// The connection for sqlx (the worker thread runs its statements): gives the handle
     /// back first if it is locked.
     pub(crate) fn sqlx(&mut self) -> &mut SqliteConnection {
-        self.unlock();
-        // SAFETY: `conn` came from a box this value owns, and no locked handle borrows it now.
-        unsafe { self.conn.as_mut() }
-    }
-
-    /// Gives the handle back to sqlx, with the busy timeout it is configured with.
-    fn unlock(&mut self) {
         if let Some(mut locked) = self.locked.take() {
-            locked.stmts.clear();
+            self.parked = std::mem::take(&mut locked.stmts);
             let ms = c_int::try_from(self.busy_timeout.as_millis()).unwrap_or(c_int::MAX);
             // SAFETY: the handle is locked (no other thread uses it) and open.
             unsafe {
                 ffi::sqlite3_busy_timeout(locked.handle.as_raw_handle().as_ptr(), ms);
             }
         }
+        // SAFETY: `conn` came from a box this value owns, and no locked handle exists now.
+        unsafe { self.conn.as_mut() }
     }
 
-    /// Locks the handle out of sqlx (a round trip to its worker thread, unless already
-    /// locked): statements then run on the calling thread, failing at once if busy.
-    pub(crate) async fn lock(&mut self) -> Result<&mut Handle, SqliteError> {
+    /// Runs `sql` (ONE statement, `'static`: prepared once and kept) with `params` bound in
+    /// order, to completion, on the calling thread; returns the first column of its first
+    /// row, if it returns rows. Locks the handle out of sqlx first if it is not (a round trip
+    /// to its worker thread). Fails at once with SQLITE_BUSY if another connection holds a
+    /// lock. Runs outside any transaction: one left open on the connection (by a failed
+    /// rollback elsewhere) is rolled back first.
+    pub(crate) async fn run(
+        &mut self,
+        sql: &'static str,
+        params: &[P<'_>],
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let handle = self.lock().await?;
+        if !handle.autocommit() {
+            handle.run("ROLLBACK", &[])?;
+        }
+        handle.run(sql, params)
+    }
+
+    async fn lock(&mut self) -> Result<&mut Handle, sqlx::Error> {
         let handle = match self.locked.take() {
             Some(h) => h,
             None => {
                 // SAFETY: `conn` came from a box this value owns, which outlives the handle
-                // (`locked` is dropped first, in `unlock` and on drop); the handle is the only
-                // borrow of it until it is given back.
+                // (`locked` is dropped first, in `sqlx()` and on drop); the handle is the
+                // only use of it until it is given back.
                 let conn: &'static mut SqliteConnection = unsafe { &mut *self.conn.as_ptr() };
                 let mut handle = conn.lock_handle().await?;
                 let db = handle.as_raw_handle().as_ptr();
@@ -180,15 +184,16 @@ impl WriteConn {
                 }
                 if self.hook.is_none() {
                     let ctx = Arc::into_raw(self.wal_pages.clone());
-                    // SAFETY: the handle is locked; `ctx` stays valid until `Drop` removes the
-                    // hook and releases it (the hook replaces SQLite's automatic checkpoint).
+                    // SAFETY: the handle is locked; `ctx` stays valid until `Drop` removes
+                    // the hook and releases it (the hook replaces SQLite's automatic
+                    // checkpoint on this connection).
                     unsafe {
                         ffi::sqlite3_wal_hook(db, Some(count_wal_pages), ctx as *mut c_void);
                     }
                     self.hook = NonNull::new(ctx as *mut AtomicI32);
                 }
                 Handle {
-                    stmts: HashMap::new(),
+                    stmts: std::mem::take(&mut self.parked),
                     handle,
                 }
             }
@@ -196,96 +201,122 @@ impl WriteConn {
         Ok(self.locked.insert(handle))
     }
 
-    /// Whether the WAL has grown by [`CHECKPOINT_PAGES`] since the last checkpoint this
-    /// connection ran (then run `PRAGMA wal_checkpoint(PASSIVE)` through [`Self::sqlx`]).
+    /// Whether a checkpoint is due: the WAL has grown by 1000 pages since the last one this
+    /// connection ran (then run `PRAGMA wal_checkpoint(PASSIVE)` through [`Self::sqlx`] and
+    /// report its outcome with [`Self::checkpointed`]).
     pub(crate) fn checkpoint_due(&mut self) -> bool {
+        self.hook.is_some() && self.wal_pages.load(Ordering::Relaxed) >= self.checkpoint_at
+    }
+
+    /// Records a checkpoint's outcome: `complete` when every WAL page was copied back (the
+    /// next writer restarts the WAL from its start), otherwise a reader still needs some and
+    /// the checkpoint is tried again 100 pages later.
+    pub(crate) fn checkpointed(&mut self, complete: bool) {
         let pages = self.wal_pages.load(Ordering::Relaxed);
-        if pages < self.checkpointed_at {
-            // The WAL was restarted since.
-            self.checkpointed_at = 0;
-        }
-        if pages >= self.checkpointed_at + CHECKPOINT_PAGES {
-            self.checkpointed_at = pages;
-            return true;
-        }
-        false
+        self.checkpoint_at = if complete {
+            CHECKPOINT_PAGES
+        } else {
+            pages.saturating_add(CHECKPOINT_RETRY_PAGES)
+        };
     }
 }
 
 impl Drop for WriteConn {
     fn drop(&mut self) {
-        // If the handle is not locked, the worker thread may still run a commit that calls
-        // the hook: its reference (one `AtomicI32`) is left to it.
-        if let Some(ctx) = self.hook.take()
-            && let Some(locked) = self.locked.as_mut()
-        {
-            // SAFETY: the handle is locked; after this the hook holds no reference.
-            unsafe {
-                ffi::sqlite3_wal_hook(
-                    locked.handle.as_raw_handle().as_ptr(),
-                    None,
-                    ptr::null_mut(),
-                );
-                drop(Arc::from_raw(ctx.as_ptr() as *const AtomicI32));
+        if self.locked.is_none() && (self.hook.is_some() || !self.parked.is_empty()) {
+            // Statements must be finalized and the hook removed while locked. sqlx's worker
+            // is an OS thread: waiting for it here cannot deadlock.
+            // SAFETY: as in `lock`; the box is dropped below, after the handle.
+            let conn: &'static mut SqliteConnection = unsafe { &mut *self.conn.as_ptr() };
+            if let Ok(handle) = futures_executor::block_on(conn.lock_handle()) {
+                self.locked = Some(Handle {
+                    stmts: std::mem::take(&mut self.parked),
+                    handle,
+                });
+            }
+        }
+        if let Some(locked) = self.locked.as_mut() {
+            if let Some(ctx) = self.hook.take() {
+                // SAFETY: the handle is locked; after this the hook holds no reference.
+                unsafe {
+                    ffi::sqlite3_wal_hook(
+                        locked.handle.as_raw_handle().as_ptr(),
+                        None,
+                        ptr::null_mut(),
+                    );
+                    drop(Arc::from_raw(ctx.as_ptr() as *const AtomicI32));
+                }
+            }
+        } else {
+            // The worker thread is gone (it crashed): nothing may touch the handle. The
+            // statements and the hook's reference are left to it.
+            for stmt in std::mem::take(&mut self.parked).into_values() {
+                std::mem::forget(stmt);
             }
         }
         self.locked = None;
-        // SAFETY: `conn` came from `Box::leak` in `new`, nothing borrows it any more.
+        // SAFETY: `conn` came from `Box::leak` in `new`; nothing uses it any more.
         drop(unsafe { Box::from_raw(self.conn.as_ptr()) });
     }
 }
 
 impl Handle {
-    /// Runs `sql` (ONE statement, `'static`: prepared once and kept) with `params` bound in
-    /// order, to completion; returns the first column of its first row, if it returns rows.
-    pub(crate) fn run(
-        &mut self,
-        sql: &'static str,
-        params: &[P<'_>],
-    ) -> Result<Option<i64>, Refused> {
+    /// Whether the connection is outside any transaction.
+    fn autocommit(&mut self) -> bool {
+        // SAFETY: the handle is locked and open.
+        unsafe { ffi::sqlite3_get_autocommit(self.handle.as_raw_handle().as_ptr()) != 0 }
+    }
+
+    /// See [`WriteConn::run`].
+    fn run(&mut self, sql: &'static str, params: &[P<'_>]) -> Result<Option<i64>, sqlx::Error> {
         let db = self.handle.as_raw_handle().as_ptr();
-        let stmt = match self.stmts.get(&(sql.as_ptr() as usize)) {
+        let key = sql.as_ptr() as usize;
+        let stmt = match self.stmts.get(&key) {
             Some(s) => s.0.as_ptr(),
             None => {
                 if self.stmts.len() >= STATEMENTS_MAX {
                     self.stmts.clear();
                 }
-                let s = prepare(db, sql)?;
+                let s = match prepare(db, sql) {
+                    Ok(s) => s,
+                    Err(fail) => return Err(self.error(fail)),
+                };
                 let p = s.0.as_ptr();
-                self.stmts.insert(sql.as_ptr() as usize, s);
+                self.stmts.insert(key, s);
                 p
             }
         };
         // SAFETY: `stmt` was prepared on `db`, which is locked; the text bound points into
         // `params`, borrowed until this returns, and the bindings are cleared first.
+        let result = unsafe { bind_and_step(stmt, params) };
+        // The error, read before `sqlite3_reset` (which keeps it, but be plain about it).
+        let result = result.map_err(|fail| self.error(fail));
+        // SAFETY: as above.
         unsafe {
-            let result = bind_and_step(db, stmt, params);
             ffi::sqlite3_reset(stmt);
             ffi::sqlite3_clear_bindings(stmt);
-            result
+        }
+        result
+    }
+
+    /// The error, as sqlx reports SQLite's on its own path (the connection's last error).
+    fn error(&mut self, fail: Fail) -> sqlx::Error {
+        match fail {
+            Fail::Sqlite(rc) => match self.handle.last_error() {
+                Some(e) => sqlx::Error::Database(Box::new(e)),
+                None => sqlx::Error::Protocol(format!("SQLite returned {rc} without an error")),
+            },
+            Fail::Misuse(why) => sqlx::Error::Protocol(why.to_owned()),
         }
     }
 }
 
-fn refused(db: *mut ffi::sqlite3) -> Refused {
-    // SAFETY: `db` is an open, locked handle; `sqlite3_errmsg` returns a NUL-terminated
-    // string owned by SQLite, copied here before any other call.
-    unsafe {
-        Refused {
-            code: ffi::sqlite3_extended_errcode(db),
-            message: CStr::from_ptr(ffi::sqlite3_errmsg(db))
-                .to_string_lossy()
-                .into_owned(),
-        }
-    }
-}
-
-fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Stmt, Refused> {
-    let len = c_int::try_from(sql.len()).map_err(|_| Refused {
-        code: ffi::SQLITE_TOOBIG,
-        message: "statement too long".into(),
-    })?;
+/// Prepares ONE statement (a string holding more than one is refused rather than run in
+/// part).
+fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Stmt, Fail> {
+    let len = c_int::try_from(sql.len()).map_err(|_| Fail::Misuse("statement too long"))?;
     let mut stmt = ptr::null_mut();
+    let mut tail: *const c_char = ptr::null();
     // SAFETY: `db` is open and locked; `sql` is valid for `len` bytes.
     let rc = unsafe {
         ffi::sqlite3_prepare_v3(
@@ -294,16 +325,18 @@ fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Stmt, Refused> {
             len,
             ffi::SQLITE_PREPARE_PERSISTENT,
             &mut stmt,
-            ptr::null_mut(),
+            &mut tail,
         )
     };
     if rc != ffi::SQLITE_OK {
-        return Err(refused(db));
+        return Err(Fail::Sqlite(rc));
     }
-    NonNull::new(stmt).map(Stmt).ok_or_else(|| Refused {
-        code: ffi::SQLITE_MISUSE,
-        message: "empty statement".into(),
-    })
+    let stmt = Stmt(NonNull::new(stmt).ok_or(Fail::Misuse("empty statement"))?);
+    let used = (tail as usize).wrapping_sub(sql.as_ptr() as usize);
+    if sql.get(used..).is_none_or(|rest| !rest.trim().is_empty()) {
+        return Err(Fail::Misuse("more than one statement"));
+    }
+    Ok(stmt)
 }
 
 /// Binds `text` without copying it (SQLITE_STATIC): valid while `params` is borrowed, and
@@ -325,19 +358,21 @@ unsafe fn bind_text(stmt: *mut ffi::sqlite3_stmt, i: c_int, text: &str) -> c_int
     }
 }
 
+/// Binds `params` in order and steps `stmt` to completion.
+///
 /// # Safety
-/// `stmt` is a statement prepared on `db`, which the caller holds locked; the bindings are
-/// cleared before `params` is dropped.
+/// `stmt` is a statement of a handle the caller holds locked; the bindings are cleared before
+/// `params` is dropped.
 unsafe fn bind_and_step(
-    db: *mut ffi::sqlite3,
     stmt: *mut ffi::sqlite3_stmt,
     params: &[P<'_>],
-) -> Result<Option<i64>, Refused> {
+) -> Result<Option<i64>, Fail> {
+    // SAFETY: per this function's contract.
+    if unsafe { ffi::sqlite3_bind_parameter_count(stmt) } as usize != params.len() {
+        return Err(Fail::Misuse("parameter count differs from the statement's"));
+    }
     for (i, p) in params.iter().enumerate() {
-        let i = c_int::try_from(i + 1).map_err(|_| Refused {
-            code: ffi::SQLITE_RANGE,
-            message: "too many parameters".into(),
-        })?;
+        let i = c_int::try_from(i + 1).map_err(|_| Fail::Misuse("too many parameters"))?;
         // SAFETY: per this function's contract.
         let rc = unsafe {
             match p {
@@ -348,7 +383,7 @@ unsafe fn bind_and_step(
             }
         };
         if rc != ffi::SQLITE_OK {
-            return Err(refused(db));
+            return Err(Fail::Sqlite(rc));
         }
     }
     let mut first = None;
@@ -362,7 +397,7 @@ unsafe fn bind_and_step(
                 }
             }
             ffi::SQLITE_DONE => return Ok(first),
-            _ => return Err(refused(db)),
+            rc => return Err(Fail::Sqlite(rc)),
         }
     }
 }

@@ -790,16 +790,6 @@ impl Committer {
                     }
                 }
                 self.commit_group(group).await;
-                if self.conn.checkpoint_due() {
-                    self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
-                    // Best effort, as SQLite's automatic checkpoint: a WAL that a reader
-                    // still needs is checkpointed at a later turn.
-                    let _ = self
-                        .conn
-                        .sqlx()
-                        .execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        .await;
-                }
                 let groups = self.counters.groups.load(Ordering::Relaxed);
                 if let Some(keep) = self.change_retention
                     && groups.is_multiple_of(1024)
@@ -818,7 +808,22 @@ impl Committer {
                 let _ = reply.send(serve_read(self.conn.sqlx(), &op, now).await);
             }
         }
+        if self.conn.checkpoint_due() {
+            self.checkpoint().await;
+        }
         self
+    }
+
+    /// Copies the WAL back into the database file as SQLite's automatic checkpoint would (it
+    /// is off on the write connection: it would run inside a commit on this thread), through
+    /// sqlx. Best effort: pages a reader still needs are copied at a later try.
+    async fn checkpoint(&mut self) {
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        let outcome: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(self.conn.sqlx())
+            .await;
+        let complete = matches!(outcome, Ok((0, log, copied)) if log == copied);
+        self.conn.checkpointed(complete);
     }
 
     /// Runs `group` in one transaction, retrying it whole while another connection holds the
@@ -829,9 +834,12 @@ impl Committer {
         self.counters.batches.fetch_add(size, Ordering::Relaxed);
         self.counters.max_group.fetch_max(size, Ordering::Relaxed);
         let started = Instant::now();
+        // A retry after a lock runs through sqlx: its worker waits for the lock.
+        let mut inline = true;
         let result = loop {
-            let attempt = self.try_group(&group).await;
+            let attempt = self.try_group(&group, inline).await;
             if let Err(e) = &attempt {
+                inline = false;
                 let _ = self.conn.sqlx().execute("ROLLBACK").await;
                 if e.is_busy() && started.elapsed() < self.busy_retry_for {
                     self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
@@ -867,6 +875,7 @@ impl Committer {
     async fn try_group(
         &mut self,
         group: &[Pending],
+        inline: bool,
     ) -> Result<Vec<Result<CommitOutcome, Error>>, SqliteError> {
         let now = self.clock.now();
         let mut index: HashMap<&Slot, usize> = HashMap::new();
@@ -900,7 +909,7 @@ impl Committer {
                 log,
             } = prepare_group(group, &index, &loaded, now);
             let wrote = match sql::Guarded::new(&slots, &assumed, &log, now)? {
-                Some(statement) => Some(self.run_guarded(statement).await?),
+                Some(statement) => Some(self.run_guarded(statement, inline).await?),
                 None => None,
             };
             match wrote {
@@ -945,16 +954,23 @@ impl Committer {
         Ok(results)
     }
 
-    /// Runs the one-call commit on the write connection's handle, on this thread; through
-    /// sqlx (whose worker thread waits out a lock) if another connection holds one.
-    async fn run_guarded(&mut self, statement: sql::Guarded<'_>) -> Result<bool, SqliteError> {
-        match statement.run_inline(self.conn.lock().await?) {
-            Err(refused) if refused.is_busy() => {
-                self.counters.inline_busy.fetch_add(1, Ordering::Relaxed);
-                statement.run_sqlx(self.conn.sqlx()).await
+    /// Runs the one-call commit on the write connection's handle, on this thread (unless
+    /// `inline` is off: a retry after a lock); through sqlx (whose worker thread waits out a
+    /// lock) if another connection holds one.
+    async fn run_guarded(
+        &mut self,
+        statement: sql::Guarded<'_>,
+        inline: bool,
+    ) -> Result<bool, SqliteError> {
+        if inline {
+            match statement.run_inline(&mut self.conn).await {
+                Err(e) if e.is_busy() => {
+                    self.counters.inline_busy.fetch_add(1, Ordering::Relaxed);
+                }
+                result => return result,
             }
-            result => Ok(result?),
         }
+        statement.run_sqlx(self.conn.sqlx()).await
     }
 
     /// Records what slots hold after a commit (bounded: the cache is dropped when full).

@@ -348,9 +348,20 @@ pub(crate) enum P<'a> {
     Int(i64),
 }
 
-impl P<'_> {
+impl<'a> P<'a> {
     fn int_or_null(v: Option<i64>) -> Self {
         v.map_or(P::Null, P::Int)
+    }
+
+    /// The same parameter, borrowing its text.
+    fn borrowed(&self) -> P<'_> {
+        match self {
+            P::Null => P::Null,
+            P::Int(i) => P::Int(*i),
+            P::Text(None) => P::Null,
+            P::Text(Some(t)) => P::Str(t),
+            P::Str(t) => P::Str(t),
+        }
     }
 }
 
@@ -769,31 +780,46 @@ impl<'a> Guarded<'a> {
     /// Runs it through sqlx (on the connection's worker thread). Returns whether it wrote
     /// (with nothing to log: whether the assumptions held). Runs outside any transaction (the
     /// statement is its own).
-    pub(crate) async fn run_sqlx(self, conn: &mut SqliteConnection) -> Result<bool, SqliteError> {
-        let args = bind_all(self.params)?;
+    pub(crate) async fn run_sqlx(&self, conn: &mut SqliteConnection) -> Result<bool, SqliteError> {
+        let args = bind_all(self.params.iter().map(P::borrowed).collect())?;
         if self.count_only {
             let stale: i64 = sqlx::query_scalar_with(self.sql, args)
                 .fetch_one(&mut *conn)
                 .await?;
             return Ok(stale == 0);
         }
-        match sqlx::query_with(self.sql, args).execute(&mut *conn).await {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.message() == STALE => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Self::wrote(
+            sqlx::query_with(self.sql, args)
+                .execute(&mut *conn)
+                .await
+                .map(drop),
+        )
     }
 
-    /// Runs it on the locked handle (on the calling thread), as [`Self::run_sqlx`] does.
-    pub(crate) fn run_inline(
+    /// Runs it on the write connection's handle, on the calling thread, as
+    /// [`Self::run_sqlx`] does; fails at once (SQLITE_BUSY) if another connection holds a
+    /// lock.
+    pub(crate) async fn run_inline(
         &self,
-        handle: &mut crate::inline::Handle,
-    ) -> Result<bool, crate::inline::Refused> {
-        match handle.run(self.sql, &self.params) {
-            Ok(count) if self.count_only => Ok(count == Some(0)),
-            Ok(_) => Ok(true),
-            Err(e) if e.message == STALE => Ok(false),
-            Err(e) => Err(e),
+        conn: &mut crate::inline::WriteConn,
+    ) -> Result<bool, SqliteError> {
+        let ran = conn.run(self.sql, &self.params).await;
+        if self.count_only {
+            return Ok(ran? == Some(0));
+        }
+        Self::wrote(ran.map(drop))
+    }
+
+    /// Whether the statement wrote: a stale assumption aborts it with `at` NULL.
+    fn wrote(ran: Result<(), sqlx::Error>) -> Result<bool, SqliteError> {
+        match ran {
+            Ok(()) => Ok(true),
+            Err(sqlx::Error::Database(e))
+                if e.kind() == sqlx::error::ErrorKind::NotNullViolation && e.message() == STALE =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }

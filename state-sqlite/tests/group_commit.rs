@@ -673,3 +673,42 @@ async fn the_store_checkpoints_the_wal_itself() {
         assert_eq!(v.version, 30);
     }
 }
+
+/// Open file descriptors of this process on `path` (the database, its WAL or shared memory).
+fn open_fds_on(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| {
+            target
+                .to_string_lossy()
+                .starts_with(&*path.to_string_lossy())
+        })
+        .count()
+}
+
+/// Dropping a store closes its file, whatever state its write connection was left in: the
+/// committer prepares statements on the connection's handle, which must all be finalized
+/// before sqlx closes it (SQLite refuses to close a connection with statements open), also
+/// when the last thing it did ran through sqlx (here an admin write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_store_closes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    for last_through_sqlx in [false, true] {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let engine = Engine::new(store);
+        engine.handle::<u64>(slot("n")).increment(1).await.unwrap();
+        if last_through_sqlx {
+            engine.purge_expired().await.unwrap();
+        }
+        assert!(open_fds_on(&path) > 0);
+        drop(engine);
+        wait_for("the database to be closed", || open_fds_on(&path) == 0).await;
+    }
+    let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+    assert_eq!(
+        engine.handle::<u64>(slot("n")).get().await.unwrap(),
+        Some(2)
+    );
+}
