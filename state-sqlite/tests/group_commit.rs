@@ -364,19 +364,32 @@ async fn state_survives_reopening_the_file() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lock_held_past_busy_timeout_is_retried_not_lost() {
-    let dir = tempfile::tempdir().unwrap();
+/// A store in `dir` with `busy_timeout`, its counter `n` at 1, and another connection
+/// holding the write lock.
+async fn counter_behind_a_lock(
+    dir: &tempfile::TempDir,
+    busy_timeout: Duration,
+) -> (
+    Arc<SqliteStore>,
+    state_core::SlotHandle<u64>,
+    SqliteConnection,
+) {
     let path = dir.path().join("state.db");
     let store = Arc::new(
-        SqliteStore::open_with(SqliteOptions::file(&path).busy_timeout(Duration::from_millis(1)))
+        SqliteStore::open_with(SqliteOptions::file(&path).busy_timeout(busy_timeout))
             .await
             .unwrap(),
     );
     let engine = Engine::with_config(store.clone(), Default::default());
     let h = engine.handle::<u64>(slot("n"));
     h.increment(1).await.unwrap();
-    let mut blocker = hold_write_lock(&path).await;
+    (store, h, hold_write_lock(&path).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_past_busy_timeout_is_retried_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, h, mut blocker) = counter_behind_a_lock(&dir, Duration::from_millis(1)).await;
     let write = tokio::spawn({
         let h = h.clone();
         async move { h.increment(1).await }
@@ -593,17 +606,8 @@ async fn a_dropped_large_read_leaves_no_reader_in_an_old_snapshot() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_commit_that_meets_a_lock_waits_for_it_without_blocking_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
     let busy_timeout = Duration::from_secs(10);
-    let store = Arc::new(
-        SqliteStore::open_with(SqliteOptions::file(&path).busy_timeout(busy_timeout))
-            .await
-            .unwrap(),
-    );
-    let engine = Engine::with_config(store.clone(), Default::default());
-    let h = engine.handle::<u64>(slot("n"));
-    h.increment(1).await.unwrap();
-    let mut blocker = hold_write_lock(&path).await;
+    let (store, h, mut blocker) = counter_behind_a_lock(&dir, busy_timeout).await;
     let started = std::time::Instant::now();
     let write = tokio::spawn({
         let h = h.clone();
