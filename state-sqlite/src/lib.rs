@@ -26,8 +26,8 @@
 //!   is replaced by one the committer runs through sqlx every 1000 WAL pages
 //!   ([`SqliteStats::checkpoints`]). What it does block for is the statement itself: tens of
 //!   microseconds with `synchronous = NORMAL` (a group of 64 slots: a few hundred), plus an
-//!   fsync with `FULL`. The read path, admin writes and reads of a `:memory:` store run
-//!   through sqlx as before.
+//!   fsync with `FULL`; [`SqliteOptions::inline_commits`] turns it off. The read path, admin
+//!   writes and reads of a `:memory:` store run through sqlx.
 //! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
 //!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the
 //!   commit may or may not have applied.
@@ -120,6 +120,7 @@ pub struct SqliteOptions {
     max_group: usize,
     change_retention: Option<Duration>,
     clock: Arc<dyn Clock>,
+    inline_commits: bool,
 }
 
 impl SqliteOptions {
@@ -144,6 +145,7 @@ impl SqliteOptions {
             max_group: 1024,
             change_retention: Some(state_core::DEFAULT_CHANGE_RETENTION),
             clock: Arc::new(SystemClock),
+            inline_commits: true,
         }
     }
 
@@ -189,6 +191,20 @@ impl SqliteOptions {
     #[must_use]
     pub fn max_group(mut self, n: usize) -> Self {
         self.max_group = n.max(1);
+        self
+    }
+
+    /// Sets whether the committer runs its one-call commit on its own thread, on the write
+    /// connection's handle (default `true`; see the crate docs), or hands every statement to
+    /// sqlx's worker thread (`false`). Inline, a lone writer's commit costs no thread
+    /// hand-off (W1 ×2 in `BENCHMARKS.md`), but the thread running the committer — a
+    /// runtime thread — blocks for the statement: tens of microseconds with
+    /// [`Synchronous::Normal`], plus an fsync with [`Synchronous::Full`]. Turn it off where
+    /// an fsync on the runtime's threads costs more than the hand-off (a slow disk, a
+    /// `current_thread` runtime serving latency-sensitive work).
+    #[must_use]
+    pub fn inline_commits(mut self, on: bool) -> Self {
+        self.inline_commits = on;
         self
     }
 
@@ -400,6 +416,7 @@ impl SqliteStore {
             optimistic: true,
             change_retention: options.change_retention,
             next: None,
+            inline_commits: options.inline_commits,
         };
         Ok(SqliteStore {
             tx,
@@ -748,6 +765,8 @@ struct Committer {
     change_retention: Option<Duration>,
     /// A request taken from the queue that did not fit the last group.
     next: Option<Request>,
+    /// [`SqliteOptions::inline_commits`].
+    inline_commits: bool,
 }
 
 /// One caller's batch in a group, and where its answer goes.
@@ -835,7 +854,7 @@ impl Committer {
         self.counters.max_group.fetch_max(size, Ordering::Relaxed);
         let started = Instant::now();
         // A retry after a lock runs through sqlx: its worker waits for the lock.
-        let mut inline = true;
+        let mut inline = self.inline_commits;
         let result = loop {
             let attempt = self.try_group(&group, inline).await;
             if let Err(e) = &attempt {

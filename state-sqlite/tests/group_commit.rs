@@ -364,11 +364,11 @@ async fn state_survives_reopening_the_file() {
     );
 }
 
-/// A store in `dir` with `busy_timeout`, its counter `n` at 1, and another connection
+/// A store in `dir` opened with `options`, its counter `n` at 1, and another connection
 /// holding the write lock.
 async fn counter_behind_a_lock(
     dir: &tempfile::TempDir,
-    busy_timeout: Duration,
+    options: impl FnOnce(SqliteOptions) -> SqliteOptions,
 ) -> (
     Arc<SqliteStore>,
     state_core::SlotHandle<u64>,
@@ -376,7 +376,7 @@ async fn counter_behind_a_lock(
 ) {
     let path = dir.path().join("state.db");
     let store = Arc::new(
-        SqliteStore::open_with(SqliteOptions::file(&path).busy_timeout(busy_timeout))
+        SqliteStore::open_with(options(SqliteOptions::file(&path)))
             .await
             .unwrap(),
     );
@@ -389,7 +389,10 @@ async fn counter_behind_a_lock(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_held_past_busy_timeout_is_retried_not_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, h, mut blocker) = counter_behind_a_lock(&dir, Duration::from_millis(1)).await;
+    let (store, h, mut blocker) = counter_behind_a_lock(&dir, |o: SqliteOptions| {
+        o.busy_timeout(Duration::from_millis(1))
+    })
+    .await;
     let write = tokio::spawn({
         let h = h.clone();
         async move { h.increment(1).await }
@@ -607,7 +610,8 @@ async fn a_dropped_large_read_leaves_no_reader_in_an_old_snapshot() {
 async fn a_commit_that_meets_a_lock_waits_for_it_without_blocking_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let busy_timeout = Duration::from_secs(10);
-    let (store, h, mut blocker) = counter_behind_a_lock(&dir, busy_timeout).await;
+    let (store, h, mut blocker) =
+        counter_behind_a_lock(&dir, |o| o.busy_timeout(busy_timeout)).await;
     let started = std::time::Instant::now();
     let write = tokio::spawn({
         let h = h.clone();
@@ -640,42 +644,72 @@ async fn a_commit_that_meets_a_lock_waits_for_it_without_blocking_the_runtime() 
 
 /// SQLite's automatic checkpoint would run inside a commit on the committer's thread; the
 /// store turns it off on its write connection and checkpoints itself, so the WAL stays
-/// bounded, and what was checkpointed reads back after reopening.
+/// bounded, and what was checkpointed reads back after reopening. With commits on sqlx's
+/// thread (`inline_commits(false)`), SQLite's own checkpoint does it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_checkpoints_the_wal_itself() {
+async fn the_wal_is_checkpointed_with_commits_on_either_thread() {
+    for inline in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let options = SqliteOptions::file(&path).inline_commits(inline);
+        let store = Arc::new(SqliteStore::open_with(options).await.unwrap());
+        let engine = Engine::with_config(store.clone(), Default::default());
+        let text = "x".repeat(2000);
+        // ~3 pages per commit (the slot, its log row, the history index): ~9000 pages.
+        for i in 0..3000u32 {
+            engine
+                .handle::<String>(slot(&format!("k{}", i % 100)))
+                .set(format!("{i}{text}"))
+                .await
+                .unwrap();
+        }
+        let s = store.stats();
+        if inline {
+            assert!(s.checkpoints >= 3, "{s:?}");
+        } else {
+            assert_eq!(s.checkpoints, 0, "{s:?}");
+        }
+        let wal = std::fs::metadata(path.with_extension("db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal < 8 << 20,
+            "the WAL grew to {wal} bytes: not checkpointed ({s:?})"
+        );
+        drop(engine);
+        drop(store);
+        let reopened = Engine::new(SqliteStore::open(&path).await.unwrap());
+        for k in 0..100u32 {
+            let v = reopened
+                .handle::<String>(slot(&format!("k{k}")))
+                .get_versioned()
+                .await
+                .unwrap();
+            assert_eq!(v.value, Some(format!("{}{text}", 2900 + k)));
+            assert_eq!(v.version, 30);
+        }
+    }
+}
+
+/// With `inline_commits(false)` every statement runs on sqlx's worker thread: a commit that
+/// meets a lock waits there (no commit ran on the handle to meet it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_inline_commits_off_a_commit_waits_on_sqlxs_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, path) = store_in(&dir).await;
-    let engine = Engine::with_config(store.clone(), Default::default());
-    let text = "x".repeat(2000);
-    // ~3 pages per commit (the slot, its log row, the history index): ~9000 pages written.
-    for i in 0..3000u32 {
-        engine
-            .handle::<String>(slot(&format!("k{}", i % 100)))
-            .set(format!("{i}{text}"))
-            .await
-            .unwrap();
-    }
+    let (store, h, mut blocker) = counter_behind_a_lock(&dir, |o| o.inline_commits(false)).await;
+    let write = tokio::spawn({
+        let h = h.clone();
+        async move { h.increment(1).await }
+    });
+    wait_for("the commit to start", || store.stats().groups == 2).await;
+    conn_release(&mut blocker).await;
+    assert_eq!(write.await.unwrap().unwrap(), 2);
     let s = store.stats();
-    assert!(s.checkpoints >= 3, "{s:?}");
-    let wal = std::fs::metadata(path.with_extension("db-wal"))
-        .unwrap()
-        .len();
-    assert!(
-        wal < 8 << 20,
-        "the WAL grew to {wal} bytes: not checkpointed ({s:?})"
+    assert_eq!(
+        (s.inline_busy, s.busy_retries, s.fast_commits),
+        (0, 0, 2),
+        "{s:?}"
     );
-    drop(engine);
-    drop(store);
-    let reopened = Engine::new(SqliteStore::open(&path).await.unwrap());
-    for k in 0..100u32 {
-        let v = reopened
-            .handle::<String>(slot(&format!("k{k}")))
-            .get_versioned()
-            .await
-            .unwrap();
-        assert_eq!(v.value, Some(format!("{}{text}", 2900 + k)));
-        assert_eq!(v.version, 30);
-    }
 }
 
 /// Open file descriptors of this process on `path` (the database, its WAL or shared memory).
