@@ -13,7 +13,10 @@
 //! - **A caller that arrives while a turn runs inline moves that turn to a spawned task**
 //!   before it waits: the turn then goes on even if the leading caller stops polling it (a
 //!   `select!` on a pinned future, a `buffered` stream whose consumer awaits something else).
-//!   So no caller ever waits for a future only another caller's task could poll.
+//!   So no caller ever waits for a future only another caller's task could poll. Nor for a
+//!   poll in progress (a turn may run a statement on its thread inside one): a caller that
+//!   finds the turn being polled leaves a request, and the leader moves the turn when its
+//!   poll returns.
 //! - **A leader dropped mid-turn cancels nothing:** the turn (other callers' batches among
 //!   it) goes, as it is, to a spawned task that finishes it.
 //! - **Callers on another runtime, or on none, never lead:** they hand the turn to the
@@ -31,8 +34,8 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Poll, Waker};
 
 use tokio::sync::oneshot;
@@ -71,6 +74,10 @@ pub struct Leader<C> {
     /// The turn a caller runs in its own task, while it runs. Locked while that caller polls
     /// it, taken from there by a caller that moves it to a task.
     inline: Mutex<Option<Inline<C>>>,
+    /// Set by a caller that found the inline turn being polled: a poll may take as long as
+    /// the statement it runs, which a caller must not wait for, so the leader moves the turn
+    /// itself when its poll returns.
+    move_requested: AtomicBool,
     /// Numbers the inline turns.
     turns: AtomicU64,
     /// The runtime the committer belongs to (its timers, its connections).
@@ -97,6 +104,7 @@ impl<C: GroupCommitter> Leader<C> {
         Arc::new(Leader {
             parked: Mutex::new(Some(committer)),
             inline: Mutex::new(None),
+            move_requested: AtomicBool::new(false),
             turns: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
         })
@@ -129,6 +137,8 @@ impl<C: GroupCommitter> Leader<C> {
                 // The turn is in the inline slot before the committer is seen as taken: a
                 // caller that finds it taken always finds the turn to move.
                 let id = self.turns.fetch_add(1, Ordering::Relaxed);
+                // A request left from an earlier turn concerns nothing running now.
+                self.move_requested.store(false, Ordering::SeqCst);
                 *lock(&self.inline) = Some(Inline {
                     id,
                     turn: Box::pin(committer.serve()),
@@ -144,7 +154,7 @@ impl<C: GroupCommitter> Leader<C> {
             None => {
                 drop(parked);
                 // Running elsewhere: make sure it is not a turn only its caller can poll.
-                self.move_inline_turn(None);
+                self.request_move();
                 None
             }
         }
@@ -183,7 +193,15 @@ impl<C: GroupCommitter> Leader<C> {
                     *inline = None;
                     Poll::Ready(Some(committer))
                 }
-                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Pending) => {
+                    drop(inline);
+                    // A caller that came during the poll asked for the turn to be moved (it
+                    // may have found the slot locked, and did not wait).
+                    if self.move_requested.swap(false, Ordering::SeqCst) {
+                        self.move_inline_turn(Some(id));
+                    }
+                    Poll::Pending
+                }
                 Err(panic) => {
                     // The turn panicked: drop it, and the committer with it, as a committer
                     // task that panicked would have ended; the callers waiting hear that it
@@ -201,7 +219,22 @@ impl<C: GroupCommitter> Leader<C> {
         }
     }
 
-    /// Moves the turn a caller runs in its own task (turn `only`, if given) to a spawned task.
+    /// For a caller that found the committer running: moves the turn a caller runs in its
+    /// own task, if any, to a spawned task — at once if nobody is polling it, or else by its
+    /// leader when that poll returns. Never waits for a poll (it may run a statement).
+    fn request_move(self: &Arc<Self>) {
+        self.move_requested.store(true, Ordering::SeqCst);
+        let moved = match self.inline.try_lock() {
+            Ok(mut inline) => inline.take(),
+            Err(TryLockError::Poisoned(inline)) => inline.into_inner().take(),
+            // Its leader is polling it, and looks at the request when the poll returns.
+            Err(TryLockError::WouldBlock) => return,
+        };
+        self.spawn_moved(moved);
+    }
+
+    /// Moves the turn a caller runs in its own task (turn `only`, if given) to a spawned
+    /// task. Waits for a poll of it in progress: only for its own leader, who is not polling.
     fn move_inline_turn(self: &Arc<Self>, only: Option<u64>) {
         let moved = {
             let mut inline = lock(&self.inline);
@@ -210,6 +243,10 @@ impl<C: GroupCommitter> Leader<C> {
                 _ => None,
             }
         };
+        self.spawn_moved(moved);
+    }
+
+    fn spawn_moved(self: &Arc<Self>, moved: Option<Inline<C>>) {
         let Some(Inline { turn, leader, .. }) = moved else {
             return;
         };
@@ -290,6 +327,10 @@ mod tests {
         turns: Arc<AtomicUsize>,
         inline_turns: Arc<AtomicUsize>,
         pause: Duration,
+        /// How long a turn blocks its thread before the pause (a statement run in the poll).
+        block: Duration,
+        /// Whether a turn is blocking its thread right now.
+        blocking: Arc<AtomicBool>,
     }
 
     impl GroupCommitter for Doubler {
@@ -299,6 +340,11 @@ mod tests {
                 self.turns.fetch_add(1, Ordering::SeqCst);
                 if tokio::task::try_id().is_none() {
                     self.inline_turns.fetch_add(1, Ordering::SeqCst);
+                }
+                if !self.block.is_zero() {
+                    self.blocking.store(true, Ordering::SeqCst);
+                    std::thread::sleep(self.block);
+                    self.blocking.store(false, Ordering::SeqCst);
                 }
                 tokio::time::sleep(self.pause).await;
                 let _ = reply.send(n * 2);
@@ -316,23 +362,32 @@ mod tests {
         tx: Queue,
         turns: Arc<AtomicUsize>,
         inline_turns: Arc<AtomicUsize>,
+        blocking: Arc<AtomicBool>,
     }
 
     impl Setup {
         fn new(pause_ms: u64) -> Self {
+            Self::blocking(pause_ms, Duration::ZERO)
+        }
+
+        /// Each turn also blocks its thread for `block` in its first poll.
+        fn blocking(pause_ms: u64, block: Duration) -> Self {
             let (tx, rx) = mpsc::unbounded_channel();
-            let (turns, inline_turns) = (Arc::default(), Arc::default());
+            let (turns, inline_turns, blocking) = (Arc::default(), Arc::default(), Arc::default());
             let leader = Leader::new(Doubler {
                 rx,
                 turns: Arc::clone(&turns),
                 inline_turns: Arc::clone(&inline_turns),
                 pause: Duration::from_millis(pause_ms),
+                block,
+                blocking: Arc::clone(&blocking),
             });
             Setup {
                 leader,
                 tx,
                 turns,
                 inline_turns,
+                blocking,
             }
         }
 
@@ -373,6 +428,48 @@ mod tests {
             Poll::Ready(())
         })
         .await
+    }
+
+    /// A turn's poll may block its thread (a statement run on a database handle): a caller
+    /// arriving meanwhile must not block its own thread waiting for that poll to end; the
+    /// leader moves the turn to a task when the poll returns — here the leading caller then
+    /// stops polling, and the turn must still go on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_arriving_during_a_blocking_poll_does_not_wait_for_it() {
+        let s = Setup::blocking(20, Duration::from_millis(300));
+        let first = s.queue(1);
+        let leader = Arc::clone(&s.leader);
+        // Polled once (the turn blocks in it), then left unpolled.
+        let leading = tokio::spawn(async move {
+            let mut fut = Box::pin(async move { leader.wait(first).await.unwrap() });
+            poll_once(&mut fut).await;
+            fut
+        });
+        for _ in 0..1000 {
+            if s.blocking.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(s.blocking.load(Ordering::SeqCst), "the turn never blocked");
+        let second = s.queue(2);
+        let mut waiting = Box::pin(s.leader.wait(second));
+        poll_once(&mut waiting).await;
+        assert!(
+            s.blocking.load(Ordering::SeqCst),
+            "the caller's first poll waited for the leader's"
+        );
+        let answer = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        assert_eq!(
+            answer
+                .expect("the turn stayed with a leader nobody polls")
+                .unwrap(),
+            4
+        );
+        let unpolled = leading.await.unwrap();
+        assert_eq!(unpolled.await, 2);
+        assert!(s.parked_idle().await);
+        assert_eq!(s.turns().0, 2);
     }
 
     #[tokio::test]
