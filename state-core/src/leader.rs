@@ -443,7 +443,7 @@ mod tests {
         let leading = tokio::spawn(async move {
             let mut fut = Box::pin(async move { leader.wait(first).await.unwrap() });
             poll_once(&mut fut).await;
-            fut
+            Some(fut) // handed back unpolled (not awaited here)
         });
         for _ in 0..1000 {
             if s.blocking.load(Ordering::SeqCst) {
@@ -466,7 +466,7 @@ mod tests {
                 .unwrap(),
             4
         );
-        let unpolled = leading.await.unwrap();
+        let unpolled = leading.await.unwrap().expect("handed back");
         assert_eq!(unpolled.await, 2);
         assert!(s.parked_idle().await);
         assert_eq!(s.turns().0, 2);
