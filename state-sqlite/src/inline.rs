@@ -17,7 +17,9 @@
 //!   and the committer runs the checkpoint through sqlx ([`WriteConn::checkpoint_due`]).
 //!
 //! What is left is SQLite's work for the statement itself: tens of microseconds with
-//! `synchronous = NORMAL`, plus one `fsync` of the WAL with `FULL`.
+//! `synchronous = NORMAL` for a small group, up to milliseconds for the largest (1024 slots,
+//! 2048 versions) or the first run of a statement shape (its preparation), plus one `fsync`
+//! of the WAL with `FULL`.
 //!
 //! This relies on sqlx-sqlite's `lock_handle` (the workspace pins sqlx's version) and is the
 //! crate's only `unsafe` code (the workspace forbids it elsewhere).
@@ -53,7 +55,7 @@ pub(crate) struct WriteConn {
     locked: Option<Handle>,
     /// Statements prepared on the handle, kept while it is handed to sqlx (where nothing
     /// uses them); finalized only while locked.
-    parked: HashMap<usize, Stmt>,
+    parked: HashMap<(usize, usize), Stmt>,
     /// The connection, boxed so that its address never changes while a locked handle,
     /// made from a `'static` borrow of it, exists.
     conn: NonNull<SqliteConnection>,
@@ -64,6 +66,8 @@ pub(crate) struct WriteConn {
     hook: Option<NonNull<AtomicI32>>,
     /// WAL pages at which the next checkpoint is due.
     checkpoint_at: i32,
+    /// The WAL's size when last looked at (a smaller one means it was restarted).
+    pages_seen: i32,
 }
 
 // SAFETY: the connection, the locked handle and the statements are used only through
@@ -75,8 +79,9 @@ unsafe impl Send for WriteConn {}
 /// The handle while it is locked out of sqlx, with the statements prepared on it: runs
 /// statements on the calling thread.
 struct Handle {
-    /// Declared first: finalized before the handle is given back.
-    stmts: HashMap<usize, Stmt>,
+    /// By the statement text's address and length (texts are `'static`). Finalized before
+    /// the handle is given back ([`Handle`]'s `Drop`).
+    stmts: HashMap<(usize, usize), Stmt>,
     handle: LockedSqliteHandle<'static>,
 }
 
@@ -88,21 +93,18 @@ enum Fail {
     Misuse(&'static str),
 }
 
-/// A prepared statement (finalized on drop, which happens only while its handle is locked).
+/// A prepared statement. Finalized only by its [`Handle`], while locked (on drop, or when the
+/// cache is full); one dropped anywhere else is leaked, never finalized unlocked.
 struct Stmt(NonNull<ffi::sqlite3_stmt>);
 
 // SAFETY: SQLite's multi-thread mode lets a statement move between threads, used by one at a
 // time; a statement is used only through `&mut` of the `WriteConn` holding it, while locked.
 unsafe impl Send for Stmt {}
 
-impl Drop for Stmt {
+impl Drop for Handle {
     fn drop(&mut self) {
-        // SAFETY: statements are dropped only while their handle is locked (`Handle::stmts`
-        // before `Handle::handle`; `WriteConn`'s `Drop` re-locks for `parked` or forgets
-        // them), and each is finalized once.
-        unsafe {
-            ffi::sqlite3_finalize(self.0.as_ptr());
-        }
+        // Before the guard (a field) is released.
+        self.finalize_all();
     }
 }
 
@@ -132,6 +134,7 @@ impl WriteConn {
             wal_pages: Arc::new(AtomicI32::new(0)),
             hook: None,
             checkpoint_at: CHECKPOINT_PAGES,
+            pages_seen: 0,
         }
     }
 
@@ -201,66 +204,119 @@ impl WriteConn {
         Ok(self.locked.insert(handle))
     }
 
-    /// Whether a checkpoint is due: the WAL has grown by 1000 pages since the last one this
-    /// connection ran (then run `PRAGMA wal_checkpoint(PASSIVE)` through [`Self::sqlx`] and
-    /// report its outcome with [`Self::checkpointed`]).
+    /// Whether a checkpoint is due: the WAL holds 1000 pages (SQLite's automatic checkpoint
+    /// threshold), or, after a checkpoint a reader kept from finishing, 100 more than then.
+    /// Then run `PRAGMA wal_checkpoint(PASSIVE)` through [`Self::sqlx`] and report its
+    /// outcome with [`Self::checkpointed`].
     pub(crate) fn checkpoint_due(&mut self) -> bool {
-        self.hook.is_some() && self.wal_pages.load(Ordering::Relaxed) >= self.checkpoint_at
+        let pages = self.wal_pages.load(Ordering::Relaxed);
+        if pages < self.pages_seen {
+            // The WAL was restarted (after a checkpoint, maybe another process's).
+            self.checkpoint_at = CHECKPOINT_PAGES;
+        }
+        self.pages_seen = pages;
+        self.hook.is_some() && pages >= self.checkpoint_at
     }
 
     /// Records a checkpoint's outcome: `complete` when every WAL page was copied back (the
     /// next writer restarts the WAL from its start), otherwise a reader still needs some and
     /// the checkpoint is tried again 100 pages later.
     pub(crate) fn checkpointed(&mut self, complete: bool) {
-        let pages = self.wal_pages.load(Ordering::Relaxed);
-        self.checkpoint_at = if complete {
-            CHECKPOINT_PAGES
+        if complete {
+            // Nothing left to copy until the next commit reports the WAL's new size.
+            self.wal_pages.store(0, Ordering::Relaxed);
+            self.checkpoint_at = CHECKPOINT_PAGES;
         } else {
-            pages.saturating_add(CHECKPOINT_RETRY_PAGES)
-        };
+            let pages = self.wal_pages.load(Ordering::Relaxed);
+            self.checkpoint_at = pages.saturating_add(CHECKPOINT_RETRY_PAGES);
+        }
     }
 }
 
 impl Drop for WriteConn {
     fn drop(&mut self) {
-        if self.locked.is_none() && (self.hook.is_some() || !self.parked.is_empty()) {
-            // Statements must be finalized and the hook removed while locked. sqlx's worker
-            // is an OS thread: waiting for it here cannot deadlock.
-            // SAFETY: as in `lock`; the box is dropped below, after the handle.
-            let conn: &'static mut SqliteConnection = unsafe { &mut *self.conn.as_ptr() };
-            if let Ok(handle) = futures_executor::block_on(conn.lock_handle()) {
-                self.locked = Some(Handle {
-                    stmts: std::mem::take(&mut self.parked),
-                    handle,
-                });
-            }
-        }
-        if let Some(locked) = self.locked.as_mut() {
-            if let Some(ctx) = self.hook.take() {
-                // SAFETY: the handle is locked; after this the hook holds no reference.
-                unsafe {
-                    ffi::sqlite3_wal_hook(
-                        locked.handle.as_raw_handle().as_ptr(),
-                        None,
-                        ptr::null_mut(),
-                    );
-                    drop(Arc::from_raw(ctx.as_ptr() as *const AtomicI32));
-                }
-            }
+        let teardown = Teardown {
+            locked: self.locked.take(),
+            parked: std::mem::take(&mut self.parked),
+            hook: self.hook.take(),
+            conn: self.conn,
+        };
+        if teardown.locked.is_some() || (teardown.hook.is_none() && teardown.parked.is_empty()) {
+            teardown.run();
         } else {
-            // The worker thread is gone (it crashed): nothing may touch the handle. The
-            // statements and the hook's reference are left to it.
-            for stmt in std::mem::take(&mut self.parked).into_values() {
-                std::mem::forget(stmt);
+            // Statements are finalized and the hook removed only while locked, and locking
+            // waits for sqlx's worker to finish whatever it runs (a statement waiting out a
+            // lock: up to the busy timeout): not on this thread, which may be a runtime's
+            // or inside another executor. If no thread can be started, all of it is leaked.
+            let _ = std::thread::Builder::new()
+                .name("state-sqlite-close".into())
+                .spawn(move || teardown.run());
+        }
+    }
+}
+
+/// What a dropped [`WriteConn`] leaves to release: the statements and the WAL hook (under
+/// the lock), then the connection. Dropped without [`Teardown::run`], it leaks them all.
+struct Teardown {
+    locked: Option<Handle>,
+    parked: HashMap<(usize, usize), Stmt>,
+    hook: Option<NonNull<AtomicI32>>,
+    conn: NonNull<SqliteConnection>,
+}
+
+// SAFETY: as for `WriteConn`, whose parts these are; only `run` uses them.
+unsafe impl Send for Teardown {}
+
+impl Teardown {
+    fn run(mut self) {
+        if self.locked.is_none() && (self.hook.is_some() || !self.parked.is_empty()) {
+            // SAFETY: as in `WriteConn::lock`; the box is dropped below, after the handle.
+            let conn: &'static mut SqliteConnection = unsafe { &mut *self.conn.as_ptr() };
+            match futures_executor::block_on(conn.lock_handle()) {
+                Ok(handle) => {
+                    self.locked = Some(Handle {
+                        stmts: std::mem::take(&mut self.parked),
+                        handle,
+                    });
+                }
+                // The worker thread is gone (it crashed): closing the connection would find
+                // statements open (sqlx panics then). Leak it, the statements and the hook's
+                // reference.
+                Err(_) => return,
             }
         }
+        if let Some(locked) = self.locked.as_mut()
+            && let Some(ctx) = self.hook.take()
+        {
+            // SAFETY: the handle is locked; after this the hook holds no reference.
+            unsafe {
+                ffi::sqlite3_wal_hook(
+                    locked.handle.as_raw_handle().as_ptr(),
+                    None,
+                    ptr::null_mut(),
+                );
+                drop(Arc::from_raw(ctx.as_ptr() as *const AtomicI32));
+            }
+        }
+        // Finalizes the statements, then gives the handle back.
         self.locked = None;
-        // SAFETY: `conn` came from `Box::leak` in `new`; nothing uses it any more.
+        // SAFETY: `conn` came from `Box::leak` in `WriteConn::new`; nothing uses it any more.
         drop(unsafe { Box::from_raw(self.conn.as_ptr()) });
     }
 }
 
 impl Handle {
+    /// Finalizes every statement prepared on the handle.
+    fn finalize_all(&mut self) {
+        for (_, stmt) in self.stmts.drain() {
+            // SAFETY: the handle is locked; the statement was prepared on it and is
+            // finalized once (drained).
+            unsafe {
+                ffi::sqlite3_finalize(stmt.0.as_ptr());
+            }
+        }
+    }
+
     /// Whether the connection is outside any transaction.
     fn autocommit(&mut self) -> bool {
         // SAFETY: the handle is locked and open.
@@ -270,12 +326,12 @@ impl Handle {
     /// See [`WriteConn::run`].
     fn run(&mut self, sql: &'static str, params: &[P<'_>]) -> Result<Option<i64>, sqlx::Error> {
         let db = self.handle.as_raw_handle().as_ptr();
-        let key = sql.as_ptr() as usize;
+        let key = (sql.as_ptr() as usize, sql.len());
         let stmt = match self.stmts.get(&key) {
             Some(s) => s.0.as_ptr(),
             None => {
                 if self.stmts.len() >= STATEMENTS_MAX {
-                    self.stmts.clear();
+                    self.finalize_all();
                 }
                 let s = match prepare(db, sql) {
                     Ok(s) => s,
@@ -331,12 +387,16 @@ fn prepare(db: *mut ffi::sqlite3, sql: &str) -> Result<Stmt, Fail> {
     if rc != ffi::SQLITE_OK {
         return Err(Fail::Sqlite(rc));
     }
-    let stmt = Stmt(NonNull::new(stmt).ok_or(Fail::Misuse("empty statement"))?);
+    let stmt = NonNull::new(stmt).ok_or(Fail::Misuse("empty statement"))?;
     let used = (tail as usize).wrapping_sub(sql.as_ptr() as usize);
     if sql.get(used..).is_none_or(|rest| !rest.trim().is_empty()) {
+        // SAFETY: prepared just now on `db`, which is locked; never used again.
+        unsafe {
+            ffi::sqlite3_finalize(stmt.as_ptr());
+        }
         return Err(Fail::Misuse("more than one statement"));
     }
-    Ok(stmt)
+    Ok(Stmt(stmt))
 }
 
 /// Binds `text` without copying it (SQLITE_STATIC): valid while `params` is borrowed, and
@@ -399,5 +459,95 @@ unsafe fn bind_and_step(
             ffi::SQLITE_DONE => return Ok(first),
             rc => return Err(Fail::Sqlite(rc)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::{Connection, Executor};
+
+    async fn write_conn() -> WriteConn {
+        let conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let mut w = WriteConn::new(conn, Duration::from_secs(5));
+        w.sqlx()
+            .execute("CREATE TABLE t (n INTEGER NOT NULL)")
+            .await
+            .unwrap();
+        w
+    }
+
+    async fn count(w: &mut WriteConn) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(w.sqlx())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_statement_runs_on_the_handle_and_its_errors_are_sqlxs() {
+        let mut w = write_conn().await;
+        assert_eq!(
+            w.run("INSERT INTO t VALUES (?)", &[P::Int(7)])
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            w.run("SELECT n * 2 FROM t", &[]).await.unwrap(),
+            Some(14),
+            "the first column of the first row"
+        );
+        // SQLite's own refusal, as sqlx reports it on its path.
+        let e = w
+            .run("INSERT INTO t VALUES (?)", &[P::Null])
+            .await
+            .unwrap_err();
+        match e {
+            sqlx::Error::Database(db) => {
+                assert_eq!(db.kind(), sqlx::error::ErrorKind::NotNullViolation);
+                assert!(db.message().contains("NOT NULL"), "{}", db.message());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Handed to sqlx and back, the statements are still prepared and work.
+        assert_eq!(count(&mut w).await, 1);
+        assert_eq!(w.run("SELECT n FROM t", &[]).await.unwrap(), Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_multi_statement_string_or_a_wrong_parameter_count_is_refused_unrun() {
+        let mut w = write_conn().await;
+        let e = w
+            .run("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", &[])
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("more than one statement"), "{e}");
+        let e = w.run("INSERT INTO t VALUES (?)", &[]).await.unwrap_err();
+        assert!(e.to_string().contains("parameter count"), "{e}");
+        let e = w
+            .run("INSERT INTO t VALUES (?)", &[P::Int(1), P::Int(2)])
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("parameter count"), "{e}");
+        assert_eq!(count(&mut w).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_left_open_is_rolled_back_before_a_statement() {
+        let mut w = write_conn().await;
+        w.sqlx().execute("BEGIN").await.unwrap();
+        w.sqlx().execute("INSERT INTO t VALUES (1)").await.unwrap();
+        // Runs in autocommit: the stray transaction (and its row) is rolled back first.
+        w.run("INSERT INTO t VALUES (?)", &[P::Int(2)])
+            .await
+            .unwrap();
+        let e = w.sqlx().execute("COMMIT").await.unwrap_err();
+        assert!(e.to_string().contains("no transaction is active"), "{e}");
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_all(w.sqlx())
+            .await
+            .unwrap();
+        assert_eq!(rows, [2]);
     }
 }

@@ -23,10 +23,12 @@
 //!   thread never waits for a lock or a checkpoint: the busy timeout is 0 while the handle is
 //!   locked, and a commit that meets another connection's lock runs again through sqlx,
 //!   whose worker waits it out ([`SqliteStats::inline_busy`]); SQLite's automatic checkpoint
-//!   is replaced by one the committer runs through sqlx every 1000 WAL pages
-//!   ([`SqliteStats::checkpoints`]). What it does block for is the statement itself: tens of
-//!   microseconds with `synchronous = NORMAL` (a group of 64 slots: a few hundred), plus an
-//!   fsync with `FULL`; [`SqliteOptions::inline_commits`] turns it off. The read path, admin
+//!   is replaced by one the committer runs through sqlx when the WAL holds 1000 pages (100
+//!   more while a reader keeps one from finishing; [`SqliteStats::checkpoints`]) — a caller
+//!   that leads the turn waits for it, as for SQLite's own. What the thread does block for is
+//!   the statement itself: tens of microseconds with `synchronous = NORMAL` (a group of 64
+//!   slots: a few hundred; the largest groups, or a statement's first run, milliseconds),
+//!   plus an fsync with `FULL`; [`SqliteOptions::inline_commits`] turns it off. The read path, admin
 //!   writes and reads of a `:memory:` store run through sqlx.
 //! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
 //!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the
@@ -199,7 +201,8 @@ impl SqliteOptions {
     /// sqlx's worker thread (`false`). Inline, a lone writer's commit costs no thread
     /// hand-off (W1 ×2 in `BENCHMARKS.md`), but the thread running the committer — a
     /// runtime thread — blocks for the statement: tens of microseconds with
-    /// [`Synchronous::Normal`], plus an fsync with [`Synchronous::Full`]. Turn it off where
+    /// [`Synchronous::Normal`] (milliseconds for the largest groups), plus an fsync with
+    /// [`Synchronous::Full`]. Turn it off where
     /// an fsync on the runtime's threads costs more than the hand-off (a slow disk, a
     /// `current_thread` runtime serving latency-sensitive work).
     #[must_use]
