@@ -28,8 +28,8 @@
 //!   that leads the turn waits for it, as for SQLite's own. What the thread does block for is
 //!   the statement itself: tens of microseconds with `synchronous = NORMAL` (a group of 64
 //!   slots: a few hundred; the largest groups, or a statement's first run, milliseconds),
-//!   plus an fsync with `FULL`; [`SqliteOptions::inline_commits`] turns it off. The read path, admin
-//!   writes and reads of a `:memory:` store run through sqlx.
+//!   plus an fsync with `FULL`; [`SqliteOptions::inline_commits`] turns it off. The read
+//!   path, admin writes and reads of a `:memory:` store run through sqlx.
 //! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
 //!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the
 //!   commit may or may not have applied.
@@ -202,9 +202,9 @@ impl SqliteOptions {
     /// hand-off (W1 ×2 in `BENCHMARKS.md`), but the thread running the committer — a
     /// runtime thread — blocks for the statement: tens of microseconds with
     /// [`Synchronous::Normal`] (milliseconds for the largest groups), plus an fsync with
-    /// [`Synchronous::Full`]. Turn it off where
-    /// an fsync on the runtime's threads costs more than the hand-off (a slow disk, a
-    /// `current_thread` runtime serving latency-sensitive work).
+    /// [`Synchronous::Full`]. Turn it off where an fsync on the runtime's threads costs more
+    /// than the hand-off (a slow disk, a `current_thread` runtime serving latency-sensitive
+    /// work).
     #[must_use]
     pub fn inline_commits(mut self, on: bool) -> Self {
         self.inline_commits = on;

@@ -339,7 +339,7 @@ pub fn list_scopes_sql(kind: bool, after: bool) -> &'static str {
 }
 
 /// A statement parameter, bound through sqlx ([`bind_all`]) or on the write connection's
-/// handle ([`crate::inline::Handle::run`]).
+/// handle ([`crate::inline::WriteConn::run`]).
 pub(crate) enum P<'a> {
     Null,
     Text(Option<String>),
@@ -511,7 +511,7 @@ fn bind_commit_row<'a>(
 
 /// Binds `log` padded to `rows` rows (see [`bind_commit_row`]).
 fn bind_commit_rows<'a>(
-    args: &mut Vec<P<'a>>,
+    params: &mut Vec<P<'a>>,
     log: &'a [(Slot, Record)],
     rows: usize,
     now: Timestamp,
@@ -520,7 +520,7 @@ fn bind_commit_rows<'a>(
     for i in 0..rows {
         let j = i.min(log.len() - 1);
         let ord = (i < log.len()).then_some(i as i64);
-        bind_commit_row(args, ord, &log[j], now, superseded[j])?;
+        bind_commit_row(params, ord, &log[j], now, superseded[j])?;
     }
     Ok(())
 }
@@ -719,7 +719,8 @@ fn guarded_sql(touched: usize, logged: usize) -> &'static str {
     })
 }
 
-/// The one-call commit of a group, ready to run ([`guarded_commit`]).
+/// The one-call commit of a group, ready to run on the write connection's handle
+/// ([`Guarded::run_inline`]) or through sqlx ([`Guarded::run_sqlx`]).
 pub(crate) struct Guarded<'a> {
     sql: &'static str,
     params: Vec<P<'a>>,
