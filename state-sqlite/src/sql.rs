@@ -143,15 +143,14 @@ async fn load_chunks(
     let mut out: Vec<Option<Result<Known, SqliteError>>> = vec![None; slots.len()];
     for (chunk_no, chunk) in slots.chunks(SELECT_MAX).enumerate() {
         let rows = bucket(chunk.len());
-        let mut args = SqliteArguments::default();
+        let mut params = Vec::with_capacity(rows * 6);
         for i in 0..rows {
             let s = &chunk[i.min(chunk.len() - 1)];
             let index = chunk_no * SELECT_MAX + i.min(chunk.len() - 1);
-            add(&mut args, index as i64)?;
-            bind_scope(&mut args, s.scope())?;
-            add(&mut args, s.namespace().to_owned())?;
-            add(&mut args, s.key().to_owned())?;
+            params.push(P::Int(index as i64));
+            push_slot(&mut params, s);
         }
+        let args = bind_all(params)?;
         let sql = if begin && chunk_no == 0 {
             begin_and_select_slots(rows)
         } else {
