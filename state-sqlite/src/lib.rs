@@ -59,6 +59,7 @@
 //! file). [`Synchronous::Full`] fsyncs the WAL on every commit, so acknowledged writes also
 //! survive a power loss, at the cost of one fsync per (group-)commit.
 
+mod cache;
 mod error;
 mod inline;
 mod schema;
@@ -415,7 +416,7 @@ impl SqliteStore {
             counters: counters.clone(),
             max_group: options.max_group,
             busy_retry_for: options.busy_retry_for,
-            cache: HashMap::new(),
+            cache: cache::KnownCache::default(),
             optimistic: true,
             change_retention: options.change_retention,
             next: None,
@@ -746,9 +747,6 @@ fn prepare_group(
     })
 }
 
-/// The most slots the committer remembers.
-const CACHE_MAX: usize = 100_000;
-
 /// Owns the write connection and runs every write transaction; run by one caller or task at
 /// a time ([`Leader`]).
 struct Committer {
@@ -760,7 +758,7 @@ struct Committer {
     busy_retry_for: Duration,
     /// What each slot held after this committer's last transaction touching it. Every write
     /// made from it is guarded by it, so a stale entry costs a retry, never a lost update.
-    cache: HashMap<Slot, sql::Known>,
+    cache: cache::KnownCache,
     /// Whether to try the one-call guarded commit (off after a miss, until a read refreshed
     /// the cache).
     optimistic: bool,
@@ -913,16 +911,22 @@ impl Committer {
         // Fast path: assume what the cache knows (a slot never seen: no row, floor 0) and
         // commit in one statement, guarded by those assumptions for every touched slot. If
         // one is wrong nothing is written, and the group runs again on what it reads.
-        if self.optimistic && !slots.is_empty() && slots.len() <= sql::GUARDED_MAX {
-            let assumed: Vec<sql::Known> = slots
+        // A slot known to hold a value too large to compare in the database takes the read
+        // path.
+        let assumed: Option<Vec<sql::Known>> = if self.optimistic && slots.len() <= sql::GUARDED_MAX
+        {
+            slots
                 .iter()
-                .map(|s| {
-                    self.cache
-                        .get(s)
-                        .cloned()
-                        .unwrap_or((Record::absent(0), false))
+                .map(|s| match self.cache.get(s) {
+                    Some(cache::Entry::Known(k)) => Some(k.clone()),
+                    Some(cache::Entry::Large) => None,
+                    None => Some((Record::absent(0), false)),
                 })
-                .collect();
+                .collect()
+        } else {
+            None
+        };
+        if let Some(assumed) = assumed.filter(|a| !a.is_empty()) {
             let loaded: Vec<Result<sql::Known, SqliteError>> =
                 assumed.iter().cloned().map(Ok).collect();
             let PreparedGroup {
@@ -995,12 +999,9 @@ impl Committer {
         statement.run_sqlx(self.conn.sqlx()).await
     }
 
-    /// Records what slots hold after a commit (bounded: the cache is dropped when full).
+    /// Records what slots hold after a commit (bounded: see [`cache::KnownCache`]).
     fn remember(&mut self, known: impl IntoIterator<Item = (Slot, sql::Known)>) {
         for (slot, k) in known {
-            if self.cache.len() >= CACHE_MAX {
-                self.cache.clear();
-            }
             self.cache.insert(slot, k);
         }
     }

@@ -673,7 +673,7 @@ const GUARDED_LOG_MAX: usize = 2048;
 
 /// The largest assumed value (serialized) the one-call commit compares in the database;
 /// larger ones take the read path.
-const GUARDED_VALUE_MAX: usize = 4096;
+pub(crate) const GUARDED_VALUE_MAX: usize = 4096;
 
 /// How SQLite refuses a stale one-call commit: [`commit_text`] makes `at` NULL (migration
 /// 0004). No other write leaves `at` NULL.

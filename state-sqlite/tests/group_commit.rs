@@ -768,3 +768,33 @@ async fn dropping_the_store_closes_the_file() {
         Some(2)
     );
 }
+
+#[tokio::test]
+async fn a_value_too_large_to_compare_in_the_database_takes_the_read_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let a = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let b = SqliteStore::open(&path).await.unwrap();
+    let ea = Engine::with_config(a.clone(), Default::default());
+    let eb = Engine::new(b);
+    let ha = ea.handle::<String>(slot("doc"));
+    let large = |c: char| c.to_string().repeat(5000);
+    // Never seen: assumed absent, one call.
+    ha.set(large('a')).await.unwrap();
+    assert_eq!((a.stats().fast_commits, a.stats().cache_misses), (1, 0));
+    // Known to hold a value over the guard's limit: read, then written, with no wasted
+    // one-call attempt, and built on another connection's write in between.
+    ha.set(large('b')).await.unwrap();
+    eb.handle::<String>(slot("doc")).set("small".into()).await.unwrap();
+    ha.set(large('c')).await.unwrap();
+    let stats = a.stats();
+    assert_eq!((stats.fast_commits, stats.cache_misses), (1, 0), "{stats:?}");
+    let got = ha.get_versioned().await.unwrap();
+    assert_eq!((got.value, got.version), (Some(large('c')), 4));
+    // Small again: back to one call after the read that learns it.
+    ha.set("s".into()).await.unwrap();
+    ha.set("t".into()).await.unwrap();
+    let stats = a.stats();
+    assert_eq!((stats.fast_commits, stats.cache_misses), (2, 0), "{stats:?}");
+    assert_eq!(ha.get_versioned().await.unwrap().version, 6);
+}
