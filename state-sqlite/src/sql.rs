@@ -491,51 +491,81 @@ fn bind_record<'a>(
     Ok(())
 }
 
+/// What the log's triggers do with a logged version in `slots`: the `changes.superseded`
+/// column's value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SlotWrite {
+    /// Upsert the slot's row (NULL; migration 0005).
+    Upsert,
+    /// Nothing: a later version of the same slot follows in this statement (1; migration
+    /// 0005).
+    Skip,
+    /// Insert it as a new row, which fails if the slot has one (2; migration 0006).
+    Insert,
+}
+
+impl SlotWrite {
+    fn column(self) -> P<'static> {
+        match self {
+            SlotWrite::Upsert => P::Null,
+            SlotWrite::Skip => P::Int(1),
+            SlotWrite::Insert => P::Int(2),
+        }
+    }
+}
+
 /// Binds one logged version as [`commit_text`] reads it: its position (`None`: a padding
-/// row, not inserted), the slot's identity, version, value, time and expiry, and whether a
-/// later version of the same slot follows it in this statement (then the log's trigger does
-/// not store it in `slots`: migration 0005).
+/// row, not inserted), the slot's identity, version, value, time and expiry, and what the
+/// log's triggers do with it in `slots`.
 fn bind_commit_row<'a>(
     params: &mut Vec<P<'a>>,
     ord: Option<i64>,
     (slot, rec): &'a (Slot, Record),
     now: Timestamp,
-    superseded: bool,
+    write: SlotWrite,
 ) -> Result<(), SqliteError> {
     params.push(P::int_or_null(ord));
     bind_record(params, slot, rec, now)?;
-    params.push(P::int_or_null(superseded.then_some(1)));
+    params.push(write.column());
     Ok(())
 }
 
-/// Binds `log` padded to `rows` rows (see [`bind_commit_row`]).
+/// Binds `log` padded to `rows` rows (see [`bind_commit_row`]); `writes` has one entry per
+/// version of `log`.
 fn bind_commit_rows<'a>(
     params: &mut Vec<P<'a>>,
     log: &'a [(Slot, Record)],
+    writes: &[SlotWrite],
     rows: usize,
     now: Timestamp,
 ) -> Result<(), SqliteError> {
-    let superseded = superseded(log);
     for i in 0..rows {
         let j = i.min(log.len() - 1);
         let ord = (i < log.len()).then_some(i as i64);
-        bind_commit_row(params, ord, &log[j], now, superseded[j])?;
+        bind_commit_row(params, ord, &log[j], now, writes[j])?;
     }
     Ok(())
 }
 
-/// For each version of `log` (in commit order), whether a later one of the same slot follows.
-fn superseded(log: &[(Slot, Record)]) -> Vec<bool> {
+/// For each version of `log` (in commit order): skipped if a later one of the same slot
+/// follows, else inserted as a new row if `new_row` says the slot has none, else upserted.
+fn slot_writes(log: &[(Slot, Record)], new_row: impl Fn(&Slot) -> bool) -> Vec<SlotWrite> {
     let mut later = std::collections::HashSet::with_capacity(log.len());
-    let mut out = vec![false; log.len()];
+    let mut out = vec![SlotWrite::Skip; log.len()];
     for (i, (slot, _)) in log.iter().enumerate().rev() {
-        out[i] = !later.insert(slot);
+        if later.insert(slot) {
+            out[i] = if new_row(slot) {
+                SlotWrite::Insert
+            } else {
+                SlotWrite::Upsert
+            };
+        }
     }
     out
 }
 
 /// Inserts `rows` bound versions into the change log in their order, skipping padding; the
-/// log's trigger (migrations 0004, 0005) stores each slot's last one in `slots`.
+/// log's triggers (migrations 0004 to 0006) store each slot's last one in `slots`.
 /// `guarded`: a `g(c)` common table expression in front counts stale assumptions (see
 /// [`guarded_sql`]); if it is not 0 every `at` is NULL, which the NOT NULL constraint refuses,
 /// aborting the statement.
@@ -570,7 +600,8 @@ pub(crate) async fn write_commit(
     for (chunk_no, chunk) in log.chunks(UPSERT_MAX).enumerate() {
         let rows = bucket(chunk.len());
         let mut params = Vec::with_capacity(rows * 11);
-        bind_commit_rows(&mut params, chunk, rows, now)?;
+        let writes = slot_writes(chunk, |_| false);
+        bind_commit_rows(&mut params, chunk, &writes, rows, now)?;
         let args = bind_all(params)?;
         let sql = if commit && chunk_no + 1 == chunks {
             cached(&AND_COMMIT, rows, |rows| {
@@ -676,39 +707,75 @@ const GUARDED_LOG_MAX: usize = 2048;
 pub(crate) const GUARDED_VALUE_MAX: usize = 4096;
 
 /// How SQLite refuses a stale one-call commit: [`commit_text`] makes `at` NULL (migration
-/// 0004). No other write leaves `at` NULL.
+/// 0004; no other write leaves `at` NULL), or a version the commit stores as a new row meets a
+/// row (migration 0006).
 const STALE: &str = "NOT NULL constraint failed: changes.at";
+const STALE_ROW: &str = "UNIQUE constraint failed: slots.";
+
+/// A scope's identity: kind, scope id, sub.
+fn push_scope<'a>(params: &mut Vec<P<'a>>, scope: &'a Scope) {
+    let (kind, id, sub) = scope_columns(scope);
+    params.extend([kind, id, sub].map(P::Str));
+}
 
 /// The one-call commit: ONE statement, run in autocommit (its own transaction, which takes
-/// the write lock when it starts). `g.c` counts the touched slots whose stored state (version
-/// and exact value text, or no row and the floor) differs from what the committer assumed;
-/// every version goes to the log (and each slot's last one from there, by its trigger, to
-/// `slots`), each with a NULL time if that count is not 0, which aborts the statement, writing
-/// nothing. With nothing to log it is the count alone.
+/// the write lock when it starts). `g.c` counts the stale assumptions: `checked` slots whose
+/// stored state (version and exact value text, or no row and the floor) differs from what the
+/// committer assumed, and `floors` scopes whose floor differs. Every version goes to the log
+/// (and each slot's last one from there, by the log's triggers, to `slots`), each with a NULL
+/// time if that count is not 0, which aborts the statement, writing nothing. With nothing to
+/// log it is the count alone.
+///
+/// A slot the committer assumes has no row and writes is not among the `checked`: its version
+/// is stored as a new row, which fails on a row there (migration 0006), and its scope's floor
+/// is among the `floors`. One lookup of the slot instead of two.
 ///
 /// One statement, because sqlx's worker thread sends a message per statement of a string,
 /// and each that finds the waiting thread asleep costs a thread wake-up (W1 ran at 220 µs per
 /// commit with four).
-fn guarded_sql(touched: usize, logged: usize) -> &'static str {
-    type Shapes = HashMap<(usize, usize), &'static str>;
+fn guarded_sql(checked: usize, floors: usize, logged: usize) -> &'static str {
+    type Shapes = HashMap<(usize, usize, usize), &'static str>;
     static CACHE: OnceLock<Mutex<Shapes>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    cache.entry((touched, logged)).or_insert_with(|| {
+    cache.entry((checked, floors, logged)).or_insert_with(|| {
         // Anonymous `?` parameters only, bound in textual order: SQLite resolves each
         // numbered `?NNN` by a linear scan, which made binding quadratic in the parameter
         // count (10 % of W3 in `perf`).
-        let with = format!(
-            "WITH t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {}), \
-             g(c) AS (SELECT count(*) FROM t \
-             LEFT JOIN slots s ON s.kind = t.kind AND s.scope_id = t.scope_id \
-               AND s.scope_sub = t.scope_sub AND s.namespace = t.namespace AND s.key = t.key \
-             LEFT JOIN scope_floors f ON f.kind = t.kind AND f.scope_id = t.scope_id \
-               AND f.scope_sub = t.scope_sub \
-             WHERE NOT ((t.ev IS NULL AND s.version IS NULL AND COALESCE(f.floor, 0) = t.ef) \
-                     OR (t.ev IS NOT NULL AND s.version IS t.ev AND s.value IS t.evalue)))",
-            values(touched, 8)
-        );
+        let mut with = Vec::new();
+        let mut stale = Vec::new();
+        if checked > 0 {
+            with.push(format!(
+                "t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {})",
+                values(checked, 8)
+            ));
+            stale.push(
+                "(SELECT count(*) FROM t \
+                 LEFT JOIN slots s ON s.kind = t.kind AND s.scope_id = t.scope_id \
+                   AND s.scope_sub = t.scope_sub AND s.namespace = t.namespace \
+                   AND s.key = t.key \
+                 LEFT JOIN scope_floors f ON f.kind = t.kind AND f.scope_id = t.scope_id \
+                   AND f.scope_sub = t.scope_sub \
+                 WHERE NOT ((t.ev IS NULL AND s.version IS NULL \
+                             AND COALESCE(f.floor, 0) = t.ef) \
+                         OR (t.ev IS NOT NULL AND s.version IS t.ev \
+                             AND s.value IS t.evalue)))",
+            );
+        }
+        if floors > 0 {
+            with.push(format!(
+                "u(kind, scope_id, scope_sub, ef) AS (VALUES {})",
+                values(floors, 4)
+            ));
+            stale.push(
+                "(SELECT count(*) FROM u \
+                 LEFT JOIN scope_floors f ON f.kind = u.kind AND f.scope_id = u.scope_id \
+                   AND f.scope_sub = u.scope_sub \
+                 WHERE COALESCE(f.floor, 0) <> u.ef)",
+            );
+        }
+        with.push(format!("g(c) AS (SELECT {})", stale.join(" + ")));
+        let with = format!("WITH {}", with.join(", "));
         let text = if logged == 0 {
             format!("{with} SELECT c FROM g")
         } else {
@@ -738,11 +805,24 @@ impl<'a> Guarded<'a> {
         log: &'a [(Slot, Record)],
         now: Timestamp,
     ) -> Result<Option<Self>, SqliteError> {
-        if log.len() > GUARDED_LOG_MAX {
+        if log.len() > GUARDED_LOG_MAX || touched.is_empty() {
             return Ok(None);
         }
-        let mut texts = Vec::with_capacity(assumed.len());
-        for (record, row) in assumed {
+        let written: std::collections::HashSet<&Slot> = log.iter().map(|(s, _)| s).collect();
+        // Slots assumed to have no row that this commit writes: only their scope's floor is
+        // checked (once per scope and assumed floor); the new row checks the rest.
+        let mut new_rows = std::collections::HashSet::new();
+        let mut floors: Vec<(&'a Scope, u64)> = Vec::new();
+        let mut floors_seen = std::collections::HashSet::new();
+        let mut checked: Vec<(&'a Slot, Option<String>, &Known)> = Vec::new();
+        for (slot, known @ (record, row)) in touched.iter().zip(assumed) {
+            if !row && written.contains(slot) {
+                new_rows.insert(slot);
+                if floors_seen.insert((slot.scope(), record.version)) {
+                    floors.push((slot.scope(), record.version));
+                }
+                continue;
+            }
             let text = match (&record.value, row) {
                 (Some(v), true) => Some(json_text(v)?),
                 _ => None,
@@ -750,28 +830,35 @@ impl<'a> Guarded<'a> {
             if text.as_ref().is_some_and(|t| t.len() > GUARDED_VALUE_MAX) {
                 return Ok(None);
             }
-            texts.push(text);
+            checked.push((slot, text, known));
         }
-        let (t_rows, l_rows) = (
-            bucket(touched.len()),
-            if log.is_empty() { 0 } else { bucket(log.len()) },
+        let bucket_or_0 = |n: usize| if n == 0 { 0 } else { bucket(n) };
+        let (t_rows, u_rows, l_rows) = (
+            bucket_or_0(checked.len()),
+            bucket_or_0(floors.len()),
+            bucket_or_0(log.len()),
         );
-        let mut params = Vec::with_capacity(t_rows * 8 + l_rows * 11);
+        let mut params = Vec::with_capacity(t_rows * 8 + u_rows * 4 + l_rows * 11);
         for i in 0..t_rows {
-            let j = i.min(touched.len() - 1);
-            let (slot, (record, row)) = (&touched[j], &assumed[j]);
+            let (slot, text, (record, row)) = &checked[i.min(checked.len() - 1)];
             push_slot(&mut params, slot);
             params.push(P::int_or_null(
                 row.then(|| to_i64(record.version)).transpose()?,
             ));
-            params.push(P::Text(texts[j].clone()));
+            params.push(P::Text(text.clone()));
             params.push(P::Int(to_i64(if *row { 0 } else { record.version })?));
         }
+        for i in 0..u_rows {
+            let (scope, floor) = floors[i.min(floors.len() - 1)];
+            push_scope(&mut params, scope);
+            params.push(P::Int(to_i64(floor)?));
+        }
         if !log.is_empty() {
-            bind_commit_rows(&mut params, log, l_rows, now)?;
+            let writes = slot_writes(log, |slot| new_rows.contains(slot));
+            bind_commit_rows(&mut params, log, &writes, l_rows, now)?;
         }
         Ok(Some(Guarded {
-            sql: guarded_sql(t_rows, l_rows),
+            sql: guarded_sql(t_rows, u_rows, l_rows),
             params,
             count_only: log.is_empty(),
         }))
@@ -815,7 +902,10 @@ impl<'a> Guarded<'a> {
         match ran {
             Ok(()) => Ok(true),
             Err(sqlx::Error::Database(e))
-                if e.kind() == sqlx::error::ErrorKind::NotNullViolation && e.message() == STALE =>
+                if (e.kind() == sqlx::error::ErrorKind::NotNullViolation
+                    && e.message() == STALE)
+                    || (e.kind() == sqlx::error::ErrorKind::UniqueViolation
+                        && e.message().starts_with(STALE_ROW)) =>
             {
                 Ok(false)
             }

@@ -785,16 +785,75 @@ async fn a_value_too_large_to_compare_in_the_database_takes_the_read_path() {
     // Known to hold a value over the guard's limit: read, then written, with no wasted
     // one-call attempt, and built on another connection's write in between.
     ha.set(large('b')).await.unwrap();
-    eb.handle::<String>(slot("doc")).set("small".into()).await.unwrap();
+    eb.handle::<String>(slot("doc"))
+        .set("small".into())
+        .await
+        .unwrap();
     ha.set(large('c')).await.unwrap();
     let stats = a.stats();
-    assert_eq!((stats.fast_commits, stats.cache_misses), (1, 0), "{stats:?}");
+    assert_eq!(
+        (stats.fast_commits, stats.cache_misses),
+        (1, 0),
+        "{stats:?}"
+    );
     let got = ha.get_versioned().await.unwrap();
     assert_eq!((got.value, got.version), (Some(large('c')), 4));
     // Small again: back to one call after the read that learns it.
     ha.set("s".into()).await.unwrap();
     ha.set("t".into()).await.unwrap();
     let stats = a.stats();
-    assert_eq!((stats.fast_commits, stats.cache_misses), (2, 0), "{stats:?}");
+    assert_eq!(
+        (stats.fast_commits, stats.cache_misses),
+        (2, 0),
+        "{stats:?}"
+    );
     assert_eq!(ha.get_versioned().await.unwrap().version, 6);
+}
+
+/// A slot the committer never saw is assumed to have no row, and its write stores a new row
+/// (migration 0006): a row another connection made meanwhile, or a floor it raised, must make
+/// the whole one-call commit write nothing and the group run again on what it reads.
+#[tokio::test]
+async fn a_slot_assumed_new_that_another_connection_wrote_is_read_before_it_is_written() {
+    for inline in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = Arc::new(
+            SqliteStore::open_with(SqliteOptions::file(&path).inline_commits(inline))
+                .await
+                .unwrap(),
+        );
+        let b = SqliteStore::open(&path).await.unwrap();
+        let ea = Engine::with_config(a.clone(), Default::default());
+        let eb = Engine::new(b);
+        let add = |key: &str, n: i64| {
+            Write::apply(
+                slot(key),
+                vec![Op::increment(Path::root(), n.into(), NumKind::U64)],
+            )
+        };
+        // Another connection writes `x`; `a` has never seen it.
+        eb.handle::<u64>(slot("x")).set(10).await.unwrap();
+        // One commit of `a`: `x` (row there) and `y` (really new) — all or nothing, then read.
+        ea.commit(vec![add("x", 1), add("y", 1)]).await.unwrap();
+        let stats = a.stats();
+        assert_eq!(stats.cache_misses, 1, "inline {inline}: {stats:?}");
+        let x = ea.handle::<u64>(slot("x")).get_versioned().await.unwrap();
+        let y = ea.handle::<u64>(slot("y")).get_versioned().await.unwrap();
+        assert_eq!((x.value, x.version), (Some(11), 2), "inline {inline}");
+        assert_eq!((y.value, y.version), (Some(1), 1), "inline {inline}");
+        // The log holds exactly the versions made: no trace of the refused attempt.
+        let log = ea.store().slot_history(&slot("x"), None, 10).await.unwrap();
+        let versions: Vec<u64> = log.iter().map(|c| c.version).collect();
+        assert_eq!(versions, [2, 1], "inline {inline}");
+
+        // Another connection writes `z` and purges the scope: no row, but the floor is the
+        // highest version the scope held (`x`'s 2).
+        eb.handle::<u64>(slot("z")).set(5).await.unwrap();
+        eb.purge_scope(slot("z").scope()).await.unwrap();
+        ea.commit(vec![add("z", 1)]).await.unwrap();
+        assert_eq!(a.stats().cache_misses, 2, "inline {inline}: {:?}", a.stats());
+        let z = ea.handle::<u64>(slot("z")).get_versioned().await.unwrap();
+        assert_eq!((z.value, z.version), (Some(1), 3), "inline {inline}: above the floor");
+    }
 }
