@@ -340,13 +340,22 @@ struct Wide {
     f19: u64,
 }
 
-async fn timed<F, Fut>(mut f: F) -> f64
+async fn timed<F, Fut>(f: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    timed_for(secs(), f).await
+}
+
+/// [`timed`] for `span`.
+async fn timed_for<F, Fut>(span: Duration, mut f: F) -> f64
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
     let start = Instant::now();
-    let deadline = start + secs();
+    let deadline = start + span;
     let mut n = 0u64;
     while Instant::now() < deadline {
         f().await;
@@ -646,52 +655,48 @@ async fn main() {
     })
     .await
     .unwrap();
-    let fresh = median(
-        futures_join(|_| {
-            let w = wide.clone();
-            async move {
-                timed(|| {
-                    let w = w.clone();
-                    async move {
-                        black_box(w.f07().get().await.unwrap());
-                    }
-                })
-                .await
-            }
-        })
-        .await,
-    );
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
         .await
         .unwrap();
-    let raw = median(
-        futures_join(|_| {
-            let pool = pool.clone();
-            async move {
-                timed(|| {
-                    let pool = pool.clone();
-                    async move {
-                        let mut conn = pool.acquire().await.unwrap();
-                        let rows = sqlx::query(state_sqlite::__sql::select_slots(1))
-                            .bind(0i64)
-                            .bind("execution")
-                            .bind("w4")
-                            .bind("")
-                            .bind("Wide")
-                            .bind("f07")
-                            .fetch_all(&mut *conn)
-                            .await
-                            .unwrap();
-                        black_box(rows);
-                    }
-                })
-                .await
-            }
-        })
-        .await,
-    );
+    // Short runs alternate between the two (fifteen pairs of a fifth of the run time): both
+    // are a thread hand-off per read, whose cost drifts with the machine's load over seconds
+    // (run one after the other, the same build measured 0.72 to 1.11 of raw sqlx).
+    let span = secs() / 5;
+    let (mut fresh, mut raw) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        fresh.push(
+            timed_for(span, || {
+                let w = wide.clone();
+                async move {
+                    black_box(w.f07().get().await.unwrap());
+                }
+            })
+            .await,
+        );
+        raw.push(
+            timed_for(span, || {
+                let pool = pool.clone();
+                async move {
+                    let mut conn = pool.acquire().await.unwrap();
+                    let rows = sqlx::query(state_sqlite::__sql::select_slots(1))
+                        .bind(0i64)
+                        .bind("execution")
+                        .bind("w4")
+                        .bind("")
+                        .bind("Wide")
+                        .bind("f07")
+                        .fetch_all(&mut *conn)
+                        .await
+                        .unwrap();
+                    black_box(rows);
+                }
+            })
+            .await,
+        );
+    }
+    let (fresh, raw) = (median(fresh), median(raw));
     report.add("W4 point read fresh", "sqlite typed", fresh, raw, Some(0.9));
     report.add("W4 point read fresh", "raw sqlx", raw, raw, None);
     let snap = wide.load().await.unwrap();

@@ -852,8 +852,17 @@ async fn a_slot_assumed_new_that_another_connection_wrote_is_read_before_it_is_w
         eb.handle::<u64>(slot("z")).set(5).await.unwrap();
         eb.purge_scope(slot("z").scope()).await.unwrap();
         ea.commit(vec![add("z", 1)]).await.unwrap();
-        assert_eq!(a.stats().cache_misses, 2, "inline {inline}: {:?}", a.stats());
+        assert_eq!(
+            a.stats().cache_misses,
+            2,
+            "inline {inline}: {:?}",
+            a.stats()
+        );
         let z = ea.handle::<u64>(slot("z")).get_versioned().await.unwrap();
-        assert_eq!((z.value, z.version), (Some(1), 3), "inline {inline}: above the floor");
+        assert_eq!(
+            (z.value, z.version),
+            (Some(1), 3),
+            "inline {inline}: above the floor"
+        );
     }
 }
