@@ -170,24 +170,20 @@ fn rusqlite_cas(path: &Path, full: bool, log: bool, key: impl Fn(u64) -> String)
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn bench_rusqlite(
+/// One run of rusqlite's CAS loop on a file of its own in `dir`.
+fn rusqlite_run(
     dir: &Path,
     full: bool,
     log: bool,
     tag: &str,
-    key: impl Fn(u64) -> String + Copy,
+    run: usize,
+    key: impl Fn(u64) -> String,
 ) -> f64 {
-    median(
-        (0..RUNS)
-            .map(|r| {
-                rusqlite_cas(
-                    &dir.join(format!("rusqlite-{tag}-{full}-{log}-{r}.db")),
-                    full,
-                    log,
-                    key,
-                )
-            })
-            .collect(),
+    rusqlite_cas(
+        &dir.join(format!("rusqlite-{tag}-{full}-{log}-{run}.db")),
+        full,
+        log,
+        key,
     )
 }
 
@@ -490,11 +486,46 @@ async fn main() {
     // W1–W3 at both durabilities, against rusqlite one op per transaction.
     for full in [false, true] {
         let d = if full { "FULL" } else { "NORMAL" };
-        let base = bench_rusqlite(dir.path(), full, false, "distinct", |n| format!("k{n}"));
-        let base_one = bench_rusqlite(dir.path(), full, false, "one", |_| "counter".into());
-        // The same with a change log row per op, as the store writes one per version.
-        let logged = bench_rusqlite(dir.path(), full, true, "distinct", |n| format!("k{n}"));
-        let logged_one = bench_rusqlite(dir.path(), full, true, "one", |_| "counter".into());
+        // Each run does the baselines, then the store's workloads, so that a drift of the
+        // machine's speed (fsync times above all) meets both sides alike.
+        let (mut base, mut base_one, mut logged, mut logged_one) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut r1, mut r2, mut r2s, mut r3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for run in 0..RUNS {
+            let distinct = |n| format!("k{n}");
+            let one = |_| "counter".to_string();
+            base.push(rusqlite_run(
+                dir.path(),
+                full,
+                false,
+                "distinct",
+                run,
+                distinct,
+            ));
+            base_one.push(rusqlite_run(dir.path(), full, false, "one", run, one));
+            // The same with a change log row per op, as the store writes one per version.
+            logged.push(rusqlite_run(
+                dir.path(),
+                full,
+                true,
+                "distinct",
+                run,
+                distinct,
+            ));
+            logged_one.push(rusqlite_run(dir.path(), full, true, "one", run, one));
+            let (engine, _) =
+                sqlite_engine(&dir.path().join(format!("ours-{d}-{run}.db")), full).await;
+            r1.push(w1(&engine, run).await);
+            r2.push(w2(&engine, run, false).await);
+            r2s.push(w2(&engine, run, true).await);
+            r3.push(w3(&engine, run).await);
+        }
+        let (base, base_one, logged, logged_one) = (
+            median(base),
+            median(base_one),
+            median(logged),
+            median(logged_one),
+        );
         report.add(&format!("W1-W2 baseline {d}"), "rusqlite", base, base, None);
         report.add(
             &format!("W3 baseline {d}"),
@@ -503,15 +534,6 @@ async fn main() {
             base_one,
             None,
         );
-        let (mut r1, mut r2, mut r2s, mut r3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for run in 0..RUNS {
-            let (engine, _) =
-                sqlite_engine(&dir.path().join(format!("ours-{d}-{run}.db")), full).await;
-            r1.push(w1(&engine, run).await);
-            r2.push(w2(&engine, run, false).await);
-            r2s.push(w2(&engine, run, true).await);
-            r3.push(w3(&engine, run).await);
-        }
         let (t1, t2, t3) = if full {
             (0.7, 10.0, 12.0)
         } else {
