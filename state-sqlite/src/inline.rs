@@ -45,7 +45,9 @@ const CHECKPOINT_PAGES: i32 = 1000;
 const CHECKPOINT_RETRY_PAGES: i32 = 100;
 
 /// The most statements kept prepared on the handle (the one-call commit has a shape per
-/// pair of size buckets; sqlx keeps 100 per connection).
+/// triple of size buckets — checked slots, scope floors, versions — of which a workload uses
+/// a few; sqlx keeps 100 per connection). A workload whose groups vary widely in all three
+/// prepares statements again when the cache is emptied.
 const STATEMENTS_MAX: usize = 64;
 
 /// The store's write connection: either handed to sqlx (its worker thread runs statements)

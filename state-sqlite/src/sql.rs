@@ -694,9 +694,15 @@ pub(crate) async fn purge_expired(
     Ok(done.rows_affected())
 }
 
-/// The most touched (and changed) slots of one guarded commit (8 parameters each, plus 11 per
-/// logged version, within SQLite's 32766).
+/// The most touched (and changed) slots of one guarded commit (a group touching more takes the
+/// read path).
 pub(crate) const GUARDED_MAX: usize = 1024;
+
+/// SQLite's limit on a statement's parameters (`SQLITE_MAX_VARIABLE_NUMBER`, 32766 unless
+/// SQLite was built with another; the bundled one is not). The one-call commit's three size
+/// buckets (8 parameters per checked slot, 4 per scope floor, 11 per logged version) can add
+/// up to more: such a group takes the read path.
+const PARAMS_MAX: usize = 32766;
 
 /// The most change-log rows (versions) the one-call commit writes; a group that made more
 /// takes the read path.
@@ -838,7 +844,11 @@ impl<'a> Guarded<'a> {
             bucket_or_0(floors.len()),
             bucket_or_0(log.len()),
         );
-        let mut params = Vec::with_capacity(t_rows * 8 + u_rows * 4 + l_rows * 11);
+        let count = t_rows * 8 + u_rows * 4 + l_rows * 11;
+        if count > PARAMS_MAX {
+            return Ok(None);
+        }
+        let mut params = Vec::with_capacity(count);
         for i in 0..t_rows {
             let (slot, text, (record, row)) = &checked[i.min(checked.len() - 1)];
             push_slot(&mut params, slot);
@@ -897,7 +907,8 @@ impl<'a> Guarded<'a> {
         Self::wrote(ran.map(drop))
     }
 
-    /// Whether the statement wrote: a stale assumption aborts it with `at` NULL.
+    /// Whether the statement wrote: a stale assumption aborts it, with `at` NULL or with a new
+    /// row that meets a row (see [`STALE`]).
     fn wrote(ran: Result<(), sqlx::Error>) -> Result<bool, SqliteError> {
         match ran {
             Ok(()) => Ok(true),
@@ -1059,4 +1070,65 @@ pub(crate) async fn trim_changes(
     .execute(&mut *conn)
     .await?
     .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use state_core::{Record, Scope, Slot, Timestamp};
+
+    use super::{Guarded, Known, PARAMS_MAX};
+
+    /// The one-call commit's three size buckets can add up to more parameters than SQLite
+    /// takes: such a group must take the read path, not fail.
+    #[test]
+    fn a_group_over_sqlites_parameter_limit_takes_the_read_path() {
+        let cached: Vec<Slot> = (0..600)
+            .map(|i| Slot::new(Scope::app("a").unwrap(), "ns", format!("c{i}")).unwrap())
+            .collect();
+        let fresh: Vec<Slot> = (0..300)
+            .map(|i| Slot::new(Scope::user("a", format!("u{i}")).unwrap(), "ns", "k").unwrap())
+            .collect();
+        let touched: Vec<Slot> = cached.iter().chain(&fresh).cloned().collect();
+        let mut record = Record::absent(1);
+        record.value = Some(json!(1));
+        let assumed: Vec<Known> = cached
+            .iter()
+            .map(|_| (record.clone(), true))
+            .chain(fresh.iter().map(|_| (Record::absent(0), false)))
+            .collect();
+        let version = |v: u64| {
+            let mut r = Record::absent(v);
+            r.value = Some(json!(v));
+            r
+        };
+        let log_of = |versions: usize| -> Vec<(Slot, Record)> {
+            let mut log: Vec<(Slot, Record)> =
+                touched.iter().map(|s| (s.clone(), version(2))).collect();
+            log.extend(
+                cached
+                    .iter()
+                    .take(versions - touched.len())
+                    .map(|s| (s.clone(), version(3))),
+            );
+            log
+        };
+        let now = Timestamp::from_millis(0);
+        // 600 checked slots (1024 rows × 8), 300 scope floors (512 × 4), 1025 versions
+        // (2048 × 11): 32 768 parameters.
+        let over = log_of(1025);
+        let params = 1024 * 8 + 512 * 4 + 2048 * 11;
+        assert!(params > PARAMS_MAX);
+        assert!(
+            Guarded::new(&touched, &assumed, &over, now)
+                .unwrap()
+                .is_none()
+        );
+        // 1024 versions fit (1024 × 11).
+        let within = log_of(1024);
+        let statement = Guarded::new(&touched, &assumed, &within, now)
+            .unwrap()
+            .expect("within the limit: one call");
+        assert_eq!(statement.params.len(), 1024 * 8 + 512 * 4 + 1024 * 11);
+    }
 }
