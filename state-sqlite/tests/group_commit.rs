@@ -29,6 +29,23 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Two stores on one file: `a` (configured by `options`) and another connection's, each with
+/// an engine.
+async fn two_stores(
+    dir: &tempfile::TempDir,
+    options: impl FnOnce(SqliteOptions) -> SqliteOptions,
+) -> (Arc<SqliteStore>, Engine, Engine) {
+    let path = dir.path().join("state.db");
+    let a = Arc::new(
+        SqliteStore::open_with(options(SqliteOptions::file(&path)))
+            .await
+            .unwrap(),
+    );
+    let b = SqliteStore::open(&path).await.unwrap();
+    let ea = Engine::with_config(a.clone(), Default::default());
+    (a, ea, Engine::new(b))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_tasks_times_500_increments_are_merged_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -472,11 +489,7 @@ async fn plan(conn: &mut SqliteConnection, sql: &str) -> String {
 #[tokio::test]
 async fn the_one_call_commit_never_overwrites_another_connections_write() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    let a = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let b = SqliteStore::open(&path).await.unwrap();
-    let ea = Engine::with_config(a.clone(), Default::default());
-    let eb = Engine::new(b);
+    let (a, ea, eb) = two_stores(&dir, |o| o).await;
     let ha = ea.handle::<u64>(slot("n"));
     let hb = eb.handle::<u64>(slot("n"));
     ha.increment(1).await.unwrap(); // a now knows the slot: version 1, value 1
@@ -772,11 +785,7 @@ async fn dropping_the_store_closes_the_file() {
 #[tokio::test]
 async fn a_value_too_large_to_compare_in_the_database_takes_the_read_path() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    let a = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let b = SqliteStore::open(&path).await.unwrap();
-    let ea = Engine::with_config(a.clone(), Default::default());
-    let eb = Engine::new(b);
+    let (a, ea, eb) = two_stores(&dir, |o| o).await;
     let ha = ea.handle::<String>(slot("doc"));
     let large = |c: char| c.to_string().repeat(5000);
     // Never seen: assumed absent, one call.
@@ -817,15 +826,7 @@ async fn a_value_too_large_to_compare_in_the_database_takes_the_read_path() {
 async fn a_slot_assumed_new_that_another_connection_wrote_is_read_before_it_is_written() {
     for inline in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let a = Arc::new(
-            SqliteStore::open_with(SqliteOptions::file(&path).inline_commits(inline))
-                .await
-                .unwrap(),
-        );
-        let b = SqliteStore::open(&path).await.unwrap();
-        let ea = Engine::with_config(a.clone(), Default::default());
-        let eb = Engine::new(b);
+        let (a, ea, eb) = two_stores(&dir, |o| o.inline_commits(inline)).await;
         let add = |key: &str, n: i64| {
             Write::apply(
                 slot(key),
