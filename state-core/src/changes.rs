@@ -7,7 +7,9 @@
 //!
 //! Delivery is at-least-once from a cursor: a reader that restarts from the last sequence
 //! number it processed misses nothing. Changes older than the store's retention are gone; a
-//! cursor that fell behind it reads from the oldest change kept.
+//! reader whose cursor fell behind it is told so ([`Error::ChangesTrimmed`]), never handed
+//! the oldest change kept as if nothing were missing. A state trigger counts such a gap
+//! ([`Trigger::gaps`]) and goes on after it.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -257,8 +259,8 @@ impl Engine {
                     Err(e) => {
                         // A store failure (a lost connection, a busy database) may pass: the
                         // stream reports it and reads again, from where it was, at its next
-                        // look. Anything else (no change log, a cursor out of range) will
-                        // not: the stream ends.
+                        // look. Anything else (no change log, a cursor out of range or behind
+                        // the retention) will not: the stream ends.
                         st.failed = !matches!(e, Error::Store { .. });
                         st.pause = true;
                         return Some((Err(e), st));
@@ -315,7 +317,7 @@ impl Engine {
         E: std::fmt::Display + Send + 'static,
     {
         // A store without a change log cannot run a trigger: say so now, not by a task that
-        // retries for ever.
+        // retries for ever. (A cursor behind the retention is a gap, counted and passed.)
         self.change_head().await?;
         let mut consumer = self.consumer(name, filter).await?;
         let stats = Arc::new(TriggerCounters::default());
@@ -324,6 +326,15 @@ impl Engine {
             loop {
                 let change = match consumer.next().await {
                     Some(Ok(c)) => c,
+                    // Changes were removed before the trigger saw them: count the gap and go
+                    // on after it.
+                    Some(Err(Error::ChangesTrimmed {
+                        trimmed_through, ..
+                    })) => {
+                        counters.gaps.fetch_add(1, Ordering::Relaxed);
+                        consumer.skip_to(trimmed_through);
+                        continue;
+                    }
                     // The log could not be read: look again later.
                     Some(Err(_)) | None => {
                         counters.read_errors.fetch_add(1, Ordering::Relaxed);
@@ -392,8 +403,10 @@ impl std::fmt::Debug for Consumer {
 impl Consumer {
     /// The next change (waits for one). `Some(Err)` when the log cannot be read: after a
     /// store failure the consumer reads again from where it was at the next call (after one
-    /// poll interval); after any other error (a store without a change log) it returns `None`
-    /// from then on (make a new consumer, or call [`restart`](Self::restart)).
+    /// poll interval); after any other error it returns `None` from then on: a store without a
+    /// change log (make a new consumer, or call [`restart`](Self::restart)), or
+    /// [`Error::ChangesTrimmed`], when the log's retention removed changes the consumer had not
+    /// acknowledged ([`skip_to`](Self::skip_to) its `trimmed_through` to go on after the gap).
     pub async fn next(&mut self) -> Option<Result<Change>> {
         loop {
             match self.stream.next().await {
@@ -410,6 +423,15 @@ impl Consumer {
             self.acked = change.seq;
         }
         Ok(())
+    }
+
+    /// Reads on after `seq` (after [`Error::ChangesTrimmed`]: its `trimmed_through`), as if
+    /// everything up to it were acknowledged. The durable cursor moves with the next
+    /// acknowledgement: writing it now would itself be a change, which a log bounded by a
+    /// count of changes (the memory store's) makes room for by dropping the next unread one.
+    pub fn skip_to(&mut self, seq: u64) {
+        self.acked = self.acked.max(seq);
+        self.restart();
     }
 
     /// The last acknowledged sequence number.
@@ -429,6 +451,7 @@ struct TriggerCounters {
     handled: AtomicU64,
     failures: AtomicU64,
     read_errors: AtomicU64,
+    gaps: AtomicU64,
 }
 
 /// A running state trigger; see [`Engine::trigger`]. Dropping it leaves the trigger running;
@@ -469,6 +492,12 @@ impl Trigger {
     /// retried after 200 ms).
     pub fn read_errors(&self) -> u64 {
         self.counters.read_errors.load(Ordering::Relaxed)
+    }
+
+    /// Times the trigger found changes it had not handled removed by the change log's
+    /// retention ([`Error::ChangesTrimmed`]), and went on after them.
+    pub fn gaps(&self) -> u64 {
+        self.counters.gaps.load(Ordering::Relaxed)
     }
 
     /// Whether the trigger's task has ended (only [`stop`](Self::stop) or the runtime's

@@ -1461,8 +1461,16 @@ pub async fn read_all_changes(
     store: &dyn Store,
     filter: &ChangeFilter,
 ) -> Result<Vec<crate::Change>, Error> {
+    read_changes_after(store, 0, filter).await
+}
+
+/// Every change after `after` passing `filter`, read page by page.
+pub async fn read_changes_after(
+    store: &dyn Store,
+    mut after: u64,
+    filter: &ChangeFilter,
+) -> Result<Vec<crate::Change>, Error> {
     let mut all = Vec::new();
-    let mut after = 0;
     loop {
         let page = store.read_changes(after, filter, 512).await?;
         let Some(last) = page.last() else {

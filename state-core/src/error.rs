@@ -235,6 +235,20 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A reader of the change log fell behind the log's retention: changes after its cursor
+    /// `after`, up to sequence number `trimmed_through`, were removed before it read them.
+    /// Resume after `trimmed_through` (accepting the gap), or rebuild what the reader derives
+    /// from the log from the current state.
+    #[error(
+        "the change log no longer holds every change after {after}: its retention removed them up to sequence number {trimmed_through} (resume from {trimmed_through}, accepting the gap, or resynchronize from the current state)"
+    )]
+    ChangesTrimmed {
+        /// The reader's cursor.
+        after: u64,
+        /// The newest sequence number the retention removed.
+        trimmed_through: u64,
+    },
+
     /// The store failed (I/O, a malformed row, a lost connection). `slot` names the slot when
     /// the failure concerns one.
     #[error("state store failed{}: {source}", .slot.as_ref().map(|s| format!(" on slot {s}")).unwrap_or_default())]
@@ -272,9 +286,10 @@ impl Error {
             | Error::Missing { slot, .. }
             | Error::LocalPartFailed { slot, .. } => Some(slot),
             Error::Store { slot, .. } => slot.as_ref(),
-            Error::InvalidId { .. } | Error::InvalidArgument(_) | Error::MissingScope { .. } => {
-                None
-            }
+            Error::InvalidId { .. }
+            | Error::InvalidArgument(_)
+            | Error::MissingScope { .. }
+            | Error::ChangesTrimmed { .. } => None,
         }
     }
 }

@@ -86,7 +86,7 @@ pub use handle::{
     CanWrite, Mode, Numeric, ReadOnly, ReadWrite, Sequence, SlotHandle, StateFuture, StringMap,
     Versioned,
 };
-pub use memory::MemoryStore;
+pub use memory::{MEMORY_LOG_MAX, MemoryStore};
 pub use op::{NumKind, Op, OpKind, Path, apply_ops};
 pub use path::{
     At, CanDelete, Cursor, CustomFormat, CustomFormatPath, Deletable, Flattened, FlattenedPath,

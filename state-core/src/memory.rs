@@ -38,6 +38,10 @@ struct Inner {
     scopes: BTreeMap<Scope, ScopeData>,
     /// The change log (the newest [`MEMORY_LOG_MAX`] changes).
     log: std::collections::VecDeque<Logged>,
+    /// The newest sequence number dropped from the log (0: none).
+    trimmed_through: u64,
+    /// How many changes the log keeps ([`MemoryStore::change_log_limit`]).
+    log_limit: usize,
     /// The last sequence number handed out.
     seq: u64,
 }
@@ -127,14 +131,17 @@ impl Logged {
     }
 }
 
-/// The most changes a memory store's log keeps (older ones are dropped).
+/// The most changes a memory store's log keeps by default (older ones are dropped; see
+/// [`MemoryStore::change_log_limit`]).
 pub const MEMORY_LOG_MAX: usize = 100_000;
 
 impl Inner {
     fn log(&mut self, slot: &Slot, kept: &Kept, at: Timestamp) {
         self.seq += 1;
-        if self.log.len() >= MEMORY_LOG_MAX {
-            self.log.pop_front();
+        while self.log.len() >= self.log_limit.max(1)
+            && let Some(dropped) = self.log.pop_front()
+        {
+            self.trimmed_through = dropped.seq;
         }
         self.log.push_back(Logged {
             seq: self.seq,
@@ -222,9 +229,21 @@ impl MemoryStore {
     /// An empty store reading time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         MemoryStore {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                log_limit: MEMORY_LOG_MAX,
+                ..Inner::default()
+            }),
             clock,
         }
+    }
+
+    /// Keeps the newest `changes` changes in the change log (at least 1; default
+    /// [`MEMORY_LOG_MAX`]). A reader whose cursor falls further behind is told
+    /// ([`Error::ChangesTrimmed`]).
+    #[must_use]
+    pub fn change_log_limit(self, changes: usize) -> Self {
+        self.lock().log_limit = changes.max(1);
+        self
     }
 
     /// Every stored record of `scope` (raw: expiry not applied), for checkpoints.
@@ -468,6 +487,12 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Change>> {
         let inner = self.lock();
+        if after < inner.trimmed_through {
+            return Err(Error::ChangesTrimmed {
+                after,
+                trimmed_through: inner.trimmed_through,
+            });
+        }
         // The log is in sequence order: skip to `after` by binary search.
         let start = inner.log.partition_point(|c| c.seq <= after);
         Ok(inner

@@ -280,8 +280,10 @@ pub trait Store: Send + Sync + 'static {
     /// Reads the change log: changes with a sequence number above `after` that pass
     /// `filter`, in sequence order, at most `limit`. Every committed write (clears and
     /// restores included) is in the log, written in the same transaction; a sequence number
-    /// is never visible before every smaller one that will ever be. Stores without a log
-    /// return an error.
+    /// is never visible before every smaller one that will ever be. If the log's retention
+    /// removed a change above `after`, fails with [`Error::ChangesTrimmed`] (checked in the
+    /// same snapshot as the read: a reader is never handed a log with a hole silently). Stores
+    /// without a log return an error.
     async fn read_changes(
         &self,
         after: u64,

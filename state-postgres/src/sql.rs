@@ -491,18 +491,18 @@ pub(crate) async fn purge_expired(conn: &mut PgConnection, now: Timestamp) -> Re
 }
 
 /// A change-log row as a [`Change`](state_core::Change).
-fn change_row(row: &PgRow) -> Result<state_core::Change, state_core::Error> {
+fn change_row(row: &PgRow, first: usize) -> Result<state_core::Change, state_core::Error> {
     let columns = (|| {
         Ok::<_, sqlx::Error>(rows::ChangeColumns {
-            seq: row.try_get(0)?,
-            kind: row.try_get(1)?,
-            scope_id: row.try_get(2)?,
-            scope_sub: row.try_get(3)?,
-            namespace: row.try_get(4)?,
-            key: row.try_get(5)?,
-            version: row.try_get(6)?,
-            value: row.try_get(7)?,
-            at: row.try_get(8)?,
+            seq: row.try_get(first)?,
+            kind: row.try_get(first + 1)?,
+            scope_id: row.try_get(first + 2)?,
+            scope_sub: row.try_get(first + 3)?,
+            namespace: row.try_get(first + 4)?,
+            key: row.try_get(first + 5)?,
+            version: row.try_get(first + 6)?,
+            value: row.try_get(first + 7)?,
+            at: row.try_get(first + 8)?,
         })
     })()
     .map_err(PgError::from)?;
@@ -513,7 +513,11 @@ const CHANGE_COLUMNS: &str =
     "seq, kind, scope_id, scope_sub, namespace, key, version, value, at FROM changes";
 
 /// Changes after `after` passing `filter`, in sequence order (sequence order is commit
-/// order: see the 0003 migration).
+/// order: see the 0003 migration); [`ChangesTrimmed`] if the retention removed one after
+/// `after` (read in the same statement, so the same snapshot, as the changes: migration
+/// 0004).
+///
+/// [`ChangesTrimmed`]: state_core::Error::ChangesTrimmed
 pub(crate) async fn read_changes(
     conn: &mut PgConnection,
     after: u64,
@@ -521,11 +525,13 @@ pub(crate) async fn read_changes(
     limit: usize,
 ) -> Result<Vec<state_core::Change>, state_core::Error> {
     let (scope_kind, id, sub) = rows::filter_scope_columns(filter);
+    // One row at least: the watermark, with the changes (if any) beside it.
     let sql = format!(
-        "SELECT {CHANGE_COLUMNS} WHERE seq > $1 AND ($2::text IS NULL OR kind = $2) \
+        "SELECT t.through, c.* FROM changes_trimmed t LEFT JOIN LATERAL (\
+         SELECT {CHANGE_COLUMNS} WHERE seq > $1 AND ($2::text IS NULL OR kind = $2) \
          AND ($3::text IS NULL OR (kind = $8 AND scope_id = $3 AND scope_sub = $4)) \
          AND ($5::text IS NULL OR namespace = $5) AND ($6::text IS NULL OR key = $6) \
-         ORDER BY seq LIMIT $7"
+         ORDER BY seq LIMIT $7) c ON true WHERE t.id = 0 ORDER BY c.seq"
     );
     let rows = sqlx::query(&sql)
         .bind(rows::log_position(after))
@@ -539,7 +545,21 @@ pub(crate) async fn read_changes(
         .fetch_all(&mut *conn)
         .await
         .map_err(PgError::from)?;
-    rows.iter().map(change_row).collect()
+    let first = rows
+        .first()
+        .ok_or_else(|| PgError::from(sqlx::Error::RowNotFound).into_state(None))?;
+    let through: i64 = first.try_get(0).map_err(PgError::from)?;
+    let through = to_u64(through, "the change log's retention watermark")?;
+    if after < through {
+        return Err(state_core::Error::ChangesTrimmed {
+            after,
+            trimmed_through: through,
+        });
+    }
+    rows.iter()
+        .filter(|row| !matches!(row.try_get::<Option<i64>, _>(1), Ok(None)))
+        .map(|row| change_row(row, 1))
+        .collect()
 }
 
 /// The newest changes of `slot` below `before`, newest first.
@@ -565,7 +585,7 @@ pub(crate) async fn slot_history(
         .fetch_all(&mut *conn)
         .await
         .map_err(PgError::from)?;
-    rows.iter().map(change_row).collect()
+    rows.iter().map(|row| change_row(row, 0)).collect()
 }
 
 /// The newest sequence number in the log (0: none).

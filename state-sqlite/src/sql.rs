@@ -958,19 +958,20 @@ pub(crate) async fn list_stored_scopes(
     Ok(Page::from_iter(scope_rows(&rows)?, limit))
 }
 
-/// A change-log row as a [`Change`](state_core::Change).
-fn change_row(row: &SqliteRow) -> Result<state_core::Change, state_core::Error> {
+/// A change-log row as a [`Change`](state_core::Change): [`CHANGE_COLUMNS`] from column
+/// `first` on.
+fn change_row(row: &SqliteRow, first: usize) -> Result<state_core::Change, state_core::Error> {
     let columns = (|| {
         Ok::<_, sqlx::Error>(rows::ChangeColumns {
-            seq: row.try_get(0)?,
-            kind: row.try_get(1)?,
-            scope_id: row.try_get(2)?,
-            scope_sub: row.try_get(3)?,
-            namespace: row.try_get(4)?,
-            key: row.try_get(5)?,
-            version: row.try_get(6)?,
-            value: row.try_get(7)?,
-            at: row.try_get(8)?,
+            seq: row.try_get(first)?,
+            kind: row.try_get(first + 1)?,
+            scope_id: row.try_get(first + 2)?,
+            scope_sub: row.try_get(first + 3)?,
+            namespace: row.try_get(first + 4)?,
+            key: row.try_get(first + 5)?,
+            version: row.try_get(first + 6)?,
+            value: row.try_get(first + 7)?,
+            at: row.try_get(first + 8)?,
         })
     })()
     .map_err(|e| SqliteError::MalformedRow {
@@ -984,7 +985,11 @@ fn change_row(row: &SqliteRow) -> Result<state_core::Change, state_core::Error> 
 const CHANGE_COLUMNS: &str =
     "seq, kind, scope_id, scope_sub, namespace, key, version, value, at FROM changes";
 
-/// Changes after `after` passing `filter`, in sequence order.
+/// Changes after `after` passing `filter`, in sequence order; [`ChangesTrimmed`] if the
+/// retention removed one after `after` (read in the same statement, so the same snapshot, as
+/// the changes: migration 0007).
+///
+/// [`ChangesTrimmed`]: state_core::Error::ChangesTrimmed
 pub(crate) async fn read_changes(
     conn: &mut SqliteConnection,
     after: u64,
@@ -1002,16 +1007,40 @@ pub(crate) async fn read_changes(
         P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
         P::Text(scope_kind.map(str::to_owned)),
     ];
+    // One row at least: the watermark, with the changes (if any) beside it.
     let sql = format!(
-        "SELECT {CHANGE_COLUMNS} WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2) \
+        "SELECT t.through, c.* FROM changes_trimmed t LEFT JOIN (\
+         SELECT {CHANGE_COLUMNS} WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2) \
          AND (?3 IS NULL OR (kind = ?8 AND scope_id = ?3 AND scope_sub = ?4)) \
-         AND (?5 IS NULL OR namespace = ?5) AND (?6 IS NULL OR key = ?6) ORDER BY seq LIMIT ?7"
+         AND (?5 IS NULL OR namespace = ?5) AND (?6 IS NULL OR key = ?6) ORDER BY seq LIMIT ?7\
+         ) c ON 1 WHERE t.id = 0 ORDER BY c.seq"
     );
     let rows = sqlx::query_with(&sql, bind_all(params)?)
         .fetch_all(&mut *conn)
         .await
         .map_err(SqliteError::from)?;
-    rows.iter().map(change_row).collect()
+    let malformed = |reason: String| SqliteError::MalformedRow {
+        reason,
+        version: None,
+        expires_at: None,
+    };
+    let first = rows
+        .first()
+        .ok_or_else(|| malformed("the change log's retention watermark is missing".into()))?;
+    let through: i64 = first
+        .try_get(0)
+        .map_err(|e| malformed(format!("the change log's retention watermark: {e}")))?;
+    let through = to_u64(through, "the change log's retention watermark")?;
+    if after < through {
+        return Err(state_core::Error::ChangesTrimmed {
+            after,
+            trimmed_through: through,
+        });
+    }
+    rows.iter()
+        .filter(|row| !matches!(row.try_get::<Option<i64>, _>(1), Ok(None)))
+        .map(|row| change_row(row, 1))
+        .collect()
 }
 
 /// The newest changes of `slot` below `before`, newest first.
@@ -1039,7 +1068,7 @@ pub(crate) async fn slot_history(
         .fetch_all(&mut *conn)
         .await
         .map_err(SqliteError::from)?;
-    rows.iter().map(change_row).collect()
+    rows.iter().map(|row| change_row(row, 0)).collect()
 }
 
 /// The newest sequence number handed out (0: none).

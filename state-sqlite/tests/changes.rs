@@ -248,13 +248,41 @@ async fn retention_drops_changes_older_than_the_window_and_keeps_the_rest() {
     for _ in 0..1024 {
         new.increment(1).await.unwrap();
     }
-    let kept: Vec<(String, u64)> =
-        state_core::conformance::read_all_changes(engine.store().as_ref(), &ChangeFilter::all())
+    // A reader from the start is told what it missed, in every form of reader.
+    let store = engine.store();
+    match store.read_changes(0, &ChangeFilter::all(), 10).await {
+        Err(state_core::Error::ChangesTrimmed {
+            after: 0,
+            trimmed_through: 10,
+        }) => {}
+        other => panic!("expected ChangesTrimmed through 10, got {other:?}"),
+    }
+    assert!(matches!(
+        store
+            .read_changes(9, &ChangeFilter::slot(&slot("new")), 10)
+            .await,
+        Err(state_core::Error::ChangesTrimmed { after: 9, .. })
+    ));
+    let mut feed = engine.changes(0, ChangeFilter::all());
+    assert!(matches!(
+        futures::StreamExt::next(&mut feed).await,
+        Some(Err(state_core::Error::ChangesTrimmed { .. }))
+    ));
+    // The rest reads from the watermark on.
+    let mut kept = Vec::new();
+    let mut after = 10;
+    loop {
+        let page = store
+            .read_changes(after, &ChangeFilter::all(), 300)
             .await
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.slot.key().to_owned(), c.version))
-            .collect();
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        kept.extend(
+            page.into_iter()
+                .map(|c| (c.slot.key().to_owned(), c.version)),
+        );
+    }
     assert!(
         kept.iter().all(|(k, _)| k == "new"),
         "changes older than the window survived: {:?}",

@@ -205,6 +205,7 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let class = match &e {
             Error::VersionMismatch { .. } | Error::Conflict { .. } => Class::Conflict,
+            Error::ChangesTrimmed { .. } => Class::NotFound,
             Error::Store { source, .. } => {
                 match (
                     source.downcast_ref::<SqliteError>(),

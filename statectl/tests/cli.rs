@@ -683,3 +683,46 @@ async fn each_error_class_has_its_exit_code_and_writes_nothing() {
     assert_eq!(code, 6, "{err}");
     assert!(err.contains("newer than this build supports"), "{err}");
 }
+
+/// A watch from a cursor the change log's retention has passed is "not found" (exit 3), naming
+/// the sequence number to resume from; resumed there, it reads on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_behind_the_retention_says_where_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("trimmed.db");
+    {
+        let clock = state_core::ManualClock::new(state_core::Timestamp::from_millis(1_000_000_000));
+        let store = SqliteStore::open_with(
+            state_sqlite::SqliteOptions::file(&db)
+                .clock(std::sync::Arc::new(clock.clone()))
+                .change_retention(Some(Duration::from_secs(3600))),
+        )
+        .await
+        .unwrap();
+        let engine = Engine::new(store);
+        let hits = engine.handle::<u64>(slot(&Scope::app("shop").unwrap(), "Stats", "hits"));
+        for _ in 0..3 {
+            hits.increment(1).await.unwrap();
+        }
+        clock.advance(Duration::from_secs(2 * 3600));
+        // The log is trimmed every 1024 group commits.
+        for _ in 0..1024 {
+            hits.increment(1).await.unwrap();
+        }
+    }
+    let (code, err) = fails(&statectl(
+        &db,
+        &["watch", "app:shop", "--from", "0", "--count", "1"],
+    ));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("resume from 3"), "{err}");
+    let resumed = ok(&statectl(
+        &db,
+        &["--json", "watch", "app:shop", "--from", "3", "--count", "1"],
+    ));
+    let change: Value = serde_json::from_str(resumed.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (change["seq"].as_u64(), change["version"].as_u64()),
+        (Some(4), Some(4))
+    );
+}

@@ -1,6 +1,7 @@
 //! The contract of DESIGN.md that the core can hold, one module per concern, one binary.
 
 mod admin;
+mod changes;
 mod common;
 mod concurrency;
 #[path = "../support/delegate.rs"]
