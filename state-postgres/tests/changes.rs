@@ -182,3 +182,70 @@ async fn retention_trims_a_prefix_of_the_log_never_a_hole() {
     );
     common::drop_schemas(&[schema]).await;
 }
+
+/// A schema whose log was trimmed before the watermark existed (schema 3): the migration counts
+/// everything below the oldest change kept, or, with none kept, every sequence number handed
+/// out (the schema's own `changes` sequence, found through the search path), as removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watermark_of_a_log_trimmed_before_it_existed() {
+    let schema = common::schema("watermark");
+    let open = || async {
+        PgStore::open_with(PgOptions::new(common::url()).schema(&schema))
+            .await
+            .unwrap()
+    };
+    let engine = Engine::new(open().await);
+    let h = engine.handle::<u64>(slot("n"));
+    for _ in 0..5 {
+        h.increment(1).await.unwrap();
+    }
+    drop((h, engine));
+    let to_schema_3 = format!(
+        "DROP TRIGGER changes_trimmed_through ON \"{schema}\".changes; \
+         DROP FUNCTION \"{schema}\".note_trimmed_changes(); DROP TABLE \"{schema}\".changes_trimmed; \
+         DELETE FROM \"{schema}\"._sqlx_migrations WHERE version = 4;"
+    );
+    let mut conn = common::connect().await;
+    conn.execute(to_schema_3.as_str()).await.unwrap();
+    conn.execute(format!("DELETE FROM \"{schema}\".changes WHERE seq <= 3").as_str())
+        .await
+        .unwrap();
+    let store = open().await;
+    assert!(matches!(
+        store.read_changes(2, &ChangeFilter::all(), 10).await,
+        Err(state_core::Error::ChangesTrimmed {
+            after: 2,
+            trimmed_through: 3
+        })
+    ));
+    assert_eq!(
+        store
+            .read_changes(3, &ChangeFilter::all(), 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    drop(store);
+    conn.execute(to_schema_3.as_str()).await.unwrap();
+    conn.execute(format!("DELETE FROM \"{schema}\".changes").as_str())
+        .await
+        .unwrap();
+    let store = open().await;
+    assert!(matches!(
+        store.read_changes(4, &ChangeFilter::all(), 10).await,
+        Err(state_core::Error::ChangesTrimmed {
+            after: 4,
+            trimmed_through: 5
+        })
+    ));
+    assert!(
+        store
+            .read_changes(5, &ChangeFilter::all(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(store);
+    common::drop_schemas(&[schema]).await;
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::{Change, ChangeFilter, Engine, EngineConfig, Scope, Slot};
+use state_core::{Change, ChangeFilter, Engine, EngineConfig, Scope, Slot, Store};
 use state_sqlite::SqliteStore;
 
 fn slot(key: &str) -> Slot {
@@ -296,4 +296,70 @@ async fn retention_drops_changes_older_than_the_window_and_keeps_the_rest() {
     );
     // The slots themselves are untouched by retention.
     assert_eq!(old.get().await.unwrap(), Some(10));
+}
+
+/// A database whose log was trimmed before the watermark existed (schema 6): the migration
+/// counts everything below the oldest change kept, or, with none kept, every sequence number
+/// handed out, as removed.
+#[tokio::test]
+async fn the_watermark_of_a_log_trimmed_before_it_existed() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+    let h = engine.handle::<u64>(slot("n"));
+    for _ in 0..5 {
+        h.increment(1).await.unwrap();
+    }
+    drop((h, engine));
+    // Back to schema 6, with the first three changes trimmed.
+    let undo = |sql: &'static str| {
+        let path = path.clone();
+        async move {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            conn.execute(sql).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    };
+    let to_schema_6 = "DROP TRIGGER changes_trimmed_through; DROP TABLE changes_trimmed; \
+                       DELETE FROM _sqlx_migrations WHERE version = 7;";
+    undo(to_schema_6).await;
+    undo("DELETE FROM changes WHERE seq <= 3").await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(matches!(
+        store.read_changes(2, &ChangeFilter::all(), 10).await,
+        Err(state_core::Error::ChangesTrimmed {
+            after: 2,
+            trimmed_through: 3
+        })
+    ));
+    assert_eq!(
+        store
+            .read_changes(3, &ChangeFilter::all(), 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    drop(store);
+    // Every change trimmed: every sequence number handed out.
+    undo(to_schema_6).await;
+    undo("DELETE FROM changes").await;
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(matches!(
+        store.read_changes(4, &ChangeFilter::all(), 10).await,
+        Err(state_core::Error::ChangesTrimmed {
+            after: 4,
+            trimmed_through: 5
+        })
+    ));
+    assert!(
+        store
+            .read_changes(5, &ChangeFilter::all(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
