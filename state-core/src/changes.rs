@@ -146,7 +146,7 @@ const READ_BATCH: usize = 512;
 
 /// A stream of changes. A store failure is an `Err` item, after which the stream reads again
 /// from where it was (one poll interval later); it ends only after another error (a store
-/// without a change log).
+/// without a change log, [`Error::ChangesTrimmed`]).
 pub type ChangeStream = BoxStream<'static, Result<Change>>;
 
 impl Engine {
@@ -405,8 +405,11 @@ impl Consumer {
     /// store failure the consumer reads again from where it was at the next call (after one
     /// poll interval); after any other error it returns `None` from then on: a store without a
     /// change log (make a new consumer, or call [`restart`](Self::restart)), or
-    /// [`Error::ChangesTrimmed`], when the log's retention removed changes the consumer had not
-    /// acknowledged ([`skip_to`](Self::skip_to) its `trimmed_through` to go on after the gap).
+    /// [`Error::ChangesTrimmed`], when the log's retention removed changes after the last
+    /// acknowledged one ([`skip_to`](Self::skip_to) its `trimmed_through` to go on after the
+    /// gap). Those changes may not have passed the consumer's filter: its cursor moves only
+    /// with acknowledgements, so a consumer whose filter matched nothing for longer than the
+    /// retention is told too.
     pub async fn next(&mut self) -> Option<Result<Change>> {
         loop {
             match self.stream.next().await {
@@ -494,8 +497,11 @@ impl Trigger {
         self.counters.read_errors.load(Ordering::Relaxed)
     }
 
-    /// Times the trigger found changes it had not handled removed by the change log's
-    /// retention ([`Error::ChangesTrimmed`]), and went on after them.
+    /// Times the trigger found that the change log's retention had removed changes after its
+    /// cursor ([`Error::ChangesTrimmed`]), and went on after them. Whether they passed its
+    /// filter is not known: a cursor moves only with changes the trigger handled, so a
+    /// trigger whose filter matched nothing for longer than the retention (or one restarted
+    /// after such a gap, before handling a change) counts one too.
     pub fn gaps(&self) -> u64 {
         self.counters.gaps.load(Ordering::Relaxed)
     }

@@ -236,9 +236,10 @@ pub enum Error {
     InvalidArgument(String),
 
     /// A reader of the change log fell behind the log's retention: changes after its cursor
-    /// `after`, up to sequence number `trimmed_through`, were removed before it read them.
-    /// Resume after `trimmed_through` (accepting the gap), or rebuild what the reader derives
-    /// from the log from the current state.
+    /// `after`, up to sequence number `trimmed_through`, were removed before it read them
+    /// (whether any of them passed the reader's filter is not known). Resume after
+    /// `trimmed_through` (accepting the gap), or rebuild what the reader derives from the log
+    /// from the current state.
     #[error(
         "the change log no longer holds every change after {after}: its retention removed them up to sequence number {trimmed_through} (resume from {trimmed_through}, accepting the gap, or resynchronize from the current state)"
     )]

@@ -36,7 +36,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     scopes: BTreeMap<Scope, ScopeData>,
-    /// The change log (the newest [`MEMORY_LOG_MAX`] changes).
+    /// The change log (the newest `log_limit` changes).
     log: std::collections::VecDeque<Logged>,
     /// The newest sequence number dropped from the log (0: none).
     trimmed_through: u64,

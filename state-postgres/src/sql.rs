@@ -590,10 +590,15 @@ pub(crate) async fn slot_history(
 
 /// The newest sequence number in the log (0: none).
 pub(crate) async fn last_change(conn: &mut PgConnection) -> Result<u64, state_core::Error> {
-    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM changes")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(PgError::from)?;
+    // A log its retention emptied still ends at the newest change it removed (a reader
+    // starting there must not be told it missed anything).
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT GREATEST(COALESCE(max(seq), 0), \
+         (SELECT through FROM changes_trimmed WHERE id = 0)) FROM changes",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(PgError::from)?;
     Ok(to_u64(seq, "a sequence number")?)
 }
 

@@ -362,4 +362,7 @@ async fn the_watermark_of_a_log_trimmed_before_it_existed() {
             .unwrap()
             .is_empty()
     );
+    // The head of an emptied log is still the newest change it held: a feed from there (a
+    // watch from now on) is not told it missed anything.
+    assert_eq!(store.last_change().await.unwrap(), 5);
 }

@@ -133,8 +133,8 @@ enum Command {
     Watch {
         /// The scope.
         scope: String,
-        /// Start after this sequence number (default: the newest change now; 0: the whole log
-        /// kept).
+        /// Start after this sequence number (default: the newest change now; 0: the whole log,
+        /// which fails, naming where to resume, once the retention removed any of it).
         #[arg(long)]
         from: Option<u64>,
         /// Poll interval in milliseconds (at least 1).
