@@ -1464,6 +1464,28 @@ pub async fn read_all_changes(
     read_changes_after(store, 0, filter).await
 }
 
+/// For backends whose change log keeps a retention watermark: `store`'s log had every change
+/// up to `trimmed_through` removed, holds `kept` changes after it, and ends at `head`. A reader
+/// behind the watermark is told; one at it reads every change kept; the head is not behind
+/// it. Panics with what broke.
+pub async fn assert_trimmed_log(store: &dyn Store, trimmed_through: u64, kept: usize, head: u64) {
+    let behind = trimmed_through - 1;
+    match store.read_changes(behind, &ChangeFilter::all(), 10).await {
+        Err(Error::ChangesTrimmed {
+            after,
+            trimmed_through: through,
+        }) if (after, through) == (behind, trimmed_through) => {}
+        other => panic!(
+            "a read after {behind}: expected ChangesTrimmed through {trimmed_through}, got {other:?}"
+        ),
+    }
+    let read = read_changes_after(store, trimmed_through, &ChangeFilter::all())
+        .await
+        .expect("a read from the watermark");
+    assert_eq!(read.len(), kept, "the changes kept: {read:?}");
+    assert_eq!(store.last_change().await.expect("the log's head"), head);
+}
+
 /// Every change after `after` passing `filter`, read page by page.
 pub async fn read_changes_after(
     store: &dyn Store,

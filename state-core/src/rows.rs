@@ -78,6 +78,20 @@ pub fn scope_from_columns(kind: &str, id: String, sub: String) -> Result<Scope> 
     )
 }
 
+/// A read of the change log after `after`, against the log's retention watermark (the newest
+/// sequence number removed, read in the same snapshot): [`Error::ChangesTrimmed`] if a change
+/// after `after` is gone.
+///
+pub fn check_not_trimmed(after: u64, trimmed_through: u64) -> Result<()> {
+    if after < trimmed_through {
+        return Err(Error::ChangesTrimmed {
+            after,
+            trimmed_through,
+        });
+    }
+    Ok(())
+}
+
 /// A stored non-negative integer (a version, a floor, a sequence number).
 pub fn stored_u64(v: i64, what: &str) -> std::result::Result<u64, RowError> {
     u64::try_from(v).map_err(|_| RowError::new(format!("{what} is negative ({v})")))

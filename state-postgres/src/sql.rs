@@ -549,13 +549,10 @@ pub(crate) async fn read_changes(
         .first()
         .ok_or_else(|| PgError::from(sqlx::Error::RowNotFound).into_state(None))?;
     let through: i64 = first.try_get(0).map_err(PgError::from)?;
-    let through = to_u64(through, "the change log's retention watermark")?;
-    if after < through {
-        return Err(state_core::Error::ChangesTrimmed {
-            after,
-            trimmed_through: through,
-        });
-    }
+    rows::check_not_trimmed(
+        after,
+        to_u64(through, "the change log's retention watermark")?,
+    )?;
     rows.iter()
         .filter(|row| !matches!(row.try_get::<Option<i64>, _>(1), Ok(None)))
         .map(|row| change_row(row, 1))

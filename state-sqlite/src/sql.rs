@@ -1030,13 +1030,10 @@ pub(crate) async fn read_changes(
     let through: i64 = first
         .try_get(0)
         .map_err(|e| malformed(format!("the change log's retention watermark: {e}")))?;
-    let through = to_u64(through, "the change log's retention watermark")?;
-    if after < through {
-        return Err(state_core::Error::ChangesTrimmed {
-            after,
-            trimmed_through: through,
-        });
-    }
+    rows::check_not_trimmed(
+        after,
+        to_u64(through, "the change log's retention watermark")?,
+    )?;
     rows.iter()
         .filter(|row| !matches!(row.try_get::<Option<i64>, _>(1), Ok(None)))
         .map(|row| change_row(row, 1))
