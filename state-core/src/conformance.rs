@@ -1467,9 +1467,11 @@ pub async fn read_all_changes(
 /// For backends whose change log keeps a retention watermark: `store`'s log had every change
 /// up to `trimmed_through` removed, holds `kept` changes after it, and ends at `head`. A reader
 /// behind the watermark is told; one at it reads every change kept; the head is not behind
-/// it. Panics with what broke.
+/// it. Panics with what broke (or if `trimmed_through` is 0: nothing was removed).
 pub async fn assert_trimmed_log(store: &dyn Store, trimmed_through: u64, kept: usize, head: u64) {
-    let behind = trimmed_through - 1;
+    let behind = trimmed_through
+        .checked_sub(1)
+        .expect("a log with a change removed");
     match store.read_changes(behind, &ChangeFilter::all(), 10).await {
         Err(Error::ChangesTrimmed {
             after,

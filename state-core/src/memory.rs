@@ -487,12 +487,7 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Change>> {
         let inner = self.lock();
-        if after < inner.trimmed_through {
-            return Err(Error::ChangesTrimmed {
-                after,
-                trimmed_through: inner.trimmed_through,
-            });
-        }
+        crate::rows::check_not_trimmed(after, inner.trimmed_through)?;
         // The log is in sequence order: skip to `after` by binary search.
         let start = inner.log.partition_point(|c| c.seq <= after);
         Ok(inner
