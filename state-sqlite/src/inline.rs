@@ -70,6 +70,8 @@ pub(crate) struct WriteConn {
     checkpoint_at: i32,
     /// The WAL's size when last looked at (a smaller one means it was restarted).
     pages_seen: i32,
+    /// A `ROLLBACK` through sqlx failed: a transaction may still be open.
+    maybe_open: bool,
 }
 
 // SAFETY: the connection, the locked handle and the statements are used only through
@@ -137,6 +139,7 @@ impl WriteConn {
             hook: None,
             checkpoint_at: CHECKPOINT_PAGES,
             pages_seen: 0,
+            maybe_open: false,
         }
     }
 
@@ -155,6 +158,39 @@ impl WriteConn {
         unsafe { self.conn.as_mut() }
     }
 
+    /// Rolls back, through sqlx, what a failed statement or transaction left open. If that
+    /// fails other than for want of a transaction, the next [`Self::sqlx_checked`] makes sure
+    /// on the handle.
+    pub(crate) async fn roll_back(&mut self) {
+        use sqlx::Executor;
+        if let Err(e) = self.sqlx().execute("ROLLBACK").await
+            && !e.to_string().contains("no transaction is active")
+        {
+            self.maybe_open = true;
+        }
+    }
+
+    /// [`Self::sqlx`], after making sure no transaction is left open on the connection if a
+    /// [`Self::roll_back`] failed: a statement meant to run in autocommit (the one-call
+    /// commit) would otherwise run inside it, and not commit.
+    pub(crate) async fn sqlx_checked(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        if self.maybe_open {
+            self.roll_back_open().await?;
+            self.maybe_open = false;
+        }
+        Ok(self.sqlx())
+    }
+
+    /// Rolls back a transaction open on the connection, on the calling thread (locking the
+    /// handle first if it is not).
+    async fn roll_back_open(&mut self) -> Result<(), sqlx::Error> {
+        let handle = self.lock().await?;
+        if !handle.autocommit() {
+            handle.run("ROLLBACK", &[])?;
+        }
+        Ok(())
+    }
+
     /// Runs `sql` (ONE statement, `'static`: prepared once and kept) with `params` bound in
     /// order, to completion, on the calling thread; returns the first column of its first
     /// row, if it returns rows. Locks the handle out of sqlx first if it is not (a round trip
@@ -166,11 +202,8 @@ impl WriteConn {
         sql: &'static str,
         params: &[P<'_>],
     ) -> Result<Option<i64>, sqlx::Error> {
-        let handle = self.lock().await?;
-        if !handle.autocommit() {
-            handle.run("ROLLBACK", &[])?;
-        }
-        handle.run(sql, params)
+        self.roll_back_open().await?;
+        self.lock().await?.run(sql, params)
     }
 
     async fn lock(&mut self) -> Result<&mut Handle, sqlx::Error> {
@@ -533,6 +566,33 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("parameter count"), "{e}");
         assert_eq!(count(&mut w).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_a_failed_rollback_left_open_is_ended_before_sqlx_runs_on() {
+        let mut w = write_conn().await;
+        // A ROLLBACK with nothing to roll back is not a failure.
+        w.roll_back().await;
+        assert!(!w.maybe_open);
+        w.sqlx().execute("BEGIN").await.unwrap();
+        w.sqlx().execute("INSERT INTO t VALUES (1)").await.unwrap();
+        // As if the ROLLBACK after a failure had failed: the next statement through sqlx runs
+        // in autocommit, the stray transaction (and its row) rolled back first.
+        w.maybe_open = true;
+        w.sqlx_checked()
+            .await
+            .unwrap()
+            .execute("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap();
+        assert!(!w.maybe_open);
+        let e = w.sqlx().execute("COMMIT").await.unwrap_err();
+        assert!(e.to_string().contains("no transaction is active"), "{e}");
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_all(w.sqlx())
+            .await
+            .unwrap();
+        assert_eq!(rows, [2]);
     }
 
     #[tokio::test]

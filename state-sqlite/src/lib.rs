@@ -870,7 +870,7 @@ impl Committer {
             let attempt = self.try_group(&group, inline).await;
             if let Err(e) = &attempt {
                 inline = false;
-                let _ = self.conn.sqlx().execute("ROLLBACK").await;
+                self.conn.roll_back().await;
                 if e.is_busy() && started.elapsed() < self.busy_retry_for {
                     self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(backoff(started)).await;
@@ -967,7 +967,7 @@ impl Committer {
         // Read path, two calls: "BEGIN IMMEDIATE; SELECT …" and "INSERT …; COMMIT" (each a
         // multi-statement string, one hand-off to sqlx's worker thread). On any error the
         // caller rolls back: sqlx does not know about a transaction begun inside a string.
-        let conn = self.conn.sqlx();
+        let conn = self.conn.sqlx_checked().await?;
         let loaded = sql::load_raw(conn, &slots, sql::ReadIn::NewWriteTransaction).await?;
         let PreparedGroup {
             results,
@@ -1006,7 +1006,7 @@ impl Committer {
                 result => return result,
             }
         }
-        statement.run_sqlx(self.conn.sqlx()).await
+        statement.run_sqlx(self.conn.sqlx_checked().await?).await
     }
 
     /// Records what slots hold after a commit (bounded: see [`cache::KnownCache`]).
@@ -1024,7 +1024,11 @@ impl Committer {
         loop {
             // Ok(Err(_)): the input was refused (nothing written); Err(_): SQLite failed.
             let attempt = async {
-                self.conn.sqlx().execute("BEGIN IMMEDIATE").await?;
+                self.conn
+                    .sqlx_checked()
+                    .await?
+                    .execute("BEGIN IMMEDIATE")
+                    .await?;
                 let now = self.clock.now();
                 let n = match op {
                     Admin::Clear(scope) => sql::clear(self.conn.sqlx(), scope, now).await?,
@@ -1038,7 +1042,7 @@ impl Committer {
                             .find(|(_, r)| r.version > state_core::rows::MAX_VERSION)
                         {
                             let refused = SqliteError::VersionRange { version: r.version };
-                            let _ = self.conn.sqlx().execute("ROLLBACK").await;
+                            self.conn.roll_back().await;
                             return Ok(Err(refused.into_state(Some(slot.clone()))));
                         }
                         let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
@@ -1055,7 +1059,7 @@ impl Committer {
                                 }
                             });
                         if let Err(refused) = checked {
-                            let _ = self.conn.sqlx().execute("ROLLBACK").await;
+                            self.conn.roll_back().await;
                             return Ok(Err(refused));
                         }
                         // Every restored record is a new version (check_restore saw to it).
@@ -1070,7 +1074,7 @@ impl Committer {
             match attempt {
                 Ok(result) => return result,
                 Err(e) => {
-                    let _ = self.conn.sqlx().execute("ROLLBACK").await;
+                    self.conn.roll_back().await;
                     let busy = e.is_busy();
                     if busy && started.elapsed() < self.busy_retry_for {
                         self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
