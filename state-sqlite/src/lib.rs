@@ -826,7 +826,9 @@ impl Committer {
                 {
                     let cutoff = self.clock.now().saturating_sub(keep);
                     // Best effort: a busy database trims at a later turn.
-                    let _ = sql::trim_changes(self.conn.sqlx(), cutoff).await;
+                    if sql::trim_changes(self.conn.sqlx(), cutoff).await.is_err() {
+                        self.conn.roll_back().await;
+                    }
                 }
             }
             Request::Admin(op, reply) => {

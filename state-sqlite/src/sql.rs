@@ -1079,23 +1079,32 @@ pub(crate) async fn last_change(conn: &mut SqliteConnection) -> Result<u64, stat
     Ok(to_u64(seq, "a sequence number")?)
 }
 
-/// Deletes changes committed before `cutoff`.
+/// Deletes changes committed before `cutoff`, and raises the log's retention watermark
+/// (migration 0007) to the newest one deleted, in one transaction. The caller rolls back on
+/// an error.
 pub(crate) async fn trim_changes(
     conn: &mut SqliteConnection,
     cutoff: Timestamp,
 ) -> Result<u64, SqliteError> {
-    let mut args = SqliteArguments::default();
-    add(&mut args, cutoff.as_millis())?;
     // Everything before the oldest change at or after the cutoff (all of it if none is).
-    Ok(sqlx::query_with(
-        "DELETE FROM changes WHERE seq < COALESCE( \
-           (SELECT seq FROM changes WHERE at >= ?1 ORDER BY seq LIMIT 1), \
-           (SELECT max(seq) + 1 FROM changes))",
-        args,
-    )
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
+    const BELOW: &str = "COALESCE((SELECT seq FROM changes WHERE at >= ? ORDER BY seq LIMIT 1), \
+                         (SELECT max(seq) + 1 FROM changes))";
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "BEGIN IMMEDIATE; \
+             UPDATE changes_trimmed SET through = \
+               max(through, COALESCE((SELECT max(seq) FROM changes WHERE seq < {BELOW}), 0)) \
+             WHERE id = 0; \
+             DELETE FROM changes WHERE seq < {BELOW}; \
+             COMMIT"
+        )
+    });
+    let at = cutoff.as_millis();
+    let args = bind_all(vec![P::Int(at), P::Int(at)])?;
+    let done = sqlx::query_with(sql, args).execute(&mut *conn).await?;
+    // The UPDATE's row and the DELETE's rows.
+    Ok(done.rows_affected().saturating_sub(1))
 }
 
 #[cfg(test)]

@@ -323,8 +323,7 @@ async fn the_watermark_of_a_log_trimmed_before_it_existed() {
             conn.close().await.unwrap();
         }
     };
-    let to_schema_6 = "DROP TRIGGER changes_trimmed_through; DROP TABLE changes_trimmed; \
-                       DELETE FROM _sqlx_migrations WHERE version = 7;";
+    let to_schema_6 = "DROP TABLE changes_trimmed; DELETE FROM _sqlx_migrations WHERE version = 7;";
     undo(to_schema_6).await;
     undo("DELETE FROM changes WHERE seq <= 3").await;
     let store = SqliteStore::open(&path).await.unwrap();
