@@ -208,7 +208,8 @@ impl SqliteOptions {
     /// [`Synchronous::Normal`] (milliseconds for the largest groups), plus an fsync with
     /// [`Synchronous::Full`]. Turn it off where an fsync on the runtime's threads costs more
     /// than the hand-off (a slow disk, a `current_thread` runtime serving latency-sensitive
-    /// work).
+    /// work). (Either way, after a `ROLLBACK` through sqlx failed, the committer ends the
+    /// transaction left open on the handle itself, on its own thread.)
     #[must_use]
     pub fn inline_commits(mut self, on: bool) -> Self {
         self.inline_commits = on;
@@ -837,7 +838,11 @@ impl Committer {
             }
             Request::Read(op, reply) => {
                 let now = self.clock.now();
-                let _ = reply.send(serve_read(self.conn.sqlx(), &op, now).await);
+                let read = match self.conn.sqlx_checked().await {
+                    Ok(conn) => serve_read(conn, &op, now).await,
+                    Err(e) => Err(SqliteError::from(e).into()),
+                };
+                let _ = reply.send(read);
             }
         }
         if self.conn.checkpoint_due() {
