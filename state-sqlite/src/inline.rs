@@ -568,6 +568,18 @@ mod tests {
         assert_eq!(count(&mut w).await, 0);
     }
 
+    /// No transaction is open, and `t` holds only the row 2 (the stray transaction's row 1 was
+    /// rolled back).
+    async fn assert_stray_transaction_ended(w: &mut WriteConn) {
+        let e = w.sqlx().execute("COMMIT").await.unwrap_err();
+        assert!(e.to_string().contains("no transaction is active"), "{e}");
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_all(w.sqlx())
+            .await
+            .unwrap();
+        assert_eq!(rows, [2]);
+    }
+
     #[tokio::test]
     async fn a_transaction_a_failed_rollback_left_open_is_ended_before_sqlx_runs_on() {
         let mut w = write_conn().await;
@@ -586,13 +598,7 @@ mod tests {
             .await
             .unwrap();
         assert!(!w.maybe_open);
-        let e = w.sqlx().execute("COMMIT").await.unwrap_err();
-        assert!(e.to_string().contains("no transaction is active"), "{e}");
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
-            .fetch_all(w.sqlx())
-            .await
-            .unwrap();
-        assert_eq!(rows, [2]);
+        assert_stray_transaction_ended(&mut w).await;
     }
 
     #[tokio::test]
@@ -604,12 +610,6 @@ mod tests {
         w.run("INSERT INTO t VALUES (?)", &[P::Int(2)])
             .await
             .unwrap();
-        let e = w.sqlx().execute("COMMIT").await.unwrap_err();
-        assert!(e.to_string().contains("no transaction is active"), "{e}");
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
-            .fetch_all(w.sqlx())
-            .await
-            .unwrap();
-        assert_eq!(rows, [2]);
+        assert_stray_transaction_ended(&mut w).await;
     }
 }
