@@ -783,17 +783,24 @@ async fn purging_expired_rows_keeps_versions_rising(env: &Env) -> CheckResult {
     );
     let r = env.store.load(&short).await.ctx("load")?;
     ensure!(
-        r.value.is_none() && r.version == 3,
-        "a purged slot reads at the floor: {r:?}"
+        r.value.is_none() && r.version == 4,
+        "a purged slot reads one above its last version (3): {r:?}"
+    );
+    let stale = commit(env, vec![Write::cas(short.clone(), 3, Some(json!(1)))])
+        .await
+        .ctx("stale")?;
+    ensure!(
+        matches!(stale, CommitOutcome::Conflict(_)),
+        "the latest token from before the purge (3) matched: {stale:?}"
     );
     ensure!(
-        commit(env, vec![Write::cas(short.clone(), 3, Some(json!(1)))])
+        commit(env, vec![Write::cas(short.clone(), 4, Some(json!(1)))])
             .await
             .is_ok(),
         "CAS at the floor"
     );
     ensure!(
-        version(env, &short).await? == 4,
+        version(env, &short).await? == 5,
         "versions continue above the floor"
     );
     Ok(())
@@ -822,27 +829,29 @@ async fn purging_a_scope_keeps_versions_rising(env: &Env) -> CheckResult {
     );
     let r = env.store.load(&s).await.ctx("load")?;
     ensure!(
-        r.value.is_none() && r.version == 5,
-        "purged: absent at the floor: {r:?}"
+        r.value.is_none() && r.version == 6,
+        "purged: absent one above its last version (5): {r:?}"
     );
     let never = env.store.load(&slot(&run, "never")).await.ctx("load")?;
     ensure!(
-        never.version == 5,
+        never.version == 6,
         "a never-written slot of a purged scope reads at the floor: {never:?}"
     );
-    let stale = commit(env, vec![Write::cas(s.clone(), 4, Some(json!(1)))])
-        .await
-        .ctx("stale")?;
-    ensure!(
-        matches!(stale, CommitOutcome::Conflict(_)),
-        "a pre-purge token matched"
-    );
+    for token in [5, 4, 0] {
+        let stale = commit(env, vec![Write::cas(s.clone(), token, Some(json!(1)))])
+            .await
+            .ctx("stale")?;
+        ensure!(
+            matches!(stale, CommitOutcome::Conflict(_)),
+            "a pre-purge token ({token}) matched: {stale:?}"
+        );
+    }
     commit(env, vec![Write::apply(s.clone(), vec![inc(1)])])
         .await
         .ctx("write")?;
     let r = env.store.load(&s).await.ctx("load")?;
     ensure!(
-        r.value == Some(json!(1)) && r.version == 6,
+        r.value == Some(json!(1)) && r.version == 7,
         "after purge: {r:?}"
     );
     ensure!(

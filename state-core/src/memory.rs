@@ -181,7 +181,8 @@ impl Inner {
 
 #[derive(Debug, Default)]
 struct ScopeData {
-    /// The highest version ever physically removed from this scope.
+    /// One above the highest version ever physically removed from this scope: where its
+    /// absent slots read, so no token from before a purge matches again.
     floor: u64,
     /// namespace → key → record (raw: expiry not applied).
     slots: BTreeMap<String, BTreeMap<String, Kept>>,
@@ -195,7 +196,7 @@ impl ScopeData {
             .map_or_else(|| Record::absent(self.floor), Kept::record)
     }
 
-    /// Removes rows matching `pred`, raising the floor to their highest version.
+    /// Removes rows matching `pred`, raising the floor one above their highest version.
     fn purge(&mut self, mut pred: impl FnMut(&Kept) -> bool) -> u64 {
         let mut removed = 0;
         let floor = &mut self.floor;
@@ -203,7 +204,7 @@ impl ScopeData {
             keys.retain(|_, r| {
                 let gone = pred(r);
                 if gone {
-                    *floor = (*floor).max(r.version);
+                    *floor = (*floor).max(r.version + 1);
                     removed += 1;
                 }
                 !gone

@@ -450,14 +450,14 @@ pub(crate) async fn clear(
     Ok(logged.max(0) as u64)
 }
 
-/// Raises scope floors to the highest version among the deleted rows (`d`).
+/// Raises scope floors one above the highest version among the deleted rows (`d`).
 const RAISE_FLOORS: &str = "\
 INSERT INTO scope_floors (kind, scope_id, scope_sub, floor)
-SELECT kind, scope_id, scope_sub, max(version) FROM d GROUP BY kind, scope_id, scope_sub
+SELECT kind, scope_id, scope_sub, max(version) + 1 FROM d GROUP BY kind, scope_id, scope_sub
 ON CONFLICT (kind, scope_id, scope_sub) DO UPDATE SET floor = GREATEST(scope_floors.floor, excluded.floor)";
 
-/// Removes every row of a scope, raising its floor to the highest version removed. The caller
-/// holds the table lock.
+/// Removes every row of a scope, raising its floor one above the highest version removed. The
+/// caller holds the table lock.
 pub(crate) async fn purge_scope(conn: &mut PgConnection, scope: &Scope) -> Result<u64, PgError> {
     let (kind, id, sub) = scope_columns(scope);
     let sql = format!(
@@ -474,8 +474,8 @@ pub(crate) async fn purge_scope(conn: &mut PgConnection, scope: &Scope) -> Resul
     Ok(n.max(0) as u64)
 }
 
-/// Removes every expired row, raising each scope's floor to the highest version removed. The
-/// caller holds the table lock.
+/// Removes every expired row, raising each scope's floor one above the highest version
+/// removed. The caller holds the table lock.
 pub(crate) async fn purge_expired(conn: &mut PgConnection, now: Timestamp) -> Result<u64, PgError> {
     let sql = format!(
         "WITH d AS (DELETE FROM slots \

@@ -522,3 +522,43 @@ async fn a_connection_lost_during_commit_is_an_unknown_outcome_never_success_or_
     store.commit(increment("n")).await.unwrap();
     assert_eq!(direct.load(&slot("n")).await.unwrap().value, Some(json!(3)));
 }
+
+/// A schema purged before migration 0005 kept its floor at the highest version purged, where
+/// the latest token from before the purge still matched: the migration raises it by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_floor_kept_before_migration_0005_is_raised_above_the_purged_version() {
+    let schema = common::schema("floor");
+    let open = || async {
+        Engine::new(
+            PgStore::open_with(PgOptions::new(common::url()).schema(&schema))
+                .await
+                .unwrap(),
+        )
+    };
+    let e = open().await;
+    let h = e.handle::<u32>(slot("n"));
+    for _ in 0..3 {
+        h.increment(1).await.unwrap();
+    }
+    e.purge_execution("run-1").await.unwrap();
+    drop((h, e));
+    let mut conn = common::connect().await;
+    conn.execute(
+        format!(
+            "UPDATE \"{schema}\".scope_floors SET floor = 3; \
+             DELETE FROM \"{schema}\"._sqlx_migrations WHERE version = 5;"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let e = open().await;
+    let h = e.handle::<u32>(slot("n"));
+    assert_eq!(h.get_versioned().await.unwrap().version, 4);
+    assert!(matches!(
+        h.set_if(3, 9).await,
+        Err(Error::VersionMismatch { .. })
+    ));
+    drop((h, e));
+    common::drop_schemas(&[schema]).await;
+}

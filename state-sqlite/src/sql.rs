@@ -638,7 +638,7 @@ pub(crate) async fn clear(
     Ok(done.rows_affected())
 }
 
-/// Removes every row of a scope, raising its floor to the highest version removed.
+/// Removes every row of a scope, raising its floor one above the highest version removed.
 pub(crate) async fn purge_scope(
     conn: &mut SqliteConnection,
     scope: &Scope,
@@ -647,7 +647,7 @@ pub(crate) async fn purge_scope(
     bind_scope(&mut args, scope)?;
     sqlx::query_with(
         "INSERT INTO scope_floors (kind, scope_id, scope_sub, floor) \
-         SELECT kind, scope_id, scope_sub, MAX(version) FROM slots \
+         SELECT kind, scope_id, scope_sub, MAX(version) + 1 FROM slots \
          WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
          GROUP BY kind, scope_id, scope_sub \
          ON CONFLICT (kind, scope_id, scope_sub) DO UPDATE SET floor = MAX(floor, excluded.floor)",
@@ -666,7 +666,8 @@ pub(crate) async fn purge_scope(
     Ok(done.rows_affected())
 }
 
-/// Removes every expired row, raising each scope's floor to the highest version removed.
+/// Removes every expired row, raising each scope's floor one above the highest version
+/// removed.
 pub(crate) async fn purge_expired(
     conn: &mut SqliteConnection,
     now: Timestamp,
@@ -675,7 +676,7 @@ pub(crate) async fn purge_expired(
     add(&mut args, now.as_millis())?;
     sqlx::query_with(
         "INSERT INTO scope_floors (kind, scope_id, scope_sub, floor) \
-         SELECT kind, scope_id, scope_sub, MAX(version) FROM slots \
+         SELECT kind, scope_id, scope_sub, MAX(version) + 1 FROM slots \
          WHERE value IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?1 \
          GROUP BY kind, scope_id, scope_sub \
          ON CONFLICT (kind, scope_id, scope_sub) DO UPDATE SET floor = MAX(floor, excluded.floor)",

@@ -519,8 +519,8 @@ async fn the_one_call_commit_never_overwrites_another_connections_write() {
     );
     assert_eq!(
         ha.get_versioned().await.unwrap().version,
-        5,
-        "above the floor"
+        6,
+        "above the floor (one above the last version, 4)"
     );
 }
 
@@ -848,8 +848,8 @@ async fn a_slot_assumed_new_that_another_connection_wrote_is_read_before_it_is_w
         let versions: Vec<u64> = log.iter().map(|c| c.version).collect();
         assert_eq!(versions, [2, 1], "inline {inline}");
 
-        // Another connection writes `z` and purges the scope: no row, but the floor is the
-        // highest version the scope held (`x`'s 2).
+        // Another connection writes `z` and purges the scope: no row, but the floor is one
+        // above the highest version the scope held (`x`'s 2).
         eb.handle::<u64>(slot("z")).set(5).await.unwrap();
         eb.purge_scope(slot("z").scope()).await.unwrap();
         ea.commit(vec![add("z", 1)]).await.unwrap();
@@ -862,7 +862,7 @@ async fn a_slot_assumed_new_that_another_connection_wrote_is_read_before_it_is_w
         let z = ea.handle::<u64>(slot("z")).get_versioned().await.unwrap();
         assert_eq!(
             (z.value, z.version),
-            (Some(1), 3),
+            (Some(1), 4),
             "inline {inline}: above the floor"
         );
     }

@@ -188,8 +188,8 @@ async fn purging_an_execution_leaves_other_scopes_and_versions_keep_rising() {
     let v = s.exec_n().get_versioned().await.unwrap();
     assert_eq!(
         (v.value, v.version),
-        (None, 2),
-        "execution state is gone; its version stays"
+        (None, 3),
+        "execution state is gone; it reads one above its last version"
     );
     let others = [
         s.wf_n().get().await.unwrap(),
@@ -261,7 +261,41 @@ async fn a_field_ttl_expires_its_slot_on_the_injected_clock() {
     s.token().set("t-2".into()).await.unwrap();
     assert_eq!(
         s.token().get_versioned().await.unwrap().version,
-        2,
-        "versions continue after the purge"
+        3,
+        "versions continue above the floor (one above the purged 1)"
     );
+}
+
+/// A store purged before migration 0008 kept its floor at the highest version purged, where
+/// the latest token from before the purge still matched: the migration raises it by one.
+#[tokio::test]
+async fn a_floor_kept_before_migration_0008_is_raised_above_the_purged_version() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let e = engine(&path).await;
+    let run = Scope::execution("run-1").unwrap();
+    let h = e.handle::<u32>(state_core::Slot::new(run.clone(), "S", "n").unwrap());
+    for _ in 0..3 {
+        h.increment(1).await.unwrap();
+    }
+    e.purge_execution("run-1").await.unwrap();
+    drop((h, e));
+    // Back to schema 7: the floor as the old purge wrote it.
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    conn.execute(
+        "UPDATE scope_floors SET floor = 3; DELETE FROM _sqlx_migrations WHERE version = 8",
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let e = engine(&path).await;
+    let h = e.handle::<u32>(state_core::Slot::new(run, "S", "n").unwrap());
+    assert_eq!(h.get_versioned().await.unwrap().version, 4);
+    assert!(matches!(
+        h.set_if(3, 9).await,
+        Err(state_core::Error::VersionMismatch { .. })
+    ));
 }

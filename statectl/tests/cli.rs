@@ -276,8 +276,8 @@ async fn clear_and_purge() {
         .unwrap();
     assert_eq!(
         (run.value, run.version),
-        (None, 1),
-        "purged, the floor kept"
+        (None, 2),
+        "purged: the floor one above its last version"
     );
 }
 

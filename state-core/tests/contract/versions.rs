@@ -184,27 +184,34 @@ async fn versions_keep_rising_after_purging_an_execution() {
     let after = h.get_versioned().await.unwrap();
     assert_eq!(
         (after.value, after.version),
-        (None, 5),
-        "purged: absent at the floor"
+        (None, 6),
+        "purged: absent one above its last version"
     );
     assert_eq!(
         keep.get().await.unwrap(),
         Some(1),
         "other executions untouched"
     );
-    // A stale token from before the purge never matches again.
+    // The latest token from before the purge never matches again.
+    assert!(matches!(
+        h.set_if(token, 1).await,
+        Err(Error::VersionMismatch { .. })
+    ));
+    assert!(matches!(
+        h.delete_if(token).await,
+        Err(Error::VersionMismatch { .. })
+    ));
     assert_eq!(
-        h.set_if(token, 1).await.unwrap(),
-        6,
+        h.set_if(6, 1).await.unwrap(),
+        7,
         "the floor is the current version"
     );
-    assert!(h.set_if(token, 2).await.is_err());
     assert_eq!(h.increment(1).await.unwrap(), 2);
-    assert_eq!(h.get_versioned().await.unwrap().version, 7);
+    assert_eq!(h.get_versioned().await.unwrap().version, 8);
     // Slots of the purged scope never written read at the floor, without `initial`.
     let v = never.get_versioned().await.unwrap();
-    assert_eq!((v.value, v.version), (None, 5));
-    assert_eq!(never.set(1).await.unwrap(), 6);
+    assert_eq!((v.value, v.version), (None, 6));
+    assert_eq!(never.set(1).await.unwrap(), 7);
 }
 
 #[tokio::test]
@@ -228,8 +235,16 @@ async fn purging_expired_rows_keeps_versions_rising() {
         "live rows stay"
     );
     let v = short.get_versioned().await.unwrap();
-    assert_eq!((v.value, v.version), (None, 3));
-    assert_eq!(short.set("new".into()).await.unwrap(), 4);
+    assert_eq!(
+        (v.value, v.version),
+        (None, 4),
+        "one above its last version"
+    );
+    assert!(matches!(
+        short.set_if(3, "stale".into()).await,
+        Err(Error::VersionMismatch { .. })
+    ));
+    assert_eq!(short.set("new".into()).await.unwrap(), 5);
 }
 
 #[tokio::test]
