@@ -196,6 +196,34 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A value nests deeper than [`MAX_DEPTH`](crate::MAX_DEPTH) arrays and objects — deeper
+    /// than every store can read back — once its ops applied, or in a value given to write.
+    #[error(
+        "state slot {slot}: the value nests deeper than {limit} levels at {path}: flatten it (the deepest a stored value may be is {limit})"
+    )]
+    TooDeep {
+        /// The slot.
+        slot: Slot,
+        /// Where the first array or object past the limit sits in the slot's value.
+        path: Path,
+        /// The limit in force ([`MAX_DEPTH`](crate::MAX_DEPTH)).
+        limit: usize,
+    },
+
+    /// An integer outside `i64`/`u64`: JSON text of it reads back as a float, so it would
+    /// not be stored exactly.
+    #[error(
+        "state slot {slot}: the integer {literal} at {path} is outside the range of i64 and u64: it cannot be stored exactly (store it as a string)"
+    )]
+    OutOfRange {
+        /// The slot.
+        slot: Slot,
+        /// Where it sits in the slot's value.
+        path: Path,
+        /// The integer, as written.
+        literal: String,
+    },
+
     /// The `update` closure returned an error; nothing was written.
     #[error("state slot {slot}: update aborted: {source}")]
     Aborted {
@@ -283,6 +311,8 @@ impl Error {
             | Error::NotFinite { slot, .. }
             | Error::InvalidOp { slot, .. }
             | Error::TooLarge { slot, .. }
+            | Error::TooDeep { slot, .. }
+            | Error::OutOfRange { slot, .. }
             | Error::Aborted { slot, .. }
             | Error::Missing { slot, .. }
             | Error::LocalPartFailed { slot, .. } => Some(slot),

@@ -1,8 +1,10 @@
-//! Finds a NaN or infinite float in a value before it is encoded. serde_json writes them as
-//! JSON `null`, so `{ score: f64::NAN }` would be stored as `{"score": null}`: a silent null
-//! where the value had a number, which a required `f64` then cannot read back. This walks the
-//! value's `Serialize` output (no allocation but the path of what it finds) and reports the
-//! first non-finite float with where it sits.
+//! Finds what a value's JSON could not hold before it is encoded: a NaN or infinite float
+//! (serde_json writes them as JSON `null`, so `{ score: f64::NAN }` would be stored as
+//! `{"score": null}`: a silent null where the value had a number, which a required `f64` then
+//! cannot read back), an `i128`/`u128` outside `i64`/`u64`, and nesting deeper than
+//! [`MAX_DEPTH`](crate::MAX_DEPTH) (where it stops: a value thousands of levels deep is never
+//! walked further, nor encoded). This walks the value's `Serialize` output (no allocation but
+//! the path of what it finds) and reports the first finding with where it sits.
 
 use std::fmt;
 
@@ -11,25 +13,36 @@ use serde::ser;
 
 use crate::op::{NumKind, Path};
 
-/// A non-finite float found in a value: where it sits (inside the value) and its width.
+/// What was found in a value, and where it sits (inside the value).
 #[derive(Debug)]
-pub(crate) struct NonFinite {
+pub(crate) struct Finding {
     pub(crate) path: Path,
-    pub(crate) kind: NumKind,
+    pub(crate) found: Found,
 }
 
-/// The first non-finite float in `value`, if any. A value whose `Serialize` fails for another
-/// reason is not judged here (encoding reports that).
-pub(crate) fn find<T: Serialize + ?Sized>(value: &T) -> Option<NonFinite> {
+/// What a value's JSON could not hold.
+#[derive(Debug)]
+pub(crate) enum Found {
+    /// A NaN or infinite float of this width.
+    NonFinite(NumKind),
+    /// An integer outside `i64`/`u64`, as written.
+    OutOfRange(String),
+    /// An array or object nested deeper than the limit opens here.
+    TooDeep,
+}
+
+/// The first finding in `value`, if any. A value whose `Serialize` fails for another reason
+/// is not judged here (encoding reports that).
+pub(crate) fn find<T: Serialize + ?Sized>(value: &T) -> Option<Finding> {
     let mut walker = Walker {
         path: Vec::new(),
         counters: Vec::new(),
         key: None,
     };
     match value.serialize(&mut walker) {
-        Err(Stop::Found(kind)) => Some(NonFinite {
+        Err(Stop::Found(found)) => Some(Finding {
             path: Path::new(walker.path),
-            kind,
+            found,
         }),
         Ok(()) | Err(Stop::Other) => None,
     }
@@ -46,15 +59,15 @@ struct Walker {
 
 #[derive(Debug)]
 enum Stop {
-    /// A non-finite float, at `Walker::path`.
-    Found(NumKind),
+    /// A finding, at `Walker::path`.
+    Found(Found),
     /// The value's own `Serialize` failed.
     Other,
 }
 
 impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a non-finite float")
+        f.write_str("a value JSON cannot hold")
     }
 }
 
@@ -71,7 +84,24 @@ impl Walker {
         if finite {
             Ok(())
         } else {
-            Err(Stop::Found(kind))
+            Err(Stop::Found(Found::NonFinite(kind)))
+        }
+    }
+
+    fn integer(&mut self, fits: bool, literal: impl fmt::Display) -> Result<(), Stop> {
+        if fits {
+            Ok(())
+        } else {
+            Err(Stop::Found(Found::OutOfRange(literal.to_string())))
+        }
+    }
+
+    /// Opens an array or object: each one enclosing it left a segment on the path.
+    fn open(&mut self) -> Result<&mut Self, Stop> {
+        if self.path.len() >= crate::MAX_DEPTH {
+            Err(Stop::Found(Found::TooDeep))
+        } else {
+            Ok(self)
         }
     }
 
@@ -92,6 +122,7 @@ impl Walker {
     }
 
     fn start_seq(&mut self) -> Result<&mut Self, Stop> {
+        self.open()?;
         self.counters.push(0);
         Ok(self)
     }
@@ -102,9 +133,10 @@ impl Walker {
     }
 
     /// Enters an enum variant (serde_json writes `{"Variant": …}`).
-    fn variant(&mut self, variant: &str) -> &mut Self {
+    fn variant(&mut self, variant: &str) -> Result<&mut Self, Stop> {
+        self.open()?;
         self.path.push(variant.to_owned());
-        self
+        Ok(self)
     }
 }
 
@@ -131,17 +163,23 @@ impl ser::Serializer for &mut Walker {
         serialize_i16(i16),
         serialize_i32(i32),
         serialize_i64(i64),
-        serialize_i128(i128),
         serialize_u8(u8),
         serialize_u16(u16),
         serialize_u32(u32),
         serialize_u64(u64),
-        serialize_u128(u128),
         serialize_char(char),
         serialize_str(&str),
         serialize_bytes(&[u8]),
         serialize_unit_struct(&'static str),
     );
+
+    fn serialize_i128(self, v: i128) -> Result<(), Stop> {
+        self.integer(i64::try_from(v).is_ok() || u64::try_from(v).is_ok(), v)
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<(), Stop> {
+        self.integer(u64::try_from(v).is_ok(), v)
+    }
 
     fn serialize_f32(self, v: f32) -> Result<(), Stop> {
         self.float(v.is_finite(), NumKind::F32)
@@ -182,7 +220,7 @@ impl ser::Serializer for &mut Walker {
         variant: &'static str,
         value: &T,
     ) -> Result<(), Stop> {
-        self.at(variant.to_owned(), value)
+        self.open()?.at(variant.to_owned(), value)
     }
 
     fn serialize_seq(self, _: Option<usize>) -> Result<Self, Stop> {
@@ -204,15 +242,15 @@ impl ser::Serializer for &mut Walker {
         variant: &'static str,
         _: usize,
     ) -> Result<Self, Stop> {
-        self.variant(variant).start_seq()
+        self.variant(variant)?.start_seq()
     }
 
     fn serialize_map(self, _: Option<usize>) -> Result<Self, Stop> {
-        Ok(self)
+        self.open()
     }
 
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Stop> {
-        Ok(self)
+        self.open()
     }
 
     fn serialize_struct_variant(
@@ -222,7 +260,7 @@ impl ser::Serializer for &mut Walker {
         variant: &'static str,
         _: usize,
     ) -> Result<Self, Stop> {
-        Ok(self.variant(variant))
+        self.variant(variant)?.open()
     }
 }
 
@@ -309,7 +347,7 @@ mod tests {
 
     use serde::Serialize;
 
-    use super::find;
+    use super::{Found, find};
     use crate::op::NumKind;
 
     #[derive(Serialize)]
@@ -336,14 +374,17 @@ mod tests {
     }
 
     fn at(p: &Profile) -> Option<(String, NumKind)> {
-        find(p).map(|f| (f.path.to_string(), f.kind))
+        find(p).map(|f| match f.found {
+            Found::NonFinite(kind) => (f.path.to_string(), kind),
+            other => panic!("not a non-finite float: {other:?}"),
+        })
     }
 
     #[test]
     fn finite_values_pass_and_each_non_finite_float_is_found_where_it_sits() {
         assert!(find(&profile()).is_none());
         assert!(find(&1.5f64).is_none());
-        assert_eq!(find(&f64::NAN).map(|f| f.path.segments().len()), Some(0));
+        assert!(find(&f64::NAN).is_some_and(|f| f.path.is_root()));
 
         let mut p = profile();
         p.scores[1] = f64::INFINITY;
@@ -364,5 +405,35 @@ mod tests {
         p.last = Some(Kind::Pair(0.0, f64::NAN));
         let want = crate::op::Path::new(["last", "Pair", "1"]).to_string();
         assert_eq!(at(&p), Some((want, NumKind::F64)));
+    }
+
+    /// A linked list as deep as the caller likes: the walk stops at the limit.
+    #[derive(Serialize)]
+    struct Node(Option<Box<Node>>, u8);
+
+    #[test]
+    fn nesting_past_the_limit_and_wide_integers_are_found_where_they_sit() {
+        let mut list = Node(None, 0);
+        for _ in 0..100_000 {
+            list = Node(Some(Box::new(list)), 0);
+        }
+        let f = find(&list).unwrap();
+        assert!(matches!(f.found, Found::TooDeep), "{f:?}");
+        assert_eq!(f.path.segments().len(), crate::MAX_DEPTH);
+        // Dropped without recursion: the list's own drop would recurse 100 000 times.
+        let mut next = list.0.take();
+        while let Some(mut n) = next {
+            next = n.0.take();
+        }
+
+        let wide = BTreeMap::from([("n".to_string(), vec![1u128, u128::from(u64::MAX) + 1])]);
+        let f = find(&wide).unwrap();
+        assert_eq!(
+            f.path.to_string(),
+            crate::op::Path::new(["n", "1"]).to_string()
+        );
+        assert!(matches!(f.found, Found::OutOfRange(ref s) if s == "18446744073709551616"));
+        assert!(find(&i128::from(i64::MIN)).is_none());
+        assert!(find(&(i128::from(i64::MIN) - 1)).is_some());
     }
 }

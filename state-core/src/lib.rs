@@ -61,7 +61,9 @@ mod engine;
 mod error;
 mod finite;
 mod handle;
+pub mod json;
 pub mod leader;
+mod limits;
 mod memory;
 mod op;
 mod path;
@@ -86,6 +88,7 @@ pub use handle::{
     CanWrite, Mode, Numeric, ReadOnly, ReadWrite, Sequence, SlotHandle, StateFuture, StringMap,
     Versioned,
 };
+pub use limits::{MAX_DEPTH, check_batch, check_restored, check_value, dispose};
 pub use memory::{MEMORY_LOG_MAX, MemoryStore};
 pub use op::{NumKind, Op, OpKind, Path, apply_ops};
 pub use path::{
@@ -97,8 +100,8 @@ pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};
 pub use session::{AsSlot, SessionHandle};
 pub use store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, PreparedCommit, PreparedGroup,
-    Store, VersionConflict, Write, WriteKind, WriteOutcome, check_page_limit, check_restore,
-    check_size, gather_yield, prepare_commit, prepare_group,
+    Restore, Store, VersionConflict, Write, WriteKind, WriteOutcome, check_page_limit,
+    check_restore, gather_yield, prepare_commit, prepare_group,
 };
 pub use target::{WriteTarget, load_targets};
 

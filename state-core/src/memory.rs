@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::record::{Clock, Record, SystemClock, Timestamp};
 use crate::scope::{Scope, ScopeKind, Slot, SlotKey};
 use crate::store::{
-    Batch, CommitOutcome, Page, Store, check_page_limit, check_restore, prepare_commit,
+    Batch, CommitOutcome, Page, Restore, Store, check_page_limit, check_restore, prepare_commit,
 };
 
 /// A [`Store`] in memory. Commits take one lock and never await, so a dropped commit future
@@ -337,6 +337,7 @@ impl Store for MemoryStore {
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome> {
+        let batch = crate::check_batch(batch)?;
         let now = self.clock.now();
         let mut inner = self.lock();
         let prepared = prepare_commit(&batch, now, |slot| Ok(inner.record(slot)))?;
@@ -420,7 +421,8 @@ impl Store for MemoryStore {
         Ok(Page::from_iter(stored, limit))
     }
 
-    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64> {
+    async fn restore(&self, restore: Restore) -> Result<u64> {
+        let records = crate::check_restored(restore.records, restore.max_value_bytes)?;
         let mut inner = self.lock();
         check_restore(&records, |slot| Ok(inner.record(slot)))?;
         let n = records.len() as u64;

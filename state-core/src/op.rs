@@ -46,6 +46,12 @@ impl Path {
         self
     }
 
+    /// This path followed by `rest`.
+    #[must_use]
+    pub fn join(&self, rest: &Path) -> Path {
+        Path(self.0.iter().chain(&rest.0).cloned().collect())
+    }
+
     /// The segments.
     pub fn segments(&self) -> &[String] {
         &self.0

@@ -121,6 +121,32 @@ pub struct Batch {
     pub max_value_bytes: usize,
 }
 
+/// Records restored together (an import, a copy between stores), all or nothing.
+#[derive(Clone, Debug)]
+pub struct Restore {
+    /// The records, each exactly as exported: value or tombstone, version, expiry.
+    pub records: Vec<(Slot, Record)>,
+    /// The largest serialized value the restore may store (a write's limit).
+    pub max_value_bytes: usize,
+}
+
+impl Restore {
+    /// A restore of `records` under the default value limit ([`DEFAULT_MAX_VALUE_BYTES`]).
+    pub fn new(records: Vec<(Slot, Record)>) -> Self {
+        Restore {
+            records,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
+
+    /// Sets the largest serialized value the restore may store.
+    #[must_use]
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+}
+
 /// What one committed write did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WriteOutcome {
@@ -261,14 +287,17 @@ pub trait Store: Send + Sync + 'static {
     /// nothing: every slot must be below the restored version (absent, or older), so a version
     /// never goes down and a stale version token never matches again. Otherwise
     /// [`Error::VersionMismatch`] names the first slot (`expected`: the version to restore,
-    /// `actual`: the slot's) and nothing is written. Returns how many slots were restored.
-    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64>;
+    /// `actual`: the slot's) and nothing is written. Every value is held to the limits a
+    /// write's is ([`check_restored`](crate::check_restored): depth and
+    /// `restore.max_value_bytes`). Returns how many slots were restored.
+    async fn restore(&self, restore: Restore) -> Result<u64>;
 
     /// Deletes every live slot of a scope (a tombstone each, version +1). Returns how many.
     async fn clear(&self, scope: &Scope) -> Result<u64>;
 
-    /// Physically removes every slot of a scope, raising the scope's version floor to the
-    /// highest version removed, so later writes continue above it. Returns how many rows.
+    /// Physically removes every slot of a scope, raising the scope's version floor one above
+    /// the highest version removed: every purged slot reads as absent there, so no token from
+    /// before the purge matches again. Returns how many rows.
     async fn purge_scope(&self, scope: &Scope) -> Result<u64>;
 
     /// Physically removes every expired slot, raising each scope's version floor likewise.
@@ -425,7 +454,7 @@ pub fn prepare_commit(
             }
         };
         if let Some(v) = &value {
-            check_size(&write.slot, v, batch.max_value_bytes)?;
+            crate::limits::check_value(&write.slot, v, batch.max_value_bytes)?;
         }
         let version = cur.version.checked_add(1).ok_or_else(|| Error::Overflow {
             slot: write.slot.clone(),
@@ -585,80 +614,9 @@ impl Batch {
     }
 }
 
-/// An upper bound of `value`'s serialized size, computed without serializing: each string
-/// byte counted as its longest escape (`\u00XX`), each number at the longest a JSON number
-/// prints. Stops adding once past `limit`.
-fn size_bound(value: &Value, limit: usize) -> usize {
-    fn string(s: &str) -> usize {
-        s.len().saturating_mul(6).saturating_add(2)
-    }
-    match value {
-        Value::Null | Value::Bool(_) => 5,
-        // u64::MAX, i64::MIN and the longest f64 ("-1.7976931348623157e308") fit in 24.
-        Value::Number(_) => 24,
-        Value::String(s) => string(s),
-        Value::Array(items) => {
-            let mut n = 2 + items.len();
-            for item in items {
-                n = n.saturating_add(size_bound(item, limit));
-                if n > limit {
-                    break;
-                }
-            }
-            n
-        }
-        Value::Object(map) => {
-            let mut n = 2 + 2 * map.len();
-            for (key, item) in map {
-                n = n
-                    .saturating_add(string(key))
-                    .saturating_add(size_bound(item, limit));
-                if n > limit {
-                    break;
-                }
-            }
-            n
-        }
-    }
-}
-
-/// Fails with [`Error::TooLarge`] if `value` serializes to more than `limit` bytes. A value
-/// whose size bound is within the limit is not serialized at all; otherwise serializing stops
-/// as soon as the limit is passed.
-pub fn check_size(slot: &Slot, value: &Value, limit: usize) -> Result<()> {
-    if size_bound(value, limit) <= limit {
-        return Ok(());
-    }
-    struct Counter {
-        n: usize,
-        limit: usize,
-    }
-    impl io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.n += buf.len();
-            if self.n > self.limit {
-                Err(io::Error::other("over the limit"))
-            } else {
-                Ok(buf.len())
-            }
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Counter { n: 0, limit };
-    match serde_json::to_writer(&mut c, value) {
-        Ok(()) => Ok(()),
-        Err(_) => Err(Error::TooLarge {
-            slot: slot.clone(),
-            size: c.n,
-            limit,
-        }),
-    }
-}
-
 /// The checks every restored (or imported) record passes whatever the store holds: no slot
-/// twice, no version 0, no JSON null at the root.
+/// twice, no version 0, no JSON null at the root, no value nested deeper than
+/// [`MAX_DEPTH`](crate::MAX_DEPTH).
 pub(crate) fn check_records<'a>(
     records: impl IntoIterator<Item = (&'a Slot, &'a Record)>,
 ) -> Result<()> {
@@ -680,6 +638,17 @@ pub(crate) fn check_records<'a>(
                 path: crate::op::Path::root(),
                 op: "restore",
                 reason: "JSON null is not stored at the root: absence is a tombstone".into(),
+            });
+        }
+        if let Some(path) = record
+            .value
+            .as_ref()
+            .and_then(|v| crate::limits::depth_past(v, crate::MAX_DEPTH))
+        {
+            return Err(Error::TooDeep {
+                slot: slot.clone(),
+                path,
+                limit: crate::MAX_DEPTH,
             });
         }
     }
@@ -704,72 +673,4 @@ pub fn check_restore(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-    use serde_json::{Value, json};
-
-    use super::{check_size, size_bound};
-    use crate::{Error, Scope, Slot};
-
-    fn json_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<u64>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            // Control characters, quotes and backslashes: the strings with the longest escapes.
-            "[\\x00-\\x1f\"\\\\a-z\u{e9}\u{1F600}]{0,12}".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map("[\\x00-\\x1fa-z\"]{0,6}", inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
-
-        /// The bound never under-counts, and `check_size` refuses exactly the values whose
-        /// serialization is over the limit, whether or not the bound let it skip serializing.
-        #[test]
-        fn the_size_bound_never_undercounts(v in json_value(), slack in 0usize..4) {
-            let exact = serde_json::to_string(&v).unwrap().len();
-            prop_assert!(size_bound(&v, usize::MAX) >= exact);
-            let slot = Slot::new(Scope::app("a").unwrap(), "N", "k").unwrap();
-            for limit in [exact.saturating_sub(slack + 1), exact + slack, exact * 6 + 64] {
-                let r = check_size(&slot, &v, limit);
-                if exact <= limit {
-                    prop_assert!(r.is_ok(), "{exact} bytes under {limit}: {r:?}");
-                } else {
-                    let refused = matches!(r, Err(Error::TooLarge { .. }));
-                    prop_assert!(refused, "{exact} bytes over {limit}: {r:?}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn extreme_numbers_and_escapes_fit_the_bound() {
-        for v in [
-            json!(u64::MAX),
-            json!(i64::MIN),
-            json!(-1.7976931348623157e308),
-            json!(f64::MIN_POSITIVE),
-            json!(5e-324),
-            json!("\u{0}\u{1f}"),
-            json!({"\u{0}": ["\u{1}", null, false]}),
-        ] {
-            let exact = serde_json::to_string(&v).unwrap().len();
-            assert!(size_bound(&v, usize::MAX) >= exact, "{v}: {exact}");
-        }
-    }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::finite::Found;
 use crate::op::{Op, Path};
 use crate::record::{Record, Ttl};
 use crate::scope::Slot;
@@ -136,7 +137,9 @@ impl WriteTarget {
     }
 
     /// Serializes a value for this slot (a whole value to `set`). A NaN or infinite float in
-    /// it is [`Error::NotFinite`]: JSON has no such numbers, and serde_json would write `null`.
+    /// it is [`Error::NotFinite`] (JSON has no such numbers, and serde_json would write
+    /// `null`), an `i128`/`u128` outside `i64`/`u64` [`Error::OutOfRange`], and nesting past
+    /// [`MAX_DEPTH`](crate::MAX_DEPTH) [`Error::TooDeep`], found before anything is encoded.
     pub fn encode<V: Serialize>(&self, v: &V) -> Result<Value> {
         self.encode_at("set", &Path::root(), v)
     }
@@ -149,17 +152,26 @@ impl WriteTarget {
         at: &Path,
         v: &V,
     ) -> Result<Value> {
-        if let Some(found) = crate::finite::find(v) {
-            let path = found
-                .path
-                .segments()
-                .iter()
-                .fold(at.clone(), |p, s| p.child(s.clone()));
-            return Err(Error::NotFinite {
-                slot: self.slot.clone(),
-                path,
-                op,
-                kind: found.kind,
+        if let Some(f) = crate::finite::find(v) {
+            let slot = self.slot.clone();
+            let path = at.join(&f.path);
+            return Err(match f.found {
+                Found::NonFinite(kind) => Error::NotFinite {
+                    slot,
+                    path,
+                    op,
+                    kind,
+                },
+                Found::OutOfRange(literal) => Error::OutOfRange {
+                    slot,
+                    path,
+                    literal,
+                },
+                Found::TooDeep => Error::TooDeep {
+                    slot,
+                    path,
+                    limit: crate::MAX_DEPTH,
+                },
             });
         }
         serde_json::to_value(v).map_err(|source| Error::Encode {

@@ -34,54 +34,60 @@ struct Broken {
     defect: Defect,
 }
 
-delegate_store!(Broken, commit |this, mut batch| {
-    match this.defect {
-        Defect::IgnoresVersions => {
-            for w in &mut batch.writes {
-                if let WriteKind::Cas { value, .. } = &w.kind {
-                    let op = match value {
-                        Some(v) => Op::set(Path::root(), v.clone()),
-                        None => Op::delete(Path::root()),
-                    };
-                    w.kind = WriteKind::Apply {
-                        ops: vec![op],
-                        initial: None,
-                    };
-                }
-            }
-            this.inner.commit(batch).await
-        }
-        Defect::InitialAfterTombstone => {
-            for w in &mut batch.writes {
-                if let WriteKind::Apply {
-                    ops,
-                    initial: Some(init),
-                } = &mut w.kind
-                {
-                    let current = this.inner.load(&w.slot).await?;
-                    if current.version > 0 && current.value.is_none() {
-                        ops.insert(0, Op::set(Path::root(), init.clone()));
+delegate_store!(
+    Broken,
+    commit | this,
+    batch | {
+        // As every store's commit does first: nothing below may touch a value nested too deep.
+        let mut batch = state_core::check_batch(batch)?;
+        match this.defect {
+            Defect::IgnoresVersions => {
+                for w in &mut batch.writes {
+                    if let WriteKind::Cas { value, .. } = &w.kind {
+                        let op = match value {
+                            Some(v) => Op::set(Path::root(), v.clone()),
+                            None => Op::delete(Path::root()),
+                        };
+                        w.kind = WriteKind::Apply {
+                            ops: vec![op],
+                            initial: None,
+                        };
                     }
                 }
+                this.inner.commit(batch).await
             }
-            this.inner.commit(batch).await
-        }
-        Defect::NonAtomic => {
-            let mut outcomes = Vec::new();
-            for w in batch.writes {
-                let one = Batch {
-                    writes: vec![w],
-                    max_value_bytes: batch.max_value_bytes,
-                };
-                match this.inner.commit(one).await? {
-                    CommitOutcome::Committed(o) => outcomes.extend(o),
-                    conflict => return Ok(conflict),
+            Defect::InitialAfterTombstone => {
+                for w in &mut batch.writes {
+                    if let WriteKind::Apply {
+                        ops,
+                        initial: Some(init),
+                    } = &mut w.kind
+                    {
+                        let current = this.inner.load(&w.slot).await?;
+                        if current.version > 0 && current.value.is_none() {
+                            ops.insert(0, Op::set(Path::root(), init.clone()));
+                        }
+                    }
                 }
+                this.inner.commit(batch).await
             }
-            Ok(CommitOutcome::Committed(outcomes))
+            Defect::NonAtomic => {
+                let mut outcomes = Vec::new();
+                for w in batch.writes {
+                    let one = Batch {
+                        writes: vec![w],
+                        max_value_bytes: batch.max_value_bytes,
+                    };
+                    match this.inner.commit(one).await? {
+                        CommitOutcome::Committed(o) => outcomes.extend(o),
+                        conflict => return Ok(conflict),
+                    }
+                }
+                Ok(CommitOutcome::Committed(outcomes))
+            }
         }
     }
-});
+);
 
 async fn failures_of(defect: Defect) -> Vec<&'static str> {
     let result = conformance::run(&move |clock| async move {

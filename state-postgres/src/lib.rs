@@ -56,8 +56,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor, PgConnection, Postgres};
 use state_core::leader::Leader;
 use state_core::{
-    Batch, Clock, CommitOutcome, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Store,
-    SystemClock, Timestamp,
+    Batch, Clock, CommitOutcome, Error, Page, Record, Restore, Scope, ScopeKind, Slot, SlotKey,
+    Store, SystemClock, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -631,6 +631,7 @@ impl Store for PgStore {
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, Error> {
+        let batch = state_core::check_batch(batch)?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((batch, reply))
@@ -682,7 +683,8 @@ impl Store for PgStore {
         boxed(sql::list_scopes(&mut conn, kind, after, limit, None)).await
     }
 
-    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64, Error> {
+    async fn restore(&self, restore: Restore) -> Result<u64, Error> {
+        let records = state_core::check_restored(restore.records, restore.max_value_bytes)?;
         self.admin(Admin::Restore(records)).await
     }
 

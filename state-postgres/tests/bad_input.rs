@@ -254,14 +254,14 @@ async fn a_value_that_no_longer_fits_its_type_or_an_out_of_range_restore_changes
     assert_eq!(store.load(&slot("n")).await.unwrap().version, 1);
 
     let e = store
-        .restore(vec![(
+        .restore(state_core::Restore::new(vec![(
             slot("big"),
             Record {
                 value: Some(json!(1)),
                 version: i64::MAX as u64,
                 expires_at: None,
             },
-        )])
+        )]))
         .await
         .unwrap_err();
     assert!(matches!(pg_error(&e), PgError::VersionRange { .. }), "{e}");

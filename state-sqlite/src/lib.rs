@@ -83,8 +83,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Executor, SqliteConnection};
 use state_core::leader::Leader;
 use state_core::{
-    Batch, Clock, CommitOutcome, Error, Page, PreparedGroup, Record, Scope, ScopeKind, Slot,
-    SlotKey, Store, SystemClock,
+    Batch, Clock, CommitOutcome, Error, Page, PreparedGroup, Record, Restore, Scope, ScopeKind,
+    Slot, SlotKey, Store, SystemClock,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -630,6 +630,7 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, Error> {
+        let batch = state_core::check_batch(batch)?;
         self.send(|reply| Request::Commit(batch, reply)).await
     }
 
@@ -682,7 +683,8 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn restore(&self, records: Vec<(Slot, Record)>) -> Result<u64, Error> {
+    async fn restore(&self, restore: Restore) -> Result<u64, Error> {
+        let records = state_core::check_restored(restore.records, restore.max_value_bytes)?;
         self.send(|reply| Request::Admin(Admin::Restore(records), reply))
             .await
     }

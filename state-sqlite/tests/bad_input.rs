@@ -292,9 +292,12 @@ async fn a_restore_at_the_top_of_the_version_range_is_refused() {
         version: i64::MAX as u64,
         expires_at: None,
     };
-    let e = Store::restore(&store, vec![(slot("top"), record)])
-        .await
-        .unwrap_err();
+    let e = Store::restore(
+        &store,
+        state_core::Restore::new(vec![(slot("top"), record)]),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(sqlite_error(&e), SqliteError::VersionRange { .. }),
         "{e}"

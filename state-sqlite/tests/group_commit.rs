@@ -564,7 +564,13 @@ async fn a_restore_of_more_slots_than_one_select_takes_commits_whole() {
         })
         .collect();
     let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
-    assert_eq!(store.restore(records).await.unwrap(), 5000);
+    assert_eq!(
+        store
+            .restore(state_core::Restore::new(records))
+            .await
+            .unwrap(),
+        5000
+    );
     drop(store);
     let reopened = SqliteStore::open(&path).await.unwrap();
     let read = reopened.load_many(&slots).await.unwrap();

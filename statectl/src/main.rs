@@ -621,7 +621,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Import { .. } => {
             let records = import.take().unwrap_or_default();
-            let n = store.restore(records).await?;
+            let n = store.restore(state_core::Restore::new(records)).await?;
             report_count(cli.json, "imported", n);
         }
         Command::Watch {

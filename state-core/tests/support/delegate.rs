@@ -84,11 +84,8 @@ macro_rules! delegate_store {
             ) -> state_core::Result<state_core::Page<state_core::Scope>> {
                 self.inner.list_stored_scopes(kind, after, limit).await
             }
-            async fn restore(
-                &self,
-                records: Vec<(state_core::Slot, state_core::Record)>,
-            ) -> state_core::Result<u64> {
-                self.inner.restore(records).await
+            async fn restore(&self, restore: state_core::Restore) -> state_core::Result<u64> {
+                self.inner.restore(restore).await
             }
             async fn clear(&self, scope: &state_core::Scope) -> state_core::Result<u64> {
                 self.inner.clear(scope).await
