@@ -27,6 +27,8 @@ pub struct RowError {
     /// The row's expiry, when its version and expiry are readable (`Some(None)`: it has
     /// none): a repair with [`Ttl::Keep`](crate::Ttl::Keep) keeps it.
     pub expires_at: Option<Option<Timestamp>>,
+    /// The value's stored text, when the value is what cannot be read (for a repair).
+    pub raw: Option<String>,
 }
 
 impl RowError {
@@ -36,6 +38,7 @@ impl RowError {
             reason: reason.into(),
             version: None,
             expires_at: None,
+            raw: None,
         }
     }
 }
@@ -100,8 +103,10 @@ pub fn stored_u64(v: i64, what: &str) -> std::result::Result<u64, RowError> {
 /// A stored value: JSON text, or `None` for a tombstone.
 pub fn stored_value(text: Option<String>) -> std::result::Result<Option<Value>, RowError> {
     text.map(|t| {
-        serde_json::from_str(&t)
-            .map_err(|e| RowError::new(format!("the value is not JSON ({e}): {t:.80}")))
+        serde_json::from_str(&t).map_err(|e| RowError {
+            raw: Some(t.clone()),
+            ..RowError::new(format!("the value is not JSON ({e}): {t:.80}"))
+        })
     })
     .transpose()
 }

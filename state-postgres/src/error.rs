@@ -91,6 +91,9 @@ pub enum PgError {
         /// none): a write that replaces the value keeps it unless its TTL says otherwise, as
         /// for a readable value.
         expires_at: Option<Option<state_core::Timestamp>>,
+        /// The row's value as stored, when the value is what cannot be read: kept for a
+        /// repair (`statectl export` names it with this text).
+        raw: Option<String>,
     },
     /// A version above the highest this store writes ([`state_core::rows::MAX_VERSION`]: one
     /// below the largest PostgreSQL's BIGINT, so a clear can still raise every slot by one).
@@ -146,6 +149,7 @@ impl From<state_core::rows::RowError> for PgError {
             reason: e.reason,
             version: e.version,
             expires_at: e.expires_at,
+            raw: e.raw,
         }
     }
 }

@@ -594,6 +594,7 @@ async fn run_admin(
                         reason: "a restored slot appeared during the restore".into(),
                         version: None,
                         expires_at: None,
+                        raw: None,
                     }
                     .into());
                 }

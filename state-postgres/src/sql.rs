@@ -115,6 +115,7 @@ pub(crate) async fn load_raw(
             ),
             version: None,
             expires_at: None,
+            raw: None,
         });
     }
     Ok(rows.iter().map(decode_slot_row).collect())
@@ -350,6 +351,7 @@ pub(crate) async fn write(
             reason: "a row locked by this transaction disappeared before its update".into(),
             version: None,
             expires_at: None,
+            raw: None,
         });
     }
     Ok(usize::try_from(written).ok() == Some(records.len()))

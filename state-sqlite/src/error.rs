@@ -59,6 +59,9 @@ pub enum SqliteError {
         /// none): a write that replaces the value keeps it unless its TTL says otherwise, as
         /// for a readable value.
         expires_at: Option<Option<state_core::Timestamp>>,
+        /// The row's value as stored, when the value is what cannot be read: kept for a
+        /// repair (`statectl export` names it with this text).
+        raw: Option<String>,
     },
     /// Another connection held the database's write lock for longer than the store waits.
     #[error("the database stayed locked by another connection for {waited:?}; nothing was written")]
@@ -90,6 +93,7 @@ impl From<state_core::rows::RowError> for SqliteError {
             reason: e.reason,
             version: e.version,
             expires_at: e.expires_at,
+            raw: e.raw,
         }
     }
 }

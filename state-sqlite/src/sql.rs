@@ -85,6 +85,7 @@ where
         reason: format!("cannot bind a parameter: {e}"),
         version: None,
         expires_at: None,
+        raw: None,
     })
 }
 
@@ -163,6 +164,7 @@ async fn load_chunks(
                 reason: "bad index".into(),
                 version: None,
                 expires_at: None,
+                raw: None,
             })?;
             if let Some(slot_out) = out.get_mut(i) {
                 *slot_out = Some(decode_slot_row(&row));
@@ -175,6 +177,7 @@ async fn load_chunks(
                 reason: "a requested slot was not returned".into(),
                 version: None,
                 expires_at: None,
+                raw: None,
             })
         })
         .collect()
@@ -189,6 +192,7 @@ fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
         reason: format!("a column has the wrong type: {e}"),
         version: None,
         expires_at: None,
+        raw: None,
     };
     let version: Option<i64> = row.try_get(1).map_err(col)?;
     let floor: Option<i64> = row.try_get(4).map_err(col)?;
@@ -200,10 +204,11 @@ fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
     // is readable), so writes that replace the value whole can repair the row.
     let readable = |expires_at: Option<Option<i64>>| {
         move |e: SqliteError| match e {
-            SqliteError::MalformedRow { reason, .. } => SqliteError::MalformedRow {
+            SqliteError::MalformedRow { reason, raw, .. } => SqliteError::MalformedRow {
                 reason,
                 version: u64::try_from(v).ok(),
                 expires_at: expires_at.map(|t| t.map(Timestamp::from_millis)),
+                raw,
             },
             other => other,
         }
@@ -979,6 +984,7 @@ fn change_row(row: &SqliteRow, first: usize) -> Result<state_core::Change, state
         reason: format!("a change-log row: {e}"),
         version: None,
         expires_at: None,
+        raw: None,
     })?;
     rows::stored_change(columns, |e, slot| SqliteError::from(e).into_state(slot))
 }
@@ -1024,6 +1030,7 @@ pub(crate) async fn read_changes(
         reason,
         version: None,
         expires_at: None,
+        raw: None,
     };
     let first = rows
         .first()
