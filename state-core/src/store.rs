@@ -253,6 +253,16 @@ pub trait Store: Send + Sync + 'static {
         namespace: Option<&str>,
     ) -> Result<Vec<(SlotKey, Record)>>;
 
+    /// Loads every stored slot of a scope like [`load_scope`](Store::load_scope), row by row:
+    /// a row that cannot be read (a hand edit, a flipped bit) comes back as its own error,
+    /// naming its slot, with the backend's malformed-row error (its version and raw text) as
+    /// the source, and the other rows still come back. What an export reads, so one damaged
+    /// row never stops a backup of the rest. Stores whose rows are always readable use the
+    /// default.
+    async fn load_scope_rows(&self, scope: &Scope) -> Result<Vec<Result<(SlotKey, Record)>>> {
+        Ok(self.load_scope(scope, None).await?.into_iter().map(Ok).collect())
+    }
+
     /// Commits a batch atomically.
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome>;
 

@@ -628,7 +628,19 @@ impl Store for PgStore {
     ) -> Result<Vec<(SlotKey, Record)>, Error> {
         let mut conn = self.reader().await?;
         let now = self.clock.now();
-        boxed(sql::load_scope(&mut conn, scope, namespace, now)).await
+        boxed(sql::load_scope(&mut conn, scope, namespace, now))
+            .await?
+            .into_iter()
+            .collect()
+    }
+
+    async fn load_scope_rows(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<Result<(SlotKey, Record), Error>>, Error> {
+        let mut conn = self.reader().await?;
+        let now = self.clock.now();
+        boxed(sql::load_scope(&mut conn, scope, None, now)).await
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, Error> {

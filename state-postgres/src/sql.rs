@@ -150,13 +150,14 @@ pub(crate) async fn load_many(
         .collect()
 }
 
-/// Every stored slot of a scope (optionally one namespace), visible at `now`.
+/// Every stored slot of a scope (optionally one namespace), visible at `now`, row by row: a
+/// malformed row is its own error, naming its slot.
 pub(crate) async fn load_scope(
     conn: &mut PgConnection,
     scope: &Scope,
     namespace: Option<&str>,
     now: Timestamp,
-) -> Result<Vec<(SlotKey, Record)>, state_core::Error> {
+) -> Result<Vec<Result<(SlotKey, Record), state_core::Error>>, state_core::Error> {
     let (kind, id, sub) = scope_columns(scope);
     let sql = if namespace.is_some() {
         "SELECT namespace, key, version, value, expires_at FROM slots \
@@ -171,7 +172,8 @@ pub(crate) async fn load_scope(
         q = q.bind(ns);
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
-    rows.iter()
+    Ok(rows
+        .iter()
         .map(|row| {
             let key = SlotKey {
                 namespace: row.try_get(0).map_err(PgError::from)?,
@@ -193,7 +195,7 @@ pub(crate) async fn load_scope(
                 }
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Keys of a scope holding a live value, in (namespace, key) order, after the cursor. Each

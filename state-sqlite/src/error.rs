@@ -16,6 +16,29 @@ pub enum SqliteError {
         /// The path opened.
         path: String,
     },
+    /// The file is another program's SQLite database (not stamped with this crate's
+    /// [`APPLICATION_ID`](crate::APPLICATION_ID), and not empty): refused, and left exactly as
+    /// it was.
+    #[error("{path} is not a typed-state store: {reason}; nothing was changed (open a new file for the store)")]
+    ForeignDatabase {
+        /// The path opened.
+        path: String,
+        /// What the file holds that a store does not.
+        reason: String,
+    },
+    /// A store opened read-only needs a schema migration, which only a writable open applies.
+    #[error(
+        "{path} was written by an older version of this crate and needs a schema migration; open it writable once (a read-only open changes nothing)"
+    )]
+    NeedsMigration {
+        /// The path opened.
+        path: String,
+    },
+    /// A write to a store opened read-only, or whose file or directory cannot be written.
+    #[error(
+        "the database is read-only (opened read-only, or its file or directory cannot be written); nothing was written"
+    )]
+    ReadOnly,
     /// The database could not be opened (a directory, no permission, a missing parent…).
     #[error("cannot open {path}: {source}")]
     Open {
@@ -100,6 +123,9 @@ impl From<state_core::rows::RowError> for SqliteError {
 
 impl From<sqlx::Error> for SqliteError {
     fn from(e: sqlx::Error) -> Self {
+        if code(&e) == Some(8) {
+            return SqliteError::ReadOnly; // SQLITE_READONLY
+        }
         SqliteError::Sql(Arc::new(e))
     }
 }
@@ -108,6 +134,14 @@ impl SqliteError {
     /// Whether another connection held a lock (retrying is safe: nothing was written).
     pub fn is_busy(&self) -> bool {
         matches!(self, SqliteError::Sql(e) if is_busy(e))
+    }
+
+    /// SQLITE_CANTOPEN: the file, or the WAL index next to it, cannot be opened.
+    pub(crate) fn is_cannot_open(&self) -> bool {
+        match self {
+            SqliteError::Sql(e) | SqliteError::Open { source: e, .. } => code(e) == Some(14),
+            _ => false,
+        }
     }
 
     /// As a `state_core::Error`, naming the slot if there is one.

@@ -95,7 +95,7 @@ pub use crate::error::SqliteError;
 pub mod __sql {
     pub use crate::sql::{list_keys_sql, list_scopes_sql, select_slots};
 }
-pub use crate::schema::schema_version;
+pub use crate::schema::{APPLICATION_ID, schema_version};
 
 /// When a commit is durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -127,6 +127,7 @@ pub struct SqliteOptions {
     change_retention: Option<Duration>,
     clock: Arc<dyn Clock>,
     inline_commits: bool,
+    read_only: bool,
 }
 
 impl SqliteOptions {
@@ -152,6 +153,7 @@ impl SqliteOptions {
             change_retention: Some(state_core::DEFAULT_CHANGE_RETENTION),
             clock: Arc::new(SystemClock),
             inline_commits: true,
+            read_only: false,
         }
     }
 
@@ -216,6 +218,18 @@ impl SqliteOptions {
         self
     }
 
+    /// Opens the store read-only (default `false`): no file is created or changed, every
+    /// write fails with [`SqliteError::ReadOnly`], and a store whose schema is not current is
+    /// refused ([`SqliteError::NeedsMigration`]). Works on a read-only medium (a read-only
+    /// mount, a file without write permission): when SQLite cannot create the WAL index next
+    /// to the file there, the file is opened as immutable, and changes another process makes
+    /// to it while the store is open are then not seen.
+    #[must_use]
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.read_only = on;
+        self
+    }
+
     /// Sets the clock expiry is read from (a `ManualClock` in tests).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -232,10 +246,12 @@ impl SqliteOptions {
 
     fn connect_options(&self) -> SqliteConnectOptions {
         let base = match &self.location {
+            // No journal mode here: a file becomes WAL only once it is known to be this
+            // crate's (`schema::migrate`); setting it would change another program's file.
             Location::File(p) => SqliteConnectOptions::new()
                 .filename(p)
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal),
+                .create_if_missing(!self.read_only)
+                .read_only(self.read_only),
             Location::Memory => SqliteConnectOptions::new()
                 .in_memory(true)
                 .journal_mode(SqliteJournalMode::Memory),
@@ -309,7 +325,7 @@ enum Read {
 
 enum ReadOut {
     Records(Vec<Record>),
-    ScopeRecords(Vec<(SlotKey, Record)>),
+    ScopeRows(Vec<Result<(SlotKey, Record), Error>>),
     Keys(Page<SlotKey>),
     Scopes(Page<Scope>),
     Changes(Vec<state_core::Change>),
@@ -365,37 +381,8 @@ impl SqliteStore {
     /// processes open a fresh file at once) and parks the committer for the first write.
     pub async fn open_with(options: SqliteOptions) -> Result<Self, Error> {
         let path = options.display();
-        let connect = options.connect_options();
         let counters = Arc::new(Counters::default());
-        let started = Instant::now();
-        let mut conn = loop {
-            match boxed(open_writer(connect.clone(), path.clone())).await {
-                Ok(c) => break c,
-                Err(OpenError::Busy) if started.elapsed() < options.busy_retry_for => {
-                    counters.busy_retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(backoff(started)).await;
-                }
-                Err(OpenError::Busy) => {
-                    return Err(SqliteError::Busy {
-                        waited: started.elapsed(),
-                    }
-                    .into());
-                }
-                Err(OpenError::Fatal(e)) => return Err(e.into()),
-            }
-        };
-        loop {
-            let (back, migrated) = boxed(schema::migrate(conn, path.clone())).await;
-            conn = back;
-            match migrated {
-                Ok(()) => break,
-                Err(e) if e.is_busy() && started.elapsed() < options.busy_retry_for => {
-                    counters.busy_retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(backoff(started)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let (mut conn, connect) = boxed(open_schema(&options, &path, &counters)).await?;
         {
             let hook_counters = counters.clone();
             let mut handle = boxed(conn.lock_handle()).await.map_err(SqliteError::from)?;
@@ -498,6 +485,10 @@ impl SqliteStore {
                             self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(backoff(started)).await;
                         }
+                        Err(e) if is_busy_state(&e) => {
+                            let waited = started.elapsed();
+                            return Err(SqliteError::Busy { waited }.into());
+                        }
                         other => return other,
                     }
                 }
@@ -534,11 +525,6 @@ fn backoff(started: Instant) -> Duration {
     )
 }
 
-enum OpenError {
-    Busy,
-    Fatal(SqliteError),
-}
-
 fn open_error(e: sqlx::Error, path: &str) -> Error {
     if error::is_not_a_database(&e) {
         SqliteError::NotADatabase {
@@ -554,20 +540,72 @@ fn open_error(e: sqlx::Error, path: &str) -> Error {
     }
 }
 
-async fn open_writer(
+/// Connects, then reads whether the file is this crate's and current; migrates it if not
+/// (and the store may write). Busy errors are the caller's to retry.
+async fn open_schema_once(
     connect: SqliteConnectOptions,
     path: String,
-) -> Result<SqliteConnection, OpenError> {
-    match connect.connect().await {
-        Ok(c) => Ok(c),
-        Err(e) if error::is_busy(&e) => Err(OpenError::Busy),
+    file: bool,
+    read_only: bool,
+) -> Result<SqliteConnection, SqliteError> {
+    let mut conn = match connect.connect().await {
+        Ok(c) => c,
+        Err(e) if error::is_busy(&e) => return Err(e.into()),
         Err(e) if error::is_not_a_database(&e) => {
-            Err(OpenError::Fatal(SqliteError::NotADatabase { path }))
+            return Err(SqliteError::NotADatabase { path });
         }
-        Err(e) => Err(OpenError::Fatal(SqliteError::Open {
-            path,
-            source: Arc::new(e),
-        })),
+        Err(e) => {
+            return Err(SqliteError::Open {
+                path,
+                source: Arc::new(e),
+            });
+        }
+    };
+    let found = schema::probe(&mut conn, &path, file).await.map_err(|e| match e {
+        SqliteError::Sql(s) if error::is_not_a_database(&s) => SqliteError::NotADatabase {
+            path: path.clone(),
+        },
+        other => other,
+    })?;
+    match found {
+        schema::Found::Current => Ok(conn),
+        schema::Found::Stale if read_only => Err(SqliteError::NeedsMigration { path }),
+        schema::Found::Stale => {
+            let (conn, migrated) = boxed(schema::migrate(conn, path, file)).await;
+            migrated.map(|()| conn)
+        }
+    }
+}
+
+/// [`open_schema_once`], retried while another connection holds a lock (then the typed busy
+/// error), and once as immutable when a read-only store's WAL index cannot be created.
+async fn open_schema(
+    options: &SqliteOptions,
+    path: &str,
+    counters: &Counters,
+) -> Result<(SqliteConnection, SqliteConnectOptions), Error> {
+    let mut connect = options.connect_options();
+    let file = matches!(options.location, Location::File(_));
+    let mut immutable = false;
+    let started = Instant::now();
+    loop {
+        let attempt = open_schema_once(connect.clone(), path.to_owned(), file, options.read_only);
+        match boxed(attempt).await {
+            Ok(conn) => return Ok((conn, connect)),
+            Err(e) if e.is_busy() && started.elapsed() < options.busy_retry_for => {
+                counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(backoff(started)).await;
+            }
+            Err(e) if e.is_busy() => {
+                let waited = started.elapsed();
+                return Err(SqliteError::Busy { waited }.into());
+            }
+            Err(e) if options.read_only && !immutable && e.is_cannot_open() => {
+                immutable = true;
+                connect = connect.immutable(true);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -579,7 +617,7 @@ async fn serve_read(
     Ok(match op {
         Read::Many(slots) => ReadOut::Records(sql::load_many(conn, slots, now).await?),
         Read::Scope(scope, ns) => {
-            ReadOut::ScopeRecords(sql::load_scope(conn, scope, ns.as_deref(), now).await?)
+            ReadOut::ScopeRows(sql::load_scope(conn, scope, ns.as_deref(), now).await?)
         }
         Read::Keys(scope, ns, after, limit) => ReadOut::Keys(
             sql::list_keys(conn, scope, ns.as_deref(), after.as_ref(), *limit, now).await?,
@@ -624,7 +662,17 @@ impl Store for SqliteStore {
             .read(Read::Scope(scope.clone(), namespace.map(str::to_owned)))
             .await?
         {
-            ReadOut::ScopeRecords(r) => Ok(r),
+            ReadOut::ScopeRows(r) => r.into_iter().collect(),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn load_scope_rows(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<Result<(SlotKey, Record), Error>>, Error> {
+        match self.read(Read::Scope(scope.clone(), None)).await? {
+            ReadOut::ScopeRows(r) => Ok(r),
             _ => Err(unexpected()),
         }
     }

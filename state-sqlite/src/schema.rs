@@ -2,6 +2,12 @@
 //! transaction so several processes opening a fresh file at once serialize on SQLite's write
 //! lock (sqlx's own SQLite migration lock does not serialize processes). Applied versions are
 //! recorded in sqlx's `_sqlx_migrations` table, so `sqlx migrate info` reads them.
+//!
+//! Before anything is changed, a read decides whether the file is this crate's: stamped with
+//! [`APPLICATION_ID`], empty, or (from before the stamp) holding this crate's first migration.
+//! Anything else is another program's file, refused untouched. A store whose schema is
+//! current is opened with reads alone: no write lock, so opening never waits for a writer and
+//! works on a read-only file.
 
 use sqlx::migrate::{MigrationType, Migrator};
 use sqlx::{Executor, Row, SqliteConnection};
@@ -11,21 +17,154 @@ use crate::error::SqliteError;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// The `PRAGMA application_id` this crate stamps on its files (`"tyst"` in ASCII): what tells
+/// a typed-state store from another program's SQLite file (`file(1)` and `sqlite3` show it).
+pub const APPLICATION_ID: i32 = 0x7479_7374;
+
 /// The newest schema version this build knows.
 pub fn schema_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// Brings the database to this build's schema and hands the connection back. Busy errors
-/// are returned for the caller to retry; nothing is half-applied.
+/// What a read found in a database that is this crate's (or empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Stamped, in WAL mode, every migration applied: nothing to write.
+    Current,
+    /// Empty, or migrations (or the stamp, or WAL mode) still to apply.
+    Stale,
+}
+
+/// Decides, by reads alone, whether the database is this crate's and whether it is current.
+/// Another program's file is [`SqliteError::ForeignDatabase`].
+pub(crate) async fn probe(
+    conn: &mut SqliteConnection,
+    path: &str,
+    file: bool,
+) -> Result<Found, SqliteError> {
+    if !check_ours(conn, path).await? {
+        return Ok(Found::Stale);
+    }
+    let stamped = application_id(conn).await? == APPLICATION_ID;
+    let wal = !file || {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?;
+        mode.eq_ignore_ascii_case("wal")
+    };
+    let pending = pending(conn, path).await?;
+    Ok(if stamped && wal && pending.is_empty() {
+        Found::Current
+    } else {
+        Found::Stale
+    })
+}
+
+async fn application_id(conn: &mut SqliteConnection) -> Result<i32, SqliteError> {
+    Ok(sqlx::query_scalar("PRAGMA application_id")
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Whether the database holds a store of this crate (`false`: it is empty); another
+/// program's database is an error.
+async fn check_ours(conn: &mut SqliteConnection, path: &str) -> Result<bool, SqliteError> {
+    let foreign = |reason: String| SqliteError::ForeignDatabase {
+        path: path.to_owned(),
+        reason,
+    };
+    let id = application_id(conn).await?;
+    if id == APPLICATION_ID {
+        return Ok(true);
+    }
+    if id != 0 {
+        return Err(foreign(format!(
+            "its application_id is {id:#x}, another program's (a typed-state store's is {APPLICATION_ID:#x})"
+        )));
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if tables.is_empty() {
+        return Ok(false);
+    }
+    // A store from before the stamp: this crate's first migration, applied.
+    let first = MIGRATOR.iter().find(|m| m.version == 1).map(|m| &*m.checksum);
+    if tables.iter().any(|t| t == "_sqlx_migrations") && tables.iter().any(|t| t == "slots") {
+        let applied: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+        if applied.is_some() && applied.as_deref() == first {
+            return Ok(true);
+        }
+    }
+    let mut named = tables.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if tables.len() > 5 {
+        named.push_str(&format!(" and {} more", tables.len() - 5));
+    }
+    Err(foreign(format!(
+        "it holds tables a typed-state store does not ({named})"
+    )))
+}
+
+/// This build's migrations still to apply to a database of this crate's.
+async fn pending(conn: &mut SqliteConnection, path: &str) -> Result<Vec<i64>, SqliteError> {
+    let exists: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let applied: Vec<(i64, Vec<u8>)> = if exists.is_some() {
+        sqlx::query("SELECT version, checksum FROM _sqlx_migrations")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?
+    } else {
+        Vec::new()
+    };
+    rows::migrations_to_apply(&applied, known().map(|m| (m.version, &*m.checksum))).map_err(
+        |mismatch| match mismatch {
+            MigrationMismatch::Newer { found, supported } => SqliteError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                supported,
+            },
+            MigrationMismatch::Checksum { version } => SqliteError::ChecksumMismatch {
+                path: path.to_owned(),
+                version,
+            },
+        },
+    )
+}
+
+fn known() -> impl Iterator<Item = &'static sqlx::migrate::Migration> + Clone {
+    MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type != MigrationType::ReversibleDown)
+}
+
+/// Brings a database of this crate's (or an empty one) to this build's schema, stamped and in
+/// WAL mode (`file`), and hands the connection back. Busy errors are returned for the caller
+/// to retry; nothing is half-applied.
 ///
 /// Takes the connection by value: a future borrowing a `SqliteConnection` trips rustc's
 /// `Send` inference on sqlx's higher-ranked executor impls (rust-lang/rust#102211).
 pub(crate) async fn migrate(
     mut conn: SqliteConnection,
     path: String,
+    file: bool,
 ) -> (SqliteConnection, Result<(), SqliteError>) {
     let result = async {
+        if file {
+            // Outside a transaction (SQLite cannot switch journal modes inside one); the file
+            // was found to be this crate's or empty.
+            conn.execute("PRAGMA journal_mode = WAL").await?;
+        }
         conn.execute("BEGIN IMMEDIATE").await?;
         match apply(&mut conn, &path).await {
             Ok(()) => {
@@ -44,6 +183,8 @@ pub(crate) async fn migrate(
 }
 
 async fn apply(conn: &mut SqliteConnection, path: &str) -> Result<(), SqliteError> {
+    // Again under the write lock: another program may have written since the probe.
+    check_ours(conn, path).await?;
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
             version BIGINT PRIMARY KEY,
@@ -55,30 +196,8 @@ async fn apply(conn: &mut SqliteConnection, path: &str) -> Result<(), SqliteErro
         )",
     )
     .await?;
-    let applied: Vec<(i64, Vec<u8>)> =
-        sqlx::query("SELECT version, checksum FROM _sqlx_migrations")
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()?;
-    let known = MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type != MigrationType::ReversibleDown);
-    let pending =
-        rows::migrations_to_apply(&applied, known.clone().map(|m| (m.version, &*m.checksum)))
-            .map_err(|mismatch| match mismatch {
-                MigrationMismatch::Newer { found, supported } => SqliteError::NewerSchema {
-                    path: path.to_owned(),
-                    found,
-                    supported,
-                },
-                MigrationMismatch::Checksum { version } => SqliteError::ChecksumMismatch {
-                    path: path.to_owned(),
-                    version,
-                },
-            })?;
-    for m in known.filter(|m| pending.contains(&m.version)) {
+    let pending = pending(conn, path).await?;
+    for m in known().filter(|m| pending.contains(&m.version)) {
         let started = std::time::Instant::now();
         conn.execute(&*m.sql).await?;
         sqlx::query(
@@ -92,5 +211,7 @@ async fn apply(conn: &mut SqliteConnection, path: &str) -> Result<(), SqliteErro
         .execute(&mut *conn)
         .await?;
     }
+    conn.execute(format!("PRAGMA application_id = {APPLICATION_ID}").as_str())
+        .await?;
     Ok(())
 }

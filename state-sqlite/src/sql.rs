@@ -239,13 +239,14 @@ pub(crate) async fn load_many(
         .collect()
 }
 
-/// Every stored slot of a scope (optionally one namespace), visible at `now`.
+/// Every stored slot of a scope (optionally one namespace), visible at `now`, row by row: a
+/// malformed row is its own error, naming its slot.
 pub(crate) async fn load_scope(
     conn: &mut SqliteConnection,
     scope: &Scope,
     namespace: Option<&str>,
     now: Timestamp,
-) -> Result<Vec<(SlotKey, Record)>, state_core::Error> {
+) -> Result<Vec<Result<(SlotKey, Record), state_core::Error>>, state_core::Error> {
     let mut args = SqliteArguments::default();
     bind_scope(&mut args, scope)?;
     add(&mut args, namespace.map(str::to_owned))?;
@@ -258,7 +259,8 @@ pub(crate) async fn load_scope(
     .fetch_all(&mut *conn)
     .await
     .map_err(SqliteError::from)?;
-    rows.iter()
+    Ok(rows
+        .iter()
         .map(|row| {
             let key = SlotKey {
                 namespace: row.try_get(0).map_err(SqliteError::from)?,
@@ -280,7 +282,7 @@ pub(crate) async fn load_scope(
                 }
             }
         })
-        .collect()
+        .collect())
 }
 
 macro_rules! keys_head {
