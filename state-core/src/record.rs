@@ -110,9 +110,14 @@ impl Clock for ManualClock {
 ///
 /// Version 0 means never written. A record read from a store is already *visible*: an
 /// expired slot reads as a tombstone that keeps its version (and shows when it expired).
+///
+/// Read from JSON strictly, as an import must: `value` is required (`null` for a tombstone)
+/// and an unknown field is an error, so a misspelled `"valeu"` never reads as a tombstone.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Record {
     /// The JSON value; `None` for a tombstone, an expired slot, or a slot never written.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub value: Option<Value>,
     /// The slot's version: 0 if never written, raised by exactly 1 per committed write.
     pub version: u64,

@@ -34,6 +34,16 @@ pub enum SqliteError {
         /// The path opened.
         path: String,
     },
+    /// A store opened read-only on a read-only medium whose WAL holds commits: SQLite cannot
+    /// read them there (it cannot create the WAL index), and reading without them would show
+    /// old values.
+    #[error(
+        "{path}-wal holds commits not yet in {path}, and SQLite cannot read them where neither can be written (it needs to create {path}-shm); open the store once where it is writable, or copy the three files somewhere writable"
+    )]
+    WalUnreadable {
+        /// The path opened.
+        path: String,
+    },
     /// A write to a store opened read-only, or whose file or directory cannot be written.
     #[error(
         "the database is read-only (opened read-only, or its file or directory cannot be written); nothing was written"

@@ -561,7 +561,7 @@ async fn open_schema_once(
             });
         }
     };
-    let found = schema::probe(&mut conn, &path, file).await.map_err(|e| match e {
+    let found = schema::probe(&mut conn, &path, file && !read_only).await.map_err(|e| match e {
         SqliteError::Sql(s) if error::is_not_a_database(&s) => SqliteError::NotADatabase {
             path: path.clone(),
         },
@@ -575,6 +575,13 @@ async fn open_schema_once(
             migrated.map(|()| conn)
         }
     }
+}
+
+/// Whether the WAL next to `file` holds commits not yet copied into the file.
+fn wal_holds_commits(file: &Path) -> bool {
+    let mut wal = file.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
 }
 
 /// [`open_schema_once`], retried while another connection holds a lock (then the typed busy
@@ -601,6 +608,13 @@ async fn open_schema(
                 return Err(SqliteError::Busy { waited }.into());
             }
             Err(e) if options.read_only && !immutable && e.is_cannot_open() => {
+                // Immutable reads skip the WAL: only when it holds nothing to skip.
+                if let Location::File(file) = &options.location
+                    && wal_holds_commits(file)
+                {
+                    let path = path.to_owned();
+                    return Err(SqliteError::WalUnreadable { path }.into());
+                }
                 immutable = true;
                 connect = connect.immutable(true);
             }

@@ -29,24 +29,25 @@ pub fn schema_version() -> i64 {
 /// What a read found in a database that is this crate's (or empty).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Found {
-    /// Stamped, in WAL mode, every migration applied: nothing to write.
+    /// Stamped, every migration applied, in WAL mode (when asked): nothing to write.
     Current,
     /// Empty, or migrations (or the stamp, or WAL mode) still to apply.
     Stale,
 }
 
-/// Decides, by reads alone, whether the database is this crate's and whether it is current.
-/// Another program's file is [`SqliteError::ForeignDatabase`].
+/// Decides, by reads alone, whether the database is this crate's and whether it is current
+/// (`wal`: in WAL mode too, as a writable file must be). Another program's file is
+/// [`SqliteError::ForeignDatabase`].
 pub(crate) async fn probe(
     conn: &mut SqliteConnection,
     path: &str,
-    file: bool,
+    wal: bool,
 ) -> Result<Found, SqliteError> {
     if !check_ours(conn, path).await? {
         return Ok(Found::Stale);
     }
     let stamped = application_id(conn).await? == APPLICATION_ID;
-    let wal = !file || {
+    let wal = !wal || {
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut *conn)
             .await?;

@@ -1,0 +1,161 @@
+//! `export` and `import`: JSON lines of `{"slot": …, "record": …}`.
+//!
+//! Export reads row by row, so one damaged row never stops a backup of the rest: it is named
+//! on stderr with its version, why it is unreadable and its stored text, and the command
+//! exits non-zero. Import is strict: every line is checked (unknown fields, numbers a store
+//! cannot keep exactly, nesting) before anything is written, and the store holds each record
+//! to the limits of a write, all or nothing.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use state_core::{Error, Record, Restore, Scope, ScopeKind, Slot, Store};
+use state_postgres::PgError;
+use state_sqlite::SqliteError;
+
+use crate::fail::{Class, Failure};
+use crate::out::{Out, json_text};
+
+/// One line of an export.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    slot: Slot,
+    record: Record,
+}
+
+/// The scope of consumers' cursors: positions in this store's change log, meaningless in
+/// another store's, so `export` of every scope leaves it out.
+fn is_cursor_scope(scope: &Scope) -> bool {
+    scope.kind() == ScopeKind::App && scope.parts().0 == "_consumers"
+}
+
+/// Every stored scope but the consumers' cursors.
+async fn stored_scopes(store: &dyn Store) -> Result<Vec<Scope>, Failure> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let p = store.list_stored_scopes(None, after.as_ref(), 1000).await?;
+        all.extend(p.items.into_iter().filter(|s| !is_cursor_scope(s)));
+        match p.next {
+            Some(n) => after = Some(n),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Writes every readable slot of `scope` (or of every scope) to `out`; names each unreadable
+/// one on stderr and then fails, saying how many were left out.
+pub async fn export(store: &dyn Store, scope: Option<Scope>, out: &mut Out) -> Result<(), Failure> {
+    let scopes = match scope {
+        Some(s) => vec![s],
+        None => stored_scopes(store).await?,
+    };
+    let (mut written, mut unreadable) = (0u64, 0u64);
+    for scope in scopes {
+        let rows = match store.load_scope_rows(&scope).await {
+            Ok(rows) => rows,
+            Err(e) => vec![Err(e)],
+        };
+        for row in rows {
+            match row {
+                Ok((key, mut record)) => {
+                    if record.value.is_none() {
+                        record.expires_at = None; // an expired slot exports as the tombstone it reads as
+                    }
+                    let slot = Slot::new(scope.clone(), key.namespace, key.key)?;
+                    out.json_line(&Line { slot, record })?;
+                    written += 1;
+                }
+                Err(e) => {
+                    report_unreadable(&scope, &e);
+                    unreadable += 1;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    if unreadable > 0 {
+        return Err(Failure::new(
+            Class::Store,
+            format!(
+                "export wrote {written} slots and left out {unreadable} unreadable rows (each named above, with its stored text)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One unreadable row on stderr, as a JSON line a repair can read: slot, version, reason and
+/// the stored text.
+fn report_unreadable(scope: &Scope, e: &Error) {
+    let (slot, source) = match e {
+        Error::Store { slot, source } => (slot.as_ref(), Some(source)),
+        _ => (None, None),
+    };
+    let malformed = source.and_then(|s| {
+        match (
+            s.downcast_ref::<SqliteError>(),
+            s.downcast_ref::<PgError>(),
+        ) {
+            (Some(SqliteError::MalformedRow { reason, version, raw, .. }), _)
+            | (_, Some(PgError::MalformedRow { reason, version, raw, .. })) => {
+                Some((reason.clone(), *version, raw.clone()))
+            }
+            _ => None,
+        }
+    });
+    let (reason, version, raw) = malformed.unwrap_or_else(|| (e.to_string(), None, None));
+    let report = json!({"unreadable": {
+        "scope": scope,
+        "slot": slot,
+        "version": version,
+        "reason": reason,
+        "raw": raw,
+    }});
+    let text = json_text(&report).unwrap_or_else(|f| f.message);
+    // stderr is where failures go; if even it cannot be written there is nowhere to say so.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("statectl: {text}\n").as_bytes());
+}
+
+/// Reads and checks every line of an `import` file, before any database is opened: a bad or
+/// missing file creates nothing.
+pub fn read_import(file: &Path) -> Result<Vec<(Slot, Record)>, Failure> {
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| {
+            Failure::new(
+                Class::NotFound,
+                format!("cannot read {}: {e}", file.display()),
+            )
+        })?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let mut records = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let n = n + 1;
+        let invalid = |why: String| Failure::new(Class::Invalid, format!("line {n}: {why}"));
+        let line = line.map_err(|e| invalid(e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value = state_core::json::parse(&line).map_err(|e| invalid(e.to_string()))?;
+        let l: Line = serde_json::from_value(value)
+            .map_err(|e| invalid(format!("not an export line: {e}")))?;
+        records.push((l.slot, l.record));
+    }
+    Ok(records)
+}
+
+/// Restores `records`, held to `max_value_bytes` and every other limit of a write.
+pub async fn import(
+    store: &dyn Store,
+    records: Vec<(Slot, Record)>,
+    max_value_bytes: usize,
+) -> Result<u64, Failure> {
+    let restore = Restore::new(records).max_value_bytes(max_value_bytes);
+    Ok(store.restore(restore).await?)
+}
