@@ -1740,7 +1740,14 @@ where
     let expiry = store.load_many(&slots).await.expect("a read")[0]
         .expires_at
         .expect("a TTL write sets an expiry");
+    let fine = Slot::new(scope.clone(), "Fine", "k").expect("a valid slot");
+    engine
+        .handle::<u32>(fine.clone())
+        .set(9)
+        .await
+        .expect("a readable slot next to them");
     break_rows().await;
+    assert_scope_rows_read_past_unreadable_ones(&*store, &scope, &fine, &slots).await;
     let error = engine
         .handle::<u32>(slots[0].clone())
         .get()
@@ -1796,6 +1803,38 @@ where
         "an expired unreadable row has no expiry to keep"
     );
     (error, expiry)
+}
+
+/// [`Store::load_scope_rows`] over a scope whose `broken` rows are unreadable: `fine` still
+/// reads, and each broken row is its own error naming its slot (what an export reports).
+async fn assert_scope_rows_read_past_unreadable_ones(
+    store: &dyn Store,
+    scope: &Scope,
+    fine: &Slot,
+    broken: &[Slot],
+) {
+    let rows = store
+        .load_scope_rows(scope)
+        .await
+        .expect("a scope with unreadable rows still reads row by row");
+    let mut readable = Vec::new();
+    let mut named = Vec::new();
+    for row in rows {
+        match row {
+            Ok((key, record)) => readable.push((key.namespace, key.key, record.value)),
+            Err(Error::Store { slot: Some(s), .. }) => named.push(s),
+            Err(other) => panic!("an unreadable row's error names no slot: {other:?}"),
+        }
+    }
+    assert_eq!(
+        readable,
+        [(fine.namespace().to_owned(), fine.key().to_owned(), Some(json!(9)))],
+        "the readable row comes back"
+    );
+    named.sort();
+    let mut expected = broken.to_vec();
+    expected.sort();
+    assert_eq!(named, expected, "each unreadable row is named");
 }
 
 /// For SQL backends (signed 64-bit version columns): versions stop at

@@ -221,9 +221,9 @@ async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     assert!(
         matches!(
             pg_error(&e),
-            PgError::MalformedRow { version: Some(2), expires_at: Some(Some(t)), .. } if *t == expiry
+            PgError::MalformedRow { version: Some(2), expires_at: Some(Some(t)), raw: Some(raw), .. } if *t == expiry && raw == "{not json"
         ),
-        "the error carries the readable version and expiry: {e:?}"
+        "the error carries the readable version, expiry and stored text: {e:?}"
     );
 }
 

@@ -53,9 +53,9 @@ async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     assert!(
         matches!(
             sqlite_error(&e),
-            SqliteError::MalformedRow { version: Some(2), expires_at: Some(Some(t)), .. } if *t == expiry
+            SqliteError::MalformedRow { version: Some(2), expires_at: Some(Some(t)), raw: Some(raw), .. } if *t == expiry && raw == "{not json"
         ),
-        "the error carries the readable version and expiry: {e:?}"
+        "the error carries the readable version, expiry and stored text: {e:?}"
     );
     drop(store);
     let reopened = SqliteStore::open(&path).await.unwrap();
@@ -303,4 +303,34 @@ async fn a_restore_at_the_top_of_the_version_range_is_refused() {
         "{e}"
     );
     assert_eq!(Store::load(&store, &slot("top")).await.unwrap().version, 0);
+}
+
+/// A store made before files were stamped with `APPLICATION_ID` is recognised by its first
+/// migration, opens with its values, and is stamped; a fresh store is stamped at once.
+#[tokio::test]
+async fn a_store_from_before_the_stamp_opens_and_is_stamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let s = Slot::new(Scope::app("a").unwrap(), "N", "k").unwrap();
+    {
+        let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+        engine.handle::<u32>(s.clone()).set(5).await.unwrap();
+    }
+    let stamp = || async {
+        let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let id: i32 = sqlx::query_scalar("PRAGMA application_id")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        id
+    };
+    assert_eq!(stamp().await, state_sqlite::APPLICATION_ID);
+    raw(&path, "PRAGMA application_id = 0").await;
+    assert_eq!(stamp().await, 0);
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.load(&s).await.unwrap().value, Some(json!(5)));
+    drop(store);
+    assert_eq!(stamp().await, state_sqlite::APPLICATION_ID);
 }

@@ -310,6 +310,69 @@ async fn forty_kinds_of_bad_input_are_typed_errors_that_change_nothing() {
         Err(Error::TooLarge { .. })
     );
 
+    // Depth and exactness: every entry point, refused before anything is written.
+    let nested = |depth: usize| {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = serde_json::Value::Array(vec![v]); // `json!([v])` would serialize `v` again
+        }
+        v
+    };
+    case!(
+        "a value 20 000 levels deep through set_raw (a stack overflow once)",
+        doc.set_raw(nested(20_000)).await,
+        Err(Error::TooDeep { limit: 64, .. })
+    );
+    case!(
+        "a typed value one level past the limit",
+        doc.set(nested(65)).await,
+        Err(Error::TooDeep { limit: 64, .. })
+    );
+    case!(
+        "an append that nests the value past the limit",
+        engine
+            .commit(vec![Write::apply(
+                slot("doc"),
+                vec![Op::append(OpPath::new(["list"]), nested(63))],
+            )])
+            .await,
+        Err(Error::TooDeep { .. })
+    );
+    case!(
+        "a u128 beyond u64 (serde_json would store a float)",
+        engine.handle::<u128>(slot("wide")).set(u128::MAX).await,
+        Err(Error::OutOfRange { .. })
+    );
+    case!(
+        "an i128 below i64",
+        engine.handle::<i128>(slot("wide")).set(i128::MIN).await,
+        Err(Error::OutOfRange { .. })
+    );
+    let restored = |value: serde_json::Value| {
+        vec![(
+            slot("restored"),
+            state_core::Record {
+                value: Some(value),
+                version: 1,
+                expires_at: None,
+            },
+        )]
+    };
+    case!(
+        "a restore one level past the depth limit",
+        store
+            .restore(state_core::Restore::new(restored(nested(65))))
+            .await,
+        Err(Error::TooDeep { .. })
+    );
+    case!(
+        "a restore over the size limit it is given",
+        store
+            .restore(state_core::Restore::new(restored(json!("r".repeat(300)))).max_value_bytes(256))
+            .await,
+        Err(Error::TooLarge { limit: 256, .. })
+    );
+
     // Versions, batches, closures.
     case!(
         "a stale set_if",
@@ -460,6 +523,93 @@ async fn forty_kinds_of_bad_input_are_typed_errors_that_change_nothing() {
     assert_eq!(dump(&newer).await, before);
     count += 1;
 
+    count += foreign_files(dir.path()).await;
+    count += read_only_stores(dir.path(), &path).await;
+
     assert!(count >= 30, "only {count} cases");
     eprintln!("({count} bad-input cases, each a typed error that changed nothing)");
+}
+
+/// Another program's SQLite files: refused with a typed error, byte for byte unchanged, no
+/// WAL or journal left next to them.
+async fn foreign_files(dir: &Path) -> usize {
+    let kinds: [(&str, &str); 3] = [
+        (
+            "another program's database",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'ann');",
+        ),
+        (
+            "another program's database with its own `slots` table",
+            "CREATE TABLE slots (id INTEGER PRIMARY KEY, booked TEXT); INSERT INTO slots VALUES (1, 'mon');",
+        ),
+        (
+            "a database stamped with another application_id",
+            "PRAGMA application_id = 42; CREATE TABLE t (x);",
+        ),
+    ];
+    for (n, (name, sql)) in kinds.iter().enumerate() {
+        let file = dir.join(format!("other-{n}.db"));
+        {
+            let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+                .await
+                .unwrap();
+            conn.execute(*sql).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        let before = std::fs::read(&file).unwrap();
+        for read_only in [false, true] {
+            let options = state_sqlite::SqliteOptions::file(&file).read_only(read_only);
+            let r = SqliteStore::open_with(options).await;
+            assert!(
+                matches!(
+                    r.as_ref().err().and_then(sqlite_err),
+                    Some(SqliteError::ForeignDatabase { .. })
+                ),
+                "{name}: {:?}",
+                r.err()
+            );
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), before, "{name} was changed");
+        let mut siblings: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&format!("other-{n}.db")))
+            .collect();
+        siblings.sort();
+        assert_eq!(siblings, [format!("other-{n}.db")], "{name}: files left next to it");
+    }
+    kinds.len()
+}
+
+/// A store opened read-only: writes are the typed read-only error and change nothing; an
+/// empty file is not made a store.
+async fn read_only_stores(dir: &Path, path: &Path) -> usize {
+    let store = SqliteStore::open_with(state_sqlite::SqliteOptions::file(path).read_only(true))
+        .await
+        .unwrap();
+    let before = dump(path).await;
+    let slot = Slot::new(Scope::execution("run-1").unwrap(), "T", "small").unwrap();
+    let r = store.commit(state_core::Batch {
+        writes: vec![Write::cas(slot.clone(), 1, Some(json!(1)))],
+        max_value_bytes: 256,
+    })
+    .await;
+    assert!(
+        matches!(r.as_ref().err().and_then(sqlite_err), Some(SqliteError::ReadOnly)),
+        "a write to a read-only store: {:?}",
+        r.err()
+    );
+    assert_eq!(store.load(&slot).await.unwrap().value, Some(json!(255)));
+    drop(store);
+    assert_eq!(dump(path).await, before, "a read-only store was changed");
+    let empty = dir.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let r = SqliteStore::open_with(state_sqlite::SqliteOptions::file(&empty).read_only(true)).await;
+    assert!(
+        matches!(r.as_ref().err().and_then(sqlite_err), Some(SqliteError::NeedsMigration { .. })),
+        "a read-only open of an empty file: {:?}",
+        r.err()
+    );
+    assert_eq!(std::fs::read(&empty).unwrap(), b"", "the empty file was changed");
+    2
 }

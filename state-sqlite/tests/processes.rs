@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use sqlx::{Connection, SqliteConnection};
-use state_core::{Engine, Error, RetryPolicy, Scope, Slot, Write};
+use state_core::{Engine, Error, RetryPolicy, Scope, Slot, Store, Write};
 use state_sqlite::{SqliteOptions, SqliteStore};
 
 const ROLE: &str = "STATE_SQLITE_CHILD";
@@ -54,6 +54,7 @@ fn main() {
         trial!(four_processes_mixing_increments_and_cas_updates),
         trial!(eight_processes_open_a_fresh_file_at_once),
         trial!(a_batch_whose_slot_another_process_changed_writes_nothing),
+        trial!(a_store_opens_and_reads_while_another_process_holds_the_write_lock),
     ];
     libtest_mimic::run(&args, tests).exit();
 }
@@ -158,6 +159,17 @@ fn child(role: &str) {
                 let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
                 engine.handle::<u64>(slot("b")).set(100).await.unwrap();
                 println!("done");
+            }
+            "hold-lock" => {
+                // Takes the write lock and keeps it until the parent writes a line.
+                let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                sqlx::Executor::execute(&mut conn, "BEGIN IMMEDIATE").await.unwrap();
+                println!("held");
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).unwrap();
+                sqlx::Executor::execute(&mut conn, "ROLLBACK").await.unwrap();
             }
             other => panic!("unknown role {other}"),
         }
@@ -557,4 +569,46 @@ fn a_watch_sees_every_version_another_process_commits() {
             "no writer merged increments (largest group {merged})"
         );
     });
+}
+
+/// Opening a store whose schema is current takes no write lock, and reads take none either:
+/// while another process holds `BEGIN IMMEDIATE`, a writable and a read-only open both read.
+/// (The busy wait is cut to 5 s, so a store that waited for the lock would fail fast.)
+fn a_store_opens_and_reads_while_another_process_holds_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("held.db");
+    block_on(async {
+        let engine = Engine::new(SqliteStore::open(&db).await.unwrap());
+        engine.handle::<u64>(slot("k")).set(7).await.unwrap();
+    });
+    let go = db.with_extension("go");
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, "hold-lock")
+        .env("STATE_DB", &db)
+        .env("STATE_GO", &go)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut held = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut held)
+        .unwrap();
+    assert_eq!(held.trim(), "held");
+    let read = block_on(async {
+        let mut seen = Vec::new();
+        for read_only in [false, true] {
+            let options = SqliteOptions::file(&db)
+                .read_only(read_only)
+                .busy_retry_for(Duration::from_secs(5));
+            let store = SqliteStore::open_with(options).await?;
+            seen.push(store.load(&slot("k")).await?.value);
+            seen.push(store.load_scope(&Scope::app("stress")?, None).await?[0].1.value.clone());
+        }
+        Ok::<_, Error>(seen)
+    });
+    std::io::Write::write_all(holder.stdin.as_mut().unwrap(), b"done\n").unwrap();
+    assert!(holder.wait().unwrap().success());
+    assert_eq!(read.unwrap(), vec![Some(json!(7)); 4]);
 }
