@@ -76,8 +76,17 @@ impl JsonError {
 /// Reads one JSON value from `text`: serde_json's reading (floats exact), with integers
 /// beyond `i64`/`u64` and nesting past [`MAX_DEPTH`] refused, naming where they sit.
 pub fn parse(text: &str) -> Result<Value, JsonError> {
+    parse_enveloped(text, 0)
+}
+
+/// [`parse`] for text whose values sit `envelope` levels inside it (an export line holds its
+/// value 2 levels down, in `record.value`): the text may nest `envelope` levels more than
+/// [`MAX_DEPTH`], so every value a store holds fits. The store checks each value's own depth
+/// again when it is written.
+pub fn parse_enveloped(text: &str, envelope: usize) -> Result<Value, JsonError> {
+    let limit = MAX_DEPTH + envelope;
     match serde_json::from_str::<Value>(text) {
-        Ok(value) => match scan(text) {
+        Ok(value) => match scan(text, limit) {
             None => Ok(value),
             Some(e) => {
                 dispose(value);
@@ -86,7 +95,7 @@ pub fn parse(text: &str) -> Result<Value, JsonError> {
         },
         // Past serde_json's own limit (128 levels): say where ours was passed.
         Err(e) if e.to_string().starts_with("recursion limit exceeded") => {
-            Err(scan(text).unwrap_or(JsonError::Syntax(e)))
+            Err(scan(text, limit).unwrap_or(JsonError::Syntax(e)))
         }
         Err(e) => Err(JsonError::Syntax(e)),
     }
@@ -106,9 +115,9 @@ fn path_of(open: &[Open]) -> Path {
     }))
 }
 
-/// The first integer out of range or container past [`MAX_DEPTH`] in JSON text, found by
+/// The first integer out of range or container past `limit` levels in JSON text, found by
 /// one pass over its tokens (no recursion). Numbers are tokens outside strings.
-fn scan(text: &str) -> Option<JsonError> {
+fn scan(text: &str, limit: usize) -> Option<JsonError> {
     let bytes = text.as_bytes();
     let mut open: Vec<Open> = Vec::new();
     let mut i = 0;
@@ -122,7 +131,7 @@ fn scan(text: &str) -> Option<JsonError> {
                 i = end;
                 continue;
             }
-            b'[' | b'{' if open.len() >= MAX_DEPTH => {
+            b'[' | b'{' if open.len() >= limit => {
                 return Some(JsonError::TooDeep {
                     path: path_of(&open),
                     limit: MAX_DEPTH,

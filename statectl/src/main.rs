@@ -69,7 +69,7 @@ enum Command {
         #[command(flatten)]
         slot: SlotArgs,
         /// The value, as JSON (`-`: read it from stdin; a negative number is a value).
-        #[arg(allow_negative_numbers = true, required_unless_present = "file", conflicts_with = "file")]
+        #[arg(allow_hyphen_values = true, required_unless_present = "file", conflicts_with = "file")]
         value: Option<String>,
         /// Read the value from this file (for values beyond the OS's argument limit).
         #[arg(long)]

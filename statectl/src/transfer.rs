@@ -142,7 +142,9 @@ pub fn read_import(file: &Path) -> Result<Vec<(Slot, Record)>, Failure> {
         if line.trim().is_empty() {
             continue;
         }
-        let value = state_core::json::parse(&line).map_err(|e| invalid(e.to_string()))?;
+        // A line holds its value two levels down: a value of the deepest a store keeps fits.
+        let value =
+            state_core::json::parse_enveloped(&line, 2).map_err(|e| invalid(e.to_string()))?;
         let l: Line = serde_json::from_value(value)
             .map_err(|e| invalid(format!("not an export line: {e}")))?;
         records.push((l.slot, l.record));

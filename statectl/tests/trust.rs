@@ -1,0 +1,270 @@
+//! What an outside tester broke, kept fixed: the real `statectl` binary on SQLite files and
+//! PostgreSQL schemas, fed values too deep and numbers too wide, strict imports, damaged rows,
+//! another program's files, a held write lock, a read-only mount, mistyped URLs, closed and
+//! full stdouts, terminal escapes in ids. Needs STATE_PG_URL (scripts/test starts a server).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor};
+
+const BIN: &str = env!("CARGO_BIN_EXE_statectl");
+
+fn statectl(db: &str, args: &[&str]) -> Output {
+    statectl_with(db, args, None)
+}
+
+fn statectl_with(db: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Exit code and stderr, which never holds a panic.
+fn fails(out: &Output) -> (i32, String) {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.starts_with("statectl: "), "{err}");
+    (out.status.code().unwrap(), err)
+}
+
+fn get_json(db: &str, key: &str) -> Value {
+    serde_json::from_str(&ok(&statectl(db, &["get", "app:m", "N", key, "--json"]))).unwrap()
+}
+
+/// A fresh store of each backend: a SQLite file in `dir`, and a PostgreSQL schema of its own
+/// (dropped by [`drop_schema`]).
+fn stores(dir: &Path, name: &str) -> Vec<String> {
+    let url = std::env::var("STATE_PG_URL")
+        .expect("STATE_PG_URL is not set: run scripts/test, or eval \"$(scripts/pg-up)\" first");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let dbs = vec![
+        dir.join(format!("{name}.db")).display().to_string(),
+        format!("{url}{sep}state_schema={}", schema(name)),
+    ];
+    for db in &dbs {
+        ok(&statectl(db, &["import", "--create", "/dev/null"]));
+    }
+    dbs
+}
+
+fn schema(name: &str) -> String {
+    format!("test_trust_{name}_{}", std::process::id())
+}
+
+async fn drop_schema(name: &str) {
+    let url = std::env::var("STATE_PG_URL").unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    conn.execute(&*format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", schema(name)))
+        .await
+        .unwrap();
+}
+
+fn nested(levels: usize) -> String {
+    format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+/// Item 1: a value the store could not read back is refused before it is written, at every
+/// entry point, and every read of the store still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_nested_past_the_limit_is_refused_and_the_store_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in stores(dir.path(), "deep") {
+        ok(&statectl(&db, &["set", "app:m", "N", "k", r#"{"a":{"b":[]}}"#]));
+        let append = |item: String| format!(r#"{{"path":["a","b"],"op":"append","item":{item}}}"#);
+        for (what, args) in [
+            ("an op item 126 levels deep", vec!["update", "app:m", "N", "k", "--op", &append(nested(126))]),
+            ("an append nesting the value to 65 levels", vec!["update", "app:m", "N", "k", "--op", &append(nested(62))]),
+            ("a value 65 levels deep", vec!["set", "app:m", "N", "k", &nested(65)]),
+            ("a value 20 000 levels deep", vec!["set", "app:m", "N", "k", &nested(20_000)]),
+        ] {
+            let (code, err) = fails(&statectl(&db, &args));
+            assert_eq!(code, 5, "{what}: {err}");
+            assert!(err.contains("deeper than 64 levels"), "{what}: {err}");
+        }
+        // The deepest allowed value is stored, and every read returns it.
+        ok(&statectl(&db, &["set", "app:m", "N", "deepest", &nested(64)]));
+        assert_eq!(get_json(&db, "k")["version"], 1);
+        assert_eq!(get_json(&db, "deepest")["value"].to_string(), nested(64));
+        ok(&statectl(&db, &["history", "app:m", "N", "deepest"]));
+        let exported = ok(&statectl(&db, &["export"]));
+        assert_eq!(exported.lines().count(), 2, "{exported}");
+        // And the export imports again: a line may nest two levels more than its value.
+        let copy = dir.path().join("deep-copy.db").display().to_string();
+        let imported = statectl_with(&copy, &["import", "--create"], Some(exported.as_bytes()));
+        assert_eq!(ok(&imported).trim(), "imported 2");
+        std::fs::remove_file(&copy).unwrap();
+    }
+    drop_schema("deep").await;
+}
+
+/// Item 3: integers beyond i64/u64 are refused naming where they sit (set, ops, import);
+/// every finite f64 reads back bit-identical (set and import, both backends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_are_stored_exactly_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in stores(dir.path(), "numbers") {
+        for (args, literal) in [
+            (vec!["set", "app:m", "N", "big", "18446744073709551616"], "18446744073709551616"),
+            (vec!["set", "app:m", "N", "big", r#"{"a":[1,-9223372036854775809]}"#], "-9223372036854775809"),
+            (
+                vec!["update", "app:m", "N", "big", "--op", r#"{"path":[],"op":"set","value":{"n":100000000000000000000}}"#],
+                "100000000000000000000",
+            ),
+        ] {
+            let (code, err) = fails(&statectl(&db, &args));
+            assert_eq!(code, 5, "{args:?}: {err}");
+            assert!(err.contains(literal) && err.contains("outside the range"), "{err}");
+        }
+        let (code, _) = fails(&statectl(&db, &["get", "app:m", "N", "big"]));
+        assert_eq!(code, 3, "nothing was written");
+        ok(&statectl(&db, &["set", "app:m", "N", "max", "18446744073709551615"]));
+        assert_eq!(get_json(&db, "max")["value"], u64::MAX);
+        ok(&statectl(&db, &["set", "app:m", "N", "x", "938.3112035786577"]));
+        let got = ok(&statectl(&db, &["get", "app:m", "N", "x", "--json"]));
+        assert!(got.contains("938.3112035786577,"), "{got}");
+        // Random finite f64s (every exponent), through set and through import.
+        let floats = random_floats(400);
+        for (i, f) in floats.iter().take(10).enumerate() {
+            let key = format!("set-{i}");
+            ok(&statectl(&db, &["set", "app:m", "N", &key, &json!(f).to_string()]));
+            let back = get_json(&db, &key)["value"].as_f64().unwrap();
+            assert_eq!(back.to_bits(), f.to_bits(), "{f:e} came back as {back:e}");
+        }
+        let lines: String = floats
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let slot = json!({"scope": {"kind": "app", "id": "f"}, "namespace": "N", "key": format!("f{i:03}")});
+                format!("{}\n", json!({"slot": slot, "record": {"value": f, "version": 1}}))
+            })
+            .collect();
+        ok(&statectl_with(&db, &["import"], Some(lines.as_bytes())));
+        let exported = ok(&statectl(&db, &["export", "--scope", "app:f"]));
+        let back: Vec<f64> = exported
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"]["value"].as_f64().unwrap())
+            .collect();
+        assert_eq!(back.len(), floats.len());
+        for (f, b) in floats.iter().zip(&back) {
+            assert_eq!(f.to_bits(), b.to_bits(), "{f:e} came back as {b:e}");
+        }
+    }
+    drop_schema("numbers").await;
+}
+
+/// Finite f64s from random bit patterns (a fixed-seed xorshift), so every exponent appears.
+fn random_floats(n: usize) -> Vec<f64> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::new();
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let f = f64::from_bits(x);
+        if f.is_finite() {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// Item 4: a misspelled or unknown field is an error naming the line; a record is held to a
+/// write's limits (size with `--max-value-bytes`, depth, numbers); nothing is written when
+/// any line fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_is_strict_and_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |key: &str, record: Value| {
+        let slot = json!({"scope": {"kind": "app", "id": "m"}, "namespace": "N", "key": key});
+        json!({"slot": slot, "record": record}).to_string()
+    };
+    let good = line("good", json!({"value": 1, "version": 1}));
+    let big = "x".repeat(2 << 20);
+    for db in stores(dir.path(), "import") {
+        for (what, bad, needle) in [
+            ("a misspelled value", line("k", json!({"valeu": 5, "version": 1})), "line 2"),
+            ("a misspelled expiry", line("k", json!({"value": 5, "version": 1, "expire_at": 9})), "expire_at"),
+            ("an unknown slot field", line("k", json!({"value": 5, "version": 1})).replace(r#""key""#, r#""kye":"x","key""#), "kye"),
+            ("an unknown top-level field", format!("{{\"extra\":1,{}", &line("k", json!({"value": 5, "version": 1}))[1..]), "extra"),
+            ("an integer beyond u64", line("k", json!({"value": 5, "version": 1})).replace(":5,", ":18446744073709551616,"), "18446744073709551616"),
+            ("a value 65 levels deep", line("k", json!({"value": 5, "version": 1})).replace(":5,", &format!(":{},", nested(65))), "deeper than 64"),
+            ("a 2 MiB value (the limit is 1 MiB)", line("k", json!({"value": big, "version": 1})), "more than the limit of 1048576"),
+        ] {
+            let file = format!("{good}\n{bad}\n");
+            let (code, err) = fails(&statectl_with(&db, &["import"], Some(file.as_bytes())));
+            assert_eq!(code, 5, "{what}: {err}");
+            assert!(err.contains(needle), "{what}: {err}");
+            assert_eq!(ok(&statectl(&db, &["export"])), "", "{what}: something was written");
+        }
+        let file = format!("{good}\n{}\n", line("k", json!({"value": big, "version": 1})));
+        let imported = statectl_with(&db, &["import", "--max-value-bytes", "3000000"], Some(file.as_bytes()));
+        assert_eq!(ok(&imported).trim(), "imported 2");
+    }
+    drop_schema("import").await;
+}
+
+/// Item 2: a damaged row does not stop the export of the others; it is named on stderr with
+/// its version, the reason and its stored text, and the exit code says the export is partial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_every_readable_slot_and_names_each_unreadable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let dbs = stores(dir.path(), "damaged");
+    for db in &dbs {
+        for (key, value) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            ok(&statectl(db, &["set", "app:m", "N", key, value]));
+        }
+        ok(&statectl(db, &["set", "app:m", "N", "b", "4"]));
+    }
+    let corrupt = "UPDATE slots SET value = '{\"half\": tru' WHERE key = 'b'";
+    let mut sqlite = sqlx::SqliteConnection::connect(&format!("sqlite://{}", dbs[0])).await.unwrap();
+    sqlite.execute(corrupt).await.unwrap();
+    sqlite.close().await.unwrap();
+    let url = std::env::var("STATE_PG_URL").unwrap();
+    let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
+    pg.execute(&*format!("SET search_path = \"{}\"; {corrupt}", schema("damaged"))).await.unwrap();
+    for db in &dbs {
+        let out = statectl(db, &["export"]);
+        assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+        let keys: Vec<String> = stdout
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["slot"]["key"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(keys, ["a", "c"], "every readable slot is exported");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let report: Value = serde_json::from_str(
+            stderr.lines().next().unwrap().strip_prefix("statectl: ").unwrap(),
+        )
+        .unwrap();
+        let r = &report["unreadable"];
+        assert_eq!((r["slot"]["key"].as_str(), r["version"].as_u64()), (Some("b"), Some(2)), "{r}");
+        assert_eq!(r["raw"], "{\"half\": tru", "the stored text is kept for a repair: {r}");
+        assert!(r["reason"].as_str().unwrap().contains("not JSON"), "{r}");
+        assert!(stderr.contains("left out 1 unreadable"), "{stderr}");
+    }
+    drop_schema("damaged").await;
+}
