@@ -577,6 +577,17 @@ async fn open_schema_once(
     }
 }
 
+/// Whether the database file exists and cannot be opened for writing (opening it so changes
+/// nothing).
+fn cannot_write(location: &Location) -> bool {
+    match location {
+        Location::File(file) => {
+            file.exists() && std::fs::OpenOptions::new().write(true).open(file).is_err()
+        }
+        Location::Memory => false,
+    }
+}
+
 /// Whether the WAL next to `file` holds commits not yet copied into the file.
 fn wal_holds_commits(file: &Path) -> bool {
     let mut wal = file.as_os_str().to_owned();
@@ -606,6 +617,11 @@ async fn open_schema(
             Err(e) if e.is_busy() => {
                 let waited = started.elapsed();
                 return Err(SqliteError::Busy { waited }.into());
+            }
+            // A writable open of a file that cannot be written (a read-only mount): SQLite
+            // falls back to reading and then cannot create the WAL index.
+            Err(e) if !options.read_only && e.is_cannot_open() && cannot_write(&options.location) => {
+                return Err(SqliteError::ReadOnly.into());
             }
             Err(e) if options.read_only && !immutable && e.is_cannot_open() => {
                 // Immutable reads skip the WAL: only when it holds nothing to skip.

@@ -268,3 +268,264 @@ async fn export_writes_every_readable_slot_and_names_each_unreadable_one() {
     }
     drop_schema("damaged").await;
 }
+
+/// Item 5: another program's SQLite file is refused by every command and left byte for byte
+/// as it was, with nothing created next to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_programs_sqlite_file_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump.jsonl");
+    std::fs::write(&dump, "").unwrap();
+    for (name, sql) in [
+        ("other_app.db", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'ann');"),
+        ("own_slots.db", "CREATE TABLE slots (id INTEGER PRIMARY KEY, booked TEXT); INSERT INTO slots VALUES (1, 'mon');"),
+    ] {
+        let file = dir.path().join(name);
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .unwrap();
+        conn.execute(sql).await.unwrap();
+        conn.close().await.unwrap();
+        let before = std::fs::read(&file).unwrap();
+        let db = file.display().to_string();
+        for args in [
+            &["scopes"][..],
+            &["get", "app:m", "N", "k"],
+            &["set", "app:m", "N", "k", "1"],
+            &["import", dump.to_str().unwrap()],
+            &["import", "--create", dump.to_str().unwrap()],
+        ] {
+            let (code, err) = fails(&statectl(&db, args));
+            assert_eq!(code, 5, "{name} {args:?}: {err}");
+            assert!(err.contains("is not a typed-state store"), "{err}");
+            assert_eq!(std::fs::read(&file).unwrap(), before, "{name} {args:?} changed it");
+        }
+    }
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["dump.jsonl", "other_app.db", "own_slots.db"], "no WAL or journal left");
+}
+
+/// Item 6: while another connection holds the write lock (`BEGIN IMMEDIATE`, an open write
+/// transaction), every read command answers; nothing waits for the lock to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_commands_never_wait_for_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("held.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    ok(&statectl(&db, &["set", "app:m", "N", "k", "1"]));
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{db}")).await.unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    holder.execute("UPDATE slots SET value = '2'").await.unwrap();
+    for args in [
+        &["get", "app:m", "N", "k"][..],
+        &["keys", "app:m"],
+        &["scopes"],
+        &["history", "app:m", "N", "k"],
+        &["export"],
+        &["watch", "app:m", "--from", "0", "--count", "1"],
+    ] {
+        let out = ok(&statectl(&db, args));
+        assert!(!out.contains("\"value\":2") && !out.contains("value:   2"), "{args:?} saw an uncommitted write: {out}");
+    }
+    holder.execute("ROLLBACK").await.unwrap();
+    holder.close().await.unwrap();
+}
+
+/// Item 6: on a read-only mount (a bind mount under `unshare -m`: root writes a chmod'ed file
+/// anyway), the read commands work and a write fails with a typed error: with the WAL holding
+/// statectl's write (its index is there to read it through) and after the last connection
+/// checkpointed it away (no WAL: the file is read as immutable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_commands_work_on_a_read_only_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ro.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    ok(&statectl(&db, &["set", "app:m", "N", "k", "[1,2]"]));
+    let wal = || std::fs::metadata(format!("{db}-wal")).map_or(0, |m| m.len());
+    assert!(wal() > 0, "statectl's write is in the WAL");
+    let shown = read_only_mount(dir.path(), &db);
+    assert!(shown.contains("value:   [1,2]") && shown.contains("\"value\":[1,2]"), "{shown}");
+    // The last connection to close checkpoints the WAL into the file and removes it.
+    let mut last = sqlx::SqliteConnection::connect(&format!("sqlite://{db}")).await.unwrap();
+    last.execute("PRAGMA wal_checkpoint(TRUNCATE)").await.unwrap();
+    last.close().await.unwrap();
+    assert_eq!(wal(), 0, "no WAL left");
+    let shown = read_only_mount(dir.path(), &db);
+    assert!(shown.contains("value:   [1,2]") && shown.contains("\"value\":[1,2]"), "{shown}");
+}
+
+/// Runs the read commands and a write on `db` with `dir` mounted read-only; returns what they
+/// printed, checking the write failed with the typed error.
+fn read_only_mount(dir: &Path, db: &str) -> String {
+    let d = dir.display();
+    let script = format!(
+        "mount --bind {d} {d} && mount -o remount,bind,ro {d} || exit 90
+         touch {d}/probe 2>/dev/null && exit 91
+         for c in 'get app:m N k' 'keys app:m' 'scopes' 'history app:m N k' 'export'; do
+           {BIN} --db {db} $c || exit 92
+         done
+         {BIN} --db {db} set app:m N k 3; echo \"set exit $?\""
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stdout} {stderr}", out.status.code());
+    assert!(stdout.contains("set exit 6"), "{stdout}");
+    assert!(stderr.contains("the database is read-only"), "{stderr}");
+    assert!(!stderr.contains("code:") && !stderr.contains("panicked"), "a raw error: {stderr}");
+    stdout
+}
+
+/// Item 7: a name that looks like a URL but is not an exact `postgres://`/`postgresql://` is
+/// refused, never taken for a file (nothing is created), and no message shows a password.
+#[test]
+fn a_mistyped_url_is_refused_and_no_password_is_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = std::env::var("STATE_PG_URL").unwrap();
+    let host = url.rsplit_once('@').unwrap().1;
+    let wrong = format!("postgres://state:s3cr3tpw@{host}");
+    for db in [
+        "POSTGRES://u:s3cr3tpw@localhost/db",
+        " postgres://u:s3cr3tpw@localhost/db",
+        "postgres://u:s3cr3tpw@localhost/db\n",
+        "postgres:/u:s3cr3tpw@localhost/db",
+        "pg://u:s3cr3tpw@localhost/db",
+        "postgresql:u:s3cr3tpw@localhost",
+        "u:s3cr3tpw@localhost",
+    ] {
+        for args in [&["scopes"][..], &["import", "--create", "/dev/null"]] {
+            let out = Command::new(BIN)
+                .current_dir(dir.path())
+                .arg("--db")
+                .arg(db)
+                .args(args)
+                .output()
+                .unwrap();
+            let (code, err) = fails(&out);
+            assert_eq!(code, 5, "{db:?} {args:?}: {err}");
+            assert!(err.contains("invalid database name"), "{err}");
+            assert!(!err.contains("s3cr3tpw"), "the password is printed: {err}");
+        }
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .env("STATECTL_DB", db)
+            .arg("scopes")
+            .output()
+            .unwrap();
+        assert_eq!(fails(&out).0, 5, "{db:?} from STATECTL_DB");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a file was created");
+    // A real server refusing the password: the message names the URL without it.
+    let (code, err) = fails(&statectl(&wrong, &["scopes"]));
+    assert_eq!(code, 6, "{err}");
+    assert!(!err.contains("s3cr3tpw"), "the password is printed: {err}");
+}
+
+/// Item 8: a closed pipe or a full disk on stdout is a clean exit 7 that says whether the
+/// write committed, never a panic.
+#[test]
+fn a_closed_or_full_stdout_is_a_clean_failure_saying_whether_the_write_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    // Enough output to overflow a pipe's buffer.
+    let lines: String = (0..2000)
+        .map(|k| {
+            let slot = json!({"scope": {"kind": "app", "id": "m"}, "namespace": "N", "key": format!("key-{k:05}")});
+            format!("{}\n", json!({"slot": slot, "record": {"value": k, "version": 1}}))
+        })
+        .collect();
+    ok(&statectl_with(&db, &["import"], Some(lines.as_bytes())));
+    let closed = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap()
+    };
+    let full = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap()
+    };
+    for out in [closed(&["keys", "app:m", "--limit", "1000"]), full(&["export"])] {
+        let (code, err) = fails(&out);
+        assert_eq!(code, 7, "{err}");
+        assert!(err.contains("cannot write to stdout") && err.contains("nothing was changed"), "{err}");
+    }
+    for version in [1, 2] {
+        let args = ["set", "app:m", "N", "w", "1"];
+        let out = if version == 1 { closed(&args) } else { full(&args) };
+        let (code, err) = fails(&out);
+        assert_eq!(code, 7, "{err}");
+        assert!(err.contains(&format!("the write committed (version {version})")), "{err}");
+        assert_eq!(get_json(&db, "w")["version"], version);
+    }
+}
+
+/// Item 8: ids and keys holding control characters (a terminal escape) are escaped in tables
+/// and messages; JSON output holds no raw control character either.
+#[test]
+fn control_characters_in_ids_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("esc.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    let scope = r#"["app","s\u001b]0;pwned\u0007"]"#;
+    ok(&statectl(&db, &["set", scope, "N", "k\u{1b}[2J", "\"v\u{9b}31m\""]));
+    for args in [
+        &["scopes"][..],
+        &["keys", scope],
+        &["get", scope, "N", "k\u{1b}[2J"],
+        &["history", scope, "N", "k\u{1b}[2J"],
+        &["watch", scope, "--from", "0", "--count", "1"],
+        &["scopes", "--json"],
+        &["keys", scope, "--json"],
+        &["export"],
+    ] {
+        let out = ok(&statectl(&db, args));
+        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{args:?}: {out:?}");
+    }
+    let table = ok(&statectl(&db, &["keys", scope]));
+    assert!(table.contains("k\\u{1b}[2J"), "{table}");
+    let (_, err) = fails(&statectl(&db, &["get", scope, "N", "missing\u{1b}[2J"]));
+    assert!(!err.trim_end().chars().any(char::is_control), "{err:?}");
+}
+
+/// Item 8: `set` reads its value from stdin (`-`) or a file (past the OS's argument limit),
+/// and takes a negative number as a value.
+#[test]
+fn set_takes_large_values_from_stdin_or_a_file_and_negative_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("set.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    let large = json!("z".repeat(300 << 10)).to_string();
+    ok(&statectl_with(&db, &["set", "app:m", "N", "stdin", "-"], Some(large.as_bytes())));
+    let file = dir.path().join("value.json");
+    std::fs::write(&file, &large).unwrap();
+    ok(&statectl(&db, &["set", "app:m", "N", "file", "--file", file.to_str().unwrap()]));
+    for key in ["stdin", "file"] {
+        assert_eq!(get_json(&db, key)["value"].as_str().unwrap().len(), 300 << 10);
+    }
+    for (value, expected) in [("-5", json!(-5)), ("-0.25", json!(-0.25)), ("-4e-300", json!(-4e-300))] {
+        ok(&statectl(&db, &["set", "app:m", "N", "neg", value]));
+        assert_eq!(get_json(&db, "neg")["value"], expected, "{value}");
+    }
+    let (code, err) = fails(&statectl(&db, &["watch", "app:m", "--from", "99"]));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("past the end of the change log"), "{err}");
+}
