@@ -1828,7 +1828,11 @@ async fn assert_scope_rows_read_past_unreadable_ones(
     }
     assert_eq!(
         readable,
-        [(fine.namespace().to_owned(), fine.key().to_owned(), Some(json!(9)))],
+        [(
+            fine.namespace().to_owned(),
+            fine.key().to_owned(),
+            Some(json!(9))
+        )],
         "the readable row comes back"
     );
     named.sort();

@@ -260,7 +260,12 @@ pub trait Store: Send + Sync + 'static {
     /// row never stops a backup of the rest. Stores whose rows are always readable use the
     /// default.
     async fn load_scope_rows(&self, scope: &Scope) -> Result<Vec<Result<(SlotKey, Record)>>> {
-        Ok(self.load_scope(scope, None).await?.into_iter().map(Ok).collect())
+        Ok(self
+            .load_scope(scope, None)
+            .await?
+            .into_iter()
+            .map(Ok)
+            .collect())
     }
 
     /// Commits a batch atomically.

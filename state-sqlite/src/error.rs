@@ -19,7 +19,9 @@ pub enum SqliteError {
     /// The file is another program's SQLite database (not stamped with this crate's
     /// [`APPLICATION_ID`](crate::APPLICATION_ID), and not empty): refused, and left exactly as
     /// it was.
-    #[error("{path} is not a typed-state store: {reason}; nothing was changed (open a new file for the store)")]
+    #[error(
+        "{path} is not a typed-state store: {reason}; nothing was changed (open a new file for the store)"
+    )]
     ForeignDatabase {
         /// The path opened.
         path: String,

@@ -561,12 +561,14 @@ async fn open_schema_once(
             });
         }
     };
-    let found = schema::probe(&mut conn, &path, file && !read_only).await.map_err(|e| match e {
-        SqliteError::Sql(s) if error::is_not_a_database(&s) => SqliteError::NotADatabase {
-            path: path.clone(),
-        },
-        other => other,
-    })?;
+    let found = schema::probe(&mut conn, &path, file && !read_only)
+        .await
+        .map_err(|e| match e {
+            SqliteError::Sql(s) if error::is_not_a_database(&s) => {
+                SqliteError::NotADatabase { path: path.clone() }
+            }
+            other => other,
+        })?;
     match found {
         schema::Found::Current => Ok(conn),
         schema::Found::Stale if read_only => Err(SqliteError::NeedsMigration { path }),
@@ -577,13 +579,17 @@ async fn open_schema_once(
     }
 }
 
-/// Whether the database file exists and cannot be opened for writing (opening it so changes
-/// nothing).
+/// Whether the database file exists and may not be written (a read-only mount, no
+/// permission); opening it for writing changes nothing.
 fn cannot_write(location: &Location) -> bool {
     match location {
-        Location::File(file) => {
-            file.exists() && std::fs::OpenOptions::new().write(true).open(file).is_err()
-        }
+        Location::File(file) => match std::fs::OpenOptions::new().write(true).open(file) {
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ),
+            Ok(_) => false,
+        },
         Location::Memory => false,
     }
 }
@@ -620,7 +626,9 @@ async fn open_schema(
             }
             // A writable open of a file that cannot be written (a read-only mount): SQLite
             // falls back to reading and then cannot create the WAL index.
-            Err(e) if !options.read_only && e.is_cannot_open() && cannot_write(&options.location) => {
+            Err(e)
+                if !options.read_only && e.is_cannot_open() && cannot_write(&options.location) =>
+            {
                 return Err(SqliteError::ReadOnly.into());
             }
             Err(e) if options.read_only && !immutable && e.is_cannot_open() => {

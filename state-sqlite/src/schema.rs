@@ -92,7 +92,10 @@ async fn check_ours(conn: &mut SqliteConnection, path: &str) -> Result<bool, Sql
         return Ok(false);
     }
     // A store from before the stamp: this crate's first migration, applied.
-    let first = MIGRATOR.iter().find(|m| m.version == 1).map(|m| &*m.checksum);
+    let first = MIGRATOR
+        .iter()
+        .find(|m| m.version == 1)
+        .map(|m| &*m.checksum);
     if tables.iter().any(|t| t == "_sqlx_migrations") && tables.iter().any(|t| t == "slots") {
         let applied: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = 1")
@@ -102,7 +105,12 @@ async fn check_ours(conn: &mut SqliteConnection, path: &str) -> Result<bool, Sql
             return Ok(true);
         }
     }
-    let mut named = tables.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    let mut named = tables
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if tables.len() > 5 {
         named.push_str(&format!(" and {} more", tables.len() - 5));
     }

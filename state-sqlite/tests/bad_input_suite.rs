@@ -368,7 +368,9 @@ async fn forty_kinds_of_bad_input_are_typed_errors_that_change_nothing() {
     case!(
         "a restore over the size limit it is given",
         store
-            .restore(state_core::Restore::new(restored(json!("r".repeat(300)))).max_value_bytes(256))
+            .restore(
+                state_core::Restore::new(restored(json!("r".repeat(300)))).max_value_bytes(256)
+            )
             .await,
         Err(Error::TooLarge { limit: 256, .. })
     );
@@ -550,9 +552,10 @@ async fn foreign_files(dir: &Path) -> usize {
     for (n, (name, sql)) in kinds.iter().enumerate() {
         let file = dir.join(format!("other-{n}.db"));
         {
-            let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-                .await
-                .unwrap();
+            let mut conn =
+                SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+                    .await
+                    .unwrap();
             conn.execute(*sql).await.unwrap();
             conn.close().await.unwrap();
         }
@@ -576,7 +579,11 @@ async fn foreign_files(dir: &Path) -> usize {
             .filter(|f| f.starts_with(&format!("other-{n}.db")))
             .collect();
         siblings.sort();
-        assert_eq!(siblings, [format!("other-{n}.db")], "{name}: files left next to it");
+        assert_eq!(
+            siblings,
+            [format!("other-{n}.db")],
+            "{name}: files left next to it"
+        );
     }
     kinds.len()
 }
@@ -589,13 +596,17 @@ async fn read_only_stores(dir: &Path, path: &Path) -> usize {
         .unwrap();
     let before = dump(path).await;
     let slot = Slot::new(Scope::execution("run-1").unwrap(), "T", "small").unwrap();
-    let r = store.commit(state_core::Batch {
-        writes: vec![Write::cas(slot.clone(), 1, Some(json!(1)))],
-        max_value_bytes: 256,
-    })
-    .await;
+    let r = store
+        .commit(state_core::Batch {
+            writes: vec![Write::cas(slot.clone(), 1, Some(json!(1)))],
+            max_value_bytes: 256,
+        })
+        .await;
     assert!(
-        matches!(r.as_ref().err().and_then(sqlite_err), Some(SqliteError::ReadOnly)),
+        matches!(
+            r.as_ref().err().and_then(sqlite_err),
+            Some(SqliteError::ReadOnly)
+        ),
         "a write to a read-only store: {:?}",
         r.err()
     );
@@ -606,10 +617,17 @@ async fn read_only_stores(dir: &Path, path: &Path) -> usize {
     std::fs::write(&empty, b"").unwrap();
     let r = SqliteStore::open_with(state_sqlite::SqliteOptions::file(&empty).read_only(true)).await;
     assert!(
-        matches!(r.as_ref().err().and_then(sqlite_err), Some(SqliteError::NeedsMigration { .. })),
+        matches!(
+            r.as_ref().err().and_then(sqlite_err),
+            Some(SqliteError::NeedsMigration { .. })
+        ),
         "a read-only open of an empty file: {:?}",
         r.err()
     );
-    assert_eq!(std::fs::read(&empty).unwrap(), b"", "the empty file was changed");
+    assert_eq!(
+        std::fs::read(&empty).unwrap(),
+        b"",
+        "the empty file was changed"
+    );
     2
 }

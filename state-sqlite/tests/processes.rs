@@ -165,11 +165,15 @@ fn child(role: &str) {
                 let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
                     .await
                     .unwrap();
-                sqlx::Executor::execute(&mut conn, "BEGIN IMMEDIATE").await.unwrap();
+                sqlx::Executor::execute(&mut conn, "BEGIN IMMEDIATE")
+                    .await
+                    .unwrap();
                 println!("held");
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line).unwrap();
-                sqlx::Executor::execute(&mut conn, "ROLLBACK").await.unwrap();
+                sqlx::Executor::execute(&mut conn, "ROLLBACK")
+                    .await
+                    .unwrap();
             }
             other => panic!("unknown role {other}"),
         }
@@ -289,9 +293,7 @@ fn assert_exact_and_contiguous(run: &Run, total: u64, db: &Path) {
     );
     let record = block_on(async {
         let store = SqliteStore::open(db).await.unwrap();
-        state_core::Store::load(&store, &slot("counter"))
-            .await
-            .unwrap()
+        Store::load(&store, &slot("counter")).await.unwrap()
     });
     assert_eq!((record.value, record.version), (Some(json!(total)), total));
 }
@@ -465,7 +467,7 @@ fn sigkill_loses_no_acknowledged_write() {
         let (records, integrity) = block_on(async {
             let store = SqliteStore::open(&db).await.unwrap();
             let slots: Vec<Slot> = (0..CRASH_TASKS).map(|t| slot(&format!("k{t}"))).collect();
-            let records = state_core::Store::load_many(&store, &slots).await.unwrap();
+            let records = Store::load_many(&store, &slots).await.unwrap();
             drop(store);
             let mut conn = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
                 .await
@@ -604,7 +606,12 @@ fn a_store_opens_and_reads_while_another_process_holds_the_write_lock() {
                 .busy_retry_for(Duration::from_secs(5));
             let store = SqliteStore::open_with(options).await?;
             seen.push(store.load(&slot("k")).await?.value);
-            seen.push(store.load_scope(&Scope::app("stress")?, None).await?[0].1.value.clone());
+            seen.push(
+                store.load_scope(&Scope::app("stress")?, None).await?[0]
+                    .1
+                    .value
+                    .clone(),
+            );
         }
         Ok::<_, Error>(seen)
     });

@@ -93,7 +93,7 @@ fn target(db: &str) -> Result<Target<'_>, Failure> {
         .strip_prefix("sqlite://")
         .or_else(|| db.strip_prefix("sqlite:"))
     {
-        Some(rest) if rest.is_empty() => return Err(invalid("it names no file".into())),
+        Some("") => return Err(invalid("it names no file".into())),
         Some(rest) => (rest, true),
         None => (db, false),
     };
@@ -145,15 +145,27 @@ mod tests {
 
     #[test]
     fn only_exact_postgres_urls_and_plain_paths_are_databases() {
-        assert_eq!(target("postgres://h/d").ok(), Some(Target::Postgres("postgres://h/d")));
+        assert_eq!(
+            target("postgres://h/d").ok(),
+            Some(Target::Postgres("postgres://h/d"))
+        );
         assert_eq!(
             target("postgresql://u:pw@h/d").ok(),
             Some(Target::Postgres("postgresql://u:pw@h/d"))
         );
         assert_eq!(target("a.db").ok(), Some(Target::Sqlite("a.db".into())));
-        assert_eq!(target("./x:y.db").ok(), Some(Target::Sqlite("./x:y.db".into())));
-        assert_eq!(target("sqlite://a.db").ok(), Some(Target::Sqlite("a.db".into())));
-        assert_eq!(target("sqlite:/tmp/a.db").ok(), Some(Target::Sqlite("/tmp/a.db".into())));
+        assert_eq!(
+            target("./x:y.db").ok(),
+            Some(Target::Sqlite("./x:y.db".into()))
+        );
+        assert_eq!(
+            target("sqlite://a.db").ok(),
+            Some(Target::Sqlite("a.db".into()))
+        );
+        assert_eq!(
+            target("sqlite:/tmp/a.db").ok(),
+            Some(Target::Sqlite("/tmp/a.db".into()))
+        );
         for db in [
             "POSTGRES://u:pw@h/d",
             " postgres://u:pw@h/d",

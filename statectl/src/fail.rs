@@ -49,7 +49,9 @@ impl From<Error> for Failure {
                     source.downcast_ref::<PgError>(),
                 ) {
                     (
-                        Some(SqliteError::NotADatabase { .. } | SqliteError::ForeignDatabase { .. }),
+                        Some(
+                            SqliteError::NotADatabase { .. } | SqliteError::ForeignDatabase { .. },
+                        ),
                         _,
                     ) => Class::Invalid,
                     (_, Some(PgError::InvalidUrl { .. } | PgError::InvalidSchemaName { .. })) => {

@@ -69,7 +69,11 @@ enum Command {
         #[command(flatten)]
         slot: SlotArgs,
         /// The value, as JSON (`-`: read it from stdin; a negative number is a value).
-        #[arg(allow_hyphen_values = true, required_unless_present = "file", conflicts_with = "file")]
+        #[arg(
+            allow_hyphen_values = true,
+            required_unless_present = "file",
+            conflicts_with = "file"
+        )]
         value: Option<String>,
         /// Read the value from this file (for values beyond the OS's argument limit).
         #[arg(long)]
@@ -208,7 +212,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(&Failure::new(Class::Store, format!("cannot start: {e}"))),
     };
     let mut out = Out::new(cli.json);
-    match runtime.block_on(run(cli, &mut out)).and_then(|()| out.flush()) {
+    match runtime
+        .block_on(run(cli, &mut out))
+        .and_then(|()| out.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => fail(&f),
     }
@@ -301,7 +308,9 @@ async fn run(cli: Cli, out: &mut Out) -> Result<(), Failure> {
             writes::set(&store, &slot, &text, if_version, out).await
         }
         Command::Update { slot, ops } => writes::update(&store, &slot, &ops, out).await,
-        Command::Delete { slot, if_version } => writes::delete(&store, &slot, if_version, out).await,
+        Command::Delete { slot, if_version } => {
+            writes::delete(&store, &slot, if_version, out).await
+        }
         Command::Clear { scope } => writes::clear(&store, &scope, out).await,
         Command::Purge { expired, execution } => {
             writes::purge(&store, expired, execution, out).await

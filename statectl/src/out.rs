@@ -81,7 +81,8 @@ pub fn json_text(v: &impl Serialize) -> Result<String, Failure> {
 
 /// A control character, or one that reorders text on a terminal.
 fn is_hazard(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// An id or key as a table cell: control characters as `\u{..}` and `\` doubled, so the cell
@@ -97,7 +98,10 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 }
 
 fn escape(text: &str, backslash: bool) -> Cow<'_, str> {
-    if !text.chars().any(|c| is_hazard(c) || (backslash && c == '\\')) {
+    if !text
+        .chars()
+        .any(|c| is_hazard(c) || (backslash && c == '\\'))
+    {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);

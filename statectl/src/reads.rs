@@ -100,8 +100,9 @@ pub async fn get(store: &Arc<dyn Store>, a: &SlotArgs, out: &mut Out) -> Result<
         ));
     }
     if out.json {
-        return out
-            .json_line(&json!({"value": r.value, "version": r.version, "expires_at": r.expires_at}));
+        return out.json_line(
+            &json!({"value": r.value, "version": r.version, "expires_at": r.expires_at}),
+        );
     }
     let value = match &r.value {
         Some(v) => json_text(v)?,
@@ -110,7 +111,10 @@ pub async fn get(store: &Arc<dyn Store>, a: &SlotArgs, out: &mut Out) -> Result<
     out.line(format_args!("value:   {value}"))?;
     out.line(format_args!("version: {}", r.version))?;
     match r.expires_at {
-        Some(t) => out.line(format_args!("expires: {} ms since the epoch", t.as_millis())),
+        Some(t) => out.line(format_args!(
+            "expires: {} ms since the epoch",
+            t.as_millis()
+        )),
         None => out.line("expires: never"),
     }
 }

@@ -95,18 +95,30 @@ fn report_unreadable(scope: &Scope, e: &Error) {
         Error::Store { slot, source } => (slot.as_ref(), Some(source)),
         _ => (None, None),
     };
-    let malformed = source.and_then(|s| {
-        match (
-            s.downcast_ref::<SqliteError>(),
-            s.downcast_ref::<PgError>(),
-        ) {
-            (Some(SqliteError::MalformedRow { reason, version, raw, .. }), _)
-            | (_, Some(PgError::MalformedRow { reason, version, raw, .. })) => {
-                Some((reason.clone(), *version, raw.clone()))
-            }
-            _ => None,
-        }
-    });
+    let malformed =
+        source.and_then(
+            |s| match (s.downcast_ref::<SqliteError>(), s.downcast_ref::<PgError>()) {
+                (
+                    Some(SqliteError::MalformedRow {
+                        reason,
+                        version,
+                        raw,
+                        ..
+                    }),
+                    _,
+                )
+                | (
+                    _,
+                    Some(PgError::MalformedRow {
+                        reason,
+                        version,
+                        raw,
+                        ..
+                    }),
+                ) => Some((reason.clone(), *version, raw.clone())),
+                _ => None,
+            },
+        );
     let (reason, version, raw) = malformed.unwrap_or_else(|| (e.to_string(), None, None));
     let report = json!({"unreadable": {
         "scope": scope,
@@ -117,7 +129,10 @@ fn report_unreadable(scope: &Scope, e: &Error) {
     }});
     let text = json_text(&report).unwrap_or_else(|f| f.message);
     // stderr is where failures go; if even it cannot be written there is nowhere to say so.
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("statectl: {text}\n").as_bytes());
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("statectl: {text}\n").as_bytes(),
+    );
 }
 
 /// Reads and checks every line of an `import` file, before any database is opened: a bad or

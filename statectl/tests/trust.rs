@@ -21,7 +21,11 @@ fn statectl_with(db: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
         .arg("--db")
         .arg(db)
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -45,7 +49,11 @@ fn ok(out: &Output) -> String {
 /// Exit code and stderr, which never holds a panic.
 fn fails(out: &Output) -> (i32, String) {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.starts_with("statectl: "), "{err}");
     (out.status.code().unwrap(), err)
@@ -78,9 +86,12 @@ fn schema(name: &str) -> String {
 async fn drop_schema(name: &str) {
     let url = std::env::var("STATE_PG_URL").unwrap();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    conn.execute(&*format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", schema(name)))
-        .await
-        .unwrap();
+    conn.execute(&*format!(
+        "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+        schema(name)
+    ))
+    .await
+    .unwrap();
 }
 
 fn nested(levels: usize) -> String {
@@ -93,20 +104,38 @@ fn nested(levels: usize) -> String {
 async fn a_value_nested_past_the_limit_is_refused_and_the_store_stays_readable() {
     let dir = tempfile::tempdir().unwrap();
     for db in stores(dir.path(), "deep") {
-        ok(&statectl(&db, &["set", "app:m", "N", "k", r#"{"a":{"b":[]}}"#]));
+        ok(&statectl(
+            &db,
+            &["set", "app:m", "N", "k", r#"{"a":{"b":[]}}"#],
+        ));
         let append = |item: String| format!(r#"{{"path":["a","b"],"op":"append","item":{item}}}"#);
         for (what, args) in [
-            ("an op item 126 levels deep", vec!["update", "app:m", "N", "k", "--op", &append(nested(126))]),
-            ("an append nesting the value to 65 levels", vec!["update", "app:m", "N", "k", "--op", &append(nested(62))]),
-            ("a value 65 levels deep", vec!["set", "app:m", "N", "k", &nested(65)]),
-            ("a value 20 000 levels deep", vec!["set", "app:m", "N", "k", &nested(20_000)]),
+            (
+                "an op item 126 levels deep",
+                vec!["update", "app:m", "N", "k", "--op", &append(nested(126))],
+            ),
+            (
+                "an append nesting the value to 65 levels",
+                vec!["update", "app:m", "N", "k", "--op", &append(nested(62))],
+            ),
+            (
+                "a value 65 levels deep",
+                vec!["set", "app:m", "N", "k", &nested(65)],
+            ),
+            (
+                "a value 20 000 levels deep",
+                vec!["set", "app:m", "N", "k", &nested(20_000)],
+            ),
         ] {
             let (code, err) = fails(&statectl(&db, &args));
             assert_eq!(code, 5, "{what}: {err}");
             assert!(err.contains("deeper than 64 levels"), "{what}: {err}");
         }
         // The deepest allowed value is stored, and every read returns it.
-        ok(&statectl(&db, &["set", "app:m", "N", "deepest", &nested(64)]));
+        ok(&statectl(
+            &db,
+            &["set", "app:m", "N", "deepest", &nested(64)],
+        ));
         assert_eq!(get_json(&db, "k")["version"], 1);
         assert_eq!(get_json(&db, "deepest")["value"].to_string(), nested(64));
         ok(&statectl(&db, &["history", "app:m", "N", "deepest"]));
@@ -128,29 +157,60 @@ async fn numbers_are_stored_exactly_or_refused() {
     let dir = tempfile::tempdir().unwrap();
     for db in stores(dir.path(), "numbers") {
         for (args, literal) in [
-            (vec!["set", "app:m", "N", "big", "18446744073709551616"], "18446744073709551616"),
-            (vec!["set", "app:m", "N", "big", r#"{"a":[1,-9223372036854775809]}"#], "-9223372036854775809"),
             (
-                vec!["update", "app:m", "N", "big", "--op", r#"{"path":[],"op":"set","value":{"n":100000000000000000000}}"#],
+                vec!["set", "app:m", "N", "big", "18446744073709551616"],
+                "18446744073709551616",
+            ),
+            (
+                vec![
+                    "set",
+                    "app:m",
+                    "N",
+                    "big",
+                    r#"{"a":[1,-9223372036854775809]}"#,
+                ],
+                "-9223372036854775809",
+            ),
+            (
+                vec![
+                    "update",
+                    "app:m",
+                    "N",
+                    "big",
+                    "--op",
+                    r#"{"path":[],"op":"set","value":{"n":100000000000000000000}}"#,
+                ],
                 "100000000000000000000",
             ),
         ] {
             let (code, err) = fails(&statectl(&db, &args));
             assert_eq!(code, 5, "{args:?}: {err}");
-            assert!(err.contains(literal) && err.contains("outside the range"), "{err}");
+            assert!(
+                err.contains(literal) && err.contains("outside the range"),
+                "{err}"
+            );
         }
         let (code, _) = fails(&statectl(&db, &["get", "app:m", "N", "big"]));
         assert_eq!(code, 3, "nothing was written");
-        ok(&statectl(&db, &["set", "app:m", "N", "max", "18446744073709551615"]));
+        ok(&statectl(
+            &db,
+            &["set", "app:m", "N", "max", "18446744073709551615"],
+        ));
         assert_eq!(get_json(&db, "max")["value"], u64::MAX);
-        ok(&statectl(&db, &["set", "app:m", "N", "x", "938.3112035786577"]));
+        ok(&statectl(
+            &db,
+            &["set", "app:m", "N", "x", "938.3112035786577"],
+        ));
         let got = ok(&statectl(&db, &["get", "app:m", "N", "x", "--json"]));
         assert!(got.contains("938.3112035786577,"), "{got}");
         // Random finite f64s (every exponent), through set and through import.
         let floats = random_floats(400);
         for (i, f) in floats.iter().take(10).enumerate() {
             let key = format!("set-{i}");
-            ok(&statectl(&db, &["set", "app:m", "N", &key, &json!(f).to_string()]));
+            ok(&statectl(
+                &db,
+                &["set", "app:m", "N", &key, &json!(f).to_string()],
+            ));
             let back = get_json(&db, &key)["value"].as_f64().unwrap();
             assert_eq!(back.to_bits(), f.to_bits(), "{f:e} came back as {back:e}");
         }
@@ -166,7 +226,11 @@ async fn numbers_are_stored_exactly_or_refused() {
         let exported = ok(&statectl(&db, &["export", "--scope", "app:f"]));
         let back: Vec<f64> = exported
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"]["value"].as_f64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["record"]["value"]
+                    .as_f64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(back.len(), floats.len());
         for (f, b) in floats.iter().zip(&back) {
@@ -206,22 +270,67 @@ async fn import_is_strict_and_all_or_nothing() {
     let big = "x".repeat(2 << 20);
     for db in stores(dir.path(), "import") {
         for (what, bad, needle) in [
-            ("a misspelled value", line("k", json!({"valeu": 5, "version": 1})), "line 2"),
-            ("a misspelled expiry", line("k", json!({"value": 5, "version": 1, "expire_at": 9})), "expire_at"),
-            ("an unknown slot field", line("k", json!({"value": 5, "version": 1})).replace(r#""key""#, r#""kye":"x","key""#), "kye"),
-            ("an unknown top-level field", format!("{{\"extra\":1,{}", &line("k", json!({"value": 5, "version": 1}))[1..]), "extra"),
-            ("an integer beyond u64", line("k", json!({"value": 5, "version": 1})).replace(":5,", ":18446744073709551616,"), "18446744073709551616"),
-            ("a value 65 levels deep", line("k", json!({"value": 5, "version": 1})).replace(":5,", &format!(":{},", nested(65))), "deeper than 64"),
-            ("a 2 MiB value (the limit is 1 MiB)", line("k", json!({"value": big, "version": 1})), "more than the limit of 1048576"),
+            (
+                "a misspelled value",
+                line("k", json!({"valeu": 5, "version": 1})),
+                "line 2",
+            ),
+            (
+                "a misspelled expiry",
+                line("k", json!({"value": 5, "version": 1, "expire_at": 9})),
+                "expire_at",
+            ),
+            (
+                "an unknown slot field",
+                line("k", json!({"value": 5, "version": 1}))
+                    .replace(r#""key""#, r#""kye":"x","key""#),
+                "kye",
+            ),
+            (
+                "an unknown top-level field",
+                format!(
+                    "{{\"extra\":1,{}",
+                    &line("k", json!({"value": 5, "version": 1}))[1..]
+                ),
+                "extra",
+            ),
+            (
+                "an integer beyond u64",
+                line("k", json!({"value": 5, "version": 1}))
+                    .replace(":5,", ":18446744073709551616,"),
+                "18446744073709551616",
+            ),
+            (
+                "a value 65 levels deep",
+                line("k", json!({"value": 5, "version": 1}))
+                    .replace(":5,", &format!(":{},", nested(65))),
+                "deeper than 64",
+            ),
+            (
+                "a 2 MiB value (the limit is 1 MiB)",
+                line("k", json!({"value": big, "version": 1})),
+                "more than the limit of 1048576",
+            ),
         ] {
             let file = format!("{good}\n{bad}\n");
             let (code, err) = fails(&statectl_with(&db, &["import"], Some(file.as_bytes())));
             assert_eq!(code, 5, "{what}: {err}");
             assert!(err.contains(needle), "{what}: {err}");
-            assert_eq!(ok(&statectl(&db, &["export"])), "", "{what}: something was written");
+            assert_eq!(
+                ok(&statectl(&db, &["export"])),
+                "",
+                "{what}: something was written"
+            );
         }
-        let file = format!("{good}\n{}\n", line("k", json!({"value": big, "version": 1})));
-        let imported = statectl_with(&db, &["import", "--max-value-bytes", "3000000"], Some(file.as_bytes()));
+        let file = format!(
+            "{good}\n{}\n",
+            line("k", json!({"value": big, "version": 1}))
+        );
+        let imported = statectl_with(
+            &db,
+            &["import", "--max-value-bytes", "3000000"],
+            Some(file.as_bytes()),
+        );
         assert_eq!(ok(&imported).trim(), "imported 2");
     }
     drop_schema("import").await;
@@ -240,29 +349,58 @@ async fn export_writes_every_readable_slot_and_names_each_unreadable_one() {
         ok(&statectl(db, &["set", "app:m", "N", "b", "4"]));
     }
     let corrupt = "UPDATE slots SET value = '{\"half\": tru' WHERE key = 'b'";
-    let mut sqlite = sqlx::SqliteConnection::connect(&format!("sqlite://{}", dbs[0])).await.unwrap();
+    let mut sqlite = sqlx::SqliteConnection::connect(&format!("sqlite://{}", dbs[0]))
+        .await
+        .unwrap();
     sqlite.execute(corrupt).await.unwrap();
     sqlite.close().await.unwrap();
     let url = std::env::var("STATE_PG_URL").unwrap();
     let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
-    pg.execute(&*format!("SET search_path = \"{}\"; {corrupt}", schema("damaged"))).await.unwrap();
+    pg.execute(&*format!(
+        "SET search_path = \"{}\"; {corrupt}",
+        schema("damaged")
+    ))
+    .await
+    .unwrap();
     for db in &dbs {
         let out = statectl(db, &["export"]);
-        assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(6),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout.clone()).unwrap();
         let keys: Vec<String> = stdout
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["slot"]["key"].as_str().unwrap().to_owned())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["slot"]["key"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(keys, ["a", "c"], "every readable slot is exported");
         let stderr = String::from_utf8(out.stderr).unwrap();
         let report: Value = serde_json::from_str(
-            stderr.lines().next().unwrap().strip_prefix("statectl: ").unwrap(),
+            stderr
+                .lines()
+                .next()
+                .unwrap()
+                .strip_prefix("statectl: ")
+                .unwrap(),
         )
         .unwrap();
         let r = &report["unreadable"];
-        assert_eq!((r["slot"]["key"].as_str(), r["version"].as_u64()), (Some("b"), Some(2)), "{r}");
-        assert_eq!(r["raw"], "{\"half\": tru", "the stored text is kept for a repair: {r}");
+        assert_eq!(
+            (r["slot"]["key"].as_str(), r["version"].as_u64()),
+            (Some("b"), Some(2)),
+            "{r}"
+        );
+        assert_eq!(
+            r["raw"], "{\"half\": tru",
+            "the stored text is kept for a repair: {r}"
+        );
         assert!(r["reason"].as_str().unwrap().contains("not JSON"), "{r}");
         assert!(stderr.contains("left out 1 unreadable"), "{stderr}");
     }
@@ -277,13 +415,20 @@ async fn another_programs_sqlite_file_is_refused_untouched() {
     let dump = dir.path().join("dump.jsonl");
     std::fs::write(&dump, "").unwrap();
     for (name, sql) in [
-        ("other_app.db", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'ann');"),
-        ("own_slots.db", "CREATE TABLE slots (id INTEGER PRIMARY KEY, booked TEXT); INSERT INTO slots VALUES (1, 'mon');"),
+        (
+            "other_app.db",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'ann');",
+        ),
+        (
+            "own_slots.db",
+            "CREATE TABLE slots (id INTEGER PRIMARY KEY, booked TEXT); INSERT INTO slots VALUES (1, 'mon');",
+        ),
     ] {
         let file = dir.path().join(name);
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-            .await
-            .unwrap();
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+                .await
+                .unwrap();
         conn.execute(sql).await.unwrap();
         conn.close().await.unwrap();
         let before = std::fs::read(&file).unwrap();
@@ -298,7 +443,11 @@ async fn another_programs_sqlite_file_is_refused_untouched() {
             let (code, err) = fails(&statectl(&db, args));
             assert_eq!(code, 5, "{name} {args:?}: {err}");
             assert!(err.contains("is not a typed-state store"), "{err}");
-            assert_eq!(std::fs::read(&file).unwrap(), before, "{name} {args:?} changed it");
+            assert_eq!(
+                std::fs::read(&file).unwrap(),
+                before,
+                "{name} {args:?} changed it"
+            );
         }
     }
     let mut left: Vec<String> = std::fs::read_dir(dir.path())
@@ -306,7 +455,11 @@ async fn another_programs_sqlite_file_is_refused_untouched() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["dump.jsonl", "other_app.db", "own_slots.db"], "no WAL or journal left");
+    assert_eq!(
+        left,
+        ["dump.jsonl", "other_app.db", "own_slots.db"],
+        "no WAL or journal left"
+    );
 }
 
 /// Item 6: while another connection holds the write lock (`BEGIN IMMEDIATE`, an open write
@@ -317,9 +470,14 @@ async fn read_commands_never_wait_for_a_writer() {
     let db = dir.path().join("held.db").display().to_string();
     ok(&statectl(&db, &["import", "--create", "/dev/null"]));
     ok(&statectl(&db, &["set", "app:m", "N", "k", "1"]));
-    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{db}")).await.unwrap();
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+        .await
+        .unwrap();
     holder.execute("BEGIN IMMEDIATE").await.unwrap();
-    holder.execute("UPDATE slots SET value = '2'").await.unwrap();
+    holder
+        .execute("UPDATE slots SET value = '2'")
+        .await
+        .unwrap();
     for args in [
         &["get", "app:m", "N", "k"][..],
         &["keys", "app:m"],
@@ -329,7 +487,10 @@ async fn read_commands_never_wait_for_a_writer() {
         &["watch", "app:m", "--from", "0", "--count", "1"],
     ] {
         let out = ok(&statectl(&db, args));
-        assert!(!out.contains("\"value\":2") && !out.contains("value:   2"), "{args:?} saw an uncommitted write: {out}");
+        assert!(
+            !out.contains("\"value\":2") && !out.contains("value:   2"),
+            "{args:?} saw an uncommitted write: {out}"
+        );
     }
     holder.execute("ROLLBACK").await.unwrap();
     holder.close().await.unwrap();
@@ -344,18 +505,30 @@ async fn read_commands_work_on_a_read_only_mount() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ro.db").display().to_string();
     ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    // A connection open through the write keeps the WAL: statectl's is not the last to close.
+    let mut last = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+        .await
+        .unwrap();
+    last.execute("SELECT count(*) FROM slots").await.unwrap();
     ok(&statectl(&db, &["set", "app:m", "N", "k", "[1,2]"]));
     let wal = || std::fs::metadata(format!("{db}-wal")).map_or(0, |m| m.len());
     assert!(wal() > 0, "statectl's write is in the WAL");
     let shown = read_only_mount(dir.path(), &db);
-    assert!(shown.contains("value:   [1,2]") && shown.contains("\"value\":[1,2]"), "{shown}");
-    // The last connection to close checkpoints the WAL into the file and removes it.
-    let mut last = sqlx::SqliteConnection::connect(&format!("sqlite://{db}")).await.unwrap();
-    last.execute("PRAGMA wal_checkpoint(TRUNCATE)").await.unwrap();
+    assert!(
+        shown.contains("value:   [1,2]") && shown.contains("\"value\":[1,2]"),
+        "{shown}"
+    );
+    // The WAL checkpointed into the file, and the last connection closed.
+    last.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        .await
+        .unwrap();
     last.close().await.unwrap();
     assert_eq!(wal(), 0, "no WAL left");
     let shown = read_only_mount(dir.path(), &db);
-    assert!(shown.contains("value:   [1,2]") && shown.contains("\"value\":[1,2]"), "{shown}");
+    assert!(
+        shown.contains("value:   [1,2]") && shown.contains("\"value\":[1,2]"),
+        "{shown}"
+    );
 }
 
 /// Runs the read commands and a write on `db` with `dir` mounted read-only; returns what they
@@ -376,10 +549,17 @@ fn read_only_mount(dir: &Path, db: &str) -> String {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stdout} {stderr}", out.status.code());
+    assert!(
+        out.status.success(),
+        "exit {:?}: {stdout} {stderr}",
+        out.status.code()
+    );
     assert!(stdout.contains("set exit 6"), "{stdout}");
     assert!(stderr.contains("the database is read-only"), "{stderr}");
-    assert!(!stderr.contains("code:") && !stderr.contains("panicked"), "a raw error: {stderr}");
+    assert!(
+        !stderr.contains("code:") && !stderr.contains("panicked"),
+        "a raw error: {stderr}"
+    );
     stdout
 }
 
@@ -421,7 +601,11 @@ fn a_mistyped_url_is_refused_and_no_password_is_printed() {
             .unwrap();
         assert_eq!(fails(&out).0, 5, "{db:?} from STATECTL_DB");
     }
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a file was created");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a file was created"
+    );
     // A real server refusing the password: the message names the URL without it.
     let (code, err) = fails(&statectl(&wrong, &["scopes"]));
     assert_eq!(code, 6, "{err}");
@@ -463,17 +647,30 @@ fn a_closed_or_full_stdout_is_a_clean_failure_saying_whether_the_write_committed
             .output()
             .unwrap()
     };
-    for out in [closed(&["keys", "app:m", "--limit", "1000"]), full(&["export"])] {
+    for out in [
+        closed(&["keys", "app:m", "--limit", "1000"]),
+        full(&["export"]),
+    ] {
         let (code, err) = fails(&out);
         assert_eq!(code, 7, "{err}");
-        assert!(err.contains("cannot write to stdout") && err.contains("nothing was changed"), "{err}");
+        assert!(
+            err.contains("cannot write to stdout") && err.contains("nothing was changed"),
+            "{err}"
+        );
     }
     for version in [1, 2] {
         let args = ["set", "app:m", "N", "w", "1"];
-        let out = if version == 1 { closed(&args) } else { full(&args) };
+        let out = if version == 1 {
+            closed(&args)
+        } else {
+            full(&args)
+        };
         let (code, err) = fails(&out);
         assert_eq!(code, 7, "{err}");
-        assert!(err.contains(&format!("the write committed (version {version})")), "{err}");
+        assert!(
+            err.contains(&format!("the write committed (version {version})")),
+            "{err}"
+        );
         assert_eq!(get_json(&db, "w")["version"], version);
     }
 }
@@ -486,7 +683,10 @@ fn control_characters_in_ids_are_escaped() {
     let db = dir.path().join("esc.db").display().to_string();
     ok(&statectl(&db, &["import", "--create", "/dev/null"]));
     let scope = r#"["app","s\u001b]0;pwned\u0007"]"#;
-    ok(&statectl(&db, &["set", scope, "N", "k\u{1b}[2J", "\"v\u{9b}31m\""]));
+    ok(&statectl(
+        &db,
+        &["set", scope, "N", "k\u{1b}[2J", "\"v\u{9b}31m\""],
+    ));
     for args in [
         &["scopes"][..],
         &["keys", scope],
@@ -498,7 +698,10 @@ fn control_characters_in_ids_are_escaped() {
         &["export"],
     ] {
         let out = ok(&statectl(&db, args));
-        assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{args:?}: {out:?}");
+        assert!(
+            !out.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: {out:?}"
+        );
     }
     let table = ok(&statectl(&db, &["keys", scope]));
     assert!(table.contains("k\\u{1b}[2J"), "{table}");
@@ -514,14 +717,35 @@ fn set_takes_large_values_from_stdin_or_a_file_and_negative_numbers() {
     let db = dir.path().join("set.db").display().to_string();
     ok(&statectl(&db, &["import", "--create", "/dev/null"]));
     let large = json!("z".repeat(300 << 10)).to_string();
-    ok(&statectl_with(&db, &["set", "app:m", "N", "stdin", "-"], Some(large.as_bytes())));
+    ok(&statectl_with(
+        &db,
+        &["set", "app:m", "N", "stdin", "-"],
+        Some(large.as_bytes()),
+    ));
     let file = dir.path().join("value.json");
     std::fs::write(&file, &large).unwrap();
-    ok(&statectl(&db, &["set", "app:m", "N", "file", "--file", file.to_str().unwrap()]));
+    ok(&statectl(
+        &db,
+        &[
+            "set",
+            "app:m",
+            "N",
+            "file",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    ));
     for key in ["stdin", "file"] {
-        assert_eq!(get_json(&db, key)["value"].as_str().unwrap().len(), 300 << 10);
+        assert_eq!(
+            get_json(&db, key)["value"].as_str().unwrap().len(),
+            300 << 10
+        );
     }
-    for (value, expected) in [("-5", json!(-5)), ("-0.25", json!(-0.25)), ("-4e-300", json!(-4e-300))] {
+    for (value, expected) in [
+        ("-5", json!(-5)),
+        ("-0.25", json!(-0.25)),
+        ("-4e-300", json!(-4e-300)),
+    ] {
         ok(&statectl(&db, &["set", "app:m", "N", "neg", value]));
         assert_eq!(get_json(&db, "neg")["value"], expected, "{value}");
     }
