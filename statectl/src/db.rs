@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use state_core::Store;
 use state_postgres::PgStore;
-use state_sqlite::{SqliteOptions, SqliteStore};
+use state_sqlite::{SqliteError, SqliteOptions, SqliteStore};
 
 use crate::fail::{Class, Failure, redact};
 
@@ -17,7 +17,7 @@ use crate::fail::{Class, Failure, redact};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// Reads only: a SQLite file is opened read-only (no write lock, works on a read-only
-    /// mount).
+    /// mount); one an older version wrote is opened writable once, to migrate it.
     Read,
     /// Writes to a store that exists.
     Write,
@@ -68,8 +68,25 @@ async fn open_sqlite(path: &Path, access: Access) -> Result<Arc<dyn Store>, Fail
             format!("no database at {}", path.display()),
         ));
     }
-    let options = SqliteOptions::file(path).read_only(access == Access::Read);
-    Ok(Arc::new(SqliteStore::open_with(options).await?))
+    if access == Access::Read {
+        match SqliteStore::open_with(SqliteOptions::file(path).read_only(true)).await {
+            // A store from an older version is migrated by a writable open, as before.
+            Err(e) if needs_migration(&e) && non_empty(path) => {}
+            other => return Ok(Arc::new(other?)),
+        }
+    }
+    Ok(Arc::new(
+        SqliteStore::open_with(SqliteOptions::file(path)).await?,
+    ))
+}
+
+fn needs_migration(e: &state_core::Error) -> bool {
+    matches!(e, state_core::Error::Store { source, .. }
+        if matches!(source.downcast_ref::<SqliteError>(), Some(SqliteError::NeedsMigration { .. })))
+}
+
+fn non_empty(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
 }
 
 /// Classifies a database name, refusing what is neither a PostgreSQL URL nor a file name.

@@ -104,7 +104,10 @@ pub fn value_for(slot: &Slot, text: &str) -> Result<Value, Failure> {
 
 /// The `n`th `--op` (from 1), read as strictly as a value.
 pub fn op(n: usize, text: &str) -> Result<Op, Failure> {
-    let invalid = |why: String| Failure::new(Class::Invalid, format!("op {n} ({text:?}) {why}"));
+    let shown: String = text.chars().take(80).collect();
+    let more = if shown.len() < text.len() { "…" } else { "" };
+    let invalid =
+        |why: String| Failure::new(Class::Invalid, format!("op {n} ({shown:?}{more}) {why}"));
     let value = parse(text).map_err(|e| invalid(format!("is refused: {e}")))?;
     serde_json::from_value(value).map_err(|e| invalid(format!("is not a valid op: {e}")))
 }

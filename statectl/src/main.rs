@@ -119,13 +119,15 @@ enum Command {
     },
     /// Write every stored slot (tombstones included) as JSON lines to stdout. Consumers'
     /// cursors (`app:_consumers`) are positions in this store's change log: left out unless
-    /// asked for with `--scope`.
+    /// asked for with `--scope`. An unreadable row is named on stderr (slot, version, reason,
+    /// stored text) and the others are still written; the exit code is then 6.
     Export {
         /// Only this scope.
         #[arg(long)]
         scope: Option<String>,
     },
-    /// Restore JSON lines written by `export` (all or nothing; never lowers a version).
+    /// Restore JSON lines written by `export` (all or nothing; never lowers a version; an
+    /// unknown field, or a value past a write's limits, is an error naming the line).
     Import {
         /// The file to read (`-`: stdin).
         #[arg(default_value = "-")]

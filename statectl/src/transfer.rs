@@ -65,9 +65,16 @@ pub async fn export(store: &dyn Store, scope: Option<Scope>, out: &mut Out) -> R
                     if record.value.is_none() {
                         record.expires_at = None; // an expired slot exports as the tombstone it reads as
                     }
-                    let slot = Slot::new(scope.clone(), key.namespace, key.key)?;
-                    out.json_line(&Line { slot, record })?;
-                    written += 1;
+                    match Slot::new(scope.clone(), key.namespace, key.key) {
+                        Ok(slot) => {
+                            out.json_line(&Line { slot, record })?;
+                            written += 1;
+                        }
+                        Err(e) => {
+                            report_unreadable(&scope, &e);
+                            unreadable += 1;
+                        }
+                    }
                 }
                 Err(e) => {
                     report_unreadable(&scope, &e);

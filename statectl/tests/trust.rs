@@ -753,3 +753,23 @@ fn set_takes_large_values_from_stdin_or_a_file_and_negative_numbers() {
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("past the end of the change log"), "{err}");
 }
+
+/// A store an older version wrote (here: from before files were stamped) is not another
+/// program's: a read command opens it writable once, migrates and stamps it, and reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_an_older_version_wrote_is_upgraded_by_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    ok(&statectl(&db, &["set", "app:m", "N", "k", "5"]));
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+        .await
+        .unwrap();
+    conn.execute("PRAGMA application_id = 0").await.unwrap();
+    assert_eq!(get_json(&db, "k")["value"], 5);
+    let id: i32 = sqlx::query_scalar("PRAGMA application_id")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(id, state_sqlite::APPLICATION_ID);
+}
