@@ -60,7 +60,19 @@
 //! included — with every acknowledged write: the commit is in the WAL file before the caller
 //! hears back. A power loss or OS crash may lose the last transactions (never corrupts the
 //! file). [`Synchronous::Full`] fsyncs the WAL on every commit, so acknowledged writes also
-//! survive a power loss, at the cost of one fsync per (group-)commit.
+//! survive a power loss, at the cost of one fsync per (group-)commit. The latest commits live
+//! in the `-wal` file next to the database until a checkpoint copies them in: deleting it (or
+//! copying the database without it) loses them, silently. Back up with a logical export
+//! (`statectl export`) or SQLite's backup API; copy files only with every process closed.
+//!
+//! # Files
+//!
+//! A store's file is stamped with [`APPLICATION_ID`]. [`SqliteStore::open_with`] decides by
+//! reads alone whether a file is a store (stamped, empty, or holding this crate's first
+//! migration from before the stamp) before it changes anything, so another program's SQLite
+//! file is refused ([`SqliteError::ForeignDatabase`]) exactly as it was. A store whose schema
+//! is current opens without taking the write lock; [`SqliteOptions::read_only`] opens one
+//! that cannot be written (a read-only mount).
 
 mod cache;
 mod error;
