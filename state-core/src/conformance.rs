@@ -1805,7 +1805,7 @@ where
     (error, expiry)
 }
 
-/// [`Store::load_scope_rows`] over a scope whose `broken` rows are unreadable: `fine` still
+/// [`Store::load_rows`] over a scope whose `broken` rows are unreadable: `fine` still
 /// reads, and each broken row is its own error naming its slot (what an export reports).
 async fn assert_scope_rows_read_past_unreadable_ones(
     store: &dyn Store,
@@ -1814,14 +1814,27 @@ async fn assert_scope_rows_read_past_unreadable_ones(
     broken: &[Slot],
 ) {
     let rows = store
-        .load_scope_rows(scope)
+        .load_rows(Some(scope))
         .await
         .expect("a scope with unreadable rows still reads row by row");
+    let whole = store
+        .load_rows(None)
+        .await
+        .expect("the whole store reads row by row");
+    assert_eq!(
+        format!("{rows:?}"),
+        format!("{whole:?}"),
+        "the store holds this scope alone: both reads return its rows"
+    );
     let mut readable = Vec::new();
     let mut named = Vec::new();
     for row in rows {
         match row {
-            Ok((key, record)) => readable.push((key.namespace, key.key, record.value)),
+            Ok((slot, record)) => readable.push((
+                slot.namespace().to_owned(),
+                slot.key().to_owned(),
+                record.value,
+            )),
             Err(Error::Store { slot: Some(s), .. }) => named.push(s),
             Err(other) => panic!("an unreadable row's error names no slot: {other:?}"),
         }

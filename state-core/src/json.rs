@@ -39,6 +39,22 @@ pub enum JsonError {
         /// The limit ([`MAX_DEPTH`]).
         limit: usize,
     },
+    /// A float literal too small for an `f64` (`1e-400`), which serde_json would read as 0.
+    #[error("the number {literal} at {path} is too close to 0 for an f64: it would be stored as 0")]
+    Underflow {
+        /// Where it sits.
+        path: Path,
+        /// The number, as written.
+        literal: String,
+    },
+    /// An object with a key twice, of which serde_json would keep the last silently.
+    #[error("the key {key:?} appears twice in the object at {path}")]
+    DuplicateKey {
+        /// The object.
+        path: Path,
+        /// The key.
+        key: String,
+    },
     /// An integer outside `i64`/`u64`, which serde_json would read as a float.
     #[error(
         "the integer {literal} at {path} is outside the range of i64 and u64: it cannot be stored exactly (store it as a string)"
@@ -69,12 +85,16 @@ impl JsonError {
                 path: at.join(&path),
                 literal,
             },
+            other @ (JsonError::Underflow { .. } | JsonError::DuplicateKey { .. }) => {
+                Error::InvalidArgument(format!("state slot {slot}: {other}"))
+            }
         }
     }
 }
 
-/// Reads one JSON value from `text`: serde_json's reading (floats exact), with integers
-/// beyond `i64`/`u64` and nesting past [`MAX_DEPTH`] refused, naming where they sit.
+/// Reads one JSON value from `text`: serde_json's reading (floats exact), with what it would
+/// silently change refused, naming where it sits: integers beyond `i64`/`u64`, floats that
+/// would round to 0, a key twice in an object; and nesting past [`MAX_DEPTH`].
 pub fn parse(text: &str) -> Result<Value, JsonError> {
     parse_enveloped(text, 0)
 }
@@ -101,17 +121,35 @@ pub fn parse_enveloped(text: &str, envelope: usize) -> Result<Value, JsonError> 
     }
 }
 
+/// For stored text serde_json read: an integer beyond `i64`/`u64` in it, which the read
+/// turned into a float (text this crate writes never holds one; a hand edit may). Scans only
+/// text with a run of 19 digits or more, so reads of ordinary values cost one pass of bytes.
+pub(crate) fn wide_integer(text: &str) -> Option<JsonError> {
+    let mut run = 0;
+    let long = text.bytes().any(|b| {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        run >= 19
+    });
+    if !long {
+        return None;
+    }
+    match scan(text, usize::MAX) {
+        Some(e @ JsonError::OutOfRange { .. }) => Some(e),
+        _ => None,
+    }
+}
+
 /// A container being scanned: an array at its element index, or an object and its current
 /// key (`None` while a key is expected).
 enum Open {
     Array(usize),
-    Object(Option<String>),
+    Object(Option<String>, std::collections::HashSet<String>),
 }
 
 fn path_of(open: &[Open]) -> Path {
     Path::new(open.iter().map(|o| match o {
         Open::Array(i) => i.to_string(),
-        Open::Object(k) => k.clone().unwrap_or_default(),
+        Open::Object(k, _) => k.clone().unwrap_or_default(),
     }))
 }
 
@@ -125,8 +163,16 @@ fn scan(text: &str, limit: usize) -> Option<JsonError> {
         match bytes[i] {
             b'"' => {
                 let end = string_end(bytes, i);
-                if let Some(Open::Object(key @ None)) = open.last_mut() {
-                    *key = Some(serde_json::from_str(&text[i..end]).unwrap_or_default());
+                if let Some(Open::Object(key @ None, seen)) = open.last_mut() {
+                    let name: String = serde_json::from_str(&text[i..end]).unwrap_or_default();
+                    if !seen.insert(name.clone()) {
+                        open.pop();
+                        return Some(JsonError::DuplicateKey {
+                            path: path_of(&open),
+                            key: name,
+                        });
+                    }
+                    *key = Some(name);
                 }
                 i = end;
                 continue;
@@ -138,13 +184,13 @@ fn scan(text: &str, limit: usize) -> Option<JsonError> {
                 });
             }
             b'[' => open.push(Open::Array(0)),
-            b'{' => open.push(Open::Object(None)),
+            b'{' => open.push(Open::Object(None, Default::default())),
             b']' | b'}' => {
                 open.pop();
             }
             b',' => match open.last_mut() {
                 Some(Open::Array(n)) => *n += 1,
-                Some(Open::Object(key)) => *key = None,
+                Some(Open::Object(key, _)) => *key = None,
                 None => {}
             },
             b'-' | b'0'..=b'9' => {
@@ -160,6 +206,12 @@ fn scan(text: &str, limit: usize) -> Option<JsonError> {
                         literal: literal.to_owned(),
                     });
                 }
+                if !integer && underflows(literal) {
+                    return Some(JsonError::Underflow {
+                        path: path_of(&open),
+                        literal: literal.to_owned(),
+                    });
+                }
                 i = end;
                 continue;
             }
@@ -168,6 +220,12 @@ fn scan(text: &str, limit: usize) -> Option<JsonError> {
         i += 1;
     }
     None
+}
+
+/// Whether a float literal with a non-zero digit before its exponent reads as 0.
+fn underflows(literal: &str) -> bool {
+    let mantissa = literal.split(['e', 'E']).next().unwrap_or("");
+    literal.parse::<f64>() == Ok(0.0) && mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'))
 }
 
 /// The index just past the string that opens at `start` (its closing quote, escapes skipped).
@@ -241,5 +299,28 @@ mod tests {
             let back = parse(&text).unwrap().as_f64().unwrap();
             assert_eq!(back.to_bits(), f.to_bits(), "{text}");
         }
+    }
+
+    #[test]
+    fn what_serde_json_would_change_silently_is_refused() {
+        for (text, at) in [
+            ("1e-400", "the root"),
+            (r#"{"a": [0.0, -2.5e-999]}"#, r#"a["1"]"#),
+        ] {
+            match parse(text) {
+                Err(JsonError::Underflow { path, .. }) => assert_eq!(path.to_string(), at),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        for ok in ["0.0", "-0", "0e-400", "5e-324", "1e-300"] {
+            assert!(parse(ok).is_ok(), "{ok}");
+        }
+        match parse(r#"{"x": {"a": 1, "b": {"a": 2}, "a": 3}}"#) {
+            Err(JsonError::DuplicateKey { path, key }) => {
+                assert_eq!((path.to_string(), key.as_str()), ("x".to_owned(), "a"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(r#"{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}]}"#).is_ok());
     }
 }

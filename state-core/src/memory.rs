@@ -336,6 +336,25 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn load_rows(&self, scope: Option<&Scope>) -> Result<Vec<Result<(Slot, Record)>>> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        let mut rows = Vec::new();
+        let scopes = inner
+            .scopes
+            .iter()
+            .filter(|(s, _)| scope.is_none_or(|wanted| wanted == *s));
+        for (s, data) in scopes {
+            for (ns, keys) in &data.slots {
+                for (k, r) in keys {
+                    let slot = Slot::new(s.clone(), ns.clone(), k.clone());
+                    rows.push(slot.map(|slot| (slot, r.record().visible(now))));
+                }
+            }
+        }
+        Ok(rows)
+    }
+
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome> {
         let batch = crate::check_batch(batch)?;
         let now = self.clock.now();

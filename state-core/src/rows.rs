@@ -103,10 +103,19 @@ pub fn stored_u64(v: i64, what: &str) -> std::result::Result<u64, RowError> {
 /// A stored value: JSON text, or `None` for a tombstone.
 pub fn stored_value(text: Option<String>) -> std::result::Result<Option<Value>, RowError> {
     text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| RowError {
+        let unreadable = |why: String| RowError {
             raw: Some(t.clone()),
-            ..RowError::new(format!("the value is not JSON ({e}): {t:.80}"))
-        })
+            ..RowError::new(format!("the value {why}: {t:.80}"))
+        };
+        let value =
+            serde_json::from_str(&t).map_err(|e| unreadable(format!("is not JSON ({e})")))?;
+        match crate::json::wide_integer(&t) {
+            Some(e) => {
+                crate::limits::dispose(value);
+                Err(unreadable(format!("cannot be read exactly: {e}")))
+            }
+            None => Ok(value),
+        }
     })
     .transpose()
 }
@@ -130,6 +139,58 @@ pub fn stored_record(
         value,
         expires_at,
     })
+}
+
+/// The columns of a stored slot row, as an export reads them ([`stored_row`]).
+#[derive(Clone, Debug)]
+pub struct SlotColumns {
+    /// The scope's kind.
+    pub kind: String,
+    /// The scope's first id part.
+    pub scope_id: String,
+    /// The scope's second id part (`""` for one-part kinds).
+    pub scope_sub: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The key.
+    pub key: String,
+    /// The version.
+    pub version: i64,
+    /// The value (JSON text), `None` for a tombstone.
+    pub value: Option<String>,
+    /// The expiry, milliseconds since the Unix epoch.
+    pub expires_at: Option<i64>,
+}
+
+/// A stored slot row as a reader sees it at `now`, or why it cannot be read: the slot when
+/// its identity is valid, and the row error (an invalid identity names the columns).
+pub fn stored_row(
+    row: SlotColumns,
+    now: Timestamp,
+) -> std::result::Result<(Slot, Record), (Option<Slot>, RowError)> {
+    let shown = format!(
+        "{:?}/{:?}/{:?}/{:?}/{:?}",
+        row.kind, row.scope_id, row.scope_sub, row.namespace, row.key
+    );
+    let slot = scope_from_columns(&row.kind, row.scope_id, row.scope_sub)
+        .and_then(|scope| Slot::new(scope, row.namespace, row.key))
+        .map_err(|e| {
+            let reason = format!("its identity {shown} is not valid: {e}");
+            let version = u64::try_from(row.version).ok();
+            let raw = row.value.clone();
+            (
+                None,
+                RowError {
+                    version,
+                    raw,
+                    ..RowError::new(reason)
+                },
+            )
+        })?;
+    match stored_record(row.version, row.value, row.expires_at) {
+        Ok(record) => Ok((slot, record.visible(now))),
+        Err(e) => Err((Some(slot), e)),
+    }
 }
 
 /// The current record a write that replaces a value whole works on when the row's value is
@@ -235,6 +296,7 @@ pub fn stored_change(
     row: ChangeColumns,
     malformed: impl Fn(RowError, Option<Slot>) -> Error,
 ) -> Result<Change> {
+    let seq = row.seq;
     let scope = scope_from_columns(&row.kind, row.scope_id, row.scope_sub)?;
     let slot = Slot::new(scope, row.namespace, row.key)?;
     let decoded = (|| {
@@ -252,7 +314,14 @@ pub fn stored_change(
             value,
             at: Timestamp::from_millis(row.at),
         }),
-        Err(e) => Err(malformed(e, Some(slot))),
+        // Named by its sequence number: a reader can resume past it (`--from`).
+        Err(e) => Err(malformed(
+            RowError {
+                reason: format!("change {seq}: {}", e.reason),
+                ..e
+            },
+            Some(slot),
+        )),
     }
 }
 

@@ -253,19 +253,39 @@ pub trait Store: Send + Sync + 'static {
         namespace: Option<&str>,
     ) -> Result<Vec<(SlotKey, Record)>>;
 
-    /// Loads every stored slot of a scope like [`load_scope`](Store::load_scope), row by row:
-    /// a row that cannot be read (a hand edit, a flipped bit) comes back as its own error,
-    /// naming its slot, with the backend's malformed-row error (its version and raw text) as
-    /// the source, and the other rows still come back. What an export reads, so one damaged
-    /// row never stops a backup of the rest. Stores whose rows are always readable use the
-    /// default.
-    async fn load_scope_rows(&self, scope: &Scope) -> Result<Vec<Result<(SlotKey, Record)>>> {
-        Ok(self
-            .load_scope(scope, None)
-            .await?
-            .into_iter()
-            .map(Ok)
-            .collect())
+    /// Loads every stored slot of `scope` (`None`: of the whole store) as
+    /// [`load_scope`](Store::load_scope) sees it, ordered by scope, namespace and key, row by
+    /// row: a row that cannot be read (a hand edit, a flipped bit) comes back as its own
+    /// error — naming its slot when its identity is readable, with the backend's malformed-row
+    /// error (its version, its stored text) as the source — and the other rows still come
+    /// back. What an export reads: one damaged row never stops a backup of the rest. The
+    /// memory, SQLite and PostgreSQL stores read it in one snapshot, so a backup never splits
+    /// an atomic batch; this default reads scope by scope and is not one.
+    async fn load_rows(&self, scope: Option<&Scope>) -> Result<Vec<Result<(Slot, Record)>>> {
+        let scopes = match scope {
+            Some(s) => vec![s.clone()],
+            None => {
+                let mut all = Vec::new();
+                let mut after = None;
+                loop {
+                    let p = self
+                        .list_stored_scopes(None, after.as_ref(), MAX_PAGE)
+                        .await?;
+                    all.extend(p.items);
+                    match p.next {
+                        Some(n) => after = Some(n),
+                        None => break all,
+                    }
+                }
+            }
+        };
+        let mut rows = Vec::new();
+        for s in scopes {
+            for (key, record) in self.load_scope(&s, None).await? {
+                rows.push(Slot::new(s.clone(), key.namespace, key.key).map(|slot| (slot, record)));
+            }
+        }
+        Ok(rows)
     }
 
     /// Commits a batch atomically.

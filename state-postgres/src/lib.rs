@@ -634,13 +634,13 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn load_scope_rows(
+    async fn load_rows(
         &self,
-        scope: &Scope,
-    ) -> Result<Vec<Result<(SlotKey, Record), Error>>, Error> {
+        scope: Option<&Scope>,
+    ) -> Result<Vec<Result<(Slot, Record), Error>>, Error> {
         let mut conn = self.reader().await?;
         let now = self.clock.now();
-        boxed(sql::load_scope(&mut conn, scope, None, now)).await
+        boxed(sql::load_rows(&mut conn, scope, now)).await
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, Error> {

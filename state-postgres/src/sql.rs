@@ -198,6 +198,56 @@ pub(crate) async fn load_scope(
         .collect())
 }
 
+/// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —
+/// ordered by scope, namespace and key, visible at `now`; a row that cannot be read is its
+/// own error, naming its slot when its identity is valid.
+pub(crate) async fn load_rows(
+    conn: &mut PgConnection,
+    scope: Option<&Scope>,
+    now: Timestamp,
+) -> Result<Vec<Result<(Slot, Record), state_core::Error>>, state_core::Error> {
+    const HEAD: &str = "SELECT kind, scope_id, scope_sub, namespace, key, version, value, expires_at \
+        FROM slots ";
+    let rows = match scope {
+        Some(s) => {
+            let (kind, id, sub) = scope_columns(s);
+            let sql = format!(
+                "{HEAD}WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 ORDER BY namespace, key"
+            );
+            sqlx::query(&sql)
+                .bind(kind)
+                .bind(id)
+                .bind(sub)
+                .fetch_all(&mut *conn)
+                .await
+        }
+        None => {
+            let sql = format!("{HEAD}ORDER BY kind, scope_id, scope_sub, namespace, key");
+            sqlx::query(&sql).fetch_all(&mut *conn).await
+        }
+    }
+    .map_err(PgError::from)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let columns = (|| {
+                Ok::<_, sqlx::Error>(rows::SlotColumns {
+                    kind: row.try_get(0)?,
+                    scope_id: row.try_get(1)?,
+                    scope_sub: row.try_get(2)?,
+                    namespace: row.try_get(3)?,
+                    key: row.try_get(4)?,
+                    version: row.try_get(5)?,
+                    value: row.try_get(6)?,
+                    expires_at: row.try_get(7)?,
+                })
+            })()
+            .map_err(PgError::from)?;
+            rows::stored_row(columns, now).map_err(|(slot, e)| PgError::from(e).into_state(slot))
+        })
+        .collect())
+}
+
 /// Keys of a scope holding a live value, in (namespace, key) order, after the cursor. Each
 /// variant states only its own conditions, so each is a seek on the primary key.
 pub(crate) async fn list_keys(

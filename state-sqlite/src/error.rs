@@ -40,7 +40,7 @@ pub enum SqliteError {
     /// read them there (it cannot create the WAL index), and reading without them would show
     /// old values.
     #[error(
-        "{path}-wal holds commits not yet in {path}, and SQLite cannot read them where neither can be written (it needs to create {path}-shm); open the store once where it is writable, or copy the three files somewhere writable"
+        "{path}-wal holds commits not yet in {path}, and SQLite cannot read them where neither can be written (it needs to create {path}-shm); open the store once where it is writable, or copy the database and its -wal file somewhere writable"
     )]
     WalUnreadable {
         /// The path opened.

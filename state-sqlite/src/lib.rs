@@ -92,7 +92,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Executor, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, Executor, SqliteConnection};
 use state_core::leader::Leader;
 use state_core::{
     Batch, Clock, CommitOutcome, Error, Page, PreparedGroup, Record, Restore, Scope, ScopeKind,
@@ -260,8 +260,14 @@ impl SqliteOptions {
         let base = match &self.location {
             // No journal mode here: a file becomes WAL only once it is known to be this
             // crate's (`schema::migrate`); setting it would change another program's file.
+            // `./` before a relative name: SQLite reads `:memory:` and `file:…` as a memory
+            // database and a URI, not as the file they name.
             Location::File(p) => SqliteConnectOptions::new()
-                .filename(p)
+                .filename(if p.is_relative() {
+                    Path::new(".").join(p)
+                } else {
+                    p.clone()
+                })
                 .create_if_missing(!self.read_only)
                 .read_only(self.read_only),
             Location::Memory => SqliteConnectOptions::new()
@@ -327,6 +333,7 @@ struct Counters {
 enum Read {
     Many(Vec<Slot>),
     Scope(Scope, Option<String>),
+    Rows(Option<Scope>),
     Keys(Scope, Option<String>, Option<SlotKey>, usize),
     Scopes(Option<ScopeKind>, Option<Scope>, usize),
     StoredScopes(Option<ScopeKind>, Option<Scope>, usize),
@@ -338,6 +345,7 @@ enum Read {
 enum ReadOut {
     Records(Vec<Record>),
     ScopeRows(Vec<Result<(SlotKey, Record), Error>>),
+    Rows(Vec<Result<(Slot, Record), Error>>),
     Keys(Page<SlotKey>),
     Scopes(Page<Scope>),
     Changes(Vec<state_core::Change>),
@@ -560,7 +568,21 @@ async fn open_schema_once(
     file: bool,
     read_only: bool,
 ) -> Result<SqliteConnection, SqliteError> {
-    let mut conn = match connect.connect().await {
+    if file && !read_only && connect.get_filename().metadata().is_ok_and(|m| m.len() > 0) {
+        // Decide on a read-only connection first: closing a writable one would checkpoint a
+        // foreign file's WAL into it.
+        if let Ok(ro) = connect.clone().read_only(true).connect().await {
+            let (ro, verdict) = boxed(probe_on(ro, path.clone(), false)).await;
+            let _ = ro.close().await;
+            match verdict {
+                Err(e) if e.is_busy() || matches!(e, SqliteError::ForeignDatabase { .. }) => {
+                    return Err(e);
+                }
+                _ => {}
+            }
+        }
+    }
+    let conn = match connect.connect().await {
         Ok(c) => c,
         Err(e) if error::is_busy(&e) => return Err(e.into()),
         Err(e) if error::is_not_a_database(&e) => {
@@ -573,15 +595,8 @@ async fn open_schema_once(
             });
         }
     };
-    let found = schema::probe(&mut conn, &path, file && !read_only)
-        .await
-        .map_err(|e| match e {
-            SqliteError::Sql(s) if error::is_not_a_database(&s) => {
-                SqliteError::NotADatabase { path: path.clone() }
-            }
-            other => other,
-        })?;
-    match found {
+    let (conn, found) = boxed(probe_on(conn, path.clone(), file && !read_only)).await;
+    match found? {
         schema::Found::Current => Ok(conn),
         schema::Found::Stale if read_only => Err(SqliteError::NeedsMigration { path }),
         schema::Found::Stale => {
@@ -589,6 +604,24 @@ async fn open_schema_once(
             migrated.map(|()| conn)
         }
     }
+}
+
+/// [`schema::probe`] on `conn`, handed back (by value: see [`schema::migrate`]); "not a
+/// database" named as such.
+async fn probe_on(
+    mut conn: SqliteConnection,
+    path: String,
+    wal: bool,
+) -> (SqliteConnection, Result<schema::Found, SqliteError>) {
+    let found = schema::probe(&mut conn, &path, wal)
+        .await
+        .map_err(|e| match e {
+            SqliteError::Sql(s) if error::is_not_a_database(&s) => {
+                SqliteError::NotADatabase { path }
+            }
+            other => other,
+        });
+    (conn, found)
 }
 
 /// Whether the database file exists and may not be written (a read-only mount, no
@@ -669,6 +702,7 @@ async fn serve_read(
         Read::Scope(scope, ns) => {
             ReadOut::ScopeRows(sql::load_scope(conn, scope, ns.as_deref(), now).await?)
         }
+        Read::Rows(scope) => ReadOut::Rows(sql::load_rows(conn, scope.as_ref(), now).await?),
         Read::Keys(scope, ns, after, limit) => ReadOut::Keys(
             sql::list_keys(conn, scope, ns.as_deref(), after.as_ref(), *limit, now).await?,
         ),
@@ -717,12 +751,12 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn load_scope_rows(
+    async fn load_rows(
         &self,
-        scope: &Scope,
-    ) -> Result<Vec<Result<(SlotKey, Record), Error>>, Error> {
-        match self.read(Read::Scope(scope.clone(), None)).await? {
-            ReadOut::ScopeRows(r) => Ok(r),
+        scope: Option<&Scope>,
+    ) -> Result<Vec<Result<(Slot, Record), Error>>, Error> {
+        match self.read(Read::Rows(scope.cloned())).await? {
+            ReadOut::Rows(r) => Ok(r),
             _ => Err(unexpected()),
         }
     }

@@ -83,11 +83,17 @@ async fn check_ours(conn: &mut SqliteConnection, path: &str) -> Result<bool, Sql
             "its application_id is {id:#x}, another program's (a typed-state store's is {APPLICATION_ID:#x})"
         )));
     }
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let user_version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    if user_version != 0 {
+        return Err(foreign(format!(
+            "its user_version is {user_version}, another program's (a typed-state store's is 0)"
+        )));
+    }
+    let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master ORDER BY name")
+        .fetch_all(&mut *conn)
+        .await?;
     if tables.is_empty() {
         return Ok(false);
     }
@@ -115,7 +121,7 @@ async fn check_ours(conn: &mut SqliteConnection, path: &str) -> Result<bool, Sql
         named.push_str(&format!(" and {} more", tables.len() - 5));
     }
     Err(foreign(format!(
-        "it holds tables a typed-state store does not ({named})"
+        "it holds tables and indexes a typed-state store does not ({named})"
     )))
 }
 

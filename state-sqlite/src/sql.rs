@@ -285,6 +285,68 @@ pub(crate) async fn load_scope(
         .collect())
 }
 
+/// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —
+/// ordered by scope, namespace and key, visible at `now`. A row that cannot be read is its
+/// own error: its slot when its identity is valid, the whole row as SQLite quotes it in the
+/// reason, and its stored value text (or quoted value) for a repair.
+pub(crate) async fn load_rows(
+    conn: &mut SqliteConnection,
+    scope: Option<&Scope>,
+    now: Timestamp,
+) -> Result<Vec<Result<(Slot, Record), state_core::Error>>, state_core::Error> {
+    const HEAD: &str = "SELECT kind, scope_id, scope_sub, namespace, key, version, value, expires_at, \
+        quote(kind) || ', ' || quote(scope_id) || ', ' || quote(scope_sub) || ', ' || \
+        quote(namespace) || ', ' || quote(key) || ', ' || quote(version) || ', ' || \
+        quote(expires_at), quote(value) FROM slots ";
+    let mut args = SqliteArguments::default();
+    let sql = match scope {
+        Some(s) => {
+            bind_scope(&mut args, s)?;
+            format!(
+                "{HEAD}WHERE kind = ? AND scope_id = ? AND scope_sub = ? ORDER BY namespace, key"
+            )
+        }
+        None => format!("{HEAD}ORDER BY kind, scope_id, scope_sub, namespace, key"),
+    };
+    let rows = sqlx::query_with(&sql, args)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(SqliteError::from)?;
+    Ok(rows.iter().map(|row| decode_row(row, now)).collect())
+}
+
+fn decode_row(row: &SqliteRow, now: Timestamp) -> Result<(Slot, Record), state_core::Error> {
+    let columns = (|| {
+        Ok::<_, sqlx::Error>(rows::SlotColumns {
+            kind: row.try_get(0)?,
+            scope_id: row.try_get(1)?,
+            scope_sub: row.try_get(2)?,
+            namespace: row.try_get(3)?,
+            key: row.try_get(4)?,
+            version: row.try_get(5)?,
+            value: row.try_get(6)?,
+            expires_at: row.try_get(7)?,
+        })
+    })();
+    let (slot, e) = match columns.map(|c| rows::stored_row(c, now)) {
+        Ok(Ok(read)) => return Ok(read),
+        Ok(Err((slot, e))) => (slot, e),
+        Err(e) => (
+            None,
+            rows::RowError::new(format!("a column has the wrong type ({e})")),
+        ),
+    };
+    let shown: String = row.try_get(8).unwrap_or_default();
+    let quoted: Option<String> = row.try_get(9).ok();
+    Err(SqliteError::MalformedRow {
+        reason: format!("{} (the stored row: {shown})", e.reason),
+        version: e.version,
+        expires_at: e.expires_at,
+        raw: e.raw.or(quoted),
+    }
+    .into_state(slot))
+}
+
 macro_rules! keys_head {
     () => {
         "SELECT namespace, key FROM slots WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \

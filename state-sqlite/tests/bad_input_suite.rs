@@ -535,7 +535,7 @@ async fn forty_kinds_of_bad_input_are_typed_errors_that_change_nothing() {
 /// Another program's SQLite files: refused with a typed error, byte for byte unchanged, no
 /// WAL or journal left next to them.
 async fn foreign_files(dir: &Path) -> usize {
-    let kinds: [(&str, &str); 3] = [
+    let kinds: [(&str, &str); 5] = [
         (
             "another program's database",
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'ann');",
@@ -547,6 +547,14 @@ async fn foreign_files(dir: &Path) -> usize {
         (
             "a database stamped with another application_id",
             "PRAGMA application_id = 42; CREATE TABLE t (x);",
+        ),
+        (
+            "a table whose name LIKE 'sqlite_%' would match (`_` is a wildcard)",
+            "CREATE TABLE sqlitebrowser_data (x); INSERT INTO sqlitebrowser_data VALUES ('precious');",
+        ),
+        (
+            "an empty database another program set a user_version on",
+            "PRAGMA user_version = 42;",
         ),
     ];
     for (n, (name, sql)) in kinds.iter().enumerate() {

@@ -62,16 +62,30 @@ async fn open_postgres(db: &str, access: Access) -> Result<Arc<dyn Store>, Failu
 }
 
 async fn open_sqlite(path: &Path, access: Access) -> Result<Arc<dyn Store>, Failure> {
-    if access != Access::Create && !path.exists() {
+    if path.is_dir() {
+        return Err(Failure::new(
+            Class::Invalid,
+            format!("{} is a directory, not a database file", path.display()),
+        ));
+    }
+    if access != Access::Create && !non_empty(path) {
+        let what = if path.exists() {
+            "an empty file"
+        } else {
+            "nothing"
+        };
         return Err(Failure::new(
             Class::NotFound,
-            format!("no database at {}", path.display()),
+            format!(
+                "no database at {}: {what} there (`import --create` makes a store)",
+                path.display()
+            ),
         ));
     }
     if access == Access::Read {
         match SqliteStore::open_with(SqliteOptions::file(path).read_only(true)).await {
             // A store from an older version is migrated by a writable open, as before.
-            Err(e) if needs_migration(&e) && non_empty(path) => {}
+            Err(e) if needs_migration(&e) => {}
             other => return Ok(Arc::new(other?)),
         }
     }
@@ -87,6 +101,24 @@ fn needs_migration(e: &state_core::Error) -> bool {
 
 fn non_empty(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+}
+
+/// The SQLite file `db` names when it does not exist yet: what a failed `import --create`
+/// removes again, so a refused import leaves nothing behind.
+pub fn missing_file(db: Option<&str>) -> Option<PathBuf> {
+    match target(db?) {
+        Ok(Target::Sqlite(path)) if !path.exists() => Some(path),
+        _ => None,
+    }
+}
+
+/// Removes a store `import --create` made (the file, its WAL and its index).
+pub fn remove_created(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 /// Classifies a database name, refusing what is neither a PostgreSQL URL nor a file name.

@@ -34,7 +34,17 @@ impl Failure {
 
     /// The line printed on stderr: passwords redacted, control characters escaped.
     pub fn line(&self) -> String {
-        crate::out::escape_controls(&redact(&self.message.replace('\n', " "))).into_owned()
+        let mut text = self.message.replace('\n', " ");
+        for secret in SECRETS.get().into_iter().flatten() {
+            // Where a password sits (`:…@`, `password=…`), as written and as `{:?}` shows it;
+            // not everywhere, so a password such as `state` leaves the word alone.
+            for shown in [secret.clone(), secret.escape_debug().to_string()] {
+                text = text
+                    .replace(&format!(":{shown}@"), ":***@")
+                    .replace(&format!("={shown}"), "=***");
+            }
+        }
+        crate::out::escape_controls(&redact(&text)).into_owned()
     }
 }
 
@@ -67,6 +77,29 @@ impl From<Error> for Failure {
     }
 }
 
+/// The passwords in `--db`, hidden in every message whatever they hold (quotes, spaces, `/`).
+static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Remembers the passwords `db` holds: what follows the user name up to the last `@`, and
+/// every `password=` parameter.
+pub fn hide_secrets_of(db: &str) {
+    let mut secrets = Vec::new();
+    if let Some(at) = db.rfind('@') {
+        let start = db.find("//").map_or(0, |i| i + 2).min(at);
+        if let Some(colon) = db[start..at].find(':') {
+            secrets.push(db[start + colon + 1..at].to_owned());
+        }
+    }
+    let lower = db.to_ascii_lowercase();
+    for (i, _) in lower.match_indices("password=") {
+        let value = &db[i + "password=".len()..];
+        secrets.push(value.split(['&', '#']).next().unwrap_or("").to_owned());
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len())); // longest first: none hides part of another
+    let _ = SECRETS.set(secrets);
+}
+
 /// `text` with the password of every `user:password@` replaced by `***`: from the first `:`
 /// of a word (after `//`, a space or a `/`) up to its `@`.
 pub fn redact(text: &str) -> String {
@@ -89,11 +122,19 @@ pub fn redact(text: &str) -> String {
 }
 
 fn redact_word(word: &str) -> String {
-    match (word.find(':'), word.rfind('@')) {
+    let word = match (word.find(':'), word.rfind('@')) {
         (Some(colon), Some(at)) if colon < at => {
             format!("{}:***{}", &word[..colon], &word[at..])
         }
         _ => word.to_owned(),
+    };
+    match word.to_ascii_lowercase().find("password=") {
+        Some(i) => {
+            let start = i + "password=".len();
+            let end = word[start..].find('&').map_or(word.len(), |e| start + e);
+            format!("{}***{}", &word[..start], &word[end..])
+        }
+        None => word,
     }
 }
 
@@ -111,5 +152,9 @@ mod tests {
         assert_eq!(redact("POSTGRES://u:a:b@h/d"), "POSTGRES://u:***@h/d");
         assert_eq!(redact("a@b c:d e:f@g"), "a@b c:d e:***@g");
         assert_eq!(redact("state slot app:shop/N/k"), "state slot app:shop/N/k");
+        assert_eq!(
+            redact("x?state_schema=a&password=SECRET&b=1"),
+            "x?state_schema=a&password=***&b=1"
+        );
     }
 }

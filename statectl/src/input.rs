@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use state_core::json::{JsonError, parse};
+use state_core::json::{JsonError, parse, parse_enveloped};
 use state_core::{Op, Scope, ScopeKind, Slot};
 
 use crate::fail::{Class, Failure};
@@ -70,7 +70,11 @@ pub fn value_text(arg: Option<&str>, file: Option<&Path>) -> Result<String, Fail
         let mut text = String::new();
         r.read_to_string(&mut text)
             .map_err(|e| Failure::new(Class::Invalid, format!("cannot read {what}: {e}")))?;
-        Ok(text)
+        // A byte-order mark some editors write is not part of the JSON.
+        Ok(text
+            .strip_prefix('\u{feff}')
+            .map(str::to_owned)
+            .unwrap_or(text))
     };
     match (arg, file) {
         (Some("-"), None) => read("the value from stdin", &mut std::io::stdin().lock()),
@@ -108,6 +112,8 @@ pub fn op(n: usize, text: &str) -> Result<Op, Failure> {
     let more = if shown.len() < text.len() { "…" } else { "" };
     let invalid =
         |why: String| Failure::new(Class::Invalid, format!("op {n} ({shown:?}{more}) {why}"));
-    let value = parse(text).map_err(|e| invalid(format!("is refused: {e}")))?;
+    // An op holds its value up to two levels down (`entries` of a merge); the store checks
+    // the value the ops leave.
+    let value = parse_enveloped(text, 2).map_err(|e| invalid(format!("is refused: {e}")))?;
     serde_json::from_value(value).map_err(|e| invalid(format!("is not a valid op: {e}")))
 }

@@ -213,6 +213,9 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&Failure::new(Class::Store, format!("cannot start: {e}"))),
     };
+    if let Some(db) = cli.db.as_deref() {
+        fail::hide_secrets_of(db);
+    }
     let mut out = Out::new(cli.json);
     match runtime
         .block_on(run(cli, &mut out))
@@ -269,8 +272,25 @@ async fn run(cli: Cli, out: &mut Out) -> Result<(), Failure> {
         Command::Import { file, .. } => transfer::read_import(file)?,
         _ => Vec::new(),
     };
-    let store = db::open(cli.db.as_deref(), access(&cli.command)).await?;
-    match cli.command {
+    let access = access(&cli.command);
+    let created = (access == Access::Create)
+        .then(|| db::missing_file(cli.db.as_deref()))
+        .flatten();
+    let store = db::open(cli.db.as_deref(), access).await?;
+    let result = dispatch(cli.command, store, import, out).await;
+    if let (Err(_), Some(path)) = (&result, created) {
+        db::remove_created(&path); // a refused `import --create` leaves no store behind
+    }
+    result
+}
+
+async fn dispatch(
+    command: Command,
+    store: std::sync::Arc<dyn state_core::Store>,
+    import: Vec<(state_core::Slot, state_core::Record)>,
+    out: &mut Out,
+) -> Result<(), Failure> {
+    match command {
         Command::Scopes { kind, page, all } => reads::scopes(&store, kind, page, all, out).await,
         Command::Keys {
             scope,

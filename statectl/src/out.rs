@@ -91,6 +91,13 @@ pub fn cell(text: &str) -> Cow<'_, str> {
     escape(text, true)
 }
 
+/// `text` as one word a POSIX shell reads back unchanged (single-quoted, each `'` as
+/// `'\''`), its control characters escaped as in a [`cell`]: a printed `--after` hint is
+/// safe to paste.
+pub fn shell_word(text: &str) -> String {
+    format!("'{}'", cell(text).replace('\'', r"'\''"))
+}
+
 /// A message with its control characters as `\u{..}` (a message is not parsed back, so `\`
 /// stays as it is).
 pub fn escape_controls(text: &str) -> Cow<'_, str> {

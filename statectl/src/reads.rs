@@ -9,7 +9,7 @@ use state_core::{Change, ChangeFilter, Engine, EngineConfig, ScopeKind, SlotKey,
 
 use crate::fail::{Class, Failure};
 use crate::input::{parse_scope, scope_text};
-use crate::out::{Out, cell, json_text};
+use crate::out::{Out, cell, json_text, shell_word};
 use crate::{PageArgs, SlotArgs};
 
 /// The slot SLOT's arguments name.
@@ -47,7 +47,7 @@ pub async fn scopes(
         out.line(format_args!("{:<10} {id:<30} {sub}", s.kind().as_str()))?;
     }
     if let Some(n) = &p.next {
-        out.line(format_args!("next: --after '{}'", cell(&scope_text(n))))?;
+        out.line(format_args!("next: --after {}", shell_word(&scope_text(n))))?;
     }
     Ok(())
 }
@@ -85,7 +85,7 @@ pub async fn keys(
         out.line(format_args!("{ns:<24} {key}"))?;
     }
     if let Some(n) = next {
-        out.line(format_args!("next: --after '{}'", cell(&n)))?;
+        out.line(format_args!("next: --after {}", shell_word(&n)))?;
     }
     Ok(())
 }

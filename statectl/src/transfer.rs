@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use state_core::{Error, Record, Restore, Scope, ScopeKind, Slot, Store};
+use state_core::{Error, Record, Restore, Scope, ScopeKind, Slot, Store, check_value};
 use state_postgres::PgError;
 use state_sqlite::SqliteError;
 
@@ -32,74 +32,56 @@ fn is_cursor_scope(scope: &Scope) -> bool {
     scope.kind() == ScopeKind::App && scope.parts().0 == "_consumers"
 }
 
-/// Every stored scope but the consumers' cursors.
-async fn stored_scopes(store: &dyn Store) -> Result<Vec<Scope>, Failure> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let p = store.list_stored_scopes(None, after.as_ref(), 1000).await?;
-        all.extend(p.items.into_iter().filter(|s| !is_cursor_scope(s)));
-        match p.next {
-            Some(n) => after = Some(n),
-            None => return Ok(all),
-        }
-    }
-}
-
-/// Writes every readable slot of `scope` (or of every scope) to `out`; names each unreadable
-/// one on stderr and then fails, saying how many were left out.
+/// Writes every readable slot of `scope` (or of every scope), read in one snapshot, to
+/// `out`; names each unreadable one on stderr and then fails, saying how many were left out.
+/// A value past a write's limits (stored before they were enforced) is left out likewise, so
+/// the export always imports.
 pub async fn export(store: &dyn Store, scope: Option<Scope>, out: &mut Out) -> Result<(), Failure> {
-    let scopes = match scope {
-        Some(s) => vec![s],
-        None => stored_scopes(store).await?,
-    };
-    let (mut written, mut unreadable) = (0u64, 0u64);
-    for scope in scopes {
-        let rows = match store.load_scope_rows(&scope).await {
-            Ok(rows) => rows,
-            Err(e) => vec![Err(e)],
-        };
-        for row in rows {
-            match row {
-                Ok((key, mut record)) => {
-                    if record.value.is_none() {
-                        record.expires_at = None; // an expired slot exports as the tombstone it reads as
-                    }
-                    match Slot::new(scope.clone(), key.namespace, key.key) {
-                        Ok(slot) => {
-                            out.json_line(&Line { slot, record })?;
-                            written += 1;
-                        }
-                        Err(e) => {
-                            report_unreadable(&scope, &e);
-                            unreadable += 1;
-                        }
-                    }
-                }
-                Err(e) => {
-                    report_unreadable(&scope, &e);
-                    unreadable += 1;
-                }
+    let all = scope.is_none();
+    let (mut written, mut left_out) = (0u64, 0u64);
+    for row in store.load_rows(scope.as_ref()).await? {
+        let (slot, mut record) = match row {
+            Ok((slot, _)) if all && is_cursor_scope(slot.scope()) => continue,
+            Ok(read) => read,
+            Err(e) => {
+                report_unreadable(&e, None);
+                left_out += 1;
+                continue;
             }
+        };
+        if let Some(e) = record
+            .value
+            .as_ref()
+            .and_then(|v| check_value(&slot, v, usize::MAX).err())
+        {
+            report_unreadable(&e, Some(&record));
+            left_out += 1;
+            continue;
         }
+        if record.value.is_none() {
+            record.expires_at = None; // an expired slot exports as the tombstone it reads as
+        }
+        out.json_line(&Line { slot, record })?;
+        written += 1;
     }
     out.flush()?;
-    if unreadable > 0 {
+    if left_out > 0 {
         return Err(Failure::new(
             Class::Store,
             format!(
-                "export wrote {written} slots and left out {unreadable} unreadable rows (each named above, with its stored text)"
+                "export wrote {written} slots and left out {left_out} (each named above, with its stored text)"
             ),
         ));
     }
     Ok(())
 }
 
-/// One unreadable row on stderr, as a JSON line a repair can read: slot, version, reason and
-/// the stored text.
-fn report_unreadable(scope: &Scope, e: &Error) {
+/// One row left out of an export, on stderr as a JSON line a repair can read: slot, version,
+/// reason and the stored text (`read`: the record, when it was readable).
+fn report_unreadable(e: &Error, read: Option<&Record>) {
     let (slot, source) = match e {
         Error::Store { slot, source } => (slot.as_ref(), Some(source)),
+        Error::TooDeep { slot, .. } | Error::OutOfRange { slot, .. } => (Some(slot), None),
         _ => (None, None),
     };
     let malformed =
@@ -126,9 +108,13 @@ fn report_unreadable(scope: &Scope, e: &Error) {
                 _ => None,
             },
         );
-    let (reason, version, raw) = malformed.unwrap_or_else(|| (e.to_string(), None, None));
+    let (reason, version, raw) = malformed.unwrap_or_else(|| {
+        let raw = read
+            .and_then(|r| r.value.as_ref())
+            .map(|v| serde_json::to_string(v).unwrap_or_default());
+        (e.to_string(), read.map(|r| r.version), raw)
+    });
     let report = json!({"unreadable": {
-        "scope": scope,
         "slot": slot,
         "version": version,
         "reason": reason,
@@ -161,12 +147,17 @@ pub fn read_import(file: &Path) -> Result<Vec<(Slot, Record)>, Failure> {
         let n = n + 1;
         let invalid = |why: String| Failure::new(Class::Invalid, format!("line {n}: {why}"));
         let line = line.map_err(|e| invalid(e.to_string()))?;
+        let line = if n == 1 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            &line
+        };
         if line.trim().is_empty() {
             continue;
         }
         // A line holds its value two levels down: a value of the deepest a store keeps fits.
         let value =
-            state_core::json::parse_enveloped(&line, 2).map_err(|e| invalid(e.to_string()))?;
+            state_core::json::parse_enveloped(line, 2).map_err(|e| invalid(e.to_string()))?;
         let l: Line = serde_json::from_value(value)
             .map_err(|e| invalid(format!("not an export line: {e}")))?;
         records.push((l.slot, l.record));
@@ -181,5 +172,20 @@ pub async fn import(
     max_value_bytes: usize,
 ) -> Result<u64, Failure> {
     let restore = Restore::new(records).max_value_bytes(max_value_bytes);
-    Ok(store.restore(restore).await?)
+    match store.restore(restore).await {
+        Ok(n) => Ok(n),
+        Err(Error::VersionMismatch {
+            slot,
+            expected,
+            actual,
+        }) => Err(Failure::new(
+            Class::Conflict,
+            format!(
+                "slot {slot} is at version {actual} here: a restore writes a slot only while it is \
+                 below the version restored ({expected}), so a version never goes down; nothing \
+                 was imported"
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -402,7 +402,7 @@ async fn export_writes_every_readable_slot_and_names_each_unreadable_one() {
             "the stored text is kept for a repair: {r}"
         );
         assert!(r["reason"].as_str().unwrap().contains("not JSON"), "{r}");
-        assert!(stderr.contains("left out 1 unreadable"), "{stderr}");
+        assert!(stderr.contains("left out 1 (each named above"), "{stderr}");
     }
     drop_schema("damaged").await;
 }
@@ -772,4 +772,294 @@ async fn a_store_an_older_version_wrote_is_upgraded_by_a_read() {
         .await
         .unwrap();
     assert_eq!(id, state_sqlite::APPLICATION_ID);
+}
+
+fn sqlite(db: &str, sql: &str) {
+    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A second try: names SQLite would read as a memory database or a URI are files; another
+/// program's WAL-mode file is left as it was by the write commands too.
+#[test]
+fn names_sqlite_reads_specially_are_plain_files_and_foreign_wal_files_stay_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let cd = |db: &str, args: &[&str]| {
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for (db, file) in [
+        (":memory:", ":memory:"),
+        ("sqlite::memory:", ":memory:"),
+        ("sqlite:file:x.db?mode=memory", "file:x.db?mode=memory"),
+    ] {
+        ok(&cd(db, &["import", "--create", "/dev/null"]));
+        ok(&cd(db, &["set", "app:m", "N", "k", "7"]));
+        assert!(dir.path().join(file).is_file(), "{db}: no file {file}");
+        let got = ok(&cd(
+            &format!("./{file}"),
+            &["get", "app:m", "N", "k", "--json"],
+        ));
+        assert!(got.contains("\"value\":7"), "{db}: {got}");
+    }
+    // Another program's database in WAL mode, its last commit still in the WAL.
+    let wal = dir.path().join("wal.db").display().to_string();
+    let script = format!(
+        "import sqlite3, shutil\n\
+         c = sqlite3.connect('{wal}.src')\n\
+         c.execute('PRAGMA journal_mode=WAL'); c.execute('PRAGMA wal_autocheckpoint=0')\n\
+         c.execute('CREATE TABLE t (x)'); c.execute('INSERT INTO t VALUES (1)'); c.commit()\n\
+         for s in ['', '-wal']: shutil.copy('{wal}.src' + s, '{wal}' + s)\n"
+    );
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let before = (
+        std::fs::read(&wal).unwrap(),
+        std::fs::read(format!("{wal}-wal")).unwrap(),
+    );
+    for args in [
+        &["import", "/dev/null"][..],
+        &["delete", "app:m", "N", "k"],
+        &["clear", "app:m"],
+        &["purge", "--expired"],
+        &["set", "app:m", "N", "k", "1"],
+        &["scopes"],
+    ] {
+        let (code, err) = fails(&statectl(&wal, args));
+        assert_eq!(code, 5, "{args:?}: {err}");
+        let after = (
+            std::fs::read(&wal).unwrap(),
+            std::fs::read(format!("{wal}-wal")).unwrap(),
+        );
+        assert!(after == before, "{args:?} changed the file or its WAL");
+    }
+}
+
+/// A second try: export reads the store in one snapshot, so it never splits a batch that
+/// committed two scopes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_never_splits_an_atomic_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap.db");
+    let engine = state_core::Engine::new(state_sqlite::SqliteStore::open(&path).await.unwrap());
+    let slot = |scope: &str| {
+        state_core::Slot::new(state_core::Scope::app(scope).unwrap(), "N", "n").unwrap()
+    };
+    let writer = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            for i in 0..u64::MAX {
+                let writes = ["a", "b"].map(|s| state_core::Write::cas(slot(s), i, Some(json!(i))));
+                engine.commit(writes.to_vec()).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let db = path.display().to_string();
+    for _ in 0..30 {
+        let out = tokio::task::spawn_blocking({
+            let db = db.clone();
+            move || statectl(&db, &["export"])
+        })
+        .await
+        .unwrap();
+        let values: Vec<Value> = ok(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"].clone())
+            .collect();
+        assert!(values.len() == 2 || values.is_empty(), "{values:?}");
+        if values.len() == 2 {
+            assert_eq!(values[0], values[1], "the export split a batch");
+        }
+    }
+    writer.abort();
+}
+
+/// A second try: what statectl prints or reports is safe to reuse — a `--after` hint pastes
+/// into a shell as the cursor it names, passwords with quotes, spaces or slashes and
+/// `password=` parameters are hidden, damaged rows of every kind are located.
+#[test]
+fn hints_reports_and_messages_hold_up_to_hostile_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    let key = "a'; touch pwned; echo '";
+    ok(&statectl(&db, &["set", "app:q", "N", key, "1"]));
+    ok(&statectl(&db, &["set", "app:q", "N", "z", "2"]));
+    let page = ok(&statectl(&db, &["keys", "app:q", "--limit", "1"]));
+    let hint = page
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("next: --after ")
+        .unwrap();
+    let echoed = Command::new("sh")
+        .current_dir(dir.path())
+        .arg("-c")
+        .arg(format!("printf %s {hint}"))
+        .output()
+        .unwrap();
+    assert!(!dir.path().join("pwned").exists(), "the hint ran a command");
+    let cursor: Value = serde_json::from_slice(&echoed.stdout).unwrap();
+    assert_eq!(cursor["key"], key);
+    let next = ok(&statectl(
+        &db,
+        &[
+            "keys",
+            "app:q",
+            "--after",
+            &String::from_utf8(echoed.stdout).unwrap(),
+        ],
+    ));
+    assert!(next.contains('z'), "{next}");
+    for (db, secret) in [
+        ("pg://u:pa'ss@h/d", "pa'ss"),
+        (" postgres://u:pa/ss@h/d", "pa/ss"),
+        ("pg://u:pa\"ss word@h/d", "ss word"),
+        (" pg://x?password=SECRET", "SECRET"),
+        ("postgres://h/d?state_schema=a&password=SECRET", "SECRET"),
+    ] {
+        let (_, err) = fails(&statectl(db, &["scopes"]));
+        assert!(!err.contains(secret), "{db}: {err}");
+    }
+    // Damaged rows of each kind: every one is left out and located.
+    for (key, sql) in [
+        ("v", "UPDATE slots SET version = 'x' WHERE key = 'v'"),
+        ("b", "UPDATE slots SET value = X'00FF' WHERE key = 'b'"),
+        ("t", "UPDATE slots SET expires_at = 'soon' WHERE key = 't'"),
+        ("k", "UPDATE slots SET key = X'FF' WHERE key = 'k'"),
+        ("n", "UPDATE slots SET namespace = '' WHERE key = 'n'"),
+        (
+            "w",
+            "UPDATE slots SET value = '18446744073709551616' WHERE key = 'w'",
+        ),
+        (
+            "d",
+            &format!("UPDATE slots SET value = '{}' WHERE key = 'd'", nested(100)),
+        ),
+    ] {
+        ok(&statectl(&db, &["set", "app:r", "N", key, "1"]));
+        sqlite(&db, sql);
+    }
+    let out = statectl(&db, &["export", "--scope", "app:r"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "every row of app:r is damaged"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let reports: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.strip_prefix("statectl: ")?).ok())
+        .collect();
+    assert_eq!(reports.len(), 7, "{stderr}");
+    for r in &reports {
+        let r = &r["unreadable"];
+        let located = r["slot"].is_object()
+            || r["reason"].as_str().unwrap().contains("X'FF'")
+            || r["reason"].as_str().unwrap().contains("''");
+        assert!(located, "a report that names no row: {r}");
+        assert!(r["raw"].is_string(), "no stored text: {r}");
+    }
+    assert!(
+        stderr.contains("X'00FF'"),
+        "the BLOB value is shown: {stderr}"
+    );
+    assert!(stderr.contains("nests deeper than 64"), "{stderr}");
+    // The whole-store export leaves them out too, and what it wrote imports.
+    let whole = statectl(&db, &["export"]);
+    let copy = dir.path().join("copy.db").display().to_string();
+    let written = String::from_utf8(whole.stdout).unwrap();
+    assert_eq!(
+        ok(&statectl_with(
+            &copy,
+            &["import", "--create"],
+            Some(written.as_bytes())
+        ))
+        .trim(),
+        "imported 2"
+    );
+    // A damaged change-log row is named by its sequence number, to resume past it.
+    ok(&statectl(&db, &["set", "app:c", "N", "k", "1"]));
+    ok(&statectl(&db, &["set", "app:c", "N", "k", "2"]));
+    sqlite(
+        &db,
+        "UPDATE changes SET value = '{bad' WHERE key = 'k' AND version = 1 AND scope_id = 'c'",
+    );
+    let (_, err) = fails(&statectl(&db, &["history", "app:c", "N", "k"]));
+    assert!(err.contains("change "), "{err}");
+}
+
+/// A second try: values and ops serde_json would change silently are refused; an op may
+/// carry the deepest value `set` may; a refused `import --create` leaves no file; an empty
+/// file or a directory is named as such; a byte-order mark is not part of the JSON.
+#[test]
+fn json_edges_refused_imports_and_odd_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("j.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    for value in [r#"{"a":1,"a":2}"#, "1e-400", r#"[{"x":[-2.5e-999]}]"#] {
+        let (code, err) = fails(&statectl(&db, &["set", "app:m", "N", "k", value]));
+        assert_eq!(code, 5, "{value}: {err}");
+    }
+    let op = format!(r#"{{"path":[],"op":"set","value":{}}}"#, nested(64));
+    ok(&statectl(
+        &db,
+        &["update", "app:m", "N", "deep", "--op", &op],
+    ));
+    let twice = r#"{"slot":{"scope":{"kind":"app","id":"m"},"namespace":"N","key":"k"},"record":{"value":1,"version":1},"record":{"value":2,"version":1}}"#;
+    let fresh = dir.path().join("fresh.db").display().to_string();
+    for bad in [
+        twice.to_owned(),
+        twice
+            .replace(r#","record":{"value":2,"version":1}"#, "")
+            .replace("\"version\":1", "\"version\":0"),
+    ] {
+        let (code, err) = fails(&statectl_with(
+            &fresh,
+            &["import", "--create"],
+            Some(bad.as_bytes()),
+        ));
+        assert!(code == 5, "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|f| f.to_string_lossy().starts_with("fresh"))
+            .collect();
+        assert!(left.is_empty(), "a refused import --create left {left:?}");
+    }
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let (code, err) = fails(&statectl(
+        empty.to_str().unwrap(),
+        &["get", "app:m", "N", "k"],
+    ));
+    assert!(code == 3 && err.contains("empty file"), "{err}");
+    let (code, err) = fails(&statectl(dir.path().to_str().unwrap(), &["scopes"]));
+    assert!(code == 5 && err.contains("is a directory"), "{err}");
+    let file = dir.path().join("bom.json");
+    std::fs::write(&file, "\u{feff}{\"a\":1}").unwrap();
+    ok(&statectl(
+        &db,
+        &["set", "app:m", "N", "bom", "--file", file.to_str().unwrap()],
+    ));
+    assert_eq!(get_json(&db, "bom")["value"], json!({"a": 1}));
 }
