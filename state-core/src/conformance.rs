@@ -1267,9 +1267,37 @@ async fn load_scope_returns_every_stored_slot(env: &Env) -> CheckResult {
         keys == [("a", 1, true), ("b", 1, true), ("c", 2, false)],
         "load_scope: {keys:?}"
     );
+    let whole = env.store.load_scope(&sc, None).await.ctx("all")?;
+    ensure!(whole.len() == 4, "without a namespace filter");
+    // Row by row (what an export reads): the same rows, for the scope and for the store.
+    let second = exec("f");
+    commit(env, vec![Write::apply(slot(&second, "k"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
+    let rows = |rows: Vec<crate::Result<(Slot, crate::Record)>>| {
+        rows.into_iter()
+            .map(|r| {
+                r.map(|(s, r)| {
+                    (
+                        s.scope().clone(),
+                        s.namespace().to_owned(),
+                        s.key().to_owned(),
+                        r,
+                    )
+                })
+            })
+            .collect::<crate::Result<Vec<_>>>()
+    };
+    let scoped = rows(env.store.load_rows(Some(&sc)).await.ctx("load_rows")?).ctx("a row")?;
+    let expected: Vec<_> = whole
+        .into_iter()
+        .map(|(k, r)| (sc.clone(), k.namespace, k.key, r))
+        .collect();
+    ensure!(scoped == expected, "load_rows(scope): {scoped:?}");
+    let all = rows(env.store.load_rows(None).await.ctx("load_rows(None)")?).ctx("a row")?;
     ensure!(
-        env.store.load_scope(&sc, None).await.ctx("all")?.len() == 4,
-        "without a namespace filter"
+        all.len() == 5 && all.iter().filter(|r| r.0 == second).count() == 1,
+        "load_rows(None) returns every stored slot of the store: {all:?}"
     );
     Ok(())
 }
