@@ -193,6 +193,27 @@ pub fn stored_row(
     }
 }
 
+/// [`Store::load_scope`](crate::Store::load_scope) from the rows
+/// [`Store::load_rows`](crate::Store::load_rows) read of one scope: those of `namespace` (or
+/// all), and the first unreadable row as the error.
+pub fn scope_records(
+    rows: Vec<Result<(Slot, Record)>>,
+    namespace: Option<&str>,
+) -> Result<Vec<(crate::SlotKey, Record)>> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (slot, record) = row?;
+        if namespace.is_none_or(|ns| ns == slot.namespace()) {
+            let key = crate::SlotKey {
+                namespace: slot.namespace().to_owned(),
+                key: slot.key().to_owned(),
+            };
+            out.push((key, record));
+        }
+    }
+    Ok(out)
+}
+
 /// The current record a write that replaces a value whole works on when the row's value is
 /// unreadable but its version is not. With a readable expiry (`expires_at: Some(_)`): a live
 /// value at that version with that expiry, so the write is one version above it and

@@ -626,12 +626,7 @@ impl Store for PgStore {
         scope: &Scope,
         namespace: Option<&str>,
     ) -> Result<Vec<(SlotKey, Record)>, Error> {
-        let mut conn = self.reader().await?;
-        let now = self.clock.now();
-        boxed(sql::load_scope(&mut conn, scope, namespace, now))
-            .await?
-            .into_iter()
-            .collect()
+        state_core::rows::scope_records(self.load_rows(Some(scope)).await?, namespace)
     }
 
     async fn load_rows(

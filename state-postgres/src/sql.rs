@@ -150,54 +150,6 @@ pub(crate) async fn load_many(
         .collect()
 }
 
-/// Every stored slot of a scope (optionally one namespace), visible at `now`, row by row: a
-/// malformed row is its own error, naming its slot.
-pub(crate) async fn load_scope(
-    conn: &mut PgConnection,
-    scope: &Scope,
-    namespace: Option<&str>,
-    now: Timestamp,
-) -> Result<Vec<Result<(SlotKey, Record), state_core::Error>>, state_core::Error> {
-    let (kind, id, sub) = scope_columns(scope);
-    let sql = if namespace.is_some() {
-        "SELECT namespace, key, version, value, expires_at FROM slots \
-         WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 AND namespace = $4 \
-         ORDER BY namespace, key"
-    } else {
-        "SELECT namespace, key, version, value, expires_at FROM slots \
-         WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 ORDER BY namespace, key"
-    };
-    let mut q = sqlx::query(sql).bind(kind).bind(id).bind(sub);
-    if let Some(ns) = namespace {
-        q = q.bind(ns);
-    }
-    let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let key = SlotKey {
-                namespace: row.try_get(0).map_err(PgError::from)?,
-                key: row.try_get(1).map_err(PgError::from)?,
-            };
-            let record = (|| {
-                Ok::<_, PgError>(rows::stored_record(
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                    row.try_get(4)?,
-                )?)
-            })();
-            match record {
-                Ok(r) => Ok((key, r.visible(now))),
-                Err(e) => {
-                    let slot =
-                        Slot::new(scope.clone(), key.namespace.clone(), key.key.clone()).ok();
-                    Err(e.into_state(slot))
-                }
-            }
-        })
-        .collect())
-}
-
 /// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —
 /// ordered by scope, namespace and key, visible at `now`; a row that cannot be read is its
 /// own error, naming its slot when its identity is valid.

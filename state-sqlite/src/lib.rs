@@ -332,7 +332,6 @@ struct Counters {
 /// A read the store serves.
 enum Read {
     Many(Vec<Slot>),
-    Scope(Scope, Option<String>),
     Rows(Option<Scope>),
     Keys(Scope, Option<String>, Option<SlotKey>, usize),
     Scopes(Option<ScopeKind>, Option<Scope>, usize),
@@ -344,7 +343,6 @@ enum Read {
 
 enum ReadOut {
     Records(Vec<Record>),
-    ScopeRows(Vec<Result<(SlotKey, Record), Error>>),
     Rows(Vec<Result<(Slot, Record), Error>>),
     Keys(Page<SlotKey>),
     Scopes(Page<Scope>),
@@ -699,9 +697,6 @@ async fn serve_read(
 ) -> Result<ReadOut, Error> {
     Ok(match op {
         Read::Many(slots) => ReadOut::Records(sql::load_many(conn, slots, now).await?),
-        Read::Scope(scope, ns) => {
-            ReadOut::ScopeRows(sql::load_scope(conn, scope, ns.as_deref(), now).await?)
-        }
         Read::Rows(scope) => ReadOut::Rows(sql::load_rows(conn, scope.as_ref(), now).await?),
         Read::Keys(scope, ns, after, limit) => ReadOut::Keys(
             sql::list_keys(conn, scope, ns.as_deref(), after.as_ref(), *limit, now).await?,
@@ -742,13 +737,7 @@ impl Store for SqliteStore {
         scope: &Scope,
         namespace: Option<&str>,
     ) -> Result<Vec<(SlotKey, Record)>, Error> {
-        match self
-            .read(Read::Scope(scope.clone(), namespace.map(str::to_owned)))
-            .await?
-        {
-            ReadOut::ScopeRows(r) => r.into_iter().collect(),
-            _ => Err(unexpected()),
-        }
+        state_core::rows::scope_records(self.load_rows(Some(scope)).await?, namespace)
     }
 
     async fn load_rows(

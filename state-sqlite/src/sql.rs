@@ -239,52 +239,6 @@ pub(crate) async fn load_many(
         .collect()
 }
 
-/// Every stored slot of a scope (optionally one namespace), visible at `now`, row by row: a
-/// malformed row is its own error, naming its slot.
-pub(crate) async fn load_scope(
-    conn: &mut SqliteConnection,
-    scope: &Scope,
-    namespace: Option<&str>,
-    now: Timestamp,
-) -> Result<Vec<Result<(SlotKey, Record), state_core::Error>>, state_core::Error> {
-    let mut args = SqliteArguments::default();
-    bind_scope(&mut args, scope)?;
-    add(&mut args, namespace.map(str::to_owned))?;
-    let rows = sqlx::query_with(
-        "SELECT namespace, key, version, value, expires_at FROM slots \
-         WHERE kind = ? AND scope_id = ? AND scope_sub = ? AND (?4 IS NULL OR namespace = ?4) \
-         ORDER BY namespace, key",
-        args,
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(SqliteError::from)?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let key = SlotKey {
-                namespace: row.try_get(0).map_err(SqliteError::from)?,
-                key: row.try_get(1).map_err(SqliteError::from)?,
-            };
-            let record = (|| {
-                Ok::<_, SqliteError>(rows::stored_record(
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                    row.try_get(4)?,
-                )?)
-            })();
-            match record {
-                Ok(r) => Ok((key, r.visible(now))),
-                Err(e) => {
-                    let slot =
-                        Slot::new(scope.clone(), key.namespace.clone(), key.key.clone()).ok();
-                    Err(e.into_state(slot))
-                }
-            }
-        })
-        .collect())
-}
-
 /// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —
 /// ordered by scope, namespace and key, visible at `now`. A row that cannot be read is its
 /// own error: its slot when its identity is valid, the whole row as SQLite quotes it in the
