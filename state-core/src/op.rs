@@ -479,14 +479,26 @@ fn arith(
                 op,
                 kind,
             };
-            let by = by.as_f64().ok_or_else(not_finite)?;
+            let by_f = by.as_f64().ok_or_else(not_finite)?;
+            if !exact_in(by, by_f, kind) {
+                return Err(invalid(format!("amount {by} is not exactly a `{kind}`")));
+            }
             let cur = current
                 .map_or(Some(0.0), Number::as_f64)
                 .ok_or_else(not_finite)?;
+            // A number the kind does not hold exactly would change under any increment, even
+            // by 0: refused, as an integer kind refuses one out of its range.
+            if let Some(n) = current.filter(|n| !exact_in(n, cur, kind)) {
+                return Err(mismatch(n));
+            }
+            let by = by_f;
             let next = if kind == NumKind::F32 {
                 #[allow(clippy::cast_possible_truncation)]
                 let (c, b) = (cur as f32, by as f32);
-                f64::from(if negate { c - b } else { c + b })
+                // Stored as the f32 prints (`0.1`, not `0.10000000149011612`), as a typed
+                // `f32` field writes it.
+                let sum = if negate { c - b } else { c + b };
+                sum.to_string().parse::<f64>().unwrap_or(f64::from(sum))
             } else if negate {
                 cur - by
             } else {
@@ -495,6 +507,20 @@ fn arith(
             Number::from_f64(next).ok_or_else(not_finite)
         }
     }
+}
+
+/// Whether `n` (read as `f`) is exactly a number of the float `kind`: an integer is, only
+/// if the kind holds it (2^53 + 1 is no f64, 2^24 + 1 no f32); a fraction always reads as
+/// the nearest one, as a typed field reads it.
+fn exact_in(n: &Number, f: f64, kind: NumKind) -> bool {
+    #[allow(clippy::cast_possible_truncation)]
+    let back = if kind == NumKind::F32 {
+        f64::from(f as f32)
+    } else {
+        f
+    };
+    #[allow(clippy::cast_possible_truncation)]
+    int_of(n).is_none_or(|i| back.is_finite() && back as i128 == i)
 }
 
 fn int_of(n: &Number) -> Option<i128> {

@@ -36,6 +36,13 @@ pub enum SqliteError {
         /// The path opened.
         path: String,
     },
+    /// A database opened read-only holds nothing yet (an empty file, or a database without a
+    /// table): a writable open makes it a store.
+    #[error("{path} holds no store yet (an empty database); a read-only open changes nothing")]
+    Empty {
+        /// The path opened.
+        path: String,
+    },
     /// A store opened read-only on a read-only medium whose WAL holds commits: SQLite cannot
     /// read them there (it cannot create the WAL index), and reading without them would show
     /// old values.

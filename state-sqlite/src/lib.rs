@@ -597,7 +597,8 @@ async fn open_schema_once(
     match found? {
         schema::Found::Current => Ok(conn),
         schema::Found::Stale if read_only => Err(SqliteError::NeedsMigration { path }),
-        schema::Found::Stale => {
+        schema::Found::Empty if read_only => Err(SqliteError::Empty { path }),
+        schema::Found::Stale | schema::Found::Empty => {
             let (conn, migrated) = boxed(schema::migrate(conn, path, file)).await;
             migrated.map(|()| conn)
         }

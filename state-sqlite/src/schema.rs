@@ -31,8 +31,10 @@ pub fn schema_version() -> i64 {
 pub(crate) enum Found {
     /// Stamped, every migration applied, in WAL mode (when asked): nothing to write.
     Current,
-    /// Empty, or migrations (or the stamp, or WAL mode) still to apply.
+    /// This crate's, with migrations (or the stamp, or WAL mode) still to apply.
     Stale,
+    /// Empty: no store yet.
+    Empty,
 }
 
 /// Decides, by reads alone, whether the database is this crate's and whether it is current
@@ -44,7 +46,7 @@ pub(crate) async fn probe(
     wal: bool,
 ) -> Result<Found, SqliteError> {
     if !check_ours(conn, path).await? {
-        return Ok(Found::Stale);
+        return Ok(Found::Empty);
     }
     let stamped = application_id(conn).await? == APPLICATION_ID;
     let wal = !wal || {

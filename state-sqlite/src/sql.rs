@@ -269,6 +269,13 @@ pub(crate) async fn load_rows(
     Ok(rows.iter().map(|row| decode_row(row, now)).collect())
 }
 
+/// The slot a row's identity columns name, if they are readable and valid.
+fn identity(row: &SqliteRow) -> Option<Slot> {
+    let text = |i: usize| row.try_get::<String, _>(i).ok();
+    let scope = rows::scope_from_columns(&text(0)?, text(1)?, text(2)?).ok()?;
+    Slot::new(scope, text(3)?, text(4)?).ok()
+}
+
 fn decode_row(row: &SqliteRow, now: Timestamp) -> Result<(Slot, Record), state_core::Error> {
     let columns = (|| {
         Ok::<_, sqlx::Error>(rows::SlotColumns {
@@ -285,8 +292,9 @@ fn decode_row(row: &SqliteRow, now: Timestamp) -> Result<(Slot, Record), state_c
     let (slot, e) = match columns.map(|c| rows::stored_row(c, now)) {
         Ok(Ok(read)) => return Ok(read),
         Ok(Err((slot, e))) => (slot, e),
+        // The slot is named when its identity is readable, whatever else is not.
         Err(e) => (
-            None,
+            identity(row),
             rows::RowError::new(format!("a column has the wrong type ({e})")),
         ),
     };

@@ -627,7 +627,7 @@ async fn read_only_stores(dir: &Path, path: &Path) -> usize {
     assert!(
         matches!(
             r.as_ref().err().and_then(sqlite_err),
-            Some(SqliteError::NeedsMigration { .. })
+            Some(SqliteError::Empty { .. })
         ),
         "a read-only open of an empty file: {:?}",
         r.err()

@@ -47,6 +47,15 @@ pub async fn open(db: Option<&str>, access: Access) -> Result<Arc<dyn Store>, Fa
 }
 
 async fn open_postgres(db: &str, access: Access) -> Result<Arc<dyn Store>, Failure> {
+    if db.matches("state_schema=").count() > 1 {
+        return Err(Failure::new(
+            Class::Invalid,
+            format!(
+                "invalid database name {:?}: it names `state_schema` twice",
+                redact(db)
+            ),
+        ));
+    }
     // `state_schema` is ours, not a server parameter: take it off the URL.
     let (url, schema) = match db.rsplit_once("state_schema=") {
         Some((head, schema)) => (head.trim_end_matches(['?', '&']), schema),
@@ -82,11 +91,26 @@ async fn open_sqlite(path: &Path, access: Access) -> Result<Arc<dyn Store>, Fail
             ),
         ));
     }
-    if access == Access::Read {
+    if access != Access::Create {
+        // Read-only first, which changes nothing: an empty database is not made a store, and
+        // a read needs no more.
         match SqliteStore::open_with(SqliteOptions::file(path).read_only(true)).await {
+            Ok(store) if access == Access::Read => return Ok(Arc::new(store)),
+            Ok(_) => {}
+            Err(e) if sqlite_error(&e).is_some_and(|e| matches!(e, SqliteError::Empty { .. })) => {
+                return Err(Failure::new(
+                    Class::NotFound,
+                    format!(
+                        "no store at {}: an empty database (`import --create` makes one)",
+                        path.display()
+                    ),
+                ));
+            }
             // A store from an older version is migrated by a writable open, as before.
-            Err(e) if needs_migration(&e) => {}
-            other => return Ok(Arc::new(other?)),
+            Err(e)
+                if sqlite_error(&e)
+                    .is_some_and(|e| matches!(e, SqliteError::NeedsMigration { .. })) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(Arc::new(
@@ -94,31 +118,15 @@ async fn open_sqlite(path: &Path, access: Access) -> Result<Arc<dyn Store>, Fail
     ))
 }
 
-fn needs_migration(e: &state_core::Error) -> bool {
-    matches!(e, state_core::Error::Store { source, .. }
-        if matches!(source.downcast_ref::<SqliteError>(), Some(SqliteError::NeedsMigration { .. })))
-}
-
-fn non_empty(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
-}
-
-/// The SQLite file `db` names when it does not exist yet: what a failed `import --create`
-/// removes again, so a refused import leaves nothing behind.
-pub fn missing_file(db: Option<&str>) -> Option<PathBuf> {
-    match target(db?) {
-        Ok(Target::Sqlite(path)) if !path.exists() => Some(path),
+fn sqlite_error(e: &state_core::Error) -> Option<&SqliteError> {
+    match e {
+        state_core::Error::Store { source, .. } => source.downcast_ref::<SqliteError>(),
         _ => None,
     }
 }
 
-/// Removes a store `import --create` made (the file, its WAL and its index).
-pub fn remove_created(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        let _ = std::fs::remove_file(file);
-    }
+fn non_empty(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
 }
 
 /// Classifies a database name, refusing what is neither a PostgreSQL URL nor a file name.

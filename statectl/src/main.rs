@@ -266,22 +266,19 @@ fn access(command: &Command) -> Access {
 }
 
 async fn run(cli: Cli, out: &mut Out) -> Result<(), Failure> {
-    // An import file is read and checked before any database is opened: a bad file creates
-    // nothing.
+    // An import file is read and held to every limit a store checks before any database is
+    // opened: a refused file creates nothing (and no store is removed again, which could
+    // race another process that opened it meanwhile).
     let import = match &cli.command {
-        Command::Import { file, .. } => transfer::read_import(file)?,
+        Command::Import {
+            file,
+            max_value_bytes,
+            ..
+        } => transfer::checked_import(transfer::read_import(file)?, *max_value_bytes)?,
         _ => Vec::new(),
     };
-    let access = access(&cli.command);
-    let created = (access == Access::Create)
-        .then(|| db::missing_file(cli.db.as_deref()))
-        .flatten();
-    let store = db::open(cli.db.as_deref(), access).await?;
-    let result = dispatch(cli.command, store, import, out).await;
-    if let (Err(_), Some(path)) = (&result, created) {
-        db::remove_created(&path); // a refused `import --create` leaves no store behind
-    }
-    result
+    let store = db::open(cli.db.as_deref(), access(&cli.command)).await?;
+    dispatch(cli.command, store, import, out).await
 }
 
 async fn dispatch(

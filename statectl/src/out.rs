@@ -91,11 +91,29 @@ pub fn cell(text: &str) -> Cow<'_, str> {
     escape(text, true)
 }
 
-/// `text` as one word a POSIX shell reads back unchanged (single-quoted, each `'` as
-/// `'\''`), its control characters escaped as in a [`cell`]: a printed `--after` hint is
-/// safe to paste.
+/// `text` as one word a shell reads back exactly: single-quoted (each `'` as `'\''`), or, when
+/// it holds a control character, ANSI-C quoted (`$'…'`, bash, zsh, ksh) with those characters
+/// as `\xHH` bytes, so none reaches the terminal. A printed `--after` hint pastes as the
+/// cursor it names.
 pub fn shell_word(text: &str) -> String {
-    format!("'{}'", cell(text).replace('\'', r"'\''"))
+    if !text.chars().any(is_hazard) {
+        return format!("'{}'", text.replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str(r"\\"),
+            '\'' => out.push_str(r"\'"),
+            c if is_hazard(c) => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// A message with its control characters as `\u{..}` (a message is not parsed back, so `\`

@@ -58,6 +58,14 @@ pub async fn export(store: &dyn Store, scope: Option<Scope>, out: &mut Out) -> R
             left_out += 1;
             continue;
         }
+        if let Some(v) = &record.value
+            && check_value(&slot, v, state_core::DEFAULT_MAX_VALUE_BYTES).is_err()
+        {
+            let bytes = serde_json::to_vec(v).map_or(0, |t| t.len());
+            warn(&format!(
+                "slot {slot} holds {bytes} bytes, over the 1 MiB a write takes by default: import this export with --max-value-bytes {bytes}"
+            ));
+        }
         if record.value.is_none() {
             record.expires_at = None; // an expired slot exports as the tombstone it reads as
         }
@@ -120,12 +128,13 @@ fn report_unreadable(e: &Error, read: Option<&Record>) {
         "reason": reason,
         "raw": raw,
     }});
-    let text = json_text(&report).unwrap_or_else(|f| f.message);
-    // stderr is where failures go; if even it cannot be written there is nowhere to say so.
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!("statectl: {text}\n").as_bytes(),
-    );
+    warn(&json_text(&report).unwrap_or_else(|f| f.message));
+}
+
+/// One line on stderr (if even stderr cannot be written there is nowhere to say so).
+fn warn(text: &str) {
+    let line = format!("statectl: {}\n", crate::out::escape_controls(text));
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 /// Reads and checks every line of an `import` file, before any database is opened: a bad or
@@ -161,6 +170,30 @@ pub fn read_import(file: &Path) -> Result<Vec<(Slot, Record)>, Failure> {
         let l: Line = serde_json::from_value(value)
             .map_err(|e| invalid(format!("not an export line: {e}")))?;
         records.push((l.slot, l.record));
+    }
+    Ok(records)
+}
+
+/// `records` held to every limit a store's restore checks that needs no store: depth and size
+/// (`max_value_bytes`), valid and distinct slots, versions from 1 to the highest a SQL store
+/// writes. What is left to the store is only the comparison with what it holds.
+pub fn checked_import(
+    records: Vec<(Slot, Record)>,
+    max_value_bytes: usize,
+) -> Result<Vec<(Slot, Record)>, Failure> {
+    let records = state_core::check_restored(records, max_value_bytes)?;
+    state_core::check_restore(&records, |_| Ok(Record::absent(0)))?;
+    if let Some((slot, r)) = records
+        .iter()
+        .find(|(_, r)| r.version > state_core::rows::MAX_VERSION)
+    {
+        return Err(Failure::new(
+            Class::Invalid,
+            format!(
+                "slot {slot}: version {} is above the highest a store writes (2^63 - 2)",
+                r.version
+            ),
+        ));
     }
     Ok(records)
 }

@@ -775,7 +775,21 @@ async fn a_store_an_older_version_wrote_is_upgraded_by_a_read() {
 }
 
 fn sqlite(db: &str, sql: &str) {
-    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    // On stdin: a statement may be longer than the OS takes as an argument.
+    let mut child = Command::new("sqlite3")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -983,6 +997,14 @@ fn hints_reports_and_messages_hold_up_to_hostile_text() {
         stderr.contains("X'00FF'"),
         "the BLOB value is shown: {stderr}"
     );
+    let blob = reports
+        .iter()
+        .find(|r| r["unreadable"]["raw"] == "X'00FF'")
+        .unwrap();
+    assert_eq!(
+        blob["unreadable"]["slot"]["key"], "b",
+        "its readable identity: {blob}"
+    );
     assert!(stderr.contains("nests deeper than 64"), "{stderr}");
     // The whole-store export leaves them out too, and what it wrote imports.
     let whole = statectl(&db, &["export"]);
@@ -1062,4 +1084,183 @@ fn json_edges_refused_imports_and_odd_files() {
         &["set", "app:m", "N", "bom", "--file", file.to_str().unwrap()],
     ));
     assert_eq!(get_json(&db, "bom")["value"], json!({"a": 1}));
+}
+
+/// A third try: two `import --create` runs racing on one missing file leave one store that
+/// holds the import (one run imports, the other is a conflict); nothing is removed.
+#[test]
+fn racing_imports_into_a_missing_file_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("dump.jsonl");
+    let lines: String = ["a", "b"]
+        .iter()
+        .map(|k| {
+            let slot = json!({"scope": {"kind": "app", "id": "m"}, "namespace": "N", "key": k});
+            format!(
+                "{}\n",
+                json!({"slot": slot, "record": {"value": 1, "version": 1}})
+            )
+        })
+        .collect();
+    std::fs::write(&dump, lines).unwrap();
+    for round in 0..10 {
+        let db = dir
+            .path()
+            .join(format!("race-{round}.db"))
+            .display()
+            .to_string();
+        let start = || {
+            Command::new(BIN)
+                .args(["--db", &db, "import", "--create", dump.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (start(), start());
+        let codes = [a, b].map(|c| c.wait_with_output().unwrap().status.code());
+        assert!(codes.contains(&Some(0)), "round {round}: {codes:?}");
+        let exported = ok(&statectl(&db, &["export"]));
+        assert_eq!(
+            exported.lines().count(),
+            2,
+            "round {round}: the import is gone: {codes:?}"
+        );
+    }
+}
+
+/// A third try: hints for keys and ids with `\`, `"`, `'` or a newline page through every
+/// entry; a value over 1 MiB exports with a warning naming the flag its import needs; a float
+/// increment never changes a number the kind does not hold; a database holding only a
+/// journal mode is no store, and a read leaves it as it was.
+#[test]
+fn hints_page_through_odd_keys_and_odd_stores_stay_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("o.db").display().to_string();
+    ok(&statectl(&db, &["import", "--create", "/dev/null"]));
+    let keys = ["e\nf", "eZ", "g\\h", "g\\i", "a\"b", "it's"];
+    for k in keys {
+        ok(&statectl(&db, &["set", "app:c", "N", k, "1"]));
+        ok(&statectl(
+            &db,
+            &[
+                "set",
+                &format!(
+                    r#"["app","s{}"]"#,
+                    k.replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n")
+                ),
+                "N",
+                "k",
+                "1",
+            ],
+        ));
+    }
+    for (list, scope) in [("keys", Some("app:c")), ("scopes", None)] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..20 {
+            let mut args = vec![list];
+            args.extend(scope);
+            args.extend(["--limit", "1"]);
+            let after_arg;
+            if let Some(a) = &after {
+                after_arg = a.clone();
+                args.extend(["--after", &after_arg]);
+            }
+            let page = ok(&statectl(&db, &args));
+            let rows: Vec<&str> = page.lines().skip(1).collect();
+            match rows.iter().find(|l| l.starts_with("next: --after ")) {
+                Some(hint) => {
+                    seen.push(rows[0].to_owned());
+                    let word = hint.strip_prefix("next: --after ").unwrap();
+                    let back = Command::new("bash")
+                        .arg("-c")
+                        .arg(format!("printf %s {word}"))
+                        .output()
+                        .unwrap();
+                    after = Some(String::from_utf8(back.stdout).unwrap());
+                }
+                None => {
+                    seen.extend(rows.iter().map(|r| (*r).to_owned()));
+                    break;
+                }
+            }
+        }
+        let mut unique = seen.clone();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "{list}: an entry came twice: {seen:?}"
+        );
+        assert_eq!(
+            seen.len(),
+            keys.len() + usize::from(scope.is_none()),
+            "{list}: {seen:?}"
+        );
+    }
+    // A value over the default limit (stored by an engine with a larger one).
+    ok(&statectl(&db, &["set", "app:big", "N", "k", "1"]));
+    sqlite(
+        &db,
+        &format!(
+            "UPDATE slots SET value = '\"{}\"' WHERE scope_id = 'big'",
+            "x".repeat(2 << 20)
+        ),
+    );
+    let out = statectl(&db, &["export", "--scope", "app:big"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("--max-value-bytes 2097154"),
+        "{err}"
+    );
+    let copy = dir.path().join("copy.db").display().to_string();
+    let imported = statectl_with(
+        &copy,
+        &["import", "--create", "--max-value-bytes", "2097154"],
+        Some(&out.stdout),
+    );
+    assert_eq!(ok(&imported).trim(), "imported 1");
+    // Float kinds: a number the kind does not hold is refused, not rounded.
+    ok(&statectl(
+        &db,
+        &["set", "app:m", "N", "n", "9007199254740993"],
+    ));
+    for kind in ["f64", "f32"] {
+        let op = format!(r#"{{"path":[],"op":"increment","by":0,"kind":"{kind}"}}"#);
+        let (code, err) = fails(&statectl(&db, &["update", "app:m", "N", "n", "--op", &op]));
+        assert_eq!(code, 5, "{err}");
+    }
+    assert_eq!(get_json(&db, "n")["value"], 9_007_199_254_740_993_u64);
+    ok(&statectl(&db, &["set", "app:m", "N", "f", "0.1"]));
+    ok(&statectl(
+        &db,
+        &[
+            "update",
+            "app:m",
+            "N",
+            "f",
+            "--op",
+            r#"{"path":[],"op":"increment","by":0,"kind":"f32"}"#,
+        ],
+    ));
+    assert_eq!(get_json(&db, "f")["value"], 0.1);
+    // A database holding nothing but a journal mode.
+    let bare = dir.path().join("bare.db").display().to_string();
+    sqlite(&bare, "PRAGMA journal_mode = WAL");
+    let before = std::fs::read(&bare).unwrap();
+    for args in [&["scopes"][..], &["set", "app:m", "N", "k", "1"]] {
+        let (code, err) = fails(&statectl(&bare, args));
+        assert!(
+            code == 3 && err.contains("empty database"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&bare).unwrap(),
+        before,
+        "the empty database was changed"
+    );
 }
