@@ -34,6 +34,18 @@ pub enum PgError {
         /// The server (host, port, database).
         server: String,
     },
+    /// The schema holds another application's tables: refused, and left as it was.
+    #[error(
+        "schema {schema:?} at {server} is not a typed-state store: {reason}; nothing was changed (name another schema with state_schema)"
+    )]
+    ForeignSchema {
+        /// The schema asked for.
+        schema: String,
+        /// The server (host, port, database).
+        server: String,
+        /// What it holds that a store does not.
+        reason: String,
+    },
     /// The server could not be reached (down, wrong host or port, refused, timed out).
     #[error("cannot reach PostgreSQL at {server}: {source}")]
     Unreachable {

@@ -17,6 +17,42 @@ pub fn schema_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
+/// Refuses a schema that holds another application's tables: one with tables but not this
+/// crate's `_sqlx_migrations` and `slots`. An empty or missing schema is this crate's to fill.
+async fn check_ours(conn: &mut PgConnection, server: &str, schema: &str) -> Result<(), PgError> {
+    let objects: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'S', 'f', 'p') ORDER BY 1",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await?;
+    if objects.is_empty() {
+        return Ok(());
+    }
+    // This crate's tables (checked against this build's migrations afterwards).
+    if ["_sqlx_migrations", "slots"]
+        .iter()
+        .all(|t| objects.iter().any(|o| o == t))
+    {
+        return Ok(());
+    }
+    let mut named = objects
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if objects.len() > 5 {
+        named.push_str(&format!(" and {} more", objects.len() - 5));
+    }
+    Err(PgError::ForeignSchema {
+        server: server.to_owned(),
+        schema: schema.to_owned(),
+        reason: format!("it holds tables a typed-state store does not ({named})"),
+    })
+}
+
 /// Brings `schema` to this build's version and hands the connection back.
 ///
 /// Takes the connection by value: a future borrowing a connection trips rustc's `Send`
@@ -55,6 +91,7 @@ async fn apply(
         .bind(schema)
         .execute(&mut *conn)
         .await?;
+    check_ours(conn, server, schema).await?;
     if !create {
         let exists: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) \

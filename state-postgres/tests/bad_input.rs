@@ -562,3 +562,66 @@ async fn a_floor_kept_before_migration_0005_is_raised_above_the_purged_version()
     drop((h, e));
     common::drop_schemas(&[schema]).await;
 }
+
+/// A schema holding another application's tables is refused, created or not, and left with
+/// exactly what it held; an empty schema is a store's to fill.
+#[tokio::test]
+async fn another_applications_schema_is_refused_untouched() {
+    let tables = |schema: String| async move {
+        let mut conn = common::connect().await;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+        )
+        .bind(&schema)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        names
+    };
+    for (tag, sql) in [
+        (
+            "foreign",
+            "CREATE TABLE users (id int); INSERT INTO users VALUES (1)",
+        ),
+        (
+            "othersqlx",
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT, \
+             installed_on TIMESTAMPTZ, success BOOLEAN, checksum BYTEA, execution_time BIGINT); \
+             INSERT INTO _sqlx_migrations VALUES (1, 'theirs', now(), TRUE, '\\x00', 0)",
+        ),
+    ] {
+        let schema = Schema::new(tag);
+        let mut conn = common::connect().await;
+        conn.execute(&*format!("CREATE SCHEMA \"{}\"", schema.0))
+            .await
+            .unwrap();
+        schema.sql(sql).await;
+        let before = tables(schema.0.clone()).await;
+        for create in [true, false] {
+            let e = PgStore::open_with(schema.options().create_if_missing(create))
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{tag}: opened"));
+            assert!(
+                matches!(pg_error(&e), PgError::ForeignSchema { .. }),
+                "{tag}: {e}"
+            );
+        }
+        assert_eq!(
+            tables(schema.0.clone()).await,
+            before,
+            "{tag}: tables were added"
+        );
+    }
+    let empty = Schema::new("empty");
+    let mut conn = common::connect().await;
+    conn.execute(&*format!("CREATE SCHEMA \"{}\"", empty.0))
+        .await
+        .unwrap();
+    drop(
+        PgStore::open_with(empty.options().create_if_missing(true))
+            .await
+            .unwrap(),
+    );
+    assert!(tables(empty.0.clone()).await.contains(&"slots".to_owned()));
+}

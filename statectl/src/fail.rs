@@ -64,9 +64,14 @@ impl From<Error> for Failure {
                         ),
                         _,
                     ) => Class::Invalid,
-                    (_, Some(PgError::InvalidUrl { .. } | PgError::InvalidSchemaName { .. })) => {
-                        Class::Invalid
-                    }
+                    (
+                        _,
+                        Some(
+                            PgError::InvalidUrl { .. }
+                            | PgError::InvalidSchemaName { .. }
+                            | PgError::ForeignSchema { .. },
+                        ),
+                    ) => Class::Invalid,
                     (_, Some(PgError::SchemaMissing { .. })) => Class::NotFound,
                     _ => Class::Store,
                 }
