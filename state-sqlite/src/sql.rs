@@ -744,11 +744,13 @@ const GUARDED_LOG_MAX: usize = 2048;
 /// larger ones take the read path.
 pub(crate) const GUARDED_VALUE_MAX: usize = 4096;
 
-/// How SQLite refuses a stale one-call commit: [`commit_text`] makes `at` NULL (migration
-/// 0004; no other write leaves `at` NULL), or a version the commit stores as a new row meets a
-/// row (migration 0006).
-const STALE: &str = "NOT NULL constraint failed: changes.at";
-const STALE_ROW: &str = "UNIQUE constraint failed: slots.";
+/// How SQLite refuses a stale one-call commit, by extended result code: [`commit_text`] makes
+/// `at` NULL (SQLITE_CONSTRAINT_NOTNULL: migration 0004, and no column the commit binds is
+/// ever NULL), or a version the commit stores as a new row meets a row
+/// (SQLITE_CONSTRAINT_PRIMARYKEY or _UNIQUE: migration 0006). A refusal for any other reason
+/// meets the same constraint again on the read path the group then takes, and is reported
+/// there.
+const STALE_CODES: [i32; 3] = [1299, 1555, 2067];
 
 /// A scope's identity: kind, scope id, sub.
 fn push_scope<'a>(params: &mut Vec<P<'a>>, scope: &'a Scope) {
@@ -940,15 +942,14 @@ impl<'a> Guarded<'a> {
     }
 
     /// Whether the statement wrote: a stale assumption aborts it, with `at` NULL or with a new
-    /// row that meets a row (see [`STALE`]).
+    /// row that meets a row (see [`STALE_CODES`]).
     fn wrote(ran: Result<(), sqlx::Error>) -> Result<bool, SqliteError> {
         match ran {
             Ok(()) => Ok(true),
             Err(sqlx::Error::Database(e))
-                if (e.kind() == sqlx::error::ErrorKind::NotNullViolation
-                    && e.message() == STALE)
-                    || (e.kind() == sqlx::error::ErrorKind::UniqueViolation
-                        && e.message().starts_with(STALE_ROW)) =>
+                if e.code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| STALE_CODES.contains(&c)) =>
             {
                 Ok(false)
             }
