@@ -827,20 +827,15 @@ fn names_sqlite_reads_specially_are_plain_files_and_foreign_wal_files_stay_untou
     }
     // Another program's database in WAL mode, its last commit still in the WAL.
     let wal = dir.path().join("wal.db").display().to_string();
-    let script = format!(
-        "import sqlite3, shutil\n\
-         c = sqlite3.connect('{wal}.src')\n\
-         c.execute('PRAGMA journal_mode=WAL'); c.execute('PRAGMA wal_autocheckpoint=0')\n\
-         c.execute('CREATE TABLE t (x)'); c.execute('INSERT INTO t VALUES (1)'); c.commit()\n\
-         for s in ['', '-wal']: shutil.copy('{wal}.src' + s, '{wal}' + s)\n"
-    );
-    let made = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
+    // The copy is taken while sqlite3 still holds the database open, so its WAL is there.
+    let made = Command::new("sqlite3")
+        .arg(format!("{wal}.src"))
+        .arg("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        .arg(format!(".shell cp '{wal}.src' '{wal}' && cp '{wal}.src-wal' '{wal}-wal'"))
         .output()
         .unwrap();
     assert!(
-        made.status.success(),
+        made.status.success() && std::fs::metadata(format!("{wal}-wal")).is_ok_and(|m| m.len() > 0),
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
