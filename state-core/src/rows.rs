@@ -141,6 +141,16 @@ pub fn stored_record(
     })
 }
 
+/// The first five of `names`, comma-separated, then how many more: how a store names the
+/// tables it found in another application's database.
+pub fn some_names(names: &[String]) -> String {
+    let mut listed = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        listed.push_str(&format!(" and {} more", names.len() - 5));
+    }
+    listed
+}
+
 /// The columns of a stored slot row, as an export reads them ([`stored_row`]).
 #[derive(Clone, Debug)]
 pub struct SlotColumns {

@@ -37,15 +37,7 @@ async fn check_ours(conn: &mut PgConnection, server: &str, schema: &str) -> Resu
     {
         return Ok(());
     }
-    let mut named = objects
-        .iter()
-        .take(5)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if objects.len() > 5 {
-        named.push_str(&format!(" and {} more", objects.len() - 5));
-    }
+    let named = rows::some_names(&objects);
     Err(PgError::ForeignSchema {
         server: server.to_owned(),
         schema: schema.to_owned(),

@@ -113,15 +113,7 @@ async fn check_ours(conn: &mut SqliteConnection, path: &str) -> Result<bool, Sql
             return Ok(true);
         }
     }
-    let mut named = tables
-        .iter()
-        .take(5)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if tables.len() > 5 {
-        named.push_str(&format!(" and {} more", tables.len() - 5));
-    }
+    let named = rows::some_names(&tables);
     Err(foreign(format!(
         "it holds tables and indexes a typed-state store does not ({named})"
     )))

@@ -1,6 +1,10 @@
 //! End to end: the real `statectl` binary against real SQLite files written (and read back) by
 //! the library; every subcommand, both output formats, each error class with its exit code.
 
+mod common;
+
+use common::ok;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -17,16 +21,6 @@ fn statectl(db: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 /// Exit code and the one stderr line.

@@ -3,6 +3,10 @@
 //! another program's files, a held write lock, a read-only mount, mistyped URLs, closed and
 //! full stdouts, terminal escapes in ids. Needs STATE_PG_URL (scripts/test starts a server).
 
+mod common;
+
+use common::ok;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -34,16 +38,6 @@ fn statectl_with(db: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
         child.stdin.take().unwrap().write_all(input).unwrap();
     }
     child.wait_with_output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 /// Exit code and stderr, which never holds a panic.
