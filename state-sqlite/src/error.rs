@@ -194,6 +194,14 @@ pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
     matches!(code(e), Some(5 | 6))
 }
 
+/// SQLITE_READONLY_ROLLBACK: a read-only connection met a hot journal it cannot roll back.
+pub(crate) fn is_hot_journal(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i32>().ok()) == Some(776),
+        _ => false,
+    }
+}
+
 /// SQLITE_NOTADB.
 pub(crate) fn is_not_a_database(e: &sqlx::Error) -> bool {
     code(e) == Some(26)

@@ -569,7 +569,13 @@ async fn open_schema_once(
     if file && !read_only && connect.get_filename().metadata().is_ok_and(|m| m.len() > 0) {
         // Decide on a read-only connection first: closing a writable one would checkpoint a
         // foreign file's WAL into it.
-        if let Ok(ro) = connect.clone().read_only(true).connect().await {
+        let ro = connect.clone().read_only(true).connect().await;
+        if let Err(e) = &ro
+            && error::is_hot_journal(e)
+        {
+            return Err(hot_journal(path));
+        }
+        if let Ok(ro) = ro {
             let (ro, verdict) = boxed(probe_on(ro, path.clone(), false)).await;
             let _ = ro.close().await;
             match verdict {
@@ -583,6 +589,7 @@ async fn open_schema_once(
     let conn = match connect.connect().await {
         Ok(c) => c,
         Err(e) if error::is_busy(&e) => return Err(e.into()),
+        Err(e) if error::is_hot_journal(&e) => return Err(hot_journal(path)),
         Err(e) if error::is_not_a_database(&e) => {
             return Err(SqliteError::NotADatabase { path });
         }
@@ -603,6 +610,15 @@ async fn open_schema_once(
             migrated.map(|()| conn)
         }
     }
+}
+
+/// A file with a hot rollback journal: another program's (a store's files use WAL), which
+/// only a writable connection could roll back, changing it.
+fn hot_journal(path: String) -> SqliteError {
+    let reason = format!(
+        "it has a hot rollback journal ({path}-journal: a process stopped while writing it), which a typed-state store, always in WAL mode, never has"
+    );
+    SqliteError::ForeignDatabase { path, reason }
 }
 
 /// [`schema::probe`] on `conn`, handed back (by value: see [`schema::migrate`]); "not a

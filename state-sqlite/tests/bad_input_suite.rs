@@ -593,7 +593,52 @@ async fn foreign_files(dir: &Path) -> usize {
             "{name}: files left next to it"
         );
     }
-    kinds.len()
+    hot_journal(dir).await;
+    kinds.len() + 1
+}
+
+/// A rollback-mode database a process left mid-write, its hot journal beside it: a writable
+/// connection would roll it back, changing the file; it is refused with both untouched.
+async fn hot_journal(dir: &Path) {
+    let src = dir.join("hot-src.db");
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", src.display()))
+        .await
+        .unwrap();
+    conn.execute("PRAGMA journal_mode = DELETE; PRAGMA cache_size = 1; CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    conn.execute("BEGIN").await.unwrap();
+    for _ in 0..200 {
+        conn.execute("INSERT INTO t VALUES (randomblob(2000))")
+            .await
+            .unwrap();
+    }
+    let hot = dir.join("hot.db");
+    let journal = |db: &Path| format!("{}-journal", db.display());
+    std::fs::copy(&src, &hot).unwrap();
+    std::fs::copy(journal(&src), journal(&hot)).unwrap();
+    conn.execute("ROLLBACK").await.unwrap();
+    conn.close().await.unwrap();
+    let files = || {
+        (
+            std::fs::read(&hot).unwrap(),
+            std::fs::read(journal(&hot)).unwrap_or_default(),
+        )
+    };
+    let before = files();
+    for read_only in [false, true] {
+        let options = state_sqlite::SqliteOptions::file(&hot).read_only(read_only);
+        let r = SqliteStore::open_with(options).await;
+        assert!(
+            matches!(
+                r.as_ref().err().and_then(sqlite_err),
+                Some(SqliteError::ForeignDatabase { .. })
+            ),
+            "a hot journal (read-only {read_only}): {:?}",
+            r.err()
+        );
+    }
+    assert!(files() == before, "the file or its hot journal was changed");
 }
 
 /// A store opened read-only: writes are the typed read-only error and change nothing; an
