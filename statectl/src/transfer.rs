@@ -49,22 +49,28 @@ pub async fn export(store: &dyn Store, scope: Option<Scope>, out: &mut Out) -> R
                 continue;
             }
         };
-        if let Some(e) = record
-            .value
-            .as_ref()
-            .and_then(|v| check_value(&slot, v, usize::MAX).err())
-        {
-            report_unreadable(&e, Some(&record));
-            left_out += 1;
-            continue;
-        }
-        if let Some(v) = &record.value
-            && check_value(&slot, v, state_core::DEFAULT_MAX_VALUE_BYTES).is_err()
-        {
-            let bytes = serde_json::to_vec(v).map_or(0, |t| t.len());
-            warn(&format!(
-                "slot {slot} holds {bytes} bytes, over the 1 MiB a write takes by default: import this export with --max-value-bytes {bytes}"
-            ));
+        // One walk of the value: past the depth limit it is left out (a restore refuses it);
+        // over the default size it is written, with the flag its import needs.
+        let checked = record.value.as_ref().map_or(Ok(()), |v| {
+            check_value(&slot, v, state_core::DEFAULT_MAX_VALUE_BYTES)
+        });
+        match checked {
+            Err(e @ Error::TooDeep { .. }) => {
+                report_unreadable(&e, Some(&record));
+                left_out += 1;
+                continue;
+            }
+            Err(_) => {
+                let bytes = record
+                    .value
+                    .as_ref()
+                    .and_then(|v| serde_json::to_vec(v).ok())
+                    .map_or(0, |t| t.len());
+                warn(&format!(
+                    "slot {slot} holds {bytes} bytes, over the 1 MiB a write takes by default: import this export with --max-value-bytes {bytes}"
+                ));
+            }
+            Ok(()) => {}
         }
         if record.value.is_none() {
             record.expires_at = None; // an expired slot exports as the tombstone it reads as
