@@ -20,19 +20,20 @@
 //!   ([`state_core::gather_yield`]).
 //! - **The commit statement runs on the committer's own thread.** sqlx runs statements on a
 //!   worker thread per connection, and handing one over and back costs two thread wake-ups,
-//!   more than SQLite's work for a small commit. The committer locks the write connection's
-//!   handle out of sqlx's worker ([`SqliteConnection::lock_handle`]) and runs the one-call
-//!   commit with SQLite's C API where it runs (the caller that leads, or its task). That
-//!   thread never waits for a lock or a checkpoint: the busy timeout is 0 while the handle is
-//!   locked, and a commit that meets another connection's lock runs again through sqlx,
-//!   whose worker waits it out ([`SqliteStats::inline_busy`]); SQLite's automatic checkpoint
-//!   is replaced by one the committer runs through sqlx when the WAL holds 1000 pages (100
-//!   more while a reader keeps one from finishing; [`SqliteStats::checkpoints`]) — a caller
-//!   that leads the turn waits for it, as for SQLite's own. What the thread does block for is
-//!   the statement itself: tens of microseconds with `synchronous = NORMAL` (a group of 64
-//!   slots: a few hundred; the largest groups, or a statement's first run, milliseconds),
-//!   plus an fsync with `FULL`; [`SqliteOptions::inline_commits`] turns it off. The read
-//!   path, admin writes and reads of a `:memory:` store run through sqlx.
+//!   more than SQLite's work for a small commit. So the committer keeps a second connection
+//!   to the file (rusqlite, on the same linked SQLite) and runs the one-call commit on it
+//!   where it runs (the caller that leads, or its task). That thread never waits for a lock
+//!   or a checkpoint: the connection's busy timeout is 0, and a commit that meets another
+//!   connection's lock runs again through sqlx, whose worker waits it out
+//!   ([`SqliteStats::inline_busy`]); SQLite's automatic checkpoint is off there and the
+//!   committer runs one through sqlx about every 1000 WAL pages
+//!   ([`SqliteStats::checkpoints`]) — a caller that leads the turn waits for it, as for
+//!   SQLite's own. What the thread does block for is the statement itself: tens of
+//!   microseconds with `synchronous = NORMAL` (a group of 64 slots: a few hundred; the
+//!   largest groups, or a statement's first run, milliseconds), plus an fsync with `FULL`;
+//!   [`SqliteOptions::inline_commits`] turns it off. The read path, admin writes and every
+//!   statement of a `:memory:` store (whose database no second connection can open) run
+//!   through sqlx.
 //! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
 //!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the
 //!   commit may or may not have applied.
@@ -214,16 +215,15 @@ impl SqliteOptions {
         self
     }
 
-    /// Sets whether the committer runs its one-call commit on its own thread, on the write
-    /// connection's handle (default `true`; see the crate docs), or hands every statement to
-    /// sqlx's worker thread (`false`). Inline, a lone writer's commit costs no thread
+    /// Sets whether the committer runs its one-call commit on its own thread, on a second
+    /// connection of its own (default `true`; see the crate docs), or hands every statement to
+    /// sqlx's worker thread (`false`; always so for [`SqliteOptions::memory`]). Inline, a lone writer's commit costs no thread
     /// hand-off (W1 ×2 in `BENCHMARKS.md`), but the thread running the committer — a
     /// runtime thread — blocks for the statement: tens of microseconds with
     /// [`Synchronous::Normal`] (milliseconds for the largest groups), plus an fsync with
     /// [`Synchronous::Full`]. Turn it off where an fsync on the runtime's threads costs more
     /// than the hand-off (a slow disk, a `current_thread` runtime serving latency-sensitive
-    /// work). (Either way, after a `ROLLBACK` through sqlx failed, the committer ends the
-    /// transaction left open on the handle itself, on its own thread.)
+    /// work).
     #[must_use]
     pub fn inline_commits(mut self, on: bool) -> Self {
         self.inline_commits = on;
@@ -289,7 +289,7 @@ impl SqliteOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SqliteStats {
-    /// Transactions SQLite really committed on the write connection (a commit hook counts
+    /// Transactions SQLite really committed on the write connections (commit hooks count
     /// them).
     pub commits: u64,
     /// Group transactions run for caller commits.
@@ -309,8 +309,8 @@ pub struct SqliteStats {
     /// One-call commits that met another connection's lock on the committer's thread and
     /// ran again through sqlx's worker thread, which waits it out (see the crate docs).
     pub inline_busy: u64,
-    /// WAL checkpoints the committer ran (SQLite's automatic one is off on the write
-    /// connection once it runs commits itself).
+    /// WAL checkpoints the committer ran (SQLite's automatic one is off on the connection it
+    /// runs one-call commits on).
     pub checkpoints: u64,
     /// Requests waiting for the committer right now.
     pub queued: usize,
@@ -319,6 +319,8 @@ pub struct SqliteStats {
 #[derive(Default, Debug)]
 struct Counters {
     commits: AtomicU64,
+    /// Commits of the direct connection (its own hook's counter).
+    direct_commits: Arc<AtomicU64>,
     groups: AtomicU64,
     batches: AtomicU64,
     max_group: AtomicU64,
@@ -424,9 +426,22 @@ impl SqliteStore {
             ),
             Location::Memory => None,
         };
+        let mut conn = inline::WriteConn::new(conn);
+        if options.inline_commits
+            && !options.read_only
+            && let Location::File(_) = options.location
+        {
+            let synchronous = match options.synchronous {
+                Synchronous::Normal => "NORMAL",
+                Synchronous::Full => "FULL",
+            };
+            let commits = counters.direct_commits.clone();
+            conn.open_direct(connect.get_filename(), synchronous, commits)
+                .map_err(|e| open_error(e, &path))?;
+        }
         let (tx, rx) = mpsc::channel(4096);
         let committer = Committer {
-            conn: inline::WriteConn::new(conn, options.busy_timeout),
+            conn,
             rx,
             clock: options.clock.clone(),
             counters: counters.clone(),
@@ -436,7 +451,6 @@ impl SqliteStore {
             optimistic: true,
             change_retention: options.change_retention,
             next: None,
-            inline_commits: options.inline_commits,
         };
         Ok(SqliteStore {
             tx,
@@ -457,7 +471,8 @@ impl SqliteStore {
     pub fn stats(&self) -> SqliteStats {
         let c = &self.counters;
         SqliteStats {
-            commits: c.commits.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed)
+                + c.direct_commits.load(Ordering::Relaxed),
             groups: c.groups.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             max_group: c.max_group.load(Ordering::Relaxed),
@@ -917,8 +932,6 @@ struct Committer {
     change_retention: Option<Duration>,
     /// A request taken from the queue that did not fit the last group.
     next: Option<Request>,
-    /// [`SqliteOptions::inline_commits`].
-    inline_commits: bool,
 }
 
 /// One caller's batch in a group, and where its answer goes.
@@ -1000,7 +1013,8 @@ impl Committer {
             .fetch_one(self.conn.sqlx())
             .await;
         let complete = matches!(outcome, Ok((0, log, copied)) if log == copied);
-        self.conn.checkpointed(complete);
+        let wal = outcome.ok().and_then(|(_, log, _)| u64::try_from(log).ok());
+        self.conn.checkpointed(wal, complete);
     }
 
     /// Runs `group` in one transaction, retrying it whole while another connection holds the
@@ -1012,7 +1026,7 @@ impl Committer {
         self.counters.max_group.fetch_max(size, Ordering::Relaxed);
         let started = Instant::now();
         // A retry after a lock runs through sqlx: its worker waits for the lock.
-        let mut inline = self.inline_commits;
+        let mut inline = self.conn.has_direct();
         let result = loop {
             let attempt = self.try_group(&group, inline).await;
             if let Err(e) = &attempt {
@@ -1137,7 +1151,7 @@ impl Committer {
         Ok(results)
     }
 
-    /// Runs the one-call commit on the write connection's handle, on this thread (unless
+    /// Runs the one-call commit on the direct connection, on this thread (unless
     /// `inline` is off: a retry after a lock); through sqlx (whose worker thread waits out a
     /// lock) if another connection holds one.
     async fn run_guarded(

@@ -368,8 +368,8 @@ pub fn list_scopes_sql(kind: bool, after: bool) -> &'static str {
     }
 }
 
-/// A statement parameter, bound through sqlx ([`bind_all`]) or on the write connection's
-/// handle ([`crate::inline::WriteConn::run`]).
+/// A statement parameter, bound through sqlx ([`bind_all`]) or on the
+/// direct connection ([`crate::inline::WriteConn::run`]).
 pub(crate) enum P<'a> {
     Null,
     Text(Option<String>),
@@ -825,7 +825,7 @@ fn guarded_sql(checked: usize, floors: usize, logged: usize) -> &'static str {
     })
 }
 
-/// The one-call commit of a group, ready to run on the write connection's handle
+/// The one-call commit of a group, ready to run on the direct connection
 /// ([`Guarded::run_inline`]) or through sqlx ([`Guarded::run_sqlx`]).
 pub(crate) struct Guarded<'a> {
     sql: &'static str,
@@ -927,7 +927,7 @@ impl<'a> Guarded<'a> {
         )
     }
 
-    /// Runs it on the write connection's handle, on the calling thread, as
+    /// Runs it on the direct connection, on the calling thread, as
     /// [`Self::run_sqlx`] does; fails at once (SQLITE_BUSY) if another connection holds a
     /// lock.
     pub(crate) async fn run_inline(
