@@ -1,11 +1,11 @@
 //! `cargo run --example weft_retry`: a flaky step retried with its state in SQLite.
 
 use state_core::Engine;
-use state_sqlite::SqliteStore;
+use state_sqlite::{SqliteOptions, SqliteStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::new(SqliteStore::memory().await?);
+    let engine = Engine::new(SqliteStore::open(SqliteOptions::memory()).await?);
     let first = examples::weft_retry::run(engine.clone(), "fetch-1", 2).await?;
     let second = examples::weft_retry::run(engine, "fetch-2", 1).await?;
     println!("fetch-1: {first:?}");

@@ -1,7 +1,7 @@
 //! Every example scenario, run as a test.
 
 use state_core::Engine;
-use state_sqlite::SqliteStore;
+use state_sqlite::{SqliteOptions, SqliteStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_counts_every_worker_write_and_carries_state_across_runs() {
@@ -39,7 +39,7 @@ async fn quickstart_counts_every_worker_write_and_carries_state_across_runs() {
 }
 
 async fn memory_engine() -> Engine {
-    Engine::new(SqliteStore::memory().await.unwrap())
+    Engine::new(SqliteStore::open(SqliteOptions::memory()).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +125,6 @@ async fn adk_scopes_follow_the_user_and_the_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn motia_rate_limits_and_sessions_expire_on_the_clock() {
     use state_core::{ManualClock, Timestamp};
-    use state_sqlite::SqliteOptions;
     use std::sync::Arc;
     let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_000));
     let store = SqliteStore::open_with(SqliteOptions::memory().clock(Arc::new(clock.clone())))

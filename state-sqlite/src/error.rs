@@ -162,9 +162,30 @@ impl SqliteError {
             _ => false,
         }
     }
+}
 
-    /// As a `state_core::Error`, naming the slot if there is one.
-    pub(crate) fn into_state(self, slot: Option<Slot>) -> Error {
+impl state_sql::BackendError for SqliteError {
+    fn is_retryable(&self) -> bool {
+        self.is_busy()
+    }
+
+    fn is_busy(&self) -> bool {
+        SqliteError::is_busy(self)
+    }
+
+    fn gave_up(self, waited: Duration) -> Self {
+        if self.is_busy() {
+            SqliteError::Busy { waited }
+        } else {
+            self
+        }
+    }
+
+    fn committer_gone() -> Self {
+        SqliteError::CommitterGone
+    }
+
+    fn into_state(self, slot: Option<Slot>) -> Error {
         Error::Store {
             slot,
             source: Box::new(self),
@@ -174,7 +195,7 @@ impl SqliteError {
 
 impl From<SqliteError> for Error {
     fn from(e: SqliteError) -> Self {
-        e.into_state(None)
+        state_sql::BackendError::into_state(e, None)
     }
 }
 

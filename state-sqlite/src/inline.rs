@@ -395,7 +395,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = write_conn(&dir).await;
         w.roll_back().await;
-        assert!(!w.maybe_open, "a rollback with nothing to roll back is no failure");
+        assert!(
+            !w.maybe_open,
+            "a rollback with nothing to roll back is no failure"
+        );
         w.sqlx().execute("BEGIN IMMEDIATE").await.unwrap();
         w.sqlx().execute("INSERT INTO t VALUES (1)").await.unwrap();
         // As if the ROLLBACK after a failure had failed: the direct statement does not meet

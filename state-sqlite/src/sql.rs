@@ -9,6 +9,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Connection, Row, SqliteConnection};
 use state_core::rows::{self, scope_columns};
 use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
+use state_sql::BackendError as _;
 
 use crate::error::SqliteError;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use state_core::{Engine, EngineConfig, MemoryStore, NumKind, Op, Path, Scope, Slot, Store, Write};
-use state_sqlite::SqliteStore;
+use state_sqlite::{SqliteOptions, SqliteStore};
 
 const COUNTERS: usize = 3;
 const LISTS: usize = 2;
@@ -215,7 +215,7 @@ proptest! {
     fn memory_sqlite_and_the_model_agree(ops in proptest::collection::vec(op(), 1..40)) {
         runtime().block_on(async {
             let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
-            let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::memory().await.unwrap());
+            let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteOptions::memory()).await.unwrap());
             let engines = [memory.clone(), sqlite.clone()]
                 .map(|s| Engine::with_config(s, EngineConfig::default()));
             let mut model = Model::default();

@@ -48,7 +48,7 @@ fn main() {
     }
     let tests = vec![
         trial!(a_watch_sees_every_version_another_process_commits),
-        trial!(stress_tasks_and_processes_through_busy_retries),
+        trial!(stress_tasks_and_processes_through_retries),
         trial!(sigkill_loses_no_acknowledged_write),
         trial!(four_processes_increment_one_slot),
         trial!(four_processes_mixing_increments_and_cas_updates),
@@ -119,7 +119,7 @@ fn child(role: &str) {
                     }
                 }
                 println!("end {}", now_ms());
-                println!("busy {}", store.stats().busy_retries);
+                println!("busy {}", store.stats().retries);
                 println!("inline_busy {}", store.stats().inline_busy);
                 println!("group {}", store.stats().max_group);
             }
@@ -403,7 +403,7 @@ fn a_batch_whose_slot_another_process_changed_writes_nothing() {
     });
 }
 
-fn stress_tasks_and_processes_through_busy_retries() {
+fn stress_tasks_and_processes_through_retries() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
     block_on(async { drop(SqliteStore::open(&db).await.unwrap()) });

@@ -1,0 +1,231 @@
+//! What a SQL backend provides: its reads ([`Backend`]), its write transactions ([`Writer`])
+//! and how its errors classify ([`BackendError`]). Everything around them — the queue, group
+//! commit, retries, admin and restore checks, trimming, stats and the `Store` impl — is this
+//! crate's.
+
+use std::future::Future;
+use std::ops::DerefMut;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use state_core::rows::LoadError;
+use state_core::{
+    Change, ChangeFilter, Clock, CommitOutcome, Error, Page, Record, Scope, ScopeKind, Slot,
+    SlotKey, Timestamp,
+};
+
+use crate::committer::{Admin, Group};
+use crate::stats::Counters;
+
+/// A boxed `Send` future borrowing for `'a`: what the backend traits' methods return.
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Every row of a scope or store, each its slot and record or why it cannot be read.
+pub type Rows = Vec<Result<(Slot, Record), Error>>;
+
+/// What a slot's row held when loaded for a write: its record, and whether a row exists.
+pub type Known = (Record, bool);
+
+/// How a write transaction failed.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// Before `COMMIT`: nothing was written (the database rolled back, or will).
+    Failed(E),
+    /// During `COMMIT`: it may or may not have applied. Never run again, never retried.
+    Unknown(E),
+}
+
+impl<E> From<E> for Failure<E> {
+    fn from(e: E) -> Self {
+        Failure::Failed(e)
+    }
+}
+
+/// A backend's error, as the shared engine classifies and reports it.
+pub trait BackendError: LoadError + Into<Error> {
+    /// Whether a write transaction that failed with it wrote nothing and may succeed if run
+    /// again (a lock, a deadlock, a connection lost before `COMMIT`).
+    fn is_retryable(&self) -> bool;
+
+    /// Whether a read that failed with it may succeed if run again soon (a lock).
+    fn is_busy(&self) -> bool;
+
+    /// The error to report when retries ran out after `waited` (e.g. "locked for 60 s").
+    fn gave_up(self, waited: Duration) -> Self;
+
+    /// The committer stopped (its runtime shut down, or it panicked).
+    fn committer_gone() -> Self;
+
+    /// As a `state_core::Error`, naming the slot if there is one.
+    fn into_state(self, slot: Option<Slot>) -> Error;
+}
+
+/// What [`Backend::open`] hands the shared store.
+pub struct Opened<B: Backend> {
+    /// The backend's shared, read-side state (a reader pool, its name).
+    pub backend: B,
+    /// The committer's connection.
+    pub writer: B::Writer,
+    /// How the committer runs.
+    pub config: CommitterConfig,
+}
+
+/// How the committer runs (every backend's options carry these).
+#[derive(Clone, Debug)]
+pub struct CommitterConfig {
+    /// The clock expiry is read from.
+    pub clock: Arc<dyn Clock>,
+    /// The most caller batches merged into one transaction.
+    pub max_group: usize,
+    /// How long a transaction that failed safely is run again before the error is reported.
+    pub retry_for: Duration,
+    /// How long the change log keeps changes (`None`: forever); trimmed every 1024 groups.
+    pub change_retention: Option<Duration>,
+}
+
+/// A SQL backend: opens a store, reads on its connections, and says what it counts. The
+/// store value ([`crate::SqlStore`]) holds it.
+pub trait Backend: Sized + Send + Sync + 'static {
+    /// How to open one.
+    type Options: Send;
+    /// Its errors.
+    type Error: BackendError;
+    /// A connection reads run on.
+    type Conn: Send;
+    /// A read connection taken from the backend's pool.
+    type Reader: DerefMut<Target = Self::Conn> + Send;
+    /// The committer's connection and write transactions.
+    type Writer: Writer<Error = Self::Error, Conn = Self::Conn>;
+    /// What the backend counts beyond the shared [`crate::Stats`].
+    type Counts: Clone + Copy + std::fmt::Debug + Default + PartialEq + Eq;
+
+    /// Connects, checks or migrates the schema, and returns what the store runs on.
+    /// `counters` are the store's (the backend counts its retries while opening there).
+    fn open(
+        options: Self::Options,
+        counters: Arc<Counters>,
+    ) -> Fut<'static, Result<Opened<Self>, Error>>;
+
+    /// What the store is on, for errors and `Debug` (a path, or a server without password).
+    fn name(&self) -> &str;
+
+    /// A read connection, or `None` when reads run on the committer's connection (a
+    /// private in-memory database has no other).
+    fn reader(&self) -> Fut<'_, Result<Option<Self::Reader>, Error>>;
+
+    /// The backend's own counters.
+    fn counts(&self) -> Self::Counts;
+
+    /// See [`state_core::Store::change_signal`]; `None` by default (change streams poll).
+    fn change_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// Each slot's live record (absent: never written, deleted or expired), in one snapshot.
+    fn load_many<'a>(
+        conn: &'a mut Self::Conn,
+        slots: &'a [Slot],
+        now: Timestamp,
+    ) -> Fut<'a, Result<Vec<Record>, Error>>;
+
+    /// Every row of `scope` (of the store with `None`), row by row, in one snapshot.
+    fn load_rows<'a>(
+        conn: &'a mut Self::Conn,
+        scope: Option<&'a Scope>,
+        now: Timestamp,
+    ) -> Fut<'a, Result<Rows, Error>>;
+
+    /// A page of `scope`'s live keys after `after`.
+    fn list_keys<'a>(
+        conn: &'a mut Self::Conn,
+        scope: &'a Scope,
+        namespace: Option<&'a str>,
+        after: Option<&'a SlotKey>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Fut<'a, Result<Page<SlotKey>, Error>>;
+
+    /// A page of scopes after `after`: holding a live value at `live`, or (`None`) any row.
+    fn list_scopes<'a>(
+        conn: &'a mut Self::Conn,
+        kind: Option<ScopeKind>,
+        after: Option<&'a Scope>,
+        limit: usize,
+        live: Option<Timestamp>,
+    ) -> Fut<'a, Result<Page<Scope>, Error>>;
+
+    /// Changes after sequence number `after` that pass `filter`.
+    fn read_changes<'a>(
+        conn: &'a mut Self::Conn,
+        after: u64,
+        filter: &'a ChangeFilter,
+        limit: usize,
+    ) -> Fut<'a, Result<Vec<Change>, Error>>;
+
+    /// A slot's versions in the change log, newest first, before sequence number `before`.
+    fn slot_history<'a>(
+        conn: &'a mut Self::Conn,
+        slot: &'a Slot,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Fut<'a, Result<Vec<Change>, Error>>;
+
+    /// The change log's last sequence number (0: empty).
+    fn last_change(conn: &mut Self::Conn) -> Fut<'_, Result<u64, Error>>;
+}
+
+/// The result of one write step: `Err` when the transaction failed.
+pub type Step<'a, T, E> = Fut<'a, Result<T, Failure<E>>>;
+
+/// The committer's connection: the shape of a backend's write transactions. The shared
+/// committer decides when they run, retries them and answers callers.
+pub trait Writer: Send + 'static {
+    /// The backend's errors.
+    type Error: BackendError;
+    /// The connection reads run on (see [`Writer::read_conn`]).
+    type Conn: Send;
+
+    /// One attempt at committing `group` in one transaction: each caller's result (a batch
+    /// refused on what was read contributes nothing). `attempt` counts the runs of this
+    /// group before this one.
+    fn try_group<'a>(
+        &'a mut self,
+        group: &'a Group<'a>,
+        now: Timestamp,
+        attempt: u32,
+    ) -> Step<'a, Vec<Result<CommitOutcome, Error>>, Self::Error>;
+
+    /// After a failed transaction: ends what it left open (or gives up the connection).
+    fn recover<'a>(&'a mut self, failed: &'a Self::Error) -> Fut<'a, ()>;
+
+    /// Opens the transaction an admin write runs in.
+    fn begin_admin<'a>(&'a mut self, op: &'a Admin) -> Step<'a, (), Self::Error>;
+
+    /// What each slot holds, in the admin transaction (a restore checks against it).
+    fn load<'a>(
+        &'a mut self,
+        slots: &'a [Slot],
+    ) -> Step<'a, Vec<Result<Known, Self::Error>>, Self::Error>;
+
+    /// Runs the admin write in its transaction, returning how many slots or rows it touched.
+    /// A restore's records were checked: each is a new version of its slot.
+    fn admin<'a>(&'a mut self, op: &'a Admin, now: Timestamp) -> Step<'a, u64, Self::Error>;
+
+    /// Commits the open transaction.
+    fn commit(&mut self) -> Step<'_, (), Self::Error>;
+
+    /// Rolls back the open transaction, whose input was refused.
+    fn roll_back(&mut self) -> Fut<'_, ()>;
+
+    /// Deletes changes older than `cutoff`, best effort (a failure trims at a later turn).
+    fn trim_changes(&mut self, cutoff: Timestamp) -> Fut<'_, ()>;
+
+    /// The committer's connection, for reads that have no other.
+    fn read_conn(&mut self) -> Fut<'_, Result<&mut Self::Conn, Self::Error>>;
+
+    /// Runs after each turn of the committer (a checkpoint when one is due).
+    fn after_turn(&mut self) -> Fut<'_, ()> {
+        Box::pin(async {})
+    }
+}
