@@ -173,14 +173,6 @@ impl From<sqlx::Error> for PgError {
 }
 
 impl PgError {
-    /// As a `state_core::Error`, naming the slot if there is one.
-    pub(crate) fn into_state(self, slot: Option<Slot>) -> Error {
-        Error::Store {
-            slot,
-            source: Box::new(self),
-        }
-    }
-
     /// Whether the transaction can simply run again: a deadlock, a serialization failure, or
     /// a lost connection before COMMIT (the server rolled the transaction back).
     pub(crate) fn is_retryable(&self) -> bool {
@@ -197,9 +189,40 @@ impl PgError {
     }
 }
 
+impl state_sql::BackendError for PgError {
+    /// A lost connection counts: the committer connects again.
+    fn is_retryable(&self) -> bool {
+        PgError::is_retryable(self) || matches!(self, PgError::Unreachable { .. })
+    }
+
+    fn is_busy(&self) -> bool {
+        false
+    }
+
+    fn gave_up(self, waited: Duration) -> Self {
+        match self {
+            PgError::Sql(source) if is_connection(&source) => {
+                PgError::ConnectionLost { waited, source }
+            }
+            other => other,
+        }
+    }
+
+    fn committer_gone() -> Self {
+        PgError::CommitterGone
+    }
+
+    fn into_state(self, slot: Option<Slot>) -> Error {
+        Error::Store {
+            slot,
+            source: Box::new(self),
+        }
+    }
+}
+
 impl From<PgError> for Error {
     fn from(e: PgError) -> Self {
-        e.into_state(None)
+        state_sql::BackendError::into_state(e, None)
     }
 }
 

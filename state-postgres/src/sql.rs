@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use state_core::rows::{self, scope_columns};
 use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
+use state_sql::BackendError as _;
 
 use crate::error::PgError;
 

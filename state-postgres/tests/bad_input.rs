@@ -69,12 +69,12 @@ impl Drop for Schema {
 
 #[tokio::test]
 async fn bad_urls_credentials_and_servers_are_typed_errors() {
-    let e = PgStore::connect("postgres://state@127.0.0.1:notaport/state")
+    let e = PgStore::open("postgres://state@127.0.0.1:notaport/state")
         .await
         .unwrap_err();
     assert!(matches!(pg_error(&e), PgError::InvalidUrl { .. }), "{e}");
 
-    let e = PgStore::connect("mysql://x@127.0.0.1/state")
+    let e = PgStore::open("mysql://x@127.0.0.1/state")
         .await
         .unwrap_err();
     assert!(matches!(pg_error(&e), PgError::InvalidUrl { .. }), "{e}");
@@ -115,7 +115,7 @@ async fn bad_urls_credentials_and_servers_are_typed_errors() {
     // The right server, the wrong password: an authentication error that never shows it.
     let mut url = url_parts();
     url.password = "wrong-password".into();
-    let e = PgStore::connect(&url.to_string()).await.unwrap_err();
+    let e = PgStore::open(&url.to_string()).await.unwrap_err();
     assert!(matches!(pg_error(&e), PgError::Auth { .. }), "{e}");
     assert!(!e.to_string().contains("wrong-password"), "{e}");
 
