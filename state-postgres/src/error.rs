@@ -155,16 +155,7 @@ pub enum PgError {
     Sql(#[source] Arc<sqlx::Error>),
 }
 
-impl From<state_core::rows::RowError> for PgError {
-    fn from(e: state_core::rows::RowError) -> Self {
-        PgError::MalformedRow {
-            reason: e.reason,
-            version: e.version,
-            expires_at: e.expires_at,
-            raw: e.raw,
-        }
-    }
-}
+state_sql::row_errors!(PgError);
 
 impl From<sqlx::Error> for PgError {
     fn from(e: sqlx::Error) -> Self {
@@ -260,21 +251,4 @@ pub(crate) fn is_connection(e: &sqlx::Error) -> bool {
 /// Invalid authorization (28000) or password (28P01), or no such database (3D000).
 pub(crate) fn is_auth(e: &sqlx::Error) -> bool {
     matches!(sqlstate(e).as_deref(), Some("28000" | "28P01" | "3D000"))
-}
-
-impl state_core::rows::LoadError for PgError {
-    fn readable(&self) -> Option<(u64, Option<Option<state_core::Timestamp>>)> {
-        match self {
-            PgError::MalformedRow {
-                version: Some(v),
-                expires_at,
-                ..
-            } => Some((*v, *expires_at)),
-            _ => None,
-        }
-    }
-
-    fn version_range(version: u64) -> Self {
-        PgError::VersionRange { version }
-    }
 }

@@ -51,35 +51,12 @@ impl PgOptions {
         self
     }
 
-    /// Sets how long the change log keeps changes (default
-    /// [`DEFAULT_CHANGE_RETENTION`](state_core::DEFAULT_CHANGE_RETENTION); `None`: forever).
-    /// Older changes are deleted every 1024 group commits.
-    #[must_use]
-    pub fn change_retention(mut self, keep: Option<Duration>) -> Self {
-        self.change_retention = keep;
-        self
-    }
-
     /// Sets the schema holding the store's tables (default [`DEFAULT_SCHEMA`]; created if
     /// missing): 1 to 63 lower-case ASCII letters, digits or `_`, not starting with a digit.
     /// Stores in different schemas of one database are independent.
     #[must_use]
     pub fn schema(mut self, name: impl Into<String>) -> Self {
         self.schema = name.into();
-        self
-    }
-
-    /// Sets the number of read connections (default 4).
-    #[must_use]
-    pub fn readers(mut self, n: u32) -> Self {
-        self.readers = n.max(1);
-        self
-    }
-
-    /// Sets the most caller batches merged into one transaction (default 1024).
-    #[must_use]
-    pub fn max_group(mut self, n: usize) -> Self {
-        self.max_group = n.max(1);
         self
     }
 
@@ -98,13 +75,6 @@ impl PgOptions {
         self.retry_for = d;
         self
     }
-
-    /// Sets the clock expiry is read from (a `ManualClock` in tests).
-    #[must_use]
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
 }
 
 /// A URL converts into the options of that server.
@@ -119,3 +89,5 @@ macro_rules! from_url {
 }
 
 from_url!(&str, String, &String);
+
+state_sql::shared_options!(PgOptions);

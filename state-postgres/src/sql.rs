@@ -7,6 +7,7 @@ use sqlx::{PgConnection, Row};
 use state_core::rows::{self, scope_columns};
 use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
 use state_sql::BackendError as _;
+use state_sql::columns::{self, CHANGE_COLUMNS};
 
 use crate::error::PgError;
 
@@ -123,16 +124,7 @@ pub(crate) async fn load_raw(
 }
 
 fn decode_slot_row(row: &PgRow) -> Result<Known, PgError> {
-    let version: Option<i64> = row.try_get(1)?;
-    let floor: Option<i64> = row.try_get(4)?;
-    let Some(v) = version else {
-        let floor = floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?;
-        return Ok((Record::absent(floor), false));
-    };
-    Ok((
-        rows::stored_record(v, row.try_get(2)?, row.try_get(3)?)?,
-        true,
-    ))
+    Ok(columns::known(row, 1)?)
 }
 
 /// Visible records of `slots` at `now`; a malformed row fails the read, naming its slot.
@@ -183,20 +175,7 @@ pub(crate) async fn load_rows(
     Ok(rows
         .iter()
         .map(|row| {
-            let columns = (|| {
-                Ok::<_, sqlx::Error>(rows::SlotColumns {
-                    kind: row.try_get(0)?,
-                    scope_id: row.try_get(1)?,
-                    scope_sub: row.try_get(2)?,
-                    namespace: row.try_get(3)?,
-                    key: row.try_get(4)?,
-                    version: row.try_get(5)?,
-                    value: row.try_get(6)?,
-                    expires_at: row.try_get(7)?,
-                })
-            })()
-            .map_err(PgError::from)?;
-            rows::stored_row(columns, now).map_err(|(slot, e)| PgError::from(e).into_state(slot))
+            columns::slot_row(row, now).map_err(|(slot, e)| PgError::from(e).into_state(slot))
         })
         .collect())
 }
@@ -212,12 +191,8 @@ pub(crate) async fn list_keys(
     now: Timestamp,
 ) -> Result<Page<SlotKey>, state_core::Error> {
     state_core::check_page_limit(limit)?;
-    // With a namespace filter, a cursor in that namespace seeks on the key; a cursor before it
-    // means "from its start", one after it means "nothing left".
-    let after = match (namespace, after) {
-        (Some(ns), Some(a)) if a.namespace.as_str() < ns => None,
-        (Some(ns), Some(a)) if a.namespace.as_str() > ns => return Ok(Page::from_iter([], limit)),
-        (_, a) => a,
+    let Some(after) = columns::key_cursor(namespace, after) else {
+        return Ok(Page::from_iter([], limit));
     };
     let (kind, id, sub) = scope_columns(scope);
     let head = "SELECT namespace, key FROM slots WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
@@ -242,17 +217,7 @@ pub(crate) async fn list_keys(
         (None, None) => {}
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
-    let keys = rows
-        .iter()
-        .map(|r| {
-            Ok(SlotKey {
-                namespace: r.try_get(0)?,
-                key: r.try_get(1)?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(PgError::from)?;
-    Ok(Page::from_iter(keys, limit))
+    Ok(Page::from_iter(columns::keys::<PgError>(&rows)?, limit))
 }
 
 /// Scopes holding a live value (`live`) or any row, optionally of one kind, after the cursor.
@@ -294,18 +259,7 @@ pub(crate) async fn list_scopes(
         q = q.bind(k).bind(i).bind(s);
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
-    let scopes = rows
-        .iter()
-        .map(|r| {
-            let kind: String = r.try_get(0).map_err(PgError::from)?;
-            rows::scope_from_columns(
-                &kind,
-                r.try_get(1).map_err(PgError::from)?,
-                r.try_get(2).map_err(PgError::from)?,
-            )
-        })
-        .collect::<Result<Vec<_>, state_core::Error>>()?;
-    Ok(Page::from_iter(scopes, limit))
+    Ok(Page::from_iter(columns::scopes::<PgError>(&rows)?, limit))
 }
 
 /// Writes `records` (each slot once) in one `INSERT … ON CONFLICT DO UPDATE`, in
@@ -497,28 +451,6 @@ pub(crate) async fn purge_expired(conn: &mut PgConnection, now: Timestamp) -> Re
     Ok(n.max(0) as u64)
 }
 
-/// A change-log row as a [`Change`](state_core::Change).
-fn change_row(row: &PgRow, first: usize) -> Result<state_core::Change, state_core::Error> {
-    let columns = (|| {
-        Ok::<_, sqlx::Error>(rows::ChangeColumns {
-            seq: row.try_get(first)?,
-            kind: row.try_get(first + 1)?,
-            scope_id: row.try_get(first + 2)?,
-            scope_sub: row.try_get(first + 3)?,
-            namespace: row.try_get(first + 4)?,
-            key: row.try_get(first + 5)?,
-            version: row.try_get(first + 6)?,
-            value: row.try_get(first + 7)?,
-            at: row.try_get(first + 8)?,
-        })
-    })()
-    .map_err(PgError::from)?;
-    rows::stored_change(columns, |e, slot| PgError::from(e).into_state(slot))
-}
-
-const CHANGE_COLUMNS: &str =
-    "seq, kind, scope_id, scope_sub, namespace, key, version, value, at FROM changes";
-
 /// Changes after `after` passing `filter`, in sequence order (sequence order is commit
 /// order: see the 0003 migration); [`ChangesTrimmed`] if the retention removed one after
 /// `after` (read in the same statement, so the same snapshot, as the changes: migration
@@ -552,18 +484,7 @@ pub(crate) async fn read_changes(
         .fetch_all(&mut *conn)
         .await
         .map_err(PgError::from)?;
-    let first = rows
-        .first()
-        .ok_or_else(|| PgError::from(sqlx::Error::RowNotFound).into_state(None))?;
-    let through: i64 = first.try_get(0).map_err(PgError::from)?;
-    rows::check_not_trimmed(
-        after,
-        to_u64(through, "the change log's retention watermark")?,
-    )?;
-    rows.iter()
-        .filter(|row| !matches!(row.try_get::<Option<i64>, _>(1), Ok(None)))
-        .map(|row| change_row(row, 1))
-        .collect()
+    columns::changes_after::<PgError>(&rows, after)
 }
 
 /// The newest changes of `slot` below `before`, newest first.
@@ -589,7 +510,9 @@ pub(crate) async fn slot_history(
         .fetch_all(&mut *conn)
         .await
         .map_err(PgError::from)?;
-    rows.iter().map(|row| change_row(row, 0)).collect()
+    rows.iter()
+        .map(|row| columns::change::<PgError>(row, 0))
+        .collect()
 }
 
 /// The newest sequence number in the log (0: none).

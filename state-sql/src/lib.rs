@@ -23,7 +23,9 @@
 use std::future::Future;
 
 mod backend;
+pub mod columns;
 mod committer;
+mod macros;
 mod stats;
 mod store;
 

@@ -129,16 +129,7 @@ pub enum SqliteError {
     Sql(#[source] Arc<sqlx::Error>),
 }
 
-impl From<state_core::rows::RowError> for SqliteError {
-    fn from(e: state_core::rows::RowError) -> Self {
-        SqliteError::MalformedRow {
-            reason: e.reason,
-            version: e.version,
-            expires_at: e.expires_at,
-            raw: e.raw,
-        }
-    }
-}
+state_sql::row_errors!(SqliteError);
 
 impl From<sqlx::Error> for SqliteError {
     fn from(e: sqlx::Error) -> Self {
@@ -226,21 +217,4 @@ pub(crate) fn is_hot_journal(e: &sqlx::Error) -> bool {
 /// SQLITE_NOTADB.
 pub(crate) fn is_not_a_database(e: &sqlx::Error) -> bool {
     code(e) == Some(26)
-}
-
-impl state_core::rows::LoadError for SqliteError {
-    fn readable(&self) -> Option<(u64, Option<Option<state_core::Timestamp>>)> {
-        match self {
-            SqliteError::MalformedRow {
-                version: Some(v),
-                expires_at,
-                ..
-            } => Some((*v, *expires_at)),
-            _ => None,
-        }
-    }
-
-    fn version_range(version: u64) -> Self {
-        SqliteError::VersionRange { version }
-    }
 }

@@ -70,15 +70,6 @@ impl SqliteOptions {
         }
     }
 
-    /// Sets how long the change log keeps changes (default
-    /// [`DEFAULT_CHANGE_RETENTION`](state_core::DEFAULT_CHANGE_RETENTION); `None`: forever).
-    /// Older changes are deleted every 1024 group commits.
-    #[must_use]
-    pub fn change_retention(mut self, keep: Option<Duration>) -> Self {
-        self.change_retention = keep;
-        self
-    }
-
     /// Sets the durability of commits (default [`Synchronous::Normal`]).
     #[must_use]
     pub fn synchronous(mut self, s: Synchronous) -> Self {
@@ -98,20 +89,6 @@ impl SqliteOptions {
     #[must_use]
     pub fn busy_retry_for(mut self, d: Duration) -> Self {
         self.busy_retry_for = d;
-        self
-    }
-
-    /// Sets the number of read connections of a file database (default 4).
-    #[must_use]
-    pub fn readers(mut self, n: u32) -> Self {
-        self.readers = n.max(1);
-        self
-    }
-
-    /// Sets the most caller batches merged into one transaction (default 1024).
-    #[must_use]
-    pub fn max_group(mut self, n: usize) -> Self {
-        self.max_group = n.max(1);
         self
     }
 
@@ -139,13 +116,6 @@ impl SqliteOptions {
     #[must_use]
     pub fn read_only(mut self, on: bool) -> Self {
         self.read_only = on;
-        self
-    }
-
-    /// Sets the clock expiry is read from (a `ManualClock` in tests).
-    #[must_use]
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -207,3 +177,5 @@ macro_rules! from_path {
 }
 
 from_path!(&Path, PathBuf, &PathBuf, &str, String, &String);
+
+state_sql::shared_options!(SqliteOptions);

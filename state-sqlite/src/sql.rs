@@ -10,6 +10,7 @@ use sqlx::{Arguments, Connection, Row, SqliteConnection};
 use state_core::rows::{self, scope_columns};
 use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
 use state_sql::BackendError as _;
+use state_sql::columns::{self, CHANGE_COLUMNS};
 
 use crate::error::SqliteError;
 
@@ -188,38 +189,7 @@ async fn load_chunks(
 pub(crate) type Known = (Record, bool);
 
 fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
-    // A column of the wrong SQL type is this slot's problem, not the whole read's.
-    let col = |e: sqlx::Error| SqliteError::MalformedRow {
-        reason: format!("a column has the wrong type: {e}"),
-        version: None,
-        expires_at: None,
-        raw: None,
-    };
-    let version: Option<i64> = row.try_get(1).map_err(col)?;
-    let floor: Option<i64> = row.try_get(4).map_err(col)?;
-    let Some(v) = version else {
-        let floor = floor.map_or(Ok(0), |f| to_u64(f, "a scope floor"))?;
-        return Ok((Record::absent(floor), false));
-    };
-    // A readable version with an unreadable value: say which version (and expiry, when that
-    // is readable), so writes that replace the value whole can repair the row.
-    let readable = |expires_at: Option<Option<i64>>| {
-        move |e: SqliteError| match e {
-            SqliteError::MalformedRow { reason, raw, .. } => SqliteError::MalformedRow {
-                reason,
-                version: u64::try_from(v).ok(),
-                expires_at: expires_at.map(|t| t.map(Timestamp::from_millis)),
-                raw,
-            },
-            other => other,
-        }
-    };
-    let expires_at: Option<i64> = row.try_get(3).map_err(col).map_err(readable(None))?;
-    let value = row
-        .try_get(2)
-        .map_err(col)
-        .map_err(readable(Some(expires_at)))?;
-    Ok((rows::stored_record(v, value, expires_at)?, true))
+    Ok(columns::known(row, 1)?)
 }
 
 /// Visible records of `slots` at `now`; a malformed row fails the read, naming its slot.
@@ -270,34 +240,12 @@ pub(crate) async fn load_rows(
     Ok(rows.iter().map(|row| decode_row(row, now)).collect())
 }
 
-/// The slot a row's identity columns name, if they are readable and valid.
-fn identity(row: &SqliteRow) -> Option<Slot> {
-    let text = |i: usize| row.try_get::<String, _>(i).ok();
-    let scope = rows::scope_from_columns(&text(0)?, text(1)?, text(2)?).ok()?;
-    Slot::new(scope, text(3)?, text(4)?).ok()
-}
-
+/// A row of [`load_rows`]; one that cannot be read quotes the whole row as SQLite shows it
+/// (column 8) and keeps its stored value (column 9) for a repair.
 fn decode_row(row: &SqliteRow, now: Timestamp) -> Result<(Slot, Record), state_core::Error> {
-    let columns = (|| {
-        Ok::<_, sqlx::Error>(rows::SlotColumns {
-            kind: row.try_get(0)?,
-            scope_id: row.try_get(1)?,
-            scope_sub: row.try_get(2)?,
-            namespace: row.try_get(3)?,
-            key: row.try_get(4)?,
-            version: row.try_get(5)?,
-            value: row.try_get(6)?,
-            expires_at: row.try_get(7)?,
-        })
-    })();
-    let (slot, e) = match columns.map(|c| rows::stored_row(c, now)) {
-        Ok(Ok(read)) => return Ok(read),
-        Ok(Err((slot, e))) => (slot, e),
-        // The slot is named when its identity is readable, whatever else is not.
-        Err(e) => (
-            identity(row),
-            rows::RowError::new(format!("a column has the wrong type ({e})")),
-        ),
+    let (slot, e) = match columns::slot_row(row, now) {
+        Ok(read) => return Ok(read),
+        Err(failed) => failed,
     };
     let shown: String = row.try_get(8).unwrap_or_default();
     let quoted: Option<String> = row.try_get(9).ok();
@@ -433,12 +381,8 @@ pub(crate) async fn list_keys(
         P::Int(now.as_millis()),
         P::Int(limit_plus),
     ];
-    // With a namespace filter, a cursor in that namespace seeks on the key; a cursor before it
-    // means "from its start", one after it means "nothing left".
-    let after = match (namespace, after) {
-        (Some(ns), Some(a)) if a.namespace.as_str() < ns => None,
-        (Some(ns), Some(a)) if a.namespace.as_str() > ns => return Ok(Page::from_iter([], limit)),
-        (_, a) => a,
+    let Some(after) = columns::key_cursor(namespace, after) else {
+        return Ok(Page::from_iter([], limit));
     };
     match (namespace, after) {
         (Some(ns), Some(a)) => params.extend([text(ns), text(&a.key)]),
@@ -451,17 +395,7 @@ pub(crate) async fn list_keys(
         .fetch_all(&mut *conn)
         .await
         .map_err(SqliteError::from)?;
-    let keys = rows
-        .iter()
-        .map(|r| {
-            Ok(SlotKey {
-                namespace: r.try_get(0)?,
-                key: r.try_get(1)?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(SqliteError::from)?;
-    Ok(Page::from_iter(keys, limit))
+    Ok(Page::from_iter(columns::keys::<SqliteError>(&rows)?, limit))
 }
 
 /// Scopes holding a live value (optionally of one kind), in order, after the cursor.
@@ -486,21 +420,10 @@ pub(crate) async fn list_scopes(
         .fetch_all(&mut *conn)
         .await
         .map_err(SqliteError::from)?;
-    Ok(Page::from_iter(scope_rows(&rows)?, limit))
-}
-
-/// Decodes `(kind, scope_id, scope_sub)` rows into scopes (validated like any other).
-fn scope_rows(rows: &[SqliteRow]) -> Result<Vec<Scope>, state_core::Error> {
-    rows.iter()
-        .map(|r| {
-            let kind: String = r.try_get(0).map_err(SqliteError::from)?;
-            rows::scope_from_columns(
-                &kind,
-                r.try_get(1).map_err(SqliteError::from)?,
-                r.try_get(2).map_err(SqliteError::from)?,
-            )
-        })
-        .collect()
+    Ok(Page::from_iter(
+        columns::scopes::<SqliteError>(&rows)?,
+        limit,
+    ))
 }
 
 /// JSON text of a value, as stored.
@@ -989,36 +912,11 @@ pub(crate) async fn list_stored_scopes(
     .fetch_all(&mut *conn)
     .await
     .map_err(SqliteError::from)?;
-    Ok(Page::from_iter(scope_rows(&rows)?, limit))
+    Ok(Page::from_iter(
+        columns::scopes::<SqliteError>(&rows)?,
+        limit,
+    ))
 }
-
-/// A change-log row as a [`Change`](state_core::Change): [`CHANGE_COLUMNS`] from column
-/// `first` on.
-fn change_row(row: &SqliteRow, first: usize) -> Result<state_core::Change, state_core::Error> {
-    let columns = (|| {
-        Ok::<_, sqlx::Error>(rows::ChangeColumns {
-            seq: row.try_get(first)?,
-            kind: row.try_get(first + 1)?,
-            scope_id: row.try_get(first + 2)?,
-            scope_sub: row.try_get(first + 3)?,
-            namespace: row.try_get(first + 4)?,
-            key: row.try_get(first + 5)?,
-            version: row.try_get(first + 6)?,
-            value: row.try_get(first + 7)?,
-            at: row.try_get(first + 8)?,
-        })
-    })()
-    .map_err(|e| SqliteError::MalformedRow {
-        reason: format!("a change-log row: {e}"),
-        version: None,
-        expires_at: None,
-        raw: None,
-    })?;
-    rows::stored_change(columns, |e, slot| SqliteError::from(e).into_state(slot))
-}
-
-const CHANGE_COLUMNS: &str =
-    "seq, kind, scope_id, scope_sub, namespace, key, version, value, at FROM changes";
 
 /// Changes after `after` passing `filter`, in sequence order; [`ChangesTrimmed`] if the
 /// retention removed one after `after` (read in the same statement, so the same snapshot, as
@@ -1054,26 +952,7 @@ pub(crate) async fn read_changes(
         .fetch_all(&mut *conn)
         .await
         .map_err(SqliteError::from)?;
-    let malformed = |reason: String| SqliteError::MalformedRow {
-        reason,
-        version: None,
-        expires_at: None,
-        raw: None,
-    };
-    let first = rows
-        .first()
-        .ok_or_else(|| malformed("the change log's retention watermark is missing".into()))?;
-    let through: i64 = first
-        .try_get(0)
-        .map_err(|e| malformed(format!("the change log's retention watermark: {e}")))?;
-    rows::check_not_trimmed(
-        after,
-        to_u64(through, "the change log's retention watermark")?,
-    )?;
-    rows.iter()
-        .filter(|row| !matches!(row.try_get::<Option<i64>, _>(1), Ok(None)))
-        .map(|row| change_row(row, 1))
-        .collect()
+    columns::changes_after::<SqliteError>(&rows, after)
 }
 
 /// The newest changes of `slot` below `before`, newest first.
@@ -1101,7 +980,9 @@ pub(crate) async fn slot_history(
         .fetch_all(&mut *conn)
         .await
         .map_err(SqliteError::from)?;
-    rows.iter().map(|row| change_row(row, 0)).collect()
+    rows.iter()
+        .map(|row| columns::change::<SqliteError>(row, 0))
+        .collect()
 }
 
 /// The newest sequence number handed out (0: none).
