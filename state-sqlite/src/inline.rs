@@ -17,9 +17,12 @@
 //!   sqlx (on the worker thread, with the configured busy timeout and retries).
 //! - **No checkpoint.** SQLite's automatic checkpoint runs inside the commit that crosses
 //!   1000 WAL pages; it is off on the direct connection, and the committer runs the
-//!   checkpoint through sqlx every so many direct commits ([`WriteConn::checkpoint_due`]),
-//!   a number it adjusts from what each checkpoint found so that one runs about every 1000
-//!   pages.
+//!   checkpoint through sqlx once the direct commits since the last one have done enough work
+//!   ([`WriteConn::checkpoint_due`]): each counts the pages it likely wrote (3, and one per
+//!   1365 bytes it binds: what it binds lands in a slot row, a change-log row and an index),
+//!   and how many such units make about 1000 pages is learnt from what each checkpoint finds
+//!   in the WAL. (The WAL's exact size is only known to a WAL hook, which rusqlite does not
+//!   offer; counting commits alone let a few large ones grow the WAL far past 1000 pages.)
 //!
 //! What is left is SQLite's work for the statement itself: tens of microseconds with
 //! `synchronous = NORMAL` for a small group, up to milliseconds for the largest (1024 slots,
@@ -38,11 +41,19 @@ use crate::sql::P;
 /// WAL pages after which a checkpoint is due (SQLite's automatic checkpoint default).
 const CHECKPOINT_PAGES: u64 = 1000;
 
-/// Direct commits between checkpoints before the first one tells how many pages they write.
+/// Units of work between checkpoints before the first one tells how many pages they write.
 const FIRST_CHECKPOINT_AFTER: u64 = 128;
 
-/// Bounds on the direct commits between checkpoints.
-const CHECKPOINT_EVERY: std::ops::RangeInclusive<u64> = 8..=8192;
+/// Bounds on the units of work between checkpoints.
+const CHECKPOINT_EVERY: std::ops::RangeInclusive<u64> = 8..=1 << 20;
+
+/// The units of work of any direct commit: the pages it writes however small it is (the
+/// slot table's, the change log's and its index's).
+const BASE_UNITS: u64 = 3;
+
+/// Bytes bound to a direct commit that count one more unit of work (a page's worth, written
+/// three times).
+const BYTES_PER_UNIT: usize = 4096 / 3;
 
 /// The most statements kept prepared on the direct connection (the one-call commit has a
 /// shape per triple of size buckets — checked slots, scope floors, versions — of which a
@@ -63,12 +74,13 @@ struct Direct {
     pace: Pace,
 }
 
-/// When the next checkpoint is due, in direct commits.
+/// When the next checkpoint is due, in units of work of direct commits ([`BASE_UNITS`] per
+/// commit, and one per [`BYTES_PER_UNIT`] it binds: about the pages it writes).
 #[derive(Debug, PartialEq, Eq)]
 struct Pace {
-    /// Direct commits since the last checkpoint.
+    /// Units of work since the last checkpoint.
     since: u64,
-    /// Direct commits after which the next checkpoint is due.
+    /// Units of work after which the next checkpoint is due.
     due: u64,
 }
 
@@ -175,12 +187,13 @@ impl WriteConn {
             .as_mut()
             .ok_or_else(|| sqlx::Error::Protocol("no direct connection".into()))?;
         let first = run(&direct.conn, sql, params).map_err(to_sqlx)?;
-        direct.pace.since += 1;
+        let bytes: usize = params.iter().map(P::len).sum();
+        direct.pace.since += BASE_UNITS + (bytes / BYTES_PER_UNIT) as u64;
         Ok(first)
     }
 
-    /// Whether a checkpoint is due: enough direct commits since the last one (there is none
-    /// on that connection). Then run `PRAGMA wal_checkpoint(PASSIVE)` through [`Self::sqlx`]
+    /// Whether a checkpoint is due: enough work by direct commits since the last one (there
+    /// is no automatic one on that connection). Then run `PRAGMA wal_checkpoint(PASSIVE)` through [`Self::sqlx`]
     /// and report what it found with [`Self::checkpointed`].
     pub(crate) fn checkpoint_due(&self) -> bool {
         self.direct
@@ -189,8 +202,8 @@ impl WriteConn {
     }
 
     /// Records a checkpoint's outcome: `wal` is the WAL's size in pages when it ran and
-    /// `complete` whether every page was copied back. The next one is due after as many direct
-    /// commits as wrote about 1000 pages this time; after an incomplete one (a reader still
+    /// `complete` whether every page was copied back. The next one is due after as much work as
+    /// wrote about 1000 pages this time; after an incomplete one (a reader still
     /// needs pages), a tenth of that.
     pub(crate) fn checkpointed(&mut self, wal: Option<u64>, complete: bool) {
         if let Some(d) = self.direct.as_mut() {
@@ -439,15 +452,16 @@ mod tests {
             pace.checkpointed(wal, complete);
             pace.due
         };
-        // 128 commits wrote 512 pages: 4 a commit, so 250 commits make 1000.
+        // 128 units wrote 512 pages: 4 a unit, so 250 units make 1000.
         assert_eq!(after(&mut pace, 128, Some(512), true), 250);
         assert_eq!(pace.since, 0);
         // A reader kept it from finishing: try again after a tenth.
         assert_eq!(after(&mut pace, 250, Some(1000), false), 25);
         // Large commits, small ones, and a WAL that another process restarted: bounded.
         assert_eq!(after(&mut pace, 8, Some(100_000), true), 8);
-        assert_eq!(after(&mut pace, 1000, Some(10), true), 8192);
-        assert_eq!(after(&mut pace, 1000, Some(0), true), 8192, "kept");
-        assert_eq!(after(&mut pace, 1000, None, true), 8192, "kept");
+        assert_eq!(after(&mut pace, 1000, Some(10), true), 100_000);
+        assert_eq!(after(&mut pace, 1 << 20, Some(1), true), 1 << 20);
+        assert_eq!(after(&mut pace, 1000, Some(0), true), 1 << 20, "kept");
+        assert_eq!(after(&mut pace, 1000, None, true), 1 << 20, "kept");
     }
 }

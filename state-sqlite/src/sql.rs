@@ -328,6 +328,16 @@ pub(crate) enum P<'a> {
 }
 
 impl<'a> P<'a> {
+    /// The bytes it binds (an integer: 8).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            P::Null | P::Text(None) => 0,
+            P::Int(_) => 8,
+            P::Text(Some(t)) => t.len(),
+            P::Str(t) => t.len(),
+        }
+    }
+
     fn int_or_null(v: Option<i64>) -> Self {
         v.map_or(P::Null, P::Int)
     }

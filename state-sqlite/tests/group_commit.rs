@@ -717,6 +717,40 @@ async fn the_wal_is_checkpointed_with_commits_on_either_thread() {
     }
 }
 
+/// The committer paces its checkpoints by the work its one-call commits do, not by their
+/// number: a few large commits (1000 new slots each, ~50 WAL pages) are checkpointed as
+/// they come, so the WAL stays near SQLite's 1000 pages, and everything reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_few_large_commits_are_checkpointed_as_they_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let engine = Engine::with_config(store.clone(), Default::default());
+    for chunk in 0..60 {
+        let writes: Vec<Write> = (0..1000)
+            .map(|i| {
+                let key = format!("key-{:06}", chunk * 1000 + i);
+                Write::apply(slot(&key), vec![Op::set(Path::root(), json!(i))])
+            })
+            .collect();
+        engine.commit(writes).await.unwrap();
+    }
+    let s = store.stats();
+    assert_eq!(s.fast_commits, 60, "one-call commits: {s:?}");
+    assert!(s.checkpoints >= 2, "{s:?}");
+    let wal = std::fs::metadata(path.with_extension("db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal < 8 << 20, "the WAL grew to {wal} bytes ({s:?})");
+    let keys = store
+        .list_keys(slot("x").scope(), None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(keys.items.len(), 100);
+    let last = engine.handle::<u64>(slot("key-059999"));
+    assert_eq!(last.get().await.unwrap(), Some(999));
+}
+
 /// With `inline_commits(false)` every statement runs on sqlx's worker thread: a commit that
 /// meets a lock waits there (no commit ran on the handle to meet it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
