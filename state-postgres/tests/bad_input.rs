@@ -22,12 +22,7 @@ fn slot(key: &str) -> Slot {
 }
 
 fn pg_error(e: &Error) -> &PgError {
-    match e {
-        Error::Store { source, .. } => source
-            .downcast_ref::<PgError>()
-            .unwrap_or_else(|| panic!("not a PgError: {e}")),
-        other => panic!("expected a store error, got {other:?}"),
-    }
+    state_sql::testing::store_error(e)
 }
 
 /// Drops the schema when the test ends, passed or not.

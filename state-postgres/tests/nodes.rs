@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +16,7 @@ use std::time::Duration;
 
 use state_core::{Engine, RetryPolicy, Scope, Slot, Store};
 use state_postgres::{PgOptions, PgStore};
+use state_sql::testing::{block_on, block_on_local};
 
 const ROLE: &str = "STATE_PG_CHILD";
 
@@ -25,27 +25,15 @@ fn slot() -> Slot {
 }
 
 fn main() {
-    if let Ok(role) = std::env::var(ROLE) {
-        child(&role);
-        return;
-    }
-    // The tests start processes and count what they do: one at a time, unless asked otherwise.
-    let mut args = libtest_mimic::Arguments::from_args();
-    args.test_threads.get_or_insert(1);
-    macro_rules! trial {
-        ($test:ident) => {
-            libtest_mimic::Trial::test(stringify!($test), || {
-                $test();
-                Ok(())
-            })
-        };
-    }
-    let tests = vec![
-        trial!(a_watch_sees_every_version_another_node_commits_in_order),
-        trial!(three_nodes_increment_and_cas_update_one_slot),
-        trial!(a_killed_node_loses_no_acknowledged_write_and_the_others_carry_on),
-    ];
-    libtest_mimic::run(&args, tests).exit();
+    state_sql::testing::main_or_child(
+        ROLE,
+        child,
+        state_sql::trials![
+            a_watch_sees_every_version_another_node_commits_in_order,
+            three_nodes_increment_and_cas_update_one_slot,
+            a_killed_node_loses_no_acknowledged_write_and_the_others_carry_on,
+        ],
+    );
 }
 
 // ---- one node ------------------------------------------------------------------------------
@@ -58,12 +46,7 @@ fn child(role: &str) {
     let go = PathBuf::from(std::env::var("STATE_GO").unwrap());
     let n: u64 = std::env::var("STATE_N").unwrap().parse().unwrap();
     let tasks: u64 = std::env::var("STATE_TASKS").unwrap().parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
+    block_on_local(async move {
         let store = PgStore::open_with(PgOptions::new(common::url()).schema(schema))
             .await
             .unwrap();
@@ -173,14 +156,6 @@ impl Node {
         let status = self.child.wait().unwrap();
         (acked, done && status.success(), group)
     }
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// The slot's value and version as a fresh store reads them.

@@ -28,6 +28,8 @@ mod committer;
 mod macros;
 mod stats;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use crate::backend::{
     Backend, BackendError, CommitterConfig, Failure, Fut, Known, Opened, Rows, Step, Writer,

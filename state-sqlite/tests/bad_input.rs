@@ -13,12 +13,7 @@ fn slot(key: &str) -> Slot {
 }
 
 fn sqlite_error(e: &Error) -> &SqliteError {
-    match e {
-        Error::Store { source, .. } => source
-            .downcast_ref::<SqliteError>()
-            .unwrap_or_else(|| panic!("not a SqliteError: {e}")),
-        other => panic!("expected a store error, got {other:?}"),
-    }
+    state_sql::testing::store_error(e)
 }
 
 async fn raw(path: &std::path::Path, sql: &str) {

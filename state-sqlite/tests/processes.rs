@@ -4,7 +4,6 @@
 //! This binary is its own child: run with `STATE_SQLITE_CHILD` set, it plays one process of a
 //! test; run without, it is the test runner (`harness = false`).
 
-use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 use sqlx::{Connection, SqliteConnection};
 use state_core::{Engine, Error, RetryPolicy, Scope, Slot, Store, Write};
+use state_sql::testing::{block_on, block_on_local};
 use state_sqlite::{SqliteOptions, SqliteStore};
 
 const ROLE: &str = "STATE_SQLITE_CHILD";
@@ -31,32 +31,20 @@ fn now_ms() -> u128 {
 }
 
 fn main() {
-    if let Ok(role) = std::env::var(ROLE) {
-        child(&role);
-        return;
-    }
-    // The tests start processes and count what they do: one at a time, unless asked otherwise.
-    let mut args = libtest_mimic::Arguments::from_args();
-    args.test_threads.get_or_insert(1);
-    macro_rules! trial {
-        ($test:ident) => {
-            libtest_mimic::Trial::test(stringify!($test), || {
-                $test();
-                Ok(())
-            })
-        };
-    }
-    let tests = vec![
-        trial!(a_watch_sees_every_version_another_process_commits),
-        trial!(stress_tasks_and_processes_through_retries),
-        trial!(sigkill_loses_no_acknowledged_write),
-        trial!(four_processes_increment_one_slot),
-        trial!(four_processes_mixing_increments_and_cas_updates),
-        trial!(eight_processes_open_a_fresh_file_at_once),
-        trial!(a_batch_whose_slot_another_process_changed_writes_nothing),
-        trial!(a_store_opens_and_reads_while_another_process_holds_the_write_lock),
-    ];
-    libtest_mimic::run(&args, tests).exit();
+    state_sql::testing::main_or_child(
+        ROLE,
+        child,
+        state_sql::trials![
+            a_watch_sees_every_version_another_process_commits,
+            stress_tasks_and_processes_through_retries,
+            sigkill_loses_no_acknowledged_write,
+            four_processes_increment_one_slot,
+            four_processes_mixing_increments_and_cas_updates,
+            eight_processes_open_a_fresh_file_at_once,
+            a_batch_whose_slot_another_process_changed_writes_nothing,
+            a_store_opens_and_reads_while_another_process_holds_the_write_lock,
+        ],
+    );
 }
 
 // ---- children -----------------------------------------------------------------------------
@@ -67,12 +55,7 @@ fn child(role: &str) {
     let n: u64 = std::env::var("STATE_N")
         .map(|v| v.parse().unwrap())
         .unwrap_or(1);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
+    block_on_local(async move {
         match role {
             "increment" | "mixed" => {
                 let busy_ms: u64 = std::env::var("STATE_BUSY_MS")
@@ -264,14 +247,6 @@ fn run_together_with(roles: &[&str], db: &Path, n: u64, env: &[(&str, &str)]) ->
         }
     }
     run
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 fn assert_exact_and_contiguous(run: &Run, total: u64, db: &Path) {

@@ -1,0 +1,70 @@
+//! What the SQL backends' process tests share (feature `testing`): a test binary
+//! (`harness = false`) that is its own child process, and the runtimes both sides run on.
+
+use std::future::Future;
+
+/// A test of a [`main_or_child`] binary: its name and body.
+pub type Trial = (&'static str, fn());
+
+/// The [`Trial`]s named, in order: `trials![a, b]` is `vec![("a", a), ("b", b)]`.
+#[macro_export]
+macro_rules! trials {
+    ($($test:ident),* $(,)?) => {
+        vec![$((stringify!($test), $test as fn())),*]
+    };
+}
+
+/// The `main` of a test binary that is its own child: with the environment variable
+/// `role_var` set, this process plays that role (`child(role)`); without, it runs `tests`
+/// one at a time unless asked otherwise (they start processes and count what they do), and
+/// exits with their outcome.
+pub fn main_or_child(role_var: &str, child: fn(&str), tests: Vec<Trial>) {
+    if let Ok(role) = std::env::var(role_var) {
+        child(&role);
+        return;
+    }
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads.get_or_insert(1);
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            libtest_mimic::Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// Runs `f` to completion on a new current-thread runtime.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// Runs `f` to completion on a new current-thread runtime, inside a `LocalSet` (a child's
+/// tasks may be `!Send`).
+pub fn block_on_local<F: Future>(f: F) -> F::Output {
+    tokio::task::LocalSet::new().block_on(&runtime(), f)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot start a tokio runtime for a test: {e}"),
+    }
+}
+
+/// The backend's error `E` inside a store error; a test failure (a panic) if it is another.
+pub fn store_error<E: std::error::Error + 'static>(e: &state_core::Error) -> &E {
+    match e {
+        state_core::Error::Store { source, .. } => match source.downcast_ref::<E>() {
+            Some(inner) => inner,
+            None => panic!("not a {}: {e}", std::any::type_name::<E>()),
+        },
+        other => panic!("expected a store error, got {other:?}"),
+    }
+}
