@@ -444,6 +444,55 @@ async fn memory_vs_map(report: &mut Report) {
     }
 }
 
+/// W6's data: 100 commits of 1000 keys in one scope (returned), then 10 000 one-slot scopes.
+async fn w6_seed(engine: &Engine) -> Scope {
+    let big = Scope::group("big").unwrap();
+    for chunk in 0..100 {
+        let writes: Vec<Write> = (0..1000)
+            .map(|i| {
+                Write::apply(
+                    slot(&big, format!("key-{:06}", chunk * 1000 + i)),
+                    vec![Op::set(state_core::Path::root(), json!(i))],
+                )
+            })
+            .collect();
+        engine.commit(writes).await.unwrap();
+    }
+    for s in 0..10_000 {
+        let scope = Scope::user("bench", format!("user-{s:05}")).unwrap();
+        if s % 1000 == 0 {
+            // keep the runtime responsive while seeding
+            tokio::task::yield_now().await;
+        }
+        engine
+            .handle::<u8>(slot(&scope, "x".into()))
+            .set(1)
+            .await
+            .unwrap();
+    }
+    big
+}
+
+/// W6: lists the 10 000 user scopes in pages of 1000; scopes per second.
+async fn w6_scopes(store: &dyn state_core::Store) -> f64 {
+    let start = Instant::now();
+    let mut after = None;
+    let mut n = 0usize;
+    loop {
+        let page = store
+            .list_scopes(Some(state_core::ScopeKind::User), after.as_ref(), 1000)
+            .await
+            .unwrap();
+        n += page.items.len();
+        match page.next {
+            Some(s) => after = Some(s),
+            None => break,
+        }
+    }
+    assert_eq!(n, 10_000);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 /// `STATE_BENCH_PROFILE=W3` (or `W1`, `W2`, `W2 scattered`; `W3 FULL` for FULL) runs only
 /// that workload on the SQLite store, once, for `perf record`; `W6` seeds as the full run
 /// does and lists its scopes five times, with the WAL's size; `ALL` (`ALL FULL`) runs W1, W2,
@@ -452,49 +501,11 @@ async fn profile(which: &str, dir: &Path) {
     let full = which.contains("FULL");
     let (engine, store) = sqlite_engine(&dir.join("profile.db"), full).await;
     if which.contains("W6") {
-        // W6's seeding (100 commits of 1000 keys, then 10 000 one-slot scopes), then its
-        // scope listing, five times, with the WAL's size.
-        let big = Scope::group("big").unwrap();
-        for chunk in 0..100 {
-            let writes: Vec<Write> = (0..1000)
-                .map(|i| {
-                    Write::apply(
-                        slot(&big, format!("key-{:06}", chunk * 1000 + i)),
-                        vec![Op::set(state_core::Path::root(), json!(i))],
-                    )
-                })
-                .collect();
-            engine.commit(writes).await.unwrap();
-        }
-        for s in 0..10_000 {
-            let scope = Scope::user("bench", format!("user-{s:05}")).unwrap();
-            engine
-                .handle::<u8>(slot(&scope, "x".into()))
-                .set(1)
-                .await
-                .unwrap();
-        }
+        // W6's seeding and scope listing, five times, with the WAL's size.
+        w6_seed(&engine).await;
         let wal = std::fs::metadata(dir.join("profile.db-wal")).map_or(0, |m| m.len());
         for _ in 0..5 {
-            let start = Instant::now();
-            let mut after = None;
-            let mut n = 0usize;
-            loop {
-                let page = state_core::Store::list_scopes(
-                    &*store,
-                    Some(state_core::ScopeKind::User),
-                    after.as_ref(),
-                    1000,
-                )
-                .await
-                .unwrap();
-                n += page.items.len();
-                match page.next {
-                    Some(s) => after = Some(s),
-                    None => break,
-                }
-            }
-            let rate = n as f64 / start.elapsed().as_secs_f64();
+            let rate = w6_scopes(&*store).await;
             println!(
                 "W6 scopes: {rate:.0} scopes/s, WAL {wal} bytes, {:?}",
                 store.stats()
@@ -851,30 +862,7 @@ async fn main() {
     );
 
     // W6: list 100k keys (pages of 1000) and 10k scopes.
-    let big = Scope::group("big").unwrap();
-    for chunk in 0..100 {
-        let writes: Vec<Write> = (0..1000)
-            .map(|i| {
-                Write::apply(
-                    slot(&big, format!("key-{:06}", chunk * 1000 + i)),
-                    vec![Op::set(state_core::Path::root(), json!(i))],
-                )
-            })
-            .collect();
-        engine.commit(writes).await.unwrap();
-    }
-    for s in 0..10_000 {
-        let scope = Scope::user("bench", format!("user-{s:05}")).unwrap();
-        if s % 1000 == 0 {
-            // keep the runtime responsive while seeding
-            tokio::task::yield_now().await;
-        }
-        engine
-            .handle::<u8>(slot(&scope, "x".into()))
-            .set(1)
-            .await
-            .unwrap();
-    }
+    let big = w6_seed(&engine).await;
     let store = engine.store().clone();
     let list_keys = median(
         futures_join(|_| {
@@ -942,24 +930,7 @@ async fn main() {
     let list_scopes = median(
         futures_join(|_| {
             let store = store.clone();
-            async move {
-                let start = Instant::now();
-                let mut after = None;
-                let mut n = 0usize;
-                loop {
-                    let page = store
-                        .list_scopes(Some(state_core::ScopeKind::User), after.as_ref(), 1000)
-                        .await
-                        .unwrap();
-                    n += page.items.len();
-                    match page.next {
-                        Some(s) => after = Some(s),
-                        None => break,
-                    }
-                }
-                assert_eq!(n, 10_000);
-                n as f64 / start.elapsed().as_secs_f64()
-            }
+            async move { w6_scopes(&*store).await }
         })
         .await,
     );
