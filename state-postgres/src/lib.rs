@@ -1,4 +1,4 @@
-//! `PgStore`: the `state-core` [`Store`] on a PostgreSQL server, for workflows that run on
+//! `PgStore`: the `state-core` [`Store`](state_core::Store) on a PostgreSQL server, for workflows that run on
 //! several machines and share their state. Same slot model and contract as the embedded
 //! SQLite store (the same conformance suite runs against both); only the URL changes.
 //!

@@ -42,7 +42,7 @@ impl PgOptions {
     }
 
     /// Whether opening creates the schema and its tables when the schema does not exist
-    /// (default `true`). With `false`, a missing schema is [`PgError::SchemaMissing`] and
+    /// (default `true`). With `false`, a missing schema is [`PgError::SchemaMissing`](crate::PgError::SchemaMissing) and
     /// nothing is created: what a tool that only reads wants, so a mistyped name is an error
     /// rather than a new, empty store.
     #[must_use]

@@ -1,4 +1,4 @@
-//! `SqliteStore`: the durable, embedded default [`Store`] for `state-core`.
+//! `SqliteStore`: the durable, embedded default [`Store`](state_core::Store) for `state-core`.
 //!
 //! - **One file, WAL.** Readers never block the writer; several processes may share a file.
 //! - **Group commit.** Every write goes through one committer that owns the write
@@ -26,9 +26,9 @@
 //!   where it runs (the caller that leads, or its task). That thread never waits for a lock
 //!   or a checkpoint: the connection's busy timeout is 0, and a commit that meets another
 //!   connection's lock runs again through sqlx, whose worker waits it out
-//!   ([`SqliteStats::inline_busy`]); SQLite's automatic checkpoint is off there and the
+//!   ([`SqliteCounts::inline_busy`]); SQLite's automatic checkpoint is off there and the
 //!   committer runs one through sqlx about every 1000 WAL pages
-//!   ([`SqliteStats::checkpoints`]) — a caller that leads the turn waits for it, as for
+//!   ([`SqliteCounts::checkpoints`]) — a caller that leads the turn waits for it, as for
 //!   SQLite's own. What the thread does block for is the statement itself: tens of
 //!   microseconds with `synchronous = NORMAL` (a group of 64 slots: a few hundred; the
 //!   largest groups, or a statement's first run, milliseconds), plus an fsync with `FULL`;

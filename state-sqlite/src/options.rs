@@ -108,8 +108,8 @@ impl SqliteOptions {
     }
 
     /// Opens the store read-only (default `false`): no file is created or changed, every
-    /// write fails with [`SqliteError::ReadOnly`], and a store whose schema is not current is
-    /// refused ([`SqliteError::NeedsMigration`]). Works on a read-only medium (a read-only
+    /// write fails with [`SqliteError::ReadOnly`](crate::SqliteError::ReadOnly), and a store whose schema is not current is
+    /// refused ([`SqliteError::NeedsMigration`](crate::SqliteError::NeedsMigration)). Works on a read-only medium (a read-only
     /// mount, a file without write permission): when SQLite cannot create the WAL index next
     /// to the file there, the file is opened as immutable, and changes another process makes
     /// to it while the store is open are then not seen.
