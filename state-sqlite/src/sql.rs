@@ -479,6 +479,9 @@ impl SlotWrite {
     }
 }
 
+/// The columns of a row of [`commit_text`]'s VALUES.
+const COMMIT_COLUMNS: usize = 11;
+
 /// Binds one logged version as [`commit_text`] reads it: its position (`None`: a padding
 /// row, not inserted), the slot's identity, version, value, time and expiry, and what the
 /// log's triggers do with it in `slots`.
@@ -504,11 +507,12 @@ fn bind_commit_rows<'a>(
     rows: usize,
     now: Timestamp,
 ) -> Result<(), SqliteError> {
-    for i in 0..rows {
-        let j = i.min(log.len() - 1);
-        let ord = (i < log.len()).then_some(i as i64);
-        bind_commit_row(params, ord, &log[j], now, writes[j])?;
+    for (i, (entry, write)) in log.iter().zip(writes).enumerate() {
+        bind_commit_row(params, Some(i as i64), entry, now, *write)?;
     }
+    // Padding rows are all NULL (a NULL position is never inserted): no text to copy.
+    let padding = rows.saturating_sub(log.len()) * COMMIT_COLUMNS;
+    params.extend(std::iter::repeat_with(|| P::Null).take(padding));
     Ok(())
 }
 
@@ -546,7 +550,7 @@ fn commit_text(rows: usize, guarded: bool) -> String {
          SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
          {at}, n.column10, n.column11 FROM (VALUES {}) AS n{from} \
          WHERE n.column1 IS NOT NULL ORDER BY n.column1",
-        values(rows, 11),
+        values(rows, COMMIT_COLUMNS),
     )
 }
 
@@ -564,7 +568,7 @@ pub(crate) async fn write_commit(
     let chunks = log.len().div_ceil(UPSERT_MAX);
     for (chunk_no, chunk) in log.chunks(UPSERT_MAX).enumerate() {
         let rows = bucket(chunk.len());
-        let mut params = Vec::with_capacity(rows * 11);
+        let mut params = Vec::with_capacity(rows * COMMIT_COLUMNS);
         let writes = slot_writes(chunk, |_| false);
         bind_commit_rows(&mut params, chunk, &writes, rows, now)?;
         let args = bind_all(params)?;
@@ -812,7 +816,7 @@ impl<'a> Guarded<'a> {
             bucket_or_0(floors.len()),
             bucket_or_0(log.len()),
         );
-        let count = t_rows * 8 + u_rows * 4 + l_rows * 11;
+        let count = t_rows * 8 + u_rows * 4 + l_rows * COMMIT_COLUMNS;
         if count > PARAMS_MAX {
             return Ok(None);
         }
