@@ -271,8 +271,9 @@ impl<B: Backend> Committer<B> {
 
     /// One admin transaction. `Ok(Err(_))`: the input was refused, nothing written.
     async fn admin_once(&mut self, op: &Admin) -> Attempt<Result<u64, Error>, B::Error> {
-        let now = self.config.clock.now();
         self.writer.begin_admin(op).await?;
+        // Read once the transaction holds its locks (it may have waited for them).
+        let now = self.config.clock.now();
         if let Admin::Restore(records) = op
             && let Err(refused) = self.check_restore(records).await?
         {

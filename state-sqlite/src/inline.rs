@@ -45,7 +45,7 @@ const CHECKPOINT_PAGES: u64 = 1000;
 const FIRST_CHECKPOINT_AFTER: u64 = 128;
 
 /// Bounds on the units of work between checkpoints.
-const CHECKPOINT_EVERY: std::ops::RangeInclusive<u64> = 8..=1 << 20;
+const CHECKPOINT_EVERY: std::ops::RangeInclusive<u64> = 8..=16_384;
 
 /// The units of work of any direct commit: the pages it writes however small it is (the
 /// slot table's, the change log's and its index's).
@@ -92,11 +92,14 @@ impl Pace {
         }
     }
 
-    /// See [`WriteConn::checkpointed`].
+    /// See [`WriteConn::checkpointed`]. A WAL much smaller than the work since the last
+    /// checkpoint was restarted meanwhile (by another connection's checkpoint): it says
+    /// nothing about this work, and is not learnt from. The pace at most doubles at a time.
     fn checkpointed(&mut self, wal: Option<u64>, complete: bool) {
-        if let Some(pages) = wal.filter(|&p| p > 0) {
+        if let Some(pages) = wal.filter(|&p| p > 0 && p.saturating_mul(4) >= self.since) {
             let every = self.since.saturating_mul(CHECKPOINT_PAGES) / pages;
-            self.due = every.clamp(*CHECKPOINT_EVERY.start(), *CHECKPOINT_EVERY.end());
+            let most = self.due.saturating_mul(2).min(*CHECKPOINT_EVERY.end());
+            self.due = every.clamp(*CHECKPOINT_EVERY.start(), most);
         }
         if !complete {
             self.due = (self.due / 10).max(*CHECKPOINT_EVERY.start());
@@ -457,11 +460,23 @@ mod tests {
         assert_eq!(pace.since, 0);
         // A reader kept it from finishing: try again after a tenth.
         assert_eq!(after(&mut pace, 250, Some(1000), false), 25);
-        // Large commits, small ones, and a WAL that another process restarted: bounded.
+        // Large commits: down at once, to the floor.
         assert_eq!(after(&mut pace, 8, Some(100_000), true), 8);
-        assert_eq!(after(&mut pace, 1000, Some(10), true), 100_000);
-        assert_eq!(after(&mut pace, 1 << 20, Some(1), true), 1 << 20);
-        assert_eq!(after(&mut pace, 1000, Some(0), true), 1 << 20, "kept");
-        assert_eq!(after(&mut pace, 1000, None, true), 1 << 20, "kept");
+        // Small ones: up, at most doubling each time.
+        assert_eq!(after(&mut pace, 8, Some(4), true), 16);
+        assert_eq!(after(&mut pace, 16, Some(4), true), 32);
+        // A WAL another connection restarted (far fewer pages than the work): not learnt.
+        assert_eq!(after(&mut pace, 32, Some(7), true), 32, "kept");
+        assert_eq!(after(&mut pace, 32, Some(0), true), 32, "kept");
+        assert_eq!(after(&mut pace, 32, None, true), 32, "kept");
+        // Bounded above.
+        for _ in 0..20 {
+            after(&mut pace, 10_000, Some(2_500), true);
+        }
+        assert_eq!(pace.due, 4000);
+        pace.due = 16_384;
+        assert_eq!(after(&mut pace, 100_000, Some(25_000), true), 4000);
+        pace.due = 16_384;
+        assert_eq!(after(&mut pace, 1_000_000, Some(250_000), true), 4000);
     }
 }

@@ -195,7 +195,12 @@ impl SqliteWriter {
     ) -> Result<bool, SqliteError> {
         if inline {
             match statement.run_inline(&mut self.conn).await {
-                Err(e) if e.is_busy() => bump(&self.counters.inline_busy),
+                Err(e) if e.is_busy() => {
+                    bump(&self.counters.inline_busy);
+                    // The statement must run in autocommit through sqlx too: end any
+                    // transaction there first (none is expected; the lock was another's).
+                    self.conn.roll_back().await;
+                }
                 result => return result,
             }
         }
