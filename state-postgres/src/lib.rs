@@ -15,7 +15,9 @@
 //! - **Many processes, many machines.** Writers of different processes serialize on row
 //!   locks; two processes creating the same slot at once are told apart by
 //!   `INSERT … ON CONFLICT DO NOTHING` (the loser rolls back and runs again on what it then
-//!   reads). Purges and restores lock the table against writers (readers go on).
+//!   reads). Admin writes (clear, purge, restore) run through the committer too, between
+//!   groups: a long clear delays this process's commits; purges and restores also lock the
+//!   table against other processes' writers (readers go on).
 //! - **Never acknowledges an uncommitted write, never hides an unknown outcome.** A caller
 //!   hears back only after `COMMIT` returned. A connection lost before `COMMIT` means the
 //!   server rolled back: the store reconnects and runs the transaction again (for
