@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::{Error, Slot};
-
 /// What went wrong with PostgreSQL.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -155,7 +153,7 @@ pub enum PgError {
     Sql(#[source] Arc<sqlx::Error>),
 }
 
-state_sql::row_errors!(PgError);
+state_sql::error_conversions!(PgError);
 
 impl From<sqlx::Error> for PgError {
     fn from(e: sqlx::Error) -> Self {
@@ -201,19 +199,6 @@ impl state_sql::BackendError for PgError {
 
     fn committer_gone() -> Self {
         PgError::CommitterGone
-    }
-
-    fn into_state(self, slot: Option<Slot>) -> Error {
-        Error::Store {
-            slot,
-            source: Box::new(self),
-        }
-    }
-}
-
-impl From<PgError> for Error {
-    fn from(e: PgError) -> Self {
-        state_sql::BackendError::into_state(e, None)
     }
 }
 

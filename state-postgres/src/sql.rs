@@ -134,13 +134,7 @@ pub(crate) async fn load_many(
     now: Timestamp,
 ) -> Result<Vec<Record>, state_core::Error> {
     let raw = load_raw(conn, slots, false).await?;
-    raw.into_iter()
-        .zip(slots)
-        .map(|(r, s)| {
-            r.map(|(r, _)| r.visible(now))
-                .map_err(|e| e.into_state(Some(s.clone())))
-        })
-        .collect()
+    columns::visible(raw, slots, now)
 }
 
 /// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —

@@ -58,7 +58,12 @@ pub trait BackendError: LoadError + Into<Error> {
     fn committer_gone() -> Self;
 
     /// As a `state_core::Error`, naming the slot if there is one.
-    fn into_state(self, slot: Option<Slot>) -> Error;
+    fn into_state(self, slot: Option<Slot>) -> Error {
+        Error::Store {
+            slot,
+            source: Box::new(self),
+        }
+    }
 }
 
 /// What [`Backend::open`] hands the shared store.

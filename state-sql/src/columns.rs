@@ -74,6 +74,23 @@ pub fn known(row: &impl Columns, first: usize) -> Result<Known, RowError> {
     Ok((rows::stored_record(v, value, expires_at)?, true))
 }
 
+/// What each of `slots` reads as at `now`, from what was loaded for them in order (expired
+/// values read as absent); a row that could not be read fails the read, naming its slot.
+pub fn visible<E: BackendError>(
+    loaded: Vec<Result<Known, E>>,
+    slots: &[Slot],
+    now: Timestamp,
+) -> Result<Vec<Record>, Error> {
+    loaded
+        .into_iter()
+        .zip(slots)
+        .map(|(r, s)| {
+            r.map(|(r, _)| r.visible(now))
+                .map_err(|e| e.into_state(Some(s.clone())))
+        })
+        .collect()
+}
+
 /// A whole stored row, from columns `kind, scope_id, scope_sub, namespace, key, version,
 /// value, expires_at`, visible at `now`; what cannot be read names the slot when its
 /// identity columns are readable and valid, whatever else is not.

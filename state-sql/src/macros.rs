@@ -43,12 +43,18 @@ macro_rules! shared_options {
     };
 }
 
-/// A backend error's conversions from a row that does not hold what the store writes, for
-/// an error enum with the variants `MalformedRow { reason, version, expires_at, raw }` and
-/// `VersionRange { version }`.
+/// A backend error's conversions: into a `state_core::Error` (naming no slot), and from a row
+/// that does not hold what the store writes, for an error enum with the variants
+/// `MalformedRow { reason, version, expires_at, raw }` and `VersionRange { version }`.
 #[macro_export]
-macro_rules! row_errors {
+macro_rules! error_conversions {
     ($error:ident) => {
+        impl From<$error> for ::state_core::Error {
+            fn from(e: $error) -> Self {
+                $crate::BackendError::into_state(e, None)
+            }
+        }
+
         impl From<::state_core::rows::RowError> for $error {
             fn from(e: ::state_core::rows::RowError) -> Self {
                 $error::MalformedRow {

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::{Error, Slot};
-
 /// What went wrong in SQLite.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -129,7 +127,7 @@ pub enum SqliteError {
     Sql(#[source] Arc<sqlx::Error>),
 }
 
-state_sql::row_errors!(SqliteError);
+state_sql::error_conversions!(SqliteError);
 
 impl From<sqlx::Error> for SqliteError {
     fn from(e: sqlx::Error) -> Self {
@@ -174,19 +172,6 @@ impl state_sql::BackendError for SqliteError {
 
     fn committer_gone() -> Self {
         SqliteError::CommitterGone
-    }
-
-    fn into_state(self, slot: Option<Slot>) -> Error {
-        Error::Store {
-            slot,
-            source: Box::new(self),
-        }
-    }
-}
-
-impl From<SqliteError> for Error {
-    fn from(e: SqliteError) -> Self {
-        state_sql::BackendError::into_state(e, None)
     }
 }
 

@@ -198,16 +198,8 @@ pub(crate) async fn load_many(
     slots: &[Slot],
     now: Timestamp,
 ) -> Result<Vec<Record>, state_core::Error> {
-    let raw = load_raw(conn, slots, ReadIn::Snapshot)
-        .await
-        .map_err(state_core::Error::from)?;
-    raw.into_iter()
-        .zip(slots)
-        .map(|(r, s)| {
-            r.map(|(r, _)| r.visible(now))
-                .map_err(|e| e.into_state(Some(s.clone())))
-        })
-        .collect()
+    let raw = load_raw(conn, slots, ReadIn::Snapshot).await?;
+    columns::visible(raw, slots, now)
 }
 
 /// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —
