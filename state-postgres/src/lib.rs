@@ -52,12 +52,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, PgConnection, Postgres};
-use state_core::{
-    Change, ChangeFilter, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp,
-};
-use state_sql::{CommitterConfig, Fut, Opened, Rows, boxed};
+use state_core::{Error, Record, Slot, Timestamp};
+use state_sql::{CommitterConfig, Fut, Opened, Param, boxed};
 
 pub use crate::error::PgError;
 pub use crate::options::{DEFAULT_SCHEMA, PgOptions};
@@ -213,6 +211,7 @@ impl state_sql::Backend for Pg {
     type Conn = PgConnection;
     type Reader = PoolConnection<Postgres>;
     type Writer = PgWriter;
+    type Row = PgRow;
     type Counts = PgCounts;
 
     fn open(
@@ -268,54 +267,26 @@ impl state_sql::Backend for Pg {
         boxed(sql::load_many(conn, slots, now))
     }
 
-    fn load_rows<'a>(
+    fn fetch<'a>(
         conn: &'a mut PgConnection,
-        scope: Option<&'a Scope>,
-        now: Timestamp,
-    ) -> Fut<'a, Result<Rows, Error>> {
-        boxed(sql::load_rows(conn, scope, now))
+        sql: &'a str,
+        params: &'a [Param<'a>],
+    ) -> Fut<'a, Result<Vec<PgRow>, PgError>> {
+        boxed(sql::fetch(conn, sql, params))
     }
 
-    fn list_keys<'a>(
-        conn: &'a mut PgConnection,
-        scope: &'a Scope,
-        namespace: Option<&'a str>,
-        after: Option<&'a SlotKey>,
-        limit: usize,
-        now: Timestamp,
-    ) -> Fut<'a, Result<Page<SlotKey>, Error>> {
-        boxed(sql::list_keys(conn, scope, namespace, after, limit, now))
+    fn execute<'a>(conn: &'a mut PgConnection, sql: &'a str) -> Fut<'a, Result<(), PgError>> {
+        boxed(async move {
+            sqlx::Executor::execute(conn, sql).await?;
+            Ok(())
+        })
     }
 
-    fn list_scopes<'a>(
-        conn: &'a mut PgConnection,
-        kind: Option<ScopeKind>,
-        after: Option<&'a Scope>,
-        limit: usize,
-        live: Option<Timestamp>,
-    ) -> Fut<'a, Result<Page<Scope>, Error>> {
-        boxed(sql::list_scopes(conn, kind, after, limit, live))
-    }
+    const LAST_CHANGE: &'static str = "SELECT GREATEST(COALESCE(max(seq), 0), \
+        (SELECT through FROM changes_trimmed WHERE id = 0)) FROM changes";
 
-    fn read_changes<'a>(
-        conn: &'a mut PgConnection,
-        after: u64,
-        filter: &'a ChangeFilter,
-        limit: usize,
-    ) -> Fut<'a, Result<Vec<Change>, Error>> {
-        boxed(sql::read_changes(conn, after, filter, limit))
-    }
-
-    fn slot_history<'a>(
-        conn: &'a mut PgConnection,
-        slot: &'a Slot,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Fut<'a, Result<Vec<Change>, Error>> {
-        boxed(sql::slot_history(conn, slot, before, limit))
-    }
-
-    fn last_change(conn: &mut PgConnection) -> Fut<'_, Result<u64, Error>> {
-        boxed(sql::last_change(conn))
-    }
+    const QUOTED_ROW: &'static str = "concat_ws(', ', quote_nullable(kind), \
+        quote_nullable(scope_id), quote_nullable(scope_sub), quote_nullable(namespace), \
+        quote_nullable(key), quote_nullable(version), quote_nullable(expires_at)), \
+        quote_nullable(value)";
 }

@@ -2,12 +2,11 @@
 //! statement has one fixed shape whatever the number of slots: the server prepares it once
 //! per connection.
 
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Arguments, PgConnection, Row};
 use state_core::rows::{self, scope_columns};
-use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
-use state_sql::BackendError as _;
-use state_sql::columns::{self, CHANGE_COLUMNS};
+use state_core::{Record, Scope, Slot, Timestamp};
+use state_sql::{Param, columns};
 
 use crate::error::PgError;
 
@@ -40,8 +39,8 @@ impl Ids {
 
     fn bind<'q>(
         self,
-        q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        q: sqlx::query::Query<'q, sqlx::Postgres, PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, PgArguments> {
         q.bind(self.kind)
             .bind(self.id)
             .bind(self.sub)
@@ -53,10 +52,6 @@ impl Ids {
 /// A version as PostgreSQL's BIGINT.
 pub(crate) fn to_i64(version: u64) -> Result<i64, PgError> {
     i64::try_from(version).map_err(|_| PgError::VersionRange { version })
-}
-
-fn to_u64(v: i64, what: &str) -> Result<u64, PgError> {
-    Ok(rows::stored_u64(v, what)?)
 }
 
 /// Reads slots with their scope floors; `FOR UPDATE` locks the rows that exist, one index
@@ -137,123 +132,27 @@ pub(crate) async fn load_many(
     columns::visible(raw, slots, now)
 }
 
-/// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —
-/// ordered by scope, namespace and key, visible at `now`; a row that cannot be read is its
-/// own error, naming its slot when its identity is valid.
-pub(crate) async fn load_rows(
-    conn: &mut PgConnection,
-    scope: Option<&Scope>,
-    now: Timestamp,
-) -> Result<Vec<Result<(Slot, Record), state_core::Error>>, state_core::Error> {
-    const HEAD: &str = "SELECT kind, scope_id, scope_sub, namespace, key, version, value, expires_at \
-        FROM slots ";
-    let rows = match scope {
-        Some(s) => {
-            let (kind, id, sub) = scope_columns(s);
-            let sql = format!(
-                "{HEAD}WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 ORDER BY namespace, key"
-            );
-            sqlx::query(&sql)
-                .bind(kind)
-                .bind(id)
-                .bind(sub)
-                .fetch_all(&mut *conn)
-                .await
+/// Runs one of the shared engine's reads (see [`state_sql::Backend::fetch`]).
+pub(crate) async fn fetch<'a>(
+    conn: &'a mut PgConnection,
+    sql: &'a str,
+    params: &'a [Param<'a>],
+) -> Result<Vec<PgRow>, PgError> {
+    let mut args = PgArguments::default();
+    for p in params {
+        match *p {
+            Param::Int(i) => args.add(i),
+            Param::Text(t) => args.add(t),
+            Param::Bytes(b) => args.add(b),
         }
-        None => {
-            let sql = format!("{HEAD}ORDER BY kind, scope_id, scope_sub, namespace, key");
-            sqlx::query(&sql).fetch_all(&mut *conn).await
-        }
+        .map_err(|e| PgError::MalformedRow {
+            reason: format!("cannot bind a parameter: {e}"),
+            version: None,
+            expires_at: None,
+            raw: None,
+        })?;
     }
-    .map_err(PgError::from)?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            columns::slot_row(row, now).map_err(|(slot, e)| PgError::from(e).into_state(slot))
-        })
-        .collect())
-}
-
-/// Keys of a scope holding a live value, in (namespace, key) order, after the cursor. Each
-/// variant states only its own conditions, so each is a seek on the primary key.
-pub(crate) async fn list_keys(
-    conn: &mut PgConnection,
-    scope: &Scope,
-    namespace: Option<&str>,
-    after: Option<&SlotKey>,
-    limit: usize,
-    now: Timestamp,
-) -> Result<Page<SlotKey>, state_core::Error> {
-    state_core::check_page_limit(limit)?;
-    let Some(after) = columns::key_cursor(namespace, after) else {
-        return Ok(Page::from_iter([], limit));
-    };
-    let (kind, id, sub) = scope_columns(scope);
-    let head = "SELECT namespace, key FROM slots WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
-                AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > $4) ";
-    let tail = match (namespace.is_some(), after.is_some()) {
-        (false, false) => "",
-        (true, false) => "AND namespace = $6 ",
-        (false, true) => "AND (namespace, key) > ($6, $7) ",
-        (true, true) => "AND namespace = $6 AND key > $7 ",
-    };
-    let sql = format!("{head}{tail}ORDER BY namespace, key LIMIT $5");
-    let mut q = sqlx::query(&sql)
-        .bind(kind)
-        .bind(id)
-        .bind(sub)
-        .bind(now.as_millis())
-        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
-    match (namespace, after) {
-        (Some(ns), Some(a)) => q = q.bind(ns).bind(&a.key),
-        (Some(ns), None) => q = q.bind(ns),
-        (None, Some(a)) => q = q.bind(&a.namespace).bind(&a.key),
-        (None, None) => {}
-    }
-    let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
-    Ok(Page::from_iter(columns::keys::<PgError>(&rows)?, limit))
-}
-
-/// Scopes holding a live value (`live`) or any row, optionally of one kind, after the cursor.
-pub(crate) async fn list_scopes(
-    conn: &mut PgConnection,
-    kind: Option<ScopeKind>,
-    after: Option<&Scope>,
-    limit: usize,
-    live: Option<Timestamp>,
-) -> Result<Page<Scope>, state_core::Error> {
-    state_core::check_page_limit(limit)?;
-    let mut sql = String::from("SELECT DISTINCT kind, scope_id, scope_sub FROM slots WHERE TRUE ");
-    let mut n = 1;
-    let mut next = || {
-        n += 1;
-        n
-    };
-    if live.is_some() {
-        let p = next();
-        sql += &format!("AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ${p}) ");
-    }
-    if kind.is_some() {
-        let p = next();
-        sql += &format!("AND kind = ${p} ");
-    }
-    if after.is_some() {
-        let (a, b, c) = (next(), next(), next());
-        sql += &format!("AND (kind, scope_id, scope_sub) > (${a}, ${b}, ${c}) ");
-    }
-    sql += "ORDER BY kind, scope_id, scope_sub LIMIT $1";
-    let mut q = sqlx::query(&sql).bind(i64::try_from(limit + 1).unwrap_or(i64::MAX));
-    if let Some(now) = live {
-        q = q.bind(now.as_millis());
-    }
-    if let Some(k) = kind {
-        q = q.bind(k.as_str());
-    }
-    if let Some((k, i, s)) = after.map(scope_columns) {
-        q = q.bind(k).bind(i).bind(s);
-    }
-    let rows = q.fetch_all(&mut *conn).await.map_err(PgError::from)?;
-    Ok(Page::from_iter(columns::scopes::<PgError>(&rows)?, limit))
+    Ok(sqlx::query_with(sql, args).fetch_all(conn).await?)
 }
 
 /// Writes `records` (each slot once) in one `INSERT … ON CONFLICT DO UPDATE`, in
@@ -356,8 +255,8 @@ impl Versions {
 
     fn bind<'q>(
         self,
-        q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        q: sqlx::query::Query<'q, sqlx::Postgres, PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, PgArguments> {
         self.ids.bind(q).bind(self.versions).bind(self.values)
     }
 }
@@ -443,84 +342,6 @@ pub(crate) async fn purge_expired(conn: &mut PgConnection, now: Timestamp) -> Re
         .fetch_one(&mut *conn)
         .await?;
     Ok(n.max(0) as u64)
-}
-
-/// Changes after `after` passing `filter`, in sequence order (sequence order is commit
-/// order: see the 0003 migration); [`ChangesTrimmed`] if the retention removed one after
-/// `after` (read in the same statement, so the same snapshot, as the changes: migration
-/// 0004).
-///
-/// [`ChangesTrimmed`]: state_core::Error::ChangesTrimmed
-pub(crate) async fn read_changes(
-    conn: &mut PgConnection,
-    after: u64,
-    filter: &state_core::ChangeFilter,
-    limit: usize,
-) -> Result<Vec<state_core::Change>, state_core::Error> {
-    let (scope_kind, id, sub) = rows::filter_scope_columns(filter);
-    // One row at least: the watermark, with the changes (if any) beside it.
-    let sql = format!(
-        "SELECT t.through, c.* FROM changes_trimmed t LEFT JOIN LATERAL (\
-         SELECT {CHANGE_COLUMNS} WHERE seq > $1 AND ($2::text IS NULL OR kind = $2) \
-         AND ($3::text IS NULL OR (kind = $8 AND scope_id = $3 AND scope_sub = $4)) \
-         AND ($5::text IS NULL OR namespace = $5) AND ($6::text IS NULL OR key = $6) \
-         ORDER BY seq LIMIT $7) c ON true WHERE t.id = 0 ORDER BY c.seq"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(rows::log_position(after))
-        .bind(filter.kind.map(|k| k.as_str()))
-        .bind(id)
-        .bind(sub)
-        .bind(filter.namespace.as_deref())
-        .bind(filter.key.as_deref())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(scope_kind)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(PgError::from)?;
-    columns::changes_after::<PgError>(&rows, after)
-}
-
-/// The newest changes of `slot` below `before`, newest first.
-pub(crate) async fn slot_history(
-    conn: &mut PgConnection,
-    slot: &Slot,
-    before: Option<u64>,
-    limit: usize,
-) -> Result<Vec<state_core::Change>, state_core::Error> {
-    let (kind, id, sub) = scope_columns(slot.scope());
-    let sql = format!(
-        "SELECT {CHANGE_COLUMNS} WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
-         AND namespace = $4 AND key = $5 AND seq < $6 ORDER BY seq DESC LIMIT $7"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(kind)
-        .bind(id)
-        .bind(sub)
-        .bind(slot.namespace())
-        .bind(slot.key())
-        .bind(before.map_or(i64::MAX, rows::log_position))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(PgError::from)?;
-    rows.iter()
-        .map(|row| columns::change::<PgError>(row, 0))
-        .collect()
-}
-
-/// The newest sequence number in the log (0: none).
-pub(crate) async fn last_change(conn: &mut PgConnection) -> Result<u64, state_core::Error> {
-    // A log its retention emptied still ends at the newest change it removed (a reader
-    // starting there must not be told it missed anything).
-    let seq: i64 = sqlx::query_scalar(
-        "SELECT GREATEST(COALESCE(max(seq), 0), \
-         (SELECT through FROM changes_trimmed WHERE id = 0)) FROM changes",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(PgError::from)?;
-    Ok(to_u64(seq, "a sequence number")?)
 }
 
 /// Deletes changes committed before `cutoff`.

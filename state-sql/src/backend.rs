@@ -9,13 +9,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::rows::LoadError;
-use state_core::{
-    Change, ChangeFilter, Clock, CommitOutcome, Error, Page, Record, Scope, ScopeKind, Slot,
-    SlotKey, Timestamp,
-};
+use state_core::rows::{LoadError, RowError};
+use state_core::{Clock, CommitOutcome, Error, Record, Slot, Timestamp};
 
+use crate::columns::Columns;
 use crate::committer::{Admin, Group};
+use crate::reads::Param;
 use crate::stats::Counters;
 
 /// A boxed `Send` future borrowing for `'a`: what the backend traits' methods return.
@@ -43,7 +42,7 @@ impl<E> From<E> for Failure<E> {
 }
 
 /// A backend's error, as the shared engine classifies and reports it.
-pub trait BackendError: LoadError + Into<Error> {
+pub trait BackendError: LoadError + Into<Error> + From<RowError> + From<sqlx::Error> {
     /// Whether a write transaction that failed with it wrote nothing and may succeed if run
     /// again (a lock, a deadlock, a connection lost before `COMMIT`).
     fn is_retryable(&self) -> bool;
@@ -102,6 +101,8 @@ pub trait Backend: Sized + Send + Sync + 'static {
     type Reader: DerefMut<Target = Self::Conn> + Send;
     /// The committer's connection and write transactions.
     type Writer: Writer<Error = Self::Error, Conn = Self::Conn>;
+    /// A row of a read.
+    type Row: Columns + Send;
     /// What the backend counts beyond the shared [`crate::Stats`].
     type Counts: Clone + Copy + std::fmt::Debug + Default + PartialEq + Eq;
 
@@ -134,50 +135,27 @@ pub trait Backend: Sized + Send + Sync + 'static {
         now: Timestamp,
     ) -> Fut<'a, Result<Vec<Record>, Error>>;
 
-    /// Every row of `scope` (of the store with `None`), row by row, in one snapshot.
-    fn load_rows<'a>(
+    /// Runs one read statement of the shared engine ([`crate::reads`]): `sql` numbers its
+    /// parameters `$1`… and `params` are their values in that order (a statement may leave
+    /// some unused).
+    fn fetch<'a>(
         conn: &'a mut Self::Conn,
-        scope: Option<&'a Scope>,
-        now: Timestamp,
-    ) -> Fut<'a, Result<Rows, Error>>;
+        sql: &'a str,
+        params: &'a [Param<'a>],
+    ) -> Fut<'a, Result<Vec<Self::Row>, Self::Error>>;
 
-    /// A page of `scope`'s live keys after `after`.
-    fn list_keys<'a>(
-        conn: &'a mut Self::Conn,
-        scope: &'a Scope,
-        namespace: Option<&'a str>,
-        after: Option<&'a SlotKey>,
-        limit: usize,
-        now: Timestamp,
-    ) -> Fut<'a, Result<Page<SlotKey>, Error>>;
+    /// Runs `sql`, which may hold several statements and no parameters (a migration).
+    fn execute<'a>(conn: &'a mut Self::Conn, sql: &'a str) -> Fut<'a, Result<(), Self::Error>>;
 
-    /// A page of scopes after `after`: holding a live value at `live`, or (`None`) any row.
-    fn list_scopes<'a>(
-        conn: &'a mut Self::Conn,
-        kind: Option<ScopeKind>,
-        after: Option<&'a Scope>,
-        limit: usize,
-        live: Option<Timestamp>,
-    ) -> Fut<'a, Result<Page<Scope>, Error>>;
+    /// The statement reading the change log's newest sequence number: one row, one INTEGER
+    /// column (0 when nothing was ever logged; a log its retention emptied still ends at the
+    /// newest change it removed).
+    const LAST_CHANGE: &'static str;
 
-    /// Changes after sequence number `after` that pass `filter`.
-    fn read_changes<'a>(
-        conn: &'a mut Self::Conn,
-        after: u64,
-        filter: &'a ChangeFilter,
-        limit: usize,
-    ) -> Fut<'a, Result<Vec<Change>, Error>>;
-
-    /// A slot's versions in the change log, newest first, before sequence number `before`.
-    fn slot_history<'a>(
-        conn: &'a mut Self::Conn,
-        slot: &'a Slot,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Fut<'a, Result<Vec<Change>, Error>>;
-
-    /// The change log's last sequence number (0: empty).
-    fn last_change(conn: &mut Self::Conn) -> Fut<'_, Result<u64, Error>>;
+    /// Two columns of the `slots` table's row, in the dialect: the whole row as the database
+    /// quotes it (`'a', 'b', 1, NULL`…), and its quoted value. [`crate::reads`] names a row
+    /// it cannot read with them.
+    const QUOTED_ROW: &'static str;
 }
 
 /// The result of one write step: `Err` when the transaction failed.

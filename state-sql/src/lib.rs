@@ -26,6 +26,7 @@ mod backend;
 pub mod columns;
 mod committer;
 mod macros;
+pub mod reads;
 mod stats;
 mod store;
 #[cfg(feature = "testing")]
@@ -35,6 +36,7 @@ pub use crate::backend::{
     Backend, BackendError, CommitterConfig, Failure, Fut, Known, Opened, Rows, Step, Writer,
 };
 pub use crate::committer::{Admin, Group, backoff};
+pub use crate::reads::Param;
 pub use crate::stats::{Counters, Stats};
 pub use crate::store::SqlStore;
 

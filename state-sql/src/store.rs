@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, BackendError};
 use crate::committer::{Admin, Committer, Request, backoff};
+use crate::reads;
 use crate::stats::{Counters, Stats};
 
 /// How long a read is retried while the database is locked.
@@ -49,21 +50,22 @@ pub(crate) async fn serve_read<B: Backend>(
 ) -> Result<ReadOut, Error> {
     Ok(match op {
         Read::Many(slots) => ReadOut::Records(B::load_many(conn, slots, now).await?),
-        Read::Rows(scope) => ReadOut::Rows(B::load_rows(conn, scope.as_ref(), now).await?),
+        Read::Rows(scope) => ReadOut::Rows(reads::load_rows::<B>(conn, scope.as_ref(), now).await?),
         Read::Keys(scope, ns, after, limit) => ReadOut::Keys(
-            B::list_keys(conn, scope, ns.as_deref(), after.as_ref(), *limit, now).await?,
+            reads::list_keys::<B>(conn, scope, ns.as_deref(), after.as_ref(), *limit, now).await?,
         ),
         Read::Scopes(kind, after, limit, live) => {
             let live = live.then_some(now);
-            ReadOut::Scopes(B::list_scopes(conn, *kind, after.as_ref(), *limit, live).await?)
+            let page = reads::list_scopes::<B>(conn, *kind, after.as_ref(), *limit, live);
+            ReadOut::Scopes(page.await?)
         }
         Read::Changes(after, filter, limit) => {
-            ReadOut::Changes(B::read_changes(conn, *after, filter, *limit).await?)
+            ReadOut::Changes(reads::read_changes::<B>(conn, *after, filter, *limit).await?)
         }
         Read::History(slot, before, limit) => {
-            ReadOut::Changes(B::slot_history(conn, slot, *before, *limit).await?)
+            ReadOut::Changes(reads::slot_history::<B>(conn, slot, *before, *limit).await?)
         }
-        Read::LastChange => ReadOut::Seq(B::last_change(conn).await?),
+        Read::LastChange => ReadOut::Seq(reads::last_change::<B>(conn).await?),
     })
 }
 

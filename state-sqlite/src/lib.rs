@@ -89,12 +89,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Sqlite as Db, SqliteConnection};
-use state_core::{
-    Change, ChangeFilter, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp,
-};
-use state_sql::{CommitterConfig, Fut, Opened, Rows, boxed};
+use state_core::{Error, Record, Slot, Timestamp};
+use state_sql::{CommitterConfig, Fut, Opened, Param, boxed};
 
 pub use crate::error::SqliteError;
 pub use crate::options::{SqliteOptions, Synchronous};
@@ -104,7 +102,7 @@ pub use crate::writer::SqliteCounts;
 /// The store's statements, for query-plan tests and benchmarks. Not public API.
 #[doc(hidden)]
 pub mod __sql {
-    pub use crate::sql::{list_keys_sql, list_scopes_sql, select_slots};
+    pub use crate::sql::select_slots;
 }
 
 /// The durable, embedded [`Store`](state_core::Store): SQLite through sqlx, WAL, group
@@ -191,6 +189,7 @@ impl state_sql::Backend for Sqlite {
     type Conn = SqliteConnection;
     type Reader = PoolConnection<Db>;
     type Writer = writer::SqliteWriter;
+    type Row = SqliteRow;
     type Counts = SqliteCounts;
 
     fn open(
@@ -228,57 +227,28 @@ impl state_sql::Backend for Sqlite {
         boxed(sql::load_many(conn, slots, now))
     }
 
-    fn load_rows<'a>(
+    fn fetch<'a>(
         conn: &'a mut SqliteConnection,
-        scope: Option<&'a Scope>,
-        now: Timestamp,
-    ) -> Fut<'a, Result<Rows, Error>> {
-        boxed(sql::load_rows(conn, scope, now))
+        sql: &'a str,
+        params: &'a [Param<'a>],
+    ) -> Fut<'a, Result<Vec<SqliteRow>, SqliteError>> {
+        boxed(sql::fetch(conn, sql, params))
     }
 
-    fn list_keys<'a>(
+    fn execute<'a>(
         conn: &'a mut SqliteConnection,
-        scope: &'a Scope,
-        namespace: Option<&'a str>,
-        after: Option<&'a SlotKey>,
-        limit: usize,
-        now: Timestamp,
-    ) -> Fut<'a, Result<Page<SlotKey>, Error>> {
-        boxed(sql::list_keys(conn, scope, namespace, after, limit, now))
+        sql: &'a str,
+    ) -> Fut<'a, Result<(), SqliteError>> {
+        boxed(async move {
+            sqlx::Executor::execute(conn, sql).await?;
+            Ok(())
+        })
     }
 
-    fn list_scopes<'a>(
-        conn: &'a mut SqliteConnection,
-        kind: Option<ScopeKind>,
-        after: Option<&'a Scope>,
-        limit: usize,
-        live: Option<Timestamp>,
-    ) -> Fut<'a, Result<Page<Scope>, Error>> {
-        match live {
-            Some(now) => boxed(sql::list_scopes(conn, kind, after, limit, now)),
-            None => boxed(sql::list_stored_scopes(conn, kind, after, limit)),
-        }
-    }
+    const LAST_CHANGE: &'static str =
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)";
 
-    fn read_changes<'a>(
-        conn: &'a mut SqliteConnection,
-        after: u64,
-        filter: &'a ChangeFilter,
-        limit: usize,
-    ) -> Fut<'a, Result<Vec<Change>, Error>> {
-        boxed(sql::read_changes(conn, after, filter, limit))
-    }
-
-    fn slot_history<'a>(
-        conn: &'a mut SqliteConnection,
-        slot: &'a Slot,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Fut<'a, Result<Vec<Change>, Error>> {
-        boxed(sql::slot_history(conn, slot, before, limit))
-    }
-
-    fn last_change(conn: &mut SqliteConnection) -> Fut<'_, Result<u64, Error>> {
-        boxed(sql::last_change(conn))
-    }
+    const QUOTED_ROW: &'static str = "quote(kind) || ', ' || quote(scope_id) || ', ' || \
+        quote(scope_sub) || ', ' || quote(namespace) || ', ' || quote(key) || ', ' || \
+        quote(version) || ', ' || quote(expires_at), quote(value)";
 }

@@ -8,9 +8,8 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Connection, Row, SqliteConnection};
 use state_core::rows::{self, scope_columns};
-use state_core::{Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp};
-use state_sql::BackendError as _;
-use state_sql::columns::{self, CHANGE_COLUMNS};
+use state_core::{Record, Scope, Slot, Timestamp};
+use state_sql::{Param, columns};
 
 use crate::error::SqliteError;
 
@@ -83,21 +82,12 @@ fn add<T>(args: &mut SqliteArguments<'_>, v: T) -> Result<(), SqliteError>
 where
     T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
 {
-    args.add(v).map_err(|e| SqliteError::MalformedRow {
-        reason: format!("cannot bind a parameter: {e}"),
-        version: None,
-        expires_at: None,
-        raw: None,
-    })
+    args.add(v).map_err(|e| bind_error(&*e))
 }
 
 /// A version as SQLite's INTEGER.
 pub(crate) fn to_i64(version: u64) -> Result<i64, SqliteError> {
     i64::try_from(version).map_err(|_| SqliteError::VersionRange { version })
-}
-
-fn to_u64(v: i64, what: &str) -> Result<u64, SqliteError> {
-    Ok(rows::stored_u64(v, what)?)
 }
 
 /// Where a read of stored slots runs.
@@ -202,113 +192,6 @@ pub(crate) async fn load_many(
     columns::visible(raw, slots, now)
 }
 
-/// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —
-/// ordered by scope, namespace and key, visible at `now`. A row that cannot be read is its
-/// own error: its slot when its identity is valid, the whole row as SQLite quotes it in the
-/// reason, and its stored value text (or quoted value) for a repair.
-pub(crate) async fn load_rows(
-    conn: &mut SqliteConnection,
-    scope: Option<&Scope>,
-    now: Timestamp,
-) -> Result<Vec<Result<(Slot, Record), state_core::Error>>, state_core::Error> {
-    const HEAD: &str = "SELECT kind, scope_id, scope_sub, namespace, key, version, value, expires_at, \
-        quote(kind) || ', ' || quote(scope_id) || ', ' || quote(scope_sub) || ', ' || \
-        quote(namespace) || ', ' || quote(key) || ', ' || quote(version) || ', ' || \
-        quote(expires_at), quote(value) FROM slots ";
-    let mut args = SqliteArguments::default();
-    let sql = match scope {
-        Some(s) => {
-            bind_scope(&mut args, s)?;
-            format!(
-                "{HEAD}WHERE kind = ? AND scope_id = ? AND scope_sub = ? ORDER BY namespace, key"
-            )
-        }
-        None => format!("{HEAD}ORDER BY kind, scope_id, scope_sub, namespace, key"),
-    };
-    let rows = sqlx::query_with(&sql, args)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(SqliteError::from)?;
-    Ok(rows.iter().map(|row| decode_row(row, now)).collect())
-}
-
-/// A row of [`load_rows`]; one that cannot be read quotes the whole row as SQLite shows it
-/// (column 8) and keeps its stored value (column 9) for a repair.
-fn decode_row(row: &SqliteRow, now: Timestamp) -> Result<(Slot, Record), state_core::Error> {
-    let (slot, e) = match columns::slot_row(row, now) {
-        Ok(read) => return Ok(read),
-        Err(failed) => failed,
-    };
-    let shown: String = row.try_get(8).unwrap_or_default();
-    let quoted: Option<String> = row.try_get(9).ok();
-    Err(SqliteError::MalformedRow {
-        reason: format!("{} (the stored row: {shown})", e.reason),
-        version: e.version,
-        expires_at: e.expires_at,
-        raw: e.raw.or(quoted),
-    }
-    .into_state(slot))
-}
-
-macro_rules! keys_head {
-    () => {
-        "SELECT namespace, key FROM slots WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
-         AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?4) "
-    };
-}
-
-macro_rules! scopes_head {
-    () => {
-        "SELECT DISTINCT kind, scope_id, scope_sub FROM slots \
-         WHERE value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?1) "
-    };
-}
-
-/// The statement listing keys of a scope: `ns` adds a namespace filter (`?6`), `after` a
-/// cursor (`?6`, `?7` without a filter; the key `?7` with one). Each variant states only its own conditions, so every one is a seek on
-/// the primary key (an `?x IS NULL OR …` condition would defeat the index).
-pub fn list_keys_sql(ns: bool, after: bool) -> &'static str {
-    match (ns, after) {
-        (false, false) => concat!(keys_head!(), "ORDER BY namespace, key LIMIT ?5"),
-        (true, false) => concat!(
-            keys_head!(),
-            "AND namespace = ?6 ORDER BY namespace, key LIMIT ?5"
-        ),
-        (false, true) => concat!(
-            keys_head!(),
-            "AND (namespace, key) > (?6, ?7) ORDER BY namespace, key LIMIT ?5"
-        ),
-        (true, true) => concat!(
-            keys_head!(),
-            "AND namespace = ?6 AND key > ?7 ORDER BY namespace, key LIMIT ?5"
-        ),
-    }
-}
-
-/// The statement listing scopes: `kind` adds a kind filter (`?3`), `after` a cursor
-/// (`?4`–`?6`); each variant walks the primary key from its cursor.
-pub fn list_scopes_sql(kind: bool, after: bool) -> &'static str {
-    match (kind, after) {
-        (false, false) => concat!(
-            scopes_head!(),
-            "ORDER BY kind, scope_id, scope_sub LIMIT ?2"
-        ),
-        (true, false) => concat!(
-            scopes_head!(),
-            "AND kind = ?3 ORDER BY kind, scope_id, scope_sub LIMIT ?2"
-        ),
-        (false, true) => concat!(
-            scopes_head!(),
-            "AND (kind, scope_id, scope_sub) > (?4, ?5, ?6) ORDER BY kind, scope_id, scope_sub LIMIT ?2"
-        ),
-        (true, true) => concat!(
-            scopes_head!(),
-            "AND kind = ?3 AND (kind, scope_id, scope_sub) > (?4, ?5, ?6) \
-             ORDER BY kind, scope_id, scope_sub LIMIT ?2"
-        ),
-    }
-}
-
 /// A statement parameter, bound through sqlx ([`bind_all`]) or on the
 /// direct connection ([`crate::inline::WriteConn::run`]).
 pub(crate) enum P<'a> {
@@ -360,72 +243,31 @@ fn bind_all(values: Vec<P<'_>>) -> Result<SqliteArguments<'static>, SqliteError>
     Ok(args)
 }
 
-fn text(s: &str) -> P<'static> {
-    P::Text(Some(s.to_owned()))
+/// Runs one of the shared engine's reads (see [`state_sql::Backend::fetch`]).
+pub(crate) async fn fetch<'a>(
+    conn: &'a mut SqliteConnection,
+    sql: &'a str,
+    params: &'a [Param<'a>],
+) -> Result<Vec<SqliteRow>, SqliteError> {
+    let mut args = SqliteArguments::default();
+    for p in params {
+        match *p {
+            Param::Int(i) => args.add(i),
+            Param::Text(t) => args.add(t),
+            Param::Bytes(b) => args.add(b),
+        }
+        .map_err(|e| bind_error(&*e))?;
+    }
+    Ok(sqlx::query_with(sql, args).fetch_all(conn).await?)
 }
 
-/// Keys of a scope holding a live value, in (namespace, key) order, after the cursor.
-pub(crate) async fn list_keys(
-    conn: &mut SqliteConnection,
-    scope: &Scope,
-    namespace: Option<&str>,
-    after: Option<&SlotKey>,
-    limit: usize,
-    now: Timestamp,
-) -> Result<Page<SlotKey>, state_core::Error> {
-    state_core::check_page_limit(limit)?;
-    let (kind, id, sub) = scope_columns(scope);
-    let limit_plus = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-    let mut params = vec![
-        text(kind),
-        text(id),
-        text(sub),
-        P::Int(now.as_millis()),
-        P::Int(limit_plus),
-    ];
-    let Some(after) = columns::key_cursor(namespace, after) else {
-        return Ok(Page::from_iter([], limit));
-    };
-    match (namespace, after) {
-        (Some(ns), Some(a)) => params.extend([text(ns), text(&a.key)]),
-        (Some(ns), None) => params.push(text(ns)),
-        (None, Some(a)) => params.extend([text(&a.namespace), text(&a.key)]),
-        (None, None) => {}
+fn bind_error(e: &dyn std::fmt::Display) -> SqliteError {
+    SqliteError::MalformedRow {
+        reason: format!("cannot bind a parameter: {e}"),
+        version: None,
+        expires_at: None,
+        raw: None,
     }
-    let sql = list_keys_sql(namespace.is_some(), after.is_some());
-    let rows = sqlx::query_with(sql, bind_all(params)?)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(SqliteError::from)?;
-    Ok(Page::from_iter(columns::keys::<SqliteError>(&rows)?, limit))
-}
-
-/// Scopes holding a live value (optionally of one kind), in order, after the cursor.
-pub(crate) async fn list_scopes(
-    conn: &mut SqliteConnection,
-    kind: Option<ScopeKind>,
-    after: Option<&Scope>,
-    limit: usize,
-    now: Timestamp,
-) -> Result<Page<Scope>, state_core::Error> {
-    state_core::check_page_limit(limit)?;
-    let limit_plus = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-    let mut params = vec![P::Int(now.as_millis()), P::Int(limit_plus)];
-    if kind.is_some() || after.is_some() {
-        params.push(P::Text(kind.map(|k| k.as_str().to_owned())));
-    }
-    if let Some((k, i, s)) = after.map(scope_columns) {
-        params.extend([text(k), text(i), text(s)]);
-    }
-    let sql = list_scopes_sql(kind.is_some(), after.is_some());
-    let rows = sqlx::query_with(sql, bind_all(params)?)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(SqliteError::from)?;
-    Ok(Page::from_iter(
-        columns::scopes::<SqliteError>(&rows)?,
-        limit,
-    ))
 }
 
 /// JSON text of a value, as stored.
@@ -886,120 +728,6 @@ impl<'a> Guarded<'a> {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// Scopes holding any row (tombstones and expired slots included), after the cursor.
-pub(crate) async fn list_stored_scopes(
-    conn: &mut SqliteConnection,
-    kind: Option<ScopeKind>,
-    after: Option<&Scope>,
-    limit: usize,
-) -> Result<Page<Scope>, state_core::Error> {
-    state_core::check_page_limit(limit)?;
-    let limit_plus = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-    let (ak, ai, asub) = after
-        .map(scope_columns)
-        .map_or((None, None, None), |(k, i, s)| {
-            (Some(k.to_owned()), Some(i.to_owned()), Some(s.to_owned()))
-        });
-    let params = vec![
-        P::Text(kind.map(|k| k.as_str().to_owned())),
-        P::Text(ak),
-        P::Text(ai),
-        P::Text(asub),
-        P::Int(limit_plus),
-    ];
-    let rows = sqlx::query_with(
-        "SELECT DISTINCT kind, scope_id, scope_sub FROM slots \
-         WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR (kind, scope_id, scope_sub) > (?2, ?3, ?4)) \
-         ORDER BY kind, scope_id, scope_sub LIMIT ?5",
-        bind_all(params)?,
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(SqliteError::from)?;
-    Ok(Page::from_iter(
-        columns::scopes::<SqliteError>(&rows)?,
-        limit,
-    ))
-}
-
-/// Changes after `after` passing `filter`, in sequence order; [`ChangesTrimmed`] if the
-/// retention removed one after `after` (read in the same statement, so the same snapshot, as
-/// the changes: migration 0007).
-///
-/// [`ChangesTrimmed`]: state_core::Error::ChangesTrimmed
-pub(crate) async fn read_changes(
-    conn: &mut SqliteConnection,
-    after: u64,
-    filter: &state_core::ChangeFilter,
-    limit: usize,
-) -> Result<Vec<state_core::Change>, state_core::Error> {
-    let (scope_kind, id, sub) = rows::filter_scope_columns(filter);
-    let params = vec![
-        P::Int(rows::log_position(after)),
-        P::Text(filter.kind.map(|k| k.as_str().to_owned())),
-        P::Text(id.map(str::to_owned)),
-        P::Text(sub.map(str::to_owned)),
-        P::Text(filter.namespace.clone()),
-        P::Text(filter.key.clone()),
-        P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
-        P::Text(scope_kind.map(str::to_owned)),
-    ];
-    // One row at least: the watermark, with the changes (if any) beside it.
-    let sql = format!(
-        "SELECT t.through, c.* FROM changes_trimmed t LEFT JOIN (\
-         SELECT {CHANGE_COLUMNS} WHERE seq > ?1 AND (?2 IS NULL OR kind = ?2) \
-         AND (?3 IS NULL OR (kind = ?8 AND scope_id = ?3 AND scope_sub = ?4)) \
-         AND (?5 IS NULL OR namespace = ?5) AND (?6 IS NULL OR key = ?6) ORDER BY seq LIMIT ?7\
-         ) c ON 1 WHERE t.id = 0 ORDER BY c.seq"
-    );
-    let rows = sqlx::query_with(&sql, bind_all(params)?)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(SqliteError::from)?;
-    columns::changes_after::<SqliteError>(&rows, after)
-}
-
-/// The newest changes of `slot` below `before`, newest first.
-pub(crate) async fn slot_history(
-    conn: &mut SqliteConnection,
-    slot: &Slot,
-    before: Option<u64>,
-    limit: usize,
-) -> Result<Vec<state_core::Change>, state_core::Error> {
-    let (kind, id, sub) = scope_columns(slot.scope());
-    let params = vec![
-        text(kind),
-        text(id),
-        text(sub),
-        text(slot.namespace()),
-        text(slot.key()),
-        P::Int(before.map_or(i64::MAX, rows::log_position)),
-        P::Int(i64::try_from(limit).unwrap_or(i64::MAX)),
-    ];
-    let sql = format!(
-        "SELECT {CHANGE_COLUMNS} WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
-         AND namespace = ?4 AND key = ?5 AND seq < ?6 ORDER BY seq DESC LIMIT ?7"
-    );
-    let rows = sqlx::query_with(&sql, bind_all(params)?)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(SqliteError::from)?;
-    rows.iter()
-        .map(|row| columns::change::<SqliteError>(row, 0))
-        .collect()
-}
-
-/// The newest sequence number handed out (0: none).
-pub(crate) async fn last_change(conn: &mut SqliteConnection) -> Result<u64, state_core::Error> {
-    let seq: i64 = sqlx::query_scalar(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(SqliteError::from)?;
-    Ok(to_u64(seq, "a sequence number")?)
 }
 
 /// Deletes changes committed before `cutoff`, and raises the log's retention watermark

@@ -455,7 +455,7 @@ async fn listing_seeks_the_primary_key_instead_of_scanning() {
     let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
-    use state_sqlite::__sql::{list_keys_sql, list_scopes_sql};
+    use state_sql::reads::{list_keys_sql, list_scopes_sql};
     for (ns, after) in [(false, false), (true, false), (false, true), (true, true)] {
         let p = plan(&mut conn, list_keys_sql(ns, after)).await;
         assert!(
@@ -466,13 +466,15 @@ async fn listing_seeks_the_primary_key_instead_of_scanning() {
         if after {
             assert!(p.contains(">"), "the cursor is not part of the seek: {p}");
         }
-        let p = plan(&mut conn, list_scopes_sql(ns, after)).await;
-        assert!(!p.contains("TEMP B-TREE"), "listing scopes sorts: {p}");
-        if ns || after {
-            assert!(
-                p.contains("SEARCH slots USING PRIMARY KEY"),
-                "listing scopes scans: {p}"
-            );
+        for live in [false, true] {
+            let p = plan(&mut conn, list_scopes_sql(live, ns, after)).await;
+            assert!(!p.contains("TEMP B-TREE"), "listing scopes sorts: {p}");
+            if ns || after {
+                assert!(
+                    p.contains("SEARCH slots USING PRIMARY KEY"),
+                    "listing scopes scans: {p}"
+                );
+            }
         }
     }
 }
