@@ -55,7 +55,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, PgConnection, Postgres};
 use state_core::{Error, Record, Slot, Timestamp};
-use state_sql::{CommitterConfig, Fut, Opened, Param, boxed};
+use state_sql::{Fut, Opened, boxed};
 
 pub use crate::error::PgError;
 pub use crate::options::{DEFAULT_SCHEMA, PgOptions};
@@ -183,12 +183,6 @@ impl Pg {
             server: server.clone(),
             counters: counters.clone(),
         };
-        let config = CommitterConfig {
-            clock: options.clock,
-            max_group: options.max_group,
-            retry_for: options.retry_for,
-            change_retention: options.change_retention,
-        };
         let backend = Pg {
             pool,
             server,
@@ -200,7 +194,7 @@ impl Pg {
         Ok(Opened {
             backend,
             writer,
-            config,
+            config: options.committer,
         })
     }
 }
@@ -267,20 +261,7 @@ impl state_sql::Backend for Pg {
         boxed(sql::load_many(conn, slots, now))
     }
 
-    fn fetch<'a>(
-        conn: &'a mut PgConnection,
-        sql: &'a str,
-        params: &'a [Param<'a>],
-    ) -> Fut<'a, Result<Vec<PgRow>, PgError>> {
-        boxed(sql::fetch(conn, sql, params))
-    }
-
-    fn execute<'a>(conn: &'a mut PgConnection, sql: &'a str) -> Fut<'a, Result<(), PgError>> {
-        boxed(async move {
-            sqlx::Executor::execute(conn, sql).await?;
-            Ok(())
-        })
-    }
+    state_sql::sqlx_statements!(PgConnection, PgRow, sqlx::postgres::PgArguments);
 
     const LAST_CHANGE: &'static str = "SELECT GREATEST(COALESCE(max(seq), 0), \
         (SELECT through FROM changes_trimmed WHERE id = 0)) FROM changes";

@@ -1,10 +1,9 @@
 //! How to connect a [`PgStore`](crate::PgStore): the server's URL, the schema, waits and
 //! limits.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::{Clock, SystemClock};
+use state_sql::CommitterConfig;
 
 /// The schema the store's tables live in unless [`PgOptions::schema`] says otherwise.
 pub const DEFAULT_SCHEMA: &str = "typed_state";
@@ -16,12 +15,9 @@ pub struct PgOptions {
     pub(crate) url: String,
     pub(crate) schema: String,
     pub(crate) readers: u32,
-    pub(crate) max_group: usize,
     pub(crate) connect_timeout: Duration,
-    pub(crate) retry_for: Duration,
-    pub(crate) change_retention: Option<Duration>,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) create_if_missing: bool,
+    pub(crate) committer: CommitterConfig,
 }
 
 impl PgOptions {
@@ -32,12 +28,9 @@ impl PgOptions {
             url: url.into(),
             schema: DEFAULT_SCHEMA.to_owned(),
             readers: 4,
-            max_group: 1024,
             connect_timeout: Duration::from_secs(10),
-            retry_for: Duration::from_secs(30),
-            change_retention: Some(state_core::DEFAULT_CHANGE_RETENTION),
-            clock: Arc::new(SystemClock),
             create_if_missing: true,
+            committer: CommitterConfig::new(Duration::from_secs(30)),
         }
     }
 
@@ -66,28 +59,8 @@ impl PgOptions {
         self.connect_timeout = d;
         self
     }
-
-    /// Sets how long a transaction that failed safely (connection lost before `COMMIT`,
-    /// deadlock, a lost race to create a slot) is run again before the error is reported
-    /// (default 30 s).
-    #[must_use]
-    pub fn retry_for(mut self, d: Duration) -> Self {
-        self.retry_for = d;
-        self
-    }
 }
 
-/// A URL converts into the options of that server.
-macro_rules! from_url {
-    ($($url:ty),*) => {$(
-        impl From<$url> for PgOptions {
-            fn from(url: $url) -> Self {
-                PgOptions::new(url)
-            }
-        }
-    )*};
-}
+state_sql::options_from!(PgOptions, PgOptions::new, &str, String, &String);
 
-from_url!(&str, String, &String);
-
-state_sql::shared_options!(PgOptions);
+state_sql::shared_options!(PgOptions, retry_default = "30 s");

@@ -4,17 +4,18 @@
 //! DDL is transactional). Applied versions are recorded in sqlx's `_sqlx_migrations` table
 //! inside the store's schema, so `sqlx migrate info` reads them.
 
-use sqlx::migrate::{MigrationType, Migrator};
-use sqlx::{Executor, PgConnection, Row};
+use sqlx::migrate::Migrator;
+use sqlx::{Executor, PgConnection};
 use state_core::rows::{self, MigrationMismatch};
 
+use crate::Pg;
 use crate::error::PgError;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> i64 {
-    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    state_sql::migrate::newest(&MIGRATOR)
 }
 
 /// Refuses a schema that holds another application's tables: one with tables but not this
@@ -57,16 +58,8 @@ pub(crate) async fn migrate(
 ) -> (PgConnection, Result<(), PgError>) {
     let result = async {
         conn.execute("BEGIN").await?;
-        match apply(&mut conn, &server, &schema, create).await {
-            Ok(()) => {
-                conn.execute("COMMIT").await?;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = conn.execute("ROLLBACK").await;
-                Err(e)
-            }
-        }
+        let applied = apply(&mut conn, &server, &schema, create).await;
+        state_sql::migrate::finish::<Pg, _>(&mut conn, applied).await
     }
     .await;
     (conn, result)
@@ -113,46 +106,18 @@ async fn apply(
         )"
     ))
     .await?;
-    let applied: Vec<(i64, Vec<u8>)> = sqlx::query(&format!(
-        "SELECT version, checksum FROM \"{schema}\"._sqlx_migrations"
-    ))
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-    .collect::<Result<_, sqlx::Error>>()?;
-    let known = MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type != MigrationType::ReversibleDown);
-    let pending =
-        rows::migrations_to_apply(&applied, known.clone().map(|m| (m.version, &*m.checksum)))
-            .map_err(|mismatch| match mismatch {
-                MigrationMismatch::Newer { found, supported } => PgError::NewerSchema {
-                    server: server.to_owned(),
-                    schema: schema.to_owned(),
-                    found,
-                    supported,
-                },
-                MigrationMismatch::Checksum { version } => PgError::ChecksumMismatch {
-                    server: server.to_owned(),
-                    schema: schema.to_owned(),
-                    version,
-                },
-            })?;
-    for m in known.filter(|m| pending.contains(&m.version)) {
-        let started = std::time::Instant::now();
-        // The connection's search_path is the schema: the migration's tables land there.
-        conn.execute(&*m.sql).await?;
-        sqlx::query(&format!(
-            "INSERT INTO \"{schema}\"._sqlx_migrations \
-             (version, description, success, checksum, execution_time) VALUES ($1, $2, TRUE, $3, $4)"
-        ))
-        .bind(m.version)
-        .bind(&*m.description)
-        .bind(&*m.checksum)
-        .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+    state_sql::migrate::apply::<Pg>(conn, &MIGRATOR, |mismatch| match mismatch {
+        MigrationMismatch::Newer { found, supported } => PgError::NewerSchema {
+            server: server.to_owned(),
+            schema: schema.to_owned(),
+            found,
+            supported,
+        },
+        MigrationMismatch::Checksum { version } => PgError::ChecksumMismatch {
+            server: server.to_owned(),
+            schema: schema.to_owned(),
+            version,
+        },
+    })
+    .await
 }

@@ -3,10 +3,10 @@
 //! per connection.
 
 use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{Arguments, PgConnection, Row};
-use state_core::rows::{self, scope_columns};
+use sqlx::{PgConnection, Row};
+use state_core::rows::{self, RowError, scope_columns};
 use state_core::{Record, Scope, Slot, Timestamp};
-use state_sql::{Param, columns};
+use state_sql::columns;
 
 use crate::error::PgError;
 
@@ -104,16 +104,11 @@ pub(crate) async fn load_raw(
         .fetch_all(&mut *conn)
         .await?;
     if rows.len() != slots.len() {
-        return Err(PgError::MalformedRow {
-            reason: format!(
-                "a read of {} slots returned {} rows",
-                slots.len(),
-                rows.len()
-            ),
-            version: None,
-            expires_at: None,
-            raw: None,
-        });
+        return Err(PgError::MalformedRow(RowError::new(format!(
+            "a read of {} slots returned {} rows",
+            slots.len(),
+            rows.len()
+        ))));
     }
     Ok(rows.iter().map(decode_slot_row).collect())
 }
@@ -130,29 +125,6 @@ pub(crate) async fn load_many(
 ) -> Result<Vec<Record>, state_core::Error> {
     let raw = load_raw(conn, slots, false).await?;
     columns::visible(raw, slots, now)
-}
-
-/// Runs one of the shared engine's reads (see [`state_sql::Backend::fetch`]).
-pub(crate) async fn fetch<'a>(
-    conn: &'a mut PgConnection,
-    sql: &'a str,
-    params: &'a [Param<'a>],
-) -> Result<Vec<PgRow>, PgError> {
-    let mut args = PgArguments::default();
-    for p in params {
-        match *p {
-            Param::Int(i) => args.add(i),
-            Param::Text(t) => args.add(t),
-            Param::Bytes(b) => args.add(b),
-        }
-        .map_err(|e| PgError::MalformedRow {
-            reason: format!("cannot bind a parameter: {e}"),
-            version: None,
-            expires_at: None,
-            raw: None,
-        })?;
-    }
-    Ok(sqlx::query_with(sql, args).fetch_all(conn).await?)
 }
 
 /// Writes `records` (each slot once) in one `INSERT … ON CONFLICT DO UPDATE`, in
@@ -199,12 +171,9 @@ pub(crate) async fn write(
     let row = log.bind(query).bind(now).fetch_one(&mut *conn).await?;
     let (written, misplaced): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
     if misplaced > 0 {
-        return Err(PgError::MalformedRow {
-            reason: "a row locked by this transaction disappeared before its update".into(),
-            version: None,
-            expires_at: None,
-            raw: None,
-        });
+        return Err(PgError::MalformedRow(RowError::new(
+            "a row locked by this transaction disappeared before its update",
+        )));
     }
     Ok(usize::try_from(written).ok() == Some(records.len()))
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor, PgConnection};
+use state_core::rows::RowError;
 use state_core::{CommitOutcome, Error, Slot, Timestamp};
 use state_sql::{Admin, Failure, Fut, Group, Known, Step, boxed};
 
@@ -152,12 +153,9 @@ impl PgWriter {
                 sql::delete_rows(conn, &slots).await?;
                 let fresh = vec![false; records.len()];
                 if !sql::write(conn, records, &fresh, records, now).await? {
-                    return Err(PgError::MalformedRow {
-                        reason: "a restored slot appeared during the restore".into(),
-                        version: None,
-                        expires_at: None,
-                        raw: None,
-                    });
+                    return Err(PgError::MalformedRow(RowError::new(
+                        "a restored slot appeared during the restore",
+                    )));
                 }
                 Ok(records.len() as u64)
             }

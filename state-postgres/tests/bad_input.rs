@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::Executor;
+use state_core::rows::RowError;
 use state_core::{
     Batch, CommitOutcome, Engine, Error, Record, Scope, Slot, Store, Write, conformance,
 };
@@ -181,16 +182,16 @@ async fn a_malformed_row_is_a_typed_error_for_its_slot_only_and_a_whole_write_re
     assert!(
         matches!(
             pg_error(&e),
-            PgError::MalformedRow {
+            PgError::MalformedRow(RowError {
                 version: Some(1),
                 ..
-            }
+            })
         ),
         "{e}"
     );
     // An op that needs the old value fails and changes nothing; other slots work.
     let e = bad.increment(1).await.unwrap_err();
-    assert!(matches!(pg_error(&e), PgError::MalformedRow { .. }), "{e}");
+    assert!(matches!(pg_error(&e), PgError::MalformedRow(_)), "{e}");
     assert_eq!(good.increment(1).await.unwrap(), 2);
     // A whole-value write replaces it, one version up.
     bad.set_raw(json!(7)).await.unwrap();
@@ -216,7 +217,7 @@ async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     assert!(
         matches!(
             pg_error(&e),
-            PgError::MalformedRow { version: Some(2), expires_at: Some(Some(t)), raw: Some(raw), .. } if *t == expiry && raw == "{not json"
+            PgError::MalformedRow(RowError { version: Some(2), expires_at: Some(Some(t)), raw: Some(raw), .. }) if *t == expiry && raw == "{not json"
         ),
         "the error carries the readable version, expiry and stored text: {e:?}"
     );

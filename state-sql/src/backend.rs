@@ -75,8 +75,10 @@ pub struct Opened<B: Backend> {
     pub config: CommitterConfig,
 }
 
-/// How the committer runs (every backend's options carry these).
+/// How the committer runs: every backend's options carry one, set through the setters
+/// [`shared_options!`](crate::shared_options) gives them.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct CommitterConfig {
     /// The clock expiry is read from.
     pub clock: Arc<dyn Clock>,
@@ -86,6 +88,19 @@ pub struct CommitterConfig {
     pub retry_for: Duration,
     /// How long the change log keeps changes (`None`: forever); trimmed every 1024 groups.
     pub change_retention: Option<Duration>,
+}
+
+impl CommitterConfig {
+    /// The defaults (system clock, groups of up to 1024 batches, the change log kept for
+    /// [`state_core::DEFAULT_CHANGE_RETENTION`]), retrying for the backend's `retry_for`.
+    pub fn new(retry_for: Duration) -> Self {
+        CommitterConfig {
+            clock: Arc::new(state_core::SystemClock),
+            max_group: 1024,
+            retry_for,
+            change_retention: Some(state_core::DEFAULT_CHANGE_RETENTION),
+        }
+    }
 }
 
 /// A SQL backend: opens a store, reads on its connections, and says what it counts. The

@@ -18,6 +18,8 @@ pub trait Columns {
     fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
     /// An INTEGER (BIGINT) column that may be NULL.
     fn int_or_null(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
+    /// A BLOB (BYTEA) column.
+    fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error>;
 }
 
 impl<R> Columns for R
@@ -26,6 +28,7 @@ where
     usize: ColumnIndex<R>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
 {
     fn text(&self, i: usize) -> Result<String, sqlx::Error> {
         self.try_get(i)
@@ -40,6 +43,10 @@ where
     }
 
     fn int_or_null(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(i)
+    }
+
+    fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error> {
         self.try_get(i)
     }
 }

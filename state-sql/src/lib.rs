@@ -26,6 +26,7 @@ mod backend;
 pub mod columns;
 mod committer;
 mod macros;
+pub mod migrate;
 pub mod reads;
 mod stats;
 mod store;

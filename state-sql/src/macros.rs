@@ -3,18 +3,18 @@
 //! backend's own: `SqliteOptions`, `PgError`…)
 
 /// The setters every SQL backend's options share, on an options struct with the fields
-/// `change_retention: Option<Duration>`, `readers: u32`, `max_group: usize` and
-/// `clock: Arc<dyn Clock>`.
+/// `committer: CommitterConfig` and `readers: u32`; `$retry` names the default of
+/// `retry_for` in its doc (`"30 s"`).
 #[macro_export]
 macro_rules! shared_options {
-    ($options:ty) => {
+    ($options:ty, retry_default = $retry:literal) => {
         impl $options {
             /// Sets how long the change log keeps changes (default
             /// [`DEFAULT_CHANGE_RETENTION`](state_core::DEFAULT_CHANGE_RETENTION); `None`:
             /// forever). Older changes are deleted every 1024 group commits.
             #[must_use]
             pub fn change_retention(mut self, keep: Option<::std::time::Duration>) -> Self {
-                self.change_retention = keep;
+                self.committer.change_retention = keep;
                 self
             }
 
@@ -29,23 +29,47 @@ macro_rules! shared_options {
             /// least 1).
             #[must_use]
             pub fn max_group(mut self, n: usize) -> Self {
-                self.max_group = n.max(1);
+                self.committer.max_group = n.max(1);
                 self
             }
 
             /// Sets the clock expiry is read from (a `ManualClock` in tests).
             #[must_use]
             pub fn clock(mut self, clock: ::std::sync::Arc<dyn ::state_core::Clock>) -> Self {
-                self.clock = clock;
+                self.committer.clock = clock;
+                self
+            }
+
+            #[doc = concat!(
+                "Sets how long a transaction that failed safely — it wrote nothing: another ",
+                "connection held a lock, a deadlock, the connection was lost before `COMMIT`, ",
+                "another writer created a slot first — is run again before its error is ",
+                "reported (default ", $retry, ")."
+            )]
+            #[must_use]
+            pub fn retry_for(mut self, d: ::std::time::Duration) -> Self {
+                self.committer.retry_for = d;
                 self
             }
         }
     };
 }
 
+/// `From` impls of options for each listed type, through `$make` (`SqliteOptions::file`).
+#[macro_export]
+macro_rules! options_from {
+    ($options:ty, $make:path, $($from:ty),*) => {$(
+        impl From<$from> for $options {
+            fn from(v: $from) -> Self {
+                $make(v)
+            }
+        }
+    )*};
+}
+
 /// A backend error's conversions: into a `state_core::Error` (naming no slot), and from a row
 /// that does not hold what the store writes, for an error enum with the variants
-/// `MalformedRow { reason, version, expires_at, raw }` and `VersionRange { version }`.
+/// `MalformedRow(RowError)` and `VersionRange { version }`.
 #[macro_export]
 macro_rules! error_conversions {
     ($error:ident) => {
@@ -57,23 +81,18 @@ macro_rules! error_conversions {
 
         impl From<::state_core::rows::RowError> for $error {
             fn from(e: ::state_core::rows::RowError) -> Self {
-                $error::MalformedRow {
-                    reason: e.reason,
-                    version: e.version,
-                    expires_at: e.expires_at,
-                    raw: e.raw,
-                }
+                $error::MalformedRow(e)
             }
         }
 
         impl ::state_core::rows::LoadError for $error {
             fn readable(&self) -> Option<(u64, Option<Option<::state_core::Timestamp>>)> {
                 match self {
-                    $error::MalformedRow {
+                    $error::MalformedRow(::state_core::rows::RowError {
                         version: Some(v),
                         expires_at,
                         ..
-                    } => Some((*v, *expires_at)),
+                    }) => Some((*v, *expires_at)),
                     _ => None,
                 }
             }
@@ -81,6 +100,47 @@ macro_rules! error_conversions {
             fn version_range(version: u64) -> Self {
                 $error::VersionRange { version }
             }
+        }
+    };
+}
+
+/// The [`Backend`](crate::Backend) methods that run the shared engine's statements on a sqlx
+/// connection — [`fetch`](crate::Backend::fetch) and [`execute`](crate::Backend::execute) —
+/// for a backend whose `Conn` and `Row` are sqlx's `$conn` and `$row`, binding through
+/// `$arguments`. Goes inside the `impl Backend` block.
+#[macro_export]
+macro_rules! sqlx_statements {
+    ($conn:ty, $row:ty, $arguments:ty) => {
+        fn fetch<'a>(
+            conn: &'a mut $conn,
+            sql: &'a str,
+            params: &'a [$crate::Param<'a>],
+        ) -> $crate::Fut<'a, Result<Vec<$row>, Self::Error>> {
+            $crate::boxed(async move {
+                let mut args = <$arguments>::default();
+                for p in params {
+                    match *p {
+                        $crate::Param::Int(i) => ::sqlx::Arguments::add(&mut args, i),
+                        $crate::Param::Text(t) => ::sqlx::Arguments::add(&mut args, t),
+                        $crate::Param::Bytes(b) => ::sqlx::Arguments::add(&mut args, b),
+                    }
+                    .map_err(|e| {
+                        let reason = format!("cannot bind a parameter: {e}");
+                        Self::Error::from(::state_core::rows::RowError::new(reason))
+                    })?;
+                }
+                Ok(::sqlx::query_with(sql, args).fetch_all(conn).await?)
+            })
+        }
+
+        fn execute<'a>(
+            conn: &'a mut $conn,
+            sql: &'a str,
+        ) -> $crate::Fut<'a, Result<(), Self::Error>> {
+            $crate::boxed(async move {
+                ::sqlx::Executor::execute(conn, sql).await?;
+                Ok(())
+            })
         }
     };
 }

@@ -89,20 +89,8 @@ pub enum SqliteError {
     ///
     /// If only its value is unreadable, writes that do not need the old value (a CAS write at
     /// `version`, or a `set` of the whole value — `set_raw` is made for this) replace it.
-    #[error("malformed row: {reason}")]
-    MalformedRow {
-        /// What is wrong with it.
-        reason: String,
-        /// The row's version, when that much is readable.
-        version: Option<u64>,
-        /// The row's expiry, when its version and expiry are readable (`Some(None)`: it has
-        /// none): a write that replaces the value keeps it unless its TTL says otherwise, as
-        /// for a readable value.
-        expires_at: Option<Option<state_core::Timestamp>>,
-        /// The row's value as stored, when the value is what cannot be read: kept for a
-        /// repair (`statectl export` names it with this text).
-        raw: Option<String>,
-    },
+    #[error("malformed row: {}", .0.reason)]
+    MalformedRow(state_core::rows::RowError),
     /// Another connection held the database's write lock for longer than the store waits.
     #[error("the database stayed locked by another connection for {waited:?}; nothing was written")]
     Busy {

@@ -92,7 +92,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Sqlite as Db, SqliteConnection};
 use state_core::{Error, Record, Slot, Timestamp};
-use state_sql::{CommitterConfig, Fut, Opened, Param, boxed};
+use state_sql::{Fut, Opened, boxed};
 
 pub use crate::error::SqliteError;
 pub use crate::options::{SqliteOptions, Synchronous};
@@ -164,12 +164,6 @@ impl Sqlite {
             cache: cache::KnownCache::default(),
             optimistic: true,
         };
-        let config = CommitterConfig {
-            clock: options.clock,
-            max_group: options.max_group,
-            retry_for: options.busy_retry_for,
-            change_retention: options.change_retention,
-        };
         let backend = Sqlite {
             readers,
             counters,
@@ -178,7 +172,7 @@ impl Sqlite {
         Ok(Opened {
             backend,
             writer,
-            config,
+            config: options.committer,
         })
     }
 }
@@ -227,23 +221,11 @@ impl state_sql::Backend for Sqlite {
         boxed(sql::load_many(conn, slots, now))
     }
 
-    fn fetch<'a>(
-        conn: &'a mut SqliteConnection,
-        sql: &'a str,
-        params: &'a [Param<'a>],
-    ) -> Fut<'a, Result<Vec<SqliteRow>, SqliteError>> {
-        boxed(sql::fetch(conn, sql, params))
-    }
-
-    fn execute<'a>(
-        conn: &'a mut SqliteConnection,
-        sql: &'a str,
-    ) -> Fut<'a, Result<(), SqliteError>> {
-        boxed(async move {
-            sqlx::Executor::execute(conn, sql).await?;
-            Ok(())
-        })
-    }
+    state_sql::sqlx_statements!(
+        SqliteConnection,
+        SqliteRow,
+        sqlx::sqlite::SqliteArguments<'a>
+    );
 
     const LAST_CHANGE: &'static str =
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)";

@@ -148,7 +148,7 @@ pub(crate) async fn open_schema(
         let attempt = open_schema_once(connect.clone(), path.to_owned(), file, options.read_only);
         match boxed(attempt).await {
             Ok(conn) => return Ok((conn, connect)),
-            Err(e) if e.is_busy() && started.elapsed() < options.busy_retry_for => {
+            Err(e) if e.is_busy() && started.elapsed() < options.committer.retry_for => {
                 counters.retried();
                 tokio::time::sleep(backoff(started)).await;
             }

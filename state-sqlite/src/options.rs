@@ -2,12 +2,11 @@
 //! database, durability, waits and limits.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use state_core::{Clock, SystemClock};
+use state_sql::CommitterConfig;
 
 /// When a commit is durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -34,13 +33,10 @@ pub struct SqliteOptions {
     pub(crate) location: Location,
     pub(crate) synchronous: Synchronous,
     pub(crate) busy_timeout: Duration,
-    pub(crate) busy_retry_for: Duration,
     pub(crate) readers: u32,
-    pub(crate) max_group: usize,
-    pub(crate) change_retention: Option<Duration>,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) inline_commits: bool,
     pub(crate) read_only: bool,
+    pub(crate) committer: CommitterConfig,
 }
 
 impl SqliteOptions {
@@ -60,13 +56,10 @@ impl SqliteOptions {
             location,
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
-            busy_retry_for: Duration::from_secs(60),
             readers: 4,
-            max_group: 1024,
-            change_retention: Some(state_core::DEFAULT_CHANGE_RETENTION),
-            clock: Arc::new(SystemClock),
             inline_commits: true,
             read_only: false,
+            committer: CommitterConfig::new(Duration::from_secs(60)),
         }
     }
 
@@ -81,14 +74,6 @@ impl SqliteOptions {
     #[must_use]
     pub fn busy_timeout(mut self, d: Duration) -> Self {
         self.busy_timeout = d;
-        self
-    }
-
-    /// Sets how long a transaction that meets a lock is retried beyond `busy_timeout` before
-    /// it fails (default 60 s).
-    #[must_use]
-    pub fn busy_retry_for(mut self, d: Duration) -> Self {
-        self.busy_retry_for = d;
         self
     }
 
@@ -165,17 +150,15 @@ impl Synchronous {
     }
 }
 
-/// A path converts into the options of that file.
-macro_rules! from_path {
-    ($($path:ty),*) => {$(
-        impl From<$path> for SqliteOptions {
-            fn from(path: $path) -> Self {
-                SqliteOptions::file(path)
-            }
-        }
-    )*};
-}
+state_sql::options_from!(
+    SqliteOptions,
+    SqliteOptions::file,
+    &Path,
+    PathBuf,
+    &PathBuf,
+    &str,
+    String,
+    &String
+);
 
-from_path!(&Path, PathBuf, &PathBuf, &str, String, &String);
-
-state_sql::shared_options!(SqliteOptions);
+state_sql::shared_options!(SqliteOptions, retry_default = "60 s");

@@ -9,10 +9,11 @@
 //! current is opened with reads alone: no write lock, so opening never waits for a writer and
 //! works on a read-only file.
 
-use sqlx::migrate::{MigrationType, Migrator};
-use sqlx::{Executor, Row, SqliteConnection};
+use sqlx::migrate::Migrator;
+use sqlx::{Executor, SqliteConnection};
 use state_core::rows::{self, MigrationMismatch};
 
+use crate::Sqlite;
 use crate::error::SqliteError;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -23,7 +24,7 @@ pub const APPLICATION_ID: i32 = 0x7479_7374;
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> i64 {
-    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    state_sql::migrate::newest(&MIGRATOR)
 }
 
 /// What a read found in a database that is this crate's (or empty).
@@ -126,35 +127,22 @@ async fn pending(conn: &mut SqliteConnection, path: &str) -> Result<Vec<i64>, Sq
     )
     .fetch_optional(&mut *conn)
     .await?;
-    let applied: Vec<(i64, Vec<u8>)> = if exists.is_some() {
-        sqlx::query("SELECT version, checksum FROM _sqlx_migrations")
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()?
-    } else {
-        Vec::new()
-    };
-    rows::migrations_to_apply(&applied, known().map(|m| (m.version, &*m.checksum))).map_err(
-        |mismatch| match mismatch {
-            MigrationMismatch::Newer { found, supported } => SqliteError::NewerSchema {
-                path: path.to_owned(),
-                found,
-                supported,
-            },
-            MigrationMismatch::Checksum { version } => SqliteError::ChecksumMismatch {
-                path: path.to_owned(),
-                version,
-            },
-        },
-    )
+    state_sql::migrate::pending::<Sqlite>(conn, &MIGRATOR, exists.is_some(), mismatch(path)).await
 }
 
-fn known() -> impl Iterator<Item = &'static sqlx::migrate::Migration> + Clone {
-    MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type != MigrationType::ReversibleDown)
+/// The error of a history this build does not know.
+fn mismatch(path: &str) -> impl Fn(MigrationMismatch) -> SqliteError + '_ {
+    move |mismatch| match mismatch {
+        MigrationMismatch::Newer { found, supported } => SqliteError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            supported,
+        },
+        MigrationMismatch::Checksum { version } => SqliteError::ChecksumMismatch {
+            path: path.to_owned(),
+            version,
+        },
+    }
 }
 
 /// Brings a database of this crate's (or an empty one) to this build's schema, stamped and in
@@ -175,17 +163,8 @@ pub(crate) async fn migrate(
             conn.execute("PRAGMA journal_mode = WAL").await?;
         }
         conn.execute("BEGIN IMMEDIATE").await?;
-        match apply(&mut conn, &path).await {
-            Ok(()) => {
-                conn.execute("COMMIT").await?;
-                Ok(())
-            }
-            Err(e) => {
-                // The transaction may already be gone; the original error is what matters.
-                let _ = conn.execute("ROLLBACK").await;
-                Err(e)
-            }
-        }
+        let applied = apply(&mut conn, &path).await;
+        state_sql::migrate::finish::<Sqlite, _>(&mut conn, applied).await
     }
     .await;
     (conn, result)
@@ -205,21 +184,7 @@ async fn apply(conn: &mut SqliteConnection, path: &str) -> Result<(), SqliteErro
         )",
     )
     .await?;
-    let pending = pending(conn, path).await?;
-    for m in known().filter(|m| pending.contains(&m.version)) {
-        let started = std::time::Instant::now();
-        conn.execute(&*m.sql).await?;
-        sqlx::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-             VALUES (?, ?, TRUE, ?, ?)",
-        )
-        .bind(m.version)
-        .bind(&*m.description)
-        .bind(&*m.checksum)
-        .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
-        .execute(&mut *conn)
-        .await?;
-    }
+    state_sql::migrate::apply::<Sqlite>(conn, &MIGRATOR, mismatch(path)).await?;
     conn.execute(format!("PRAGMA application_id = {APPLICATION_ID}").as_str())
         .await?;
     Ok(())

@@ -7,9 +7,9 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Connection, Row, SqliteConnection};
-use state_core::rows::{self, scope_columns};
+use state_core::rows::{self, RowError, scope_columns};
 use state_core::{Record, Scope, Slot, Timestamp};
-use state_sql::{Param, columns};
+use state_sql::columns;
 
 use crate::error::SqliteError;
 
@@ -152,12 +152,8 @@ async fn load_chunks(
         let fetched = sqlx::query_with(sql, args).fetch_all(&mut *conn).await?;
         for row in fetched {
             let i: i64 = row.try_get(0)?;
-            let i = usize::try_from(i).map_err(|_| SqliteError::MalformedRow {
-                reason: "bad index".into(),
-                version: None,
-                expires_at: None,
-                raw: None,
-            })?;
+            let i = usize::try_from(i)
+                .map_err(|_| SqliteError::MalformedRow(RowError::new("bad index")))?;
             if let Some(slot_out) = out.get_mut(i) {
                 *slot_out = Some(decode_slot_row(&row));
             }
@@ -165,11 +161,8 @@ async fn load_chunks(
     }
     out.into_iter()
         .map(|r| {
-            r.ok_or_else(|| SqliteError::MalformedRow {
-                reason: "a requested slot was not returned".into(),
-                version: None,
-                expires_at: None,
-                raw: None,
+            r.ok_or_else(|| {
+                SqliteError::MalformedRow(RowError::new("a requested slot was not returned"))
             })
         })
         .collect()
@@ -243,31 +236,8 @@ fn bind_all(values: Vec<P<'_>>) -> Result<SqliteArguments<'static>, SqliteError>
     Ok(args)
 }
 
-/// Runs one of the shared engine's reads (see [`state_sql::Backend::fetch`]).
-pub(crate) async fn fetch<'a>(
-    conn: &'a mut SqliteConnection,
-    sql: &'a str,
-    params: &'a [Param<'a>],
-) -> Result<Vec<SqliteRow>, SqliteError> {
-    let mut args = SqliteArguments::default();
-    for p in params {
-        match *p {
-            Param::Int(i) => args.add(i),
-            Param::Text(t) => args.add(t),
-            Param::Bytes(b) => args.add(b),
-        }
-        .map_err(|e| bind_error(&*e))?;
-    }
-    Ok(sqlx::query_with(sql, args).fetch_all(conn).await?)
-}
-
 fn bind_error(e: &dyn std::fmt::Display) -> SqliteError {
-    SqliteError::MalformedRow {
-        reason: format!("cannot bind a parameter: {e}"),
-        version: None,
-        expires_at: None,
-        raw: None,
-    }
+    SqliteError::MalformedRow(RowError::new(format!("cannot bind a parameter: {e}")))
 }
 
 /// JSON text of a value, as stored.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::{Connection, Executor, SqliteConnection};
+use state_core::rows::RowError;
 use state_core::{Engine, Error, Scope, Slot, Store, Ttl, conformance};
 use state_sqlite::{SqliteError, SqliteStore, schema_version};
 
@@ -48,7 +49,7 @@ async fn repairing_an_unreadable_value_keeps_its_version_and_expiry() {
     assert!(
         matches!(
             sqlite_error(&e),
-            SqliteError::MalformedRow { version: Some(2), expires_at: Some(Some(t)), raw: Some(raw), .. } if *t == expiry && raw == "{not json"
+            SqliteError::MalformedRow(RowError { version: Some(2), expires_at: Some(Some(t)), raw: Some(raw), .. }) if *t == expiry && raw == "{not json"
         ),
         "the error carries the readable version, expiry and stored text: {e:?}"
     );
@@ -87,11 +88,11 @@ async fn repairing_a_row_whose_expiry_is_unreadable_starts_a_new_window() {
     assert!(
         matches!(
             sqlite_error(&e),
-            SqliteError::MalformedRow {
+            SqliteError::MalformedRow(RowError {
                 version: Some(1),
                 expires_at: None,
                 ..
-            }
+            })
         ),
         "the version is readable, the expiry is not: {e:?}"
     );
@@ -125,14 +126,14 @@ async fn a_malformed_row_is_a_typed_error_for_its_slot_only() {
     let e = bad.get().await.unwrap_err();
     assert_eq!(e.slot(), Some(bad.slot()), "the error names the slot: {e}");
     assert!(
-        matches!(sqlite_error(&e), SqliteError::MalformedRow { .. }),
+        matches!(sqlite_error(&e), SqliteError::MalformedRow(_)),
         "{e}"
     );
     assert!(e.to_string().contains("not JSON"), "{e}");
     // Writing to it fails the same way and changes nothing; other slots work.
     let e = bad.increment(1).await.unwrap_err();
     assert!(
-        matches!(sqlite_error(&e), SqliteError::MalformedRow { .. }),
+        matches!(sqlite_error(&e), SqliteError::MalformedRow(_)),
         "{e}"
     );
     assert_eq!(good.increment(1).await.unwrap(), 2);
@@ -157,7 +158,7 @@ async fn a_malformed_row_is_a_typed_error_for_its_slot_only() {
     .await;
     let e = good.get().await.unwrap_err();
     assert!(
-        matches!(sqlite_error(&e), SqliteError::MalformedRow { .. }),
+        matches!(sqlite_error(&e), SqliteError::MalformedRow(_)),
         "{e}"
     );
     assert_eq!(e.slot(), Some(good.slot()));

@@ -429,7 +429,7 @@ async fn a_lock_never_released_fails_the_commit_and_writes_nothing() {
     let store = SqliteStore::open_with(
         SqliteOptions::file(&path)
             .busy_timeout(Duration::from_millis(1))
-            .busy_retry_for(Duration::from_millis(100)),
+            .retry_for(Duration::from_millis(100)),
     )
     .await
     .unwrap();

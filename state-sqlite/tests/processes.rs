@@ -578,7 +578,7 @@ fn a_store_opens_and_reads_while_another_process_holds_the_write_lock() {
         for read_only in [false, true] {
             let options = SqliteOptions::file(&db)
                 .read_only(read_only)
-                .busy_retry_for(Duration::from_secs(5));
+                .retry_for(Duration::from_secs(5));
             let store = SqliteStore::open_with(options).await?;
             seen.push(store.load(&slot("k")).await?.value);
             seen.push(

@@ -98,30 +98,15 @@ fn report_unreadable(e: &Error, read: Option<&Record>) {
         Error::TooDeep { slot, .. } | Error::OutOfRange { slot, .. } => (Some(slot), None),
         _ => (None, None),
     };
-    let malformed =
-        source.and_then(
-            |s| match (s.downcast_ref::<SqliteError>(), s.downcast_ref::<PgError>()) {
-                (
-                    Some(SqliteError::MalformedRow {
-                        reason,
-                        version,
-                        raw,
-                        ..
-                    }),
-                    _,
-                )
-                | (
-                    _,
-                    Some(PgError::MalformedRow {
-                        reason,
-                        version,
-                        raw,
-                        ..
-                    }),
-                ) => Some((reason.clone(), *version, raw.clone())),
-                _ => None,
-            },
-        );
+    let malformed = source.and_then(|s| {
+        let row = match (s.downcast_ref::<SqliteError>(), s.downcast_ref::<PgError>()) {
+            (Some(SqliteError::MalformedRow(row)), _) | (_, Some(PgError::MalformedRow(row))) => {
+                row
+            }
+            _ => return None,
+        };
+        Some((row.reason.clone(), row.version, row.raw.clone()))
+    });
     let (reason, version, raw) = malformed.unwrap_or_else(|| {
         let raw = read
             .and_then(|r| r.value.as_ref())
