@@ -1743,15 +1743,14 @@ pub async fn read_changes_after(
 ///
 /// Writes two versions with a one-hour TTL to the slots `live` and `expired` of namespace
 /// [`REPAIR_NAMESPACE`] in `Scope::execution(REPAIR_SCOPE)`, then calls `break_rows`, which
-/// must make both rows' values unreadable (not JSON) and set `expired`'s expiry to 1 (ms after
-/// the epoch). A CAS write at the wrong version over the unreadable value is a conflict, even
-/// with an op that needs the value after it in the batch. Returns the error reading `live` gave and the expiry it had, for the backend to
-/// check its own error type; panics with what broke.
-pub async fn assert_repairs_keep_version_and_expiry<F, Fut>(
-    store: Arc<dyn Store>,
-    break_rows: F,
-) -> (Error, Timestamp)
+/// must make both rows' values [`UNREADABLE_VALUE`] and set `expired`'s expiry to 1 (ms
+/// after the epoch). Reading `live` then fails with a backend error `E` whose source is a
+/// [`RowError`](crate::rows::RowError) naming the row's version, expiry and stored text (what
+/// a repair needs). A CAS write at the wrong version over the unreadable value is a conflict,
+/// even with an op that needs the value after it in the batch. Panics with what broke.
+pub async fn assert_repairs_keep_version_and_expiry<E, F, Fut>(store: Arc<dyn Store>, break_rows: F)
 where
+    E: std::error::Error + 'static,
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()>,
 {
@@ -1781,6 +1780,7 @@ where
         .get()
         .await
         .expect_err("reading an unreadable value fails");
+    assert_row_error::<E>(&error, 2, Some(expiry));
     // A batch whose first write to the slot replaces the value but conflicts is refused as a
     // conflict: the increment after it is not evaluated (on nothing, or on a placeholder).
     let refused = store
@@ -1830,7 +1830,34 @@ where
         (Some(json!(7)), 3, None),
         "an expired unreadable row has no expiry to keep"
     );
-    (error, expiry)
+}
+
+/// The text [`assert_repairs_keep_version_and_expiry`]'s `break_rows` stores as the values.
+pub const UNREADABLE_VALUE: &str = "{not json";
+
+/// `error` is a store error of type `E` whose source is a [`RowError`](crate::rows::RowError)
+/// naming the readable `version` and `expires_at` and the stored text [`UNREADABLE_VALUE`].
+fn assert_row_error<E: std::error::Error + 'static>(
+    error: &Error,
+    version: u64,
+    expires_at: Option<Timestamp>,
+) {
+    let Error::Store { source, .. } = error else {
+        panic!("an unreadable value is a store error: {error:?}");
+    };
+    let Some(backend) = source.downcast_ref::<E>() else {
+        panic!("not a {}: {error:?}", std::any::type_name::<E>());
+    };
+    let row =
+        std::error::Error::source(backend).and_then(|s| s.downcast_ref::<crate::rows::RowError>());
+    let Some(row) = row else {
+        panic!("the backend's error has the row's error as its source: {error:?}");
+    };
+    assert_eq!(
+        (row.version, row.expires_at, row.raw.as_deref()),
+        (Some(version), Some(expires_at), Some(UNREADABLE_VALUE)),
+        "the error carries the readable version, expiry and stored text: {error:?}"
+    );
 }
 
 /// [`Store::load_rows`] over a scope whose `broken` rows are unreadable: `fine` still
@@ -1885,9 +1912,12 @@ async fn assert_scope_rows_read_past_unreadable_ones(
 /// For SQL backends (signed 64-bit version columns): versions stop at
 /// [`MAX_VERSION`](crate::rows::MAX_VERSION), one below the column's largest value, so a clear
 /// (every live slot one version up) still fits. Restores a slot just below it, writes up to it,
-/// checks that the next write is refused and changes nothing, and that a clear still works.
-/// Returns the refusal for the backend to check its own error type; panics with what broke.
-pub async fn assert_versions_stop_where_a_clear_still_fits(store: Arc<dyn Store>) -> Error {
+/// checks that the next write is refused, with the backend's version-range error `E`
+/// ([`LoadError::version_range`](crate::rows::LoadError::version_range)), and changes nothing,
+/// and that a clear still works. Panics with what broke.
+pub async fn assert_versions_stop_where_a_clear_still_fits<E: crate::rows::LoadError>(
+    store: Arc<dyn Store>,
+) {
     use crate::rows::MAX_VERSION;
     let scope = Scope::execution("top").expect("a valid scope id");
     let slot = Slot::new(scope.clone(), "Top", "n").expect("a valid slot");
@@ -1907,6 +1937,14 @@ pub async fn assert_versions_stop_where_a_clear_still_fits(store: Arc<dyn Store>
         .increment(1)
         .await
         .expect_err("a write above the top is refused");
+    match &refused {
+        Error::Store { source, .. } if source.is::<E>() => assert_eq!(
+            source.to_string(),
+            E::version_range(MAX_VERSION + 1).to_string(),
+            "the refusal names the version"
+        ),
+        other => panic!("a version above the top is the backend's range error: {other:?}"),
+    }
     let at = store.load(&slot).await.expect("a read");
     assert_eq!(
         (at.value, at.version),
@@ -1925,5 +1963,4 @@ pub async fn assert_versions_stop_where_a_clear_still_fits(store: Arc<dyn Store>
         (None, MAX_VERSION + 1),
         "the clear's tombstone is one version up"
     );
-    refused
 }

@@ -15,9 +15,10 @@ use crate::scope::{Scope, ScopeKind, Slot};
 /// error, and nothing is written.
 pub const MAX_VERSION: u64 = i64::MAX as u64 - 1;
 
-/// A stored row that does not hold what a store writes. Backends turn it into their own
-/// "malformed row" error.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A stored row that does not hold what a store writes. Backends carry it in their own
+/// "malformed row" error, as its source (so a tool finds it in any backend's error chain).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
 pub struct RowError {
     /// What is wrong with the row.
     pub reason: String,

@@ -91,8 +91,8 @@ pub enum PgError {
     ///
     /// If only its value is unreadable, writes that do not need the old value (a CAS write at
     /// `version`, or a `set` of the whole value) replace it.
-    #[error("malformed row: {}", .0.reason)]
-    MalformedRow(state_core::rows::RowError),
+    #[error("malformed row: {0}")]
+    MalformedRow(#[source] state_core::rows::RowError),
     /// A version above the highest this store writes ([`state_core::rows::MAX_VERSION`]: one
     /// below the largest PostgreSQL's BIGINT, so a clear can still raise every slot by one).
     #[error(
@@ -130,12 +130,6 @@ pub enum PgError {
     /// store retries; nothing was written.
     #[error("other writers kept creating this commit's new slots first; nothing was written")]
     Contended,
-    /// The store's committer stopped: the runtime that opened the store shut down, or the
-    /// committer panicked.
-    #[error(
-        "the store's committer has stopped (the runtime that opened the store shut down, or it panicked); the commit may or may not have applied"
-    )]
-    CommitterGone,
     /// Any other PostgreSQL failure.
     #[error("PostgreSQL: {0}")]
     Sql(#[source] Arc<sqlx::Error>),
@@ -183,10 +177,6 @@ impl state_sql::BackendError for PgError {
             }
             other => other,
         }
-    }
-
-    fn committer_gone() -> Self {
-        PgError::CommitterGone
     }
 }
 

@@ -52,10 +52,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, Postgres};
-use state_core::{Error, Record, Slot, Timestamp};
-use state_sql::{Fut, Opened, boxed};
+use state_core::{Error, Slot};
+use state_sql::{Fut, Known, Opened, boxed};
 
 pub use crate::error::PgError;
 pub use crate::options::{DEFAULT_SCHEMA, PgOptions};
@@ -202,10 +202,8 @@ impl Pg {
 impl state_sql::Backend for Pg {
     type Options = PgOptions;
     type Error = PgError;
-    type Conn = PgConnection;
-    type Reader = PoolConnection<Postgres>;
+    type Db = Postgres;
     type Writer = PgWriter;
-    type Row = PgRow;
     type Counts = PgCounts;
 
     fn open(
@@ -253,15 +251,14 @@ impl state_sql::Backend for Pg {
         Some(listener.signal.clone())
     }
 
-    fn load_many<'a>(
+    fn load_known<'a>(
         conn: &'a mut PgConnection,
         slots: &'a [Slot],
-        now: Timestamp,
-    ) -> Fut<'a, Result<Vec<Record>, Error>> {
-        boxed(sql::load_many(conn, slots, now))
+    ) -> Fut<'a, Result<Vec<Result<Known, PgError>>, PgError>> {
+        boxed(sql::load_raw(conn, slots, false))
     }
 
-    state_sql::sqlx_statements!(PgConnection, PgRow, sqlx::postgres::PgArguments);
+    state_sql::sqlx_statements!();
 
     const LAST_CHANGE: &'static str = "SELECT GREATEST(COALESCE(max(seq), 0), \
         (SELECT through FROM changes_trimmed WHERE id = 0)) FROM changes";

@@ -6,12 +6,9 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgConnection, Row};
 use state_core::rows::{self, RowError, scope_columns};
 use state_core::{Record, Scope, Slot, Timestamp};
-use state_sql::columns;
+use state_sql::{Known, columns};
 
 use crate::error::PgError;
-
-/// What a slot holds, and whether it has a row (an absent slot reads at its scope's floor).
-pub(crate) type Known = (Record, bool);
 
 /// Slot identities as parallel columns.
 #[derive(Default)]
@@ -115,16 +112,6 @@ pub(crate) async fn load_raw(
 
 fn decode_slot_row(row: &PgRow) -> Result<Known, PgError> {
     Ok(columns::known(row, 1)?)
-}
-
-/// Visible records of `slots` at `now`; a malformed row fails the read, naming its slot.
-pub(crate) async fn load_many(
-    conn: &mut PgConnection,
-    slots: &[Slot],
-    now: Timestamp,
-) -> Result<Vec<Record>, state_core::Error> {
-    let raw = load_raw(conn, slots, false).await?;
-    columns::visible(raw, slots, now)
 }
 
 /// Writes `records` (each slot once) in one `INSERT … ON CONFLICT DO UPDATE`, in

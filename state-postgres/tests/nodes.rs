@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use state_core::{Engine, RetryPolicy, Scope, Slot, Store};
 use state_postgres::{PgOptions, PgStore};
-use state_sql::testing::{block_on, block_on_local};
+use state_sql::testing::{self, block_on, block_on_local};
 
 const ROLE: &str = "STATE_PG_CHILD";
 
@@ -25,7 +25,7 @@ fn slot() -> Slot {
 }
 
 fn main() {
-    state_sql::testing::main_or_child(
+    testing::main_or_child(
         ROLE,
         child,
         state_sql::trials![
@@ -66,14 +66,7 @@ fn child(role: &str) {
                 let mixed = role == "mixed";
                 tokio::task::spawn_local(async move {
                     for i in 0..n {
-                        let v = if mixed && (i + t) % 2 == 1 {
-                            h.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1)))
-                                .await
-                                .unwrap()
-                                .unwrap()
-                        } else {
-                            h.increment(1).await.unwrap()
-                        };
+                        let v = testing::count_once(&h, mixed && (i + t) % 2 == 1).await;
                         // One line per acknowledged write, flushed before the next commit.
                         let mut out = std::io::stdout().lock();
                         writeln!(out, "ack {v}").unwrap();
@@ -286,7 +279,6 @@ fn a_killed_node_loses_no_acknowledged_write_and_the_others_carry_on() {
 /// order on the server), also the versions a node's committer merged into one transaction.
 /// The watcher polls only once an hour: it is woken by PostgreSQL's `NOTIFY`.
 fn a_watch_sees_every_version_another_node_commits_in_order() {
-    use futures::StreamExt;
     let schema = Schema(common::schema("watch"));
     let go = std::env::temp_dir().join(format!("{}-go", schema.0));
     let _ = std::fs::remove_file(&go);
@@ -314,19 +306,7 @@ fn a_watch_sees_every_version_another_node_commits_in_order() {
         let warmed = common::wait_for_listener(&store, &engine.handle(side)).await;
         std::fs::write(&go, b"go").unwrap();
         let total = 2 * n * tasks;
-        let mut seen = Vec::new();
-        while seen.len() < total as usize {
-            let next = tokio::time::timeout(Duration::from_secs(30), watch.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!("the watch stalled after {}: {:?}", seen.len(), seen.last())
-                })
-                .unwrap()
-                .unwrap();
-            seen.push(next);
-        }
-        let want: Vec<(u64, Option<u64>)> = (1..=total).map(|v| (v, Some(v))).collect();
-        assert_eq!(seen, want, "every version, in order, once");
+        testing::expect_every_version(&mut watch, total).await;
         let mut merged = 0;
         for node in nodes {
             let (_, finished, group) = node.finish(Vec::new());

@@ -4,11 +4,11 @@
 //! crate's.
 
 use std::future::Future;
-use std::ops::DerefMut;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use state_core::rows::{LoadError, RowError};
 use state_core::{Clock, CommitOutcome, Error, Record, Slot, Timestamp};
 
@@ -23,8 +23,14 @@ pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Every row of a scope or store, each its slot and record or why it cannot be read.
 pub type Rows = Vec<Result<(Slot, Record), Error>>;
 
-/// What a slot's row held when loaded for a write: its record, and whether a row exists.
+/// What a slot's row held when loaded: its record, and whether a row exists.
 pub type Known = (Record, bool);
+
+/// A connection of backend `B`'s database.
+pub type Conn<B> = <<B as Backend>::Db as sqlx::Database>::Connection;
+
+/// A row of backend `B`'s database.
+pub type Row<B> = <<B as Backend>::Db as sqlx::Database>::Row;
 
 /// How a write transaction failed.
 #[derive(Debug)]
@@ -53,9 +59,6 @@ pub trait BackendError: LoadError + Into<Error> + From<RowError> + From<sqlx::Er
     /// The error to report when retries ran out after `waited` (e.g. "locked for 60 s").
     fn gave_up(self, waited: Duration) -> Self;
 
-    /// The committer stopped (its runtime shut down, or it panicked).
-    fn committer_gone() -> Self;
-
     /// As a `state_core::Error`, naming the slot if there is one.
     fn into_state(self, slot: Option<Slot>) -> Error {
         Error::Store {
@@ -64,6 +67,16 @@ pub trait BackendError: LoadError + Into<Error> + From<RowError> + From<sqlx::Er
         }
     }
 }
+
+/// The store's committer stopped: the runtime that opened the store shut down, or the
+/// committer panicked. What a write or read waiting on it fails with (inside
+/// `state_core::Error::Store`), whatever the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the store's committer has stopped (the runtime that opened the store shut down, or it panicked); the commit may or may not have applied"
+)]
+#[non_exhaustive]
+pub struct CommitterGone;
 
 /// What [`Backend::open`] hands the shared store.
 pub struct Opened<B: Backend> {
@@ -110,14 +123,10 @@ pub trait Backend: Sized + Send + Sync + 'static {
     type Options: Send;
     /// Its errors.
     type Error: BackendError;
-    /// A connection reads run on.
-    type Conn: Send;
-    /// A read connection taken from the backend's pool.
-    type Reader: DerefMut<Target = Self::Conn> + Send;
+    /// The sqlx database it runs on: reads run on its connections and decode its rows.
+    type Db: sqlx::Database<Row: Columns>;
     /// The committer's connection and write transactions.
-    type Writer: Writer<Error = Self::Error, Conn = Self::Conn>;
-    /// A row of a read.
-    type Row: Columns + Send;
+    type Writer: Writer<Error = Self::Error, Conn = Conn<Self>>;
     /// What the backend counts beyond the shared [`crate::Stats`].
     type Counts: Clone + Copy + std::fmt::Debug + Default + PartialEq + Eq;
 
@@ -133,7 +142,7 @@ pub trait Backend: Sized + Send + Sync + 'static {
 
     /// A read connection, or `None` when reads run on the committer's connection (a
     /// private in-memory database has no other).
-    fn reader(&self) -> Fut<'_, Result<Option<Self::Reader>, Error>>;
+    fn reader(&self) -> Fut<'_, Result<Option<PoolConnection<Self::Db>>, Error>>;
 
     /// The backend's own counters.
     fn counts(&self) -> Self::Counts;
@@ -143,24 +152,24 @@ pub trait Backend: Sized + Send + Sync + 'static {
         None
     }
 
-    /// Each slot's live record (absent: never written, deleted or expired), in one snapshot.
-    fn load_many<'a>(
-        conn: &'a mut Self::Conn,
+    /// What each slot's row holds (raw: expiry not applied), in order, in one snapshot; a row
+    /// that cannot be read is an error for its slot only.
+    fn load_known<'a>(
+        conn: &'a mut Conn<Self>,
         slots: &'a [Slot],
-        now: Timestamp,
-    ) -> Fut<'a, Result<Vec<Record>, Error>>;
+    ) -> Fut<'a, Result<Vec<Result<Known, Self::Error>>, Self::Error>>;
 
     /// Runs one read statement of the shared engine ([`crate::reads`]): `sql` numbers its
     /// parameters `$1`… and `params` are their values in that order (a statement may leave
     /// some unused).
     fn fetch<'a>(
-        conn: &'a mut Self::Conn,
+        conn: &'a mut Conn<Self>,
         sql: &'a str,
         params: &'a [Param<'a>],
-    ) -> Fut<'a, Result<Vec<Self::Row>, Self::Error>>;
+    ) -> Fut<'a, Result<Vec<Row<Self>>, Self::Error>>;
 
     /// Runs `sql`, which may hold several statements and no parameters (a migration).
-    fn execute<'a>(conn: &'a mut Self::Conn, sql: &'a str) -> Fut<'a, Result<(), Self::Error>>;
+    fn execute<'a>(conn: &'a mut Conn<Self>, sql: &'a str) -> Fut<'a, Result<(), Self::Error>>;
 
     /// The statement reading the change log's newest sequence number: one row, one INTEGER
     /// column (0 when nothing was ever logged; a log its retention emptied still ends at the

@@ -104,20 +104,21 @@ macro_rules! error_conversions {
     };
 }
 
-/// The [`Backend`](crate::Backend) methods that run the shared engine's statements on a sqlx
-/// connection — [`fetch`](crate::Backend::fetch) and [`execute`](crate::Backend::execute) —
-/// for a backend whose `Conn` and `Row` are sqlx's `$conn` and `$row`, binding through
-/// `$arguments`. Goes inside the `impl Backend` block.
+/// The [`Backend`](crate::Backend) methods that run the shared engine's statements on the
+/// backend's sqlx database — [`fetch`](crate::Backend::fetch) and
+/// [`execute`](crate::Backend::execute) — for a backend with `type Error: From<sqlx::Error>`.
+/// Goes inside the `impl Backend` block (they are written for each database because sqlx's
+/// executor traits cannot be named generically without bounds every caller would repeat).
 #[macro_export]
 macro_rules! sqlx_statements {
-    ($conn:ty, $row:ty, $arguments:ty) => {
+    () => {
         fn fetch<'a>(
-            conn: &'a mut $conn,
+            conn: &'a mut $crate::Conn<Self>,
             sql: &'a str,
             params: &'a [$crate::Param<'a>],
-        ) -> $crate::Fut<'a, Result<Vec<$row>, Self::Error>> {
+        ) -> $crate::Fut<'a, Result<Vec<$crate::Row<Self>>, Self::Error>> {
             $crate::boxed(async move {
-                let mut args = <$arguments>::default();
+                let mut args = <Self::Db as ::sqlx::Database>::Arguments::<'a>::default();
                 for p in params {
                     match *p {
                         $crate::Param::Int(i) => ::sqlx::Arguments::add(&mut args, i),
@@ -134,7 +135,7 @@ macro_rules! sqlx_statements {
         }
 
         fn execute<'a>(
-            conn: &'a mut $conn,
+            conn: &'a mut $crate::Conn<Self>,
             sql: &'a str,
         ) -> $crate::Fut<'a, Result<(), Self::Error>> {
             $crate::boxed(async move {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use state_core::rows::{self, MigrationMismatch};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Conn};
 use crate::columns::Columns;
 use crate::reads::Param;
 
@@ -31,7 +31,7 @@ pub fn newest(migrator: &'static Migrator) -> i64 {
 /// this build does not know — a newer migration, or an applied one that differs — is
 /// `mismatch`'s error.
 pub async fn pending<B: Backend>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     migrator: &'static Migrator,
     exists: bool,
     mismatch: impl Fn(MigrationMismatch) -> B::Error,
@@ -50,7 +50,7 @@ pub async fn pending<B: Backend>(
 /// Applies the migrations of `migrator` the database lacks, in order, recording each in
 /// `_sqlx_migrations` (which must exist), inside the caller's transaction.
 pub async fn apply<B: Backend>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     migrator: &'static Migrator,
     mismatch: impl Fn(MigrationMismatch) -> B::Error,
 ) -> Result<(), B::Error> {
@@ -76,7 +76,7 @@ pub async fn apply<B: Backend>(
 /// otherwise (a failed rollback is not reported: the transaction may already be gone, and
 /// the original error is what matters).
 pub async fn finish<B: Backend, E: From<B::Error>>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     result: Result<(), E>,
 ) -> Result<(), E> {
     match result {

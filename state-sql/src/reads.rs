@@ -12,7 +12,7 @@ use state_core::{
     Change, ChangeFilter, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp,
 };
 
-use crate::backend::{Backend, BackendError, Rows};
+use crate::backend::{Backend, BackendError, Conn, Row, Rows};
 use crate::columns::{self, CHANGE_COLUMNS, Columns};
 
 /// A parameter of a statement this crate runs through [`Backend::fetch`].
@@ -37,10 +37,10 @@ fn count(n: usize) -> Param<'static> {
 
 /// Runs `sql` on `conn`, the error as a `state_core::Error`.
 async fn fetch<'a, B: Backend>(
-    conn: &'a mut B::Conn,
+    conn: &'a mut Conn<B>,
     sql: &'a str,
     params: &'a [Param<'a>],
-) -> Result<Vec<B::Row>, Error> {
+) -> Result<Vec<Row<B>>, Error> {
     B::fetch(conn, sql, params).await.map_err(Into::into)
 }
 
@@ -86,12 +86,23 @@ pub fn list_scopes_sql(live: bool, kind: bool, after: bool) -> &'static str {
     })
 }
 
+/// Each slot's live record (absent: never written, deleted or expired), in one snapshot; a
+/// malformed row fails the read, naming its slot.
+pub(crate) async fn load_many<B: Backend>(
+    conn: &mut Conn<B>,
+    slots: &[Slot],
+    now: Timestamp,
+) -> Result<Vec<Record>, Error> {
+    let known = B::load_known(conn, slots).await.map_err(Into::into)?;
+    columns::visible(known, slots, now)
+}
+
 /// Every stored row of `scope` (`None`: of the store) in one statement — one snapshot —
 /// ordered by scope, namespace and key, visible at `now`. A row that cannot be read is its
 /// own error: its slot when its identity is valid, the whole row as the database quotes it
 /// in the reason, and its stored value text (or quoted value) for a repair.
 pub(crate) async fn load_rows<B: Backend>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     scope: Option<&Scope>,
     now: Timestamp,
 ) -> Result<Rows, Error> {
@@ -118,7 +129,7 @@ pub(crate) async fn load_rows<B: Backend>(
 
 /// A row of [`load_rows`]; one that cannot be read quotes the whole row as the database
 /// shows it (column 8) and keeps its stored value (column 9) for a repair.
-fn quoted_row<B: Backend>(row: &B::Row, now: Timestamp) -> Result<(Slot, Record), Error> {
+fn quoted_row<B: Backend>(row: &Row<B>, now: Timestamp) -> Result<(Slot, Record), Error> {
     let (slot, mut e) = match columns::slot_row(row, now) {
         Ok(read) => return Ok(read),
         Err(failed) => failed,
@@ -131,7 +142,7 @@ fn quoted_row<B: Backend>(row: &B::Row, now: Timestamp) -> Result<(Slot, Record)
 
 /// Keys of a scope holding a live value, in (namespace, key) order, after the cursor.
 pub(crate) async fn list_keys<B: Backend>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     scope: &Scope,
     namespace: Option<&str>,
     after: Option<&SlotKey>,
@@ -164,7 +175,7 @@ pub(crate) async fn list_keys<B: Backend>(
 /// Scopes holding a live value at `live` (`None`: any row, tombstones and expired slots
 /// included), optionally of one kind, after the cursor.
 pub(crate) async fn list_scopes<B: Backend>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     kind: Option<ScopeKind>,
     after: Option<&Scope>,
     limit: usize,
@@ -191,7 +202,7 @@ pub(crate) async fn list_scopes<B: Backend>(
 /// the retention removed one after `after` (the watermark is read in the same statement, so
 /// the same snapshot, as the changes).
 pub(crate) async fn read_changes<B: Backend>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     after: u64,
     filter: &ChangeFilter,
     limit: usize,
@@ -224,7 +235,7 @@ pub(crate) async fn read_changes<B: Backend>(
 
 /// The newest changes of `slot` below `before`, newest first.
 pub(crate) async fn slot_history<B: Backend>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     slot: &Slot,
     before: Option<u64>,
     limit: usize,
@@ -253,7 +264,7 @@ pub(crate) async fn slot_history<B: Backend>(
 }
 
 /// The newest sequence number of the log (0: none), by [`Backend::LAST_CHANGE`].
-pub(crate) async fn last_change<B: Backend>(conn: &mut B::Conn) -> Result<u64, Error> {
+pub(crate) async fn last_change<B: Backend>(conn: &mut Conn<B>) -> Result<u64, Error> {
     let rows = fetch::<B>(conn, B::LAST_CHANGE, &[]).await?;
     let malformed = |reason: String| B::Error::from(rows::RowError::new(reason)).into_state(None);
     let seq = rows

@@ -13,7 +13,7 @@ use state_core::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, CommitterGone, Conn};
 use crate::committer::{Admin, Committer, Request, backoff};
 use crate::reads;
 use crate::stats::{Counters, Stats};
@@ -44,12 +44,12 @@ pub(crate) enum ReadOut {
 
 /// Serves `op` on `conn`.
 pub(crate) async fn serve_read<B: Backend>(
-    conn: &mut B::Conn,
+    conn: &mut Conn<B>,
     op: &Read,
     now: Timestamp,
 ) -> Result<ReadOut, Error> {
     Ok(match op {
-        Read::Many(slots) => ReadOut::Records(B::load_many(conn, slots, now).await?),
+        Read::Many(slots) => ReadOut::Records(reads::load_many::<B>(conn, slots, now).await?),
         Read::Rows(scope) => ReadOut::Rows(reads::load_rows::<B>(conn, scope.as_ref(), now).await?),
         Read::Keys(scope, ns, after, limit) => ReadOut::Keys(
             reads::list_keys::<B>(conn, scope, ns.as_deref(), after.as_ref(), *limit, now).await?,
@@ -127,7 +127,7 @@ impl<B: Backend> SqlStore<B> {
         make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Request,
     ) -> Result<T, Error> {
         let (reply, rx) = oneshot::channel();
-        let gone = || B::Error::committer_gone().into();
+        let gone = || Error::store(CommitterGone);
         self.tx.send(make(reply)).await.map_err(|_| gone())?;
         // No `.await` between queueing and this (see `Leader::wait`).
         self.writer.wait(rx).await.map_err(|_| gone())?

@@ -68,3 +68,43 @@ pub fn store_error<E: std::error::Error + 'static>(e: &state_core::Error) -> &E 
         other => panic!("expected a store error, got {other:?}"),
     }
 }
+
+/// One write of a child process counting on a shared counter: an increment, or with `update`
+/// a read-modify-write of the same counter (so a run mixes both commit paths). Returns the
+/// value the store acknowledged.
+pub async fn count_once(h: &state_core::SlotHandle<u64>, update: bool) -> u64 {
+    let written = if update {
+        h.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1))).await
+    } else {
+        h.increment(1).await.map(Some)
+    };
+    match written {
+        Ok(Some(v)) => v,
+        Ok(None) => panic!("an update that wrote a value acknowledged none"),
+        Err(e) => panic!("a write of the counter failed: {e}"),
+    }
+}
+
+/// Takes the next `n` items of a watch of a counter (each within 30 s: a stall fails the
+/// test) and checks that they are every version from 1 to `n`, once each, in order.
+pub async fn expect_every_version(
+    watch: &mut futures::stream::BoxStream<'static, state_core::Result<(u64, Option<u64>)>>,
+    n: u64,
+) {
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    while seen.len() < n as usize {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(30), watch.next()).await;
+        match next {
+            Ok(Some(Ok(change))) => seen.push(change),
+            Ok(other) => panic!("the watch ended or failed after {seen:?}: {other:?}"),
+            Err(_) => panic!(
+                "the watch stalled after {} changes: {:?}",
+                seen.len(),
+                seen.last()
+            ),
+        }
+    }
+    let want: Vec<(u64, Option<u64>)> = (1..=n).map(|v| (v, Some(v))).collect();
+    assert_eq!(seen, want, "every version, in order, once");
+}

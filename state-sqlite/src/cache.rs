@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use state_core::Slot;
 
-use crate::sql::{self, Known};
+use state_sql::Known;
+
+use crate::sql;
 
 /// What the committer remembers of one slot.
 #[derive(Clone, Debug, PartialEq)]

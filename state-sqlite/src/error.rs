@@ -89,8 +89,8 @@ pub enum SqliteError {
     ///
     /// If only its value is unreadable, writes that do not need the old value (a CAS write at
     /// `version`, or a `set` of the whole value — `set_raw` is made for this) replace it.
-    #[error("malformed row: {}", .0.reason)]
-    MalformedRow(state_core::rows::RowError),
+    #[error("malformed row: {0}")]
+    MalformedRow(#[source] state_core::rows::RowError),
     /// Another connection held the database's write lock for longer than the store waits.
     #[error("the database stayed locked by another connection for {waited:?}; nothing was written")]
     Busy {
@@ -104,12 +104,6 @@ pub enum SqliteError {
         /// The version.
         version: u64,
     },
-    /// The store's committer stopped: the runtime that opened the store shut down, or the
-    /// committer panicked.
-    #[error(
-        "the store's committer has stopped (the runtime that opened the store shut down, or it panicked); the commit may or may not have applied"
-    )]
-    CommitterGone,
     /// Any other SQLite failure.
     #[error("SQLite: {0}")]
     Sql(#[source] Arc<sqlx::Error>),
@@ -156,10 +150,6 @@ impl state_sql::BackendError for SqliteError {
         } else {
             self
         }
-    }
-
-    fn committer_gone() -> Self {
-        SqliteError::CommitterGone
     }
 }
 

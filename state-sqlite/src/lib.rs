@@ -89,10 +89,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite as Db, SqliteConnection};
-use state_core::{Error, Record, Slot, Timestamp};
-use state_sql::{Fut, Opened, boxed};
+use state_core::{Error, Slot};
+use state_sql::{Fut, Known, Opened, boxed};
 
 pub use crate::error::SqliteError;
 pub use crate::options::{SqliteOptions, Synchronous};
@@ -180,10 +180,8 @@ impl Sqlite {
 impl state_sql::Backend for Sqlite {
     type Options = SqliteOptions;
     type Error = SqliteError;
-    type Conn = SqliteConnection;
-    type Reader = PoolConnection<Db>;
+    type Db = Db;
     type Writer = writer::SqliteWriter;
-    type Row = SqliteRow;
     type Counts = SqliteCounts;
 
     fn open(
@@ -213,19 +211,14 @@ impl state_sql::Backend for Sqlite {
         self.counters.counts()
     }
 
-    fn load_many<'a>(
+    fn load_known<'a>(
         conn: &'a mut SqliteConnection,
         slots: &'a [Slot],
-        now: Timestamp,
-    ) -> Fut<'a, Result<Vec<Record>, Error>> {
-        boxed(sql::load_many(conn, slots, now))
+    ) -> Fut<'a, Result<Vec<Result<Known, SqliteError>>, SqliteError>> {
+        boxed(sql::load_raw(conn, slots, sql::ReadIn::Snapshot))
     }
 
-    state_sql::sqlx_statements!(
-        SqliteConnection,
-        SqliteRow,
-        sqlx::sqlite::SqliteArguments<'a>
-    );
+    state_sql::sqlx_statements!();
 
     const LAST_CHANGE: &'static str =
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)";

@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Connection, Row, SqliteConnection};
 use state_core::rows::{self, RowError, scope_columns};
 use state_core::{Record, Scope, Slot, Timestamp};
-use state_sql::columns;
+use state_sql::{Known, columns};
 
 use crate::error::SqliteError;
 
@@ -168,21 +168,8 @@ async fn load_chunks(
         .collect()
 }
 
-/// What a slot holds, and whether it has a row (an absent slot reads at its scope's floor).
-pub(crate) type Known = (Record, bool);
-
 fn decode_slot_row(row: &SqliteRow) -> Result<Known, SqliteError> {
     Ok(columns::known(row, 1)?)
-}
-
-/// Visible records of `slots` at `now`; a malformed row fails the read, naming its slot.
-pub(crate) async fn load_many(
-    conn: &mut SqliteConnection,
-    slots: &[Slot],
-    now: Timestamp,
-) -> Result<Vec<Record>, state_core::Error> {
-    let raw = load_raw(conn, slots, ReadIn::Snapshot).await?;
-    columns::visible(raw, slots, now)
 }
 
 /// A statement parameter, bound through sqlx ([`bind_all`]) or on the

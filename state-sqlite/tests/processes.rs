@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 use sqlx::{Connection, SqliteConnection};
 use state_core::{Engine, Error, RetryPolicy, Scope, Slot, Store, Write};
-use state_sql::testing::{block_on, block_on_local};
+use state_sql::testing::{self, block_on, block_on_local};
 use state_sqlite::{SqliteOptions, SqliteStore};
 
 const ROLE: &str = "STATE_SQLITE_CHILD";
@@ -31,7 +31,7 @@ fn now_ms() -> u128 {
 }
 
 fn main() {
-    state_sql::testing::main_or_child(
+    testing::main_or_child(
         ROLE,
         child,
         state_sql::trials![
@@ -82,15 +82,8 @@ fn child(role: &str) {
                         tokio::task::spawn_local(async move {
                             let mut values = Vec::new();
                             for i in 0..n / tasks {
-                                let v = if mixed && (i + t) % 2 == 1 {
-                                    h.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1)))
-                                        .await
-                                        .unwrap()
-                                        .unwrap()
-                                } else {
-                                    h.increment(1).await.unwrap()
-                                };
-                                values.push(v);
+                                let update = mixed && (i + t) % 2 == 1;
+                                values.push(testing::count_once(&h, update).await);
                             }
                             values
                         })
@@ -515,18 +508,7 @@ fn a_watch_sees_every_version_another_process_commits() {
             assert_eq!(line.trim(), "ready");
         }
         std::fs::write(&go, b"go").unwrap();
-        let mut seen = Vec::new();
-        while seen.len() < n as usize {
-            use futures::StreamExt;
-            let next = tokio::time::timeout(Duration::from_secs(30), watch.next())
-                .await
-                .expect("the watch stalled")
-                .unwrap()
-                .unwrap();
-            seen.push(next);
-        }
-        let want: Vec<(u64, Option<u64>)> = (1..=n).map(|v| (v, Some(v))).collect();
-        assert_eq!(seen, want, "every version, in order, once");
+        testing::expect_every_version(&mut watch, n).await;
         let mut merged = 0;
         for (mut out, mut child) in outs.into_iter().zip(children) {
             let mut rest = String::new();
