@@ -40,19 +40,8 @@ async fn concurrent_increments_share_transactions_and_count_exactly() {
     let schema = common::schema("group");
     let store = open(&schema).await;
     let engine = Engine::with_config(store.clone(), Default::default());
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let h = engine.handle::<u64>(slot("hot"));
-            tokio::spawn(async move {
-                for _ in 0..50 {
-                    h.increment(1).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let hot = engine.handle::<u64>(slot("hot"));
+    state_sql::testing::increment_concurrently(&hot, 64, 50).await;
     let record = store.load(&slot("hot")).await.unwrap();
     assert_eq!((record.value, record.version), (Some(json!(3200)), 3200));
     let stats = store.stats();

@@ -108,3 +108,38 @@ pub async fn expect_every_version(
     let want: Vec<(u64, Option<u64>)> = (1..=n).map(|v| (v, Some(v))).collect();
     assert_eq!(seen, want, "every version, in order, once");
 }
+
+/// Runs `tasks` tokio tasks that each increment `h` by one `each` times, and waits for all
+/// (a failed write fails the test).
+pub async fn increment_concurrently(h: &state_core::SlotHandle<u64>, tasks: usize, each: usize) {
+    let running: Vec<_> = (0..tasks)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    if let Err(e) = h.increment(1).await {
+                        panic!("an increment failed: {e}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in running {
+        if let Err(e) = task.await {
+            panic!("an incrementing task failed: {e}");
+        }
+    }
+}
+
+/// A read of the change log after `after` is told that the retention removed the changes
+/// through `through`.
+pub async fn expect_trimmed(store: &dyn state_core::Store, after: u64, through: u64) {
+    let filter = state_core::ChangeFilter::all();
+    match store.read_changes(after, &filter, 10).await {
+        Err(state_core::Error::ChangesTrimmed {
+            after: a,
+            trimmed_through,
+        }) if a == after && trimmed_through == through => {}
+        other => panic!("expected ChangesTrimmed after {after} through {through}, got {other:?}"),
+    }
+}

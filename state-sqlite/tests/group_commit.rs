@@ -53,19 +53,7 @@ async fn sixty_four_tasks_times_500_increments_are_merged_and_lose_nothing() {
     let engine = Engine::with_config(store.clone(), Default::default());
     let h = engine.handle::<u64>(slot("counter"));
     let before = store.stats();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let h = h.clone();
-            tokio::spawn(async move {
-                for _ in 0..500 {
-                    h.increment(1).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    state_sql::testing::increment_concurrently(&h, 64, 500).await;
     let v = h.get_versioned().await.unwrap();
     assert_eq!((v.value, v.version), (Some(32_000), 32_000));
     let s = store.stats();
