@@ -328,21 +328,92 @@ fn slot_writes(log: &[(Slot, Record)], new_row: impl Fn(&Slot) -> bool) -> Vec<S
 /// log's triggers (migrations 0004 to 0006) store each slot's last one in `slots`.
 /// `guarded`: a `g(c)` common table expression in front counts stale assumptions (see
 /// [`guarded_sql`]); if it is not 0 every `at` is NULL, which the NOT NULL constraint refuses,
-/// aborting the statement.
-fn commit_text(rows: usize, guarded: bool) -> String {
+/// aborting the statement. `shared`: the rows name their slot by its position in an
+/// `ids` common table expression in front ([`SHARED_COLUMNS`]) instead of carrying its
+/// identity ([`COMMIT_COLUMNS`]).
+fn commit_text(rows: usize, guarded: bool, shared: bool) -> String {
     let (at, from) = if guarded {
         ("CASE WHEN g.c = 0 THEN n.column9 END", ", g")
     } else {
         ("n.column9", "")
     };
+    let columns = "kind, scope_id, scope_sub, namespace, key, version, value, at, expires_at, \
+                   superseded";
+    if shared {
+        let at = at.replace("column9", "column5");
+        return format!(
+            "INSERT INTO changes ({columns}) \
+             SELECT ids.kind, ids.scope_id, ids.scope_sub, ids.namespace, ids.key, n.column3, \
+             n.column4, {at}, n.column6, n.column7 FROM (VALUES {}) AS n \
+             JOIN ids ON ids.i = n.column2{from} WHERE n.column1 IS NOT NULL ORDER BY n.column1",
+            values(rows, SHARED_COLUMNS),
+        );
+    }
     format!(
-        "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at, \
-         expires_at, superseded) \
+        "INSERT INTO changes ({columns}) \
          SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
          {at}, n.column10, n.column11 FROM (VALUES {}) AS n{from} \
          WHERE n.column1 IS NOT NULL ORDER BY n.column1",
         values(rows, COMMIT_COLUMNS),
     )
+}
+
+/// The columns of a log row that names its slot by position (see [`commit_text`]): position,
+/// slot, version, value, time, expiry, what the triggers do.
+const SHARED_COLUMNS: usize = 7;
+
+/// The columns of a row of the `ids` table: position, then the slot's identity.
+const ID_COLUMNS: usize = 6;
+
+/// The slots of `log` once each (in order of first appearance) and each version's slot
+/// among them, when at least half of its versions repeat a slot before them: then binding
+/// each identity once ([`commit_text`]'s `shared` form) binds fewer texts (a hot counter's
+/// group binds five instead of five per version). `None`: the plain form binds less.
+fn shared_identities(log: &[(Slot, Record)]) -> Option<(Vec<&Slot>, Vec<usize>)> {
+    let mut position = HashMap::with_capacity(log.len());
+    let mut slots = Vec::new();
+    let index = log
+        .iter()
+        .map(|(slot, _)| {
+            *position.entry(slot).or_insert_with(|| {
+                slots.push(slot);
+                slots.len() - 1
+            })
+        })
+        .collect();
+    (!log.is_empty() && slots.len() * 2 <= log.len()).then_some((slots, index))
+}
+
+/// Binds [`shared_identities`] for [`commit_text`]'s `shared` form: the `ids` rows padded to
+/// `id_rows` (all NULL), then `log` padded to `rows` as [`bind_commit_rows`] does, each
+/// version naming its slot's position.
+fn bind_shared_rows<'a>(
+    params: &mut Vec<P<'a>>,
+    (slots, index): &(Vec<&'a Slot>, Vec<usize>),
+    id_rows: usize,
+    log: &'a [(Slot, Record)],
+    writes: &[SlotWrite],
+    rows: usize,
+    now: Timestamp,
+) -> Result<(), SqliteError> {
+    for (i, slot) in slots.iter().enumerate() {
+        params.push(P::Int(i as i64));
+        push_slot(params, slot);
+    }
+    let padding = id_rows.saturating_sub(slots.len()) * ID_COLUMNS;
+    params.extend(std::iter::repeat_with(|| P::Null).take(padding));
+    for (ord, (((_, rec), slot), write)) in log.iter().zip(index).zip(writes).enumerate() {
+        params.push(P::Int(ord as i64));
+        params.push(P::Int(*slot as i64));
+        params.push(P::Int(to_i64(rec.version)?));
+        params.push(P::Text(rec.value.as_ref().map(json_text).transpose()?));
+        params.push(P::Int(now.as_millis()));
+        params.push(P::int_or_null(rec.expires_at.map(Timestamp::as_millis)));
+        params.push(write.column());
+    }
+    let padding = rows.saturating_sub(log.len()) * SHARED_COLUMNS;
+    params.extend(std::iter::repeat_with(|| P::Null).take(padding));
+    Ok(())
 }
 
 /// Writes a commit in the current transaction: every version in `log` (in commit order) to
@@ -365,10 +436,10 @@ pub(crate) async fn write_commit(
         let args = bind_all(params)?;
         let sql = if commit && chunk_no + 1 == chunks {
             cached(&AND_COMMIT, rows, |rows| {
-                format!("{}; COMMIT", commit_text(rows, false))
+                format!("{}; COMMIT", commit_text(rows, false, false))
             })
         } else {
-            cached(&PLAIN, rows, |rows| commit_text(rows, false))
+            cached(&PLAIN, rows, |rows| commit_text(rows, false, false))
         };
         sqlx::query_with(sql, args).execute(&mut *conn).await?;
     }
@@ -502,24 +573,28 @@ fn push_scope<'a>(params: &mut Vec<P<'a>>, scope: &'a Scope) {
 /// One statement, because sqlx's worker thread sends a message per statement of a string,
 /// and each that finds the waiting thread asleep costs a thread wake-up (W1 ran at 220 µs per
 /// commit with four).
-fn guarded_sql(checked: usize, floors: usize, logged: usize) -> &'static str {
-    type Shapes = HashMap<(usize, usize, usize), &'static str>;
+///
+/// `ids`: the rows of the `ids` table of [`commit_text`]'s `shared` form (0: the plain form).
+fn guarded_sql(checked: usize, floors: usize, logged: usize, ids: usize) -> &'static str {
+    type Shapes = HashMap<(usize, usize, usize, usize), &'static str>;
     static CACHE: OnceLock<Mutex<Shapes>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    cache.entry((checked, floors, logged)).or_insert_with(|| {
-        // Anonymous `?` parameters only, bound in textual order: SQLite resolves each
-        // numbered `?NNN` by a linear scan, which made binding quadratic in the parameter
-        // count (10 % of W3 in `perf`).
-        let mut with = Vec::new();
-        let mut stale = Vec::new();
-        if checked > 0 {
-            with.push(format!(
-                "t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {})",
-                values(checked, 8)
-            ));
-            stale.push(
-                "(SELECT count(*) FROM t \
+    cache
+        .entry((checked, floors, logged, ids))
+        .or_insert_with(|| {
+            // Anonymous `?` parameters only, bound in textual order: SQLite resolves each
+            // numbered `?NNN` by a linear scan, which made binding quadratic in the parameter
+            // count (10 % of W3 in `perf`).
+            let mut with = Vec::new();
+            let mut stale = Vec::new();
+            if checked > 0 {
+                with.push(format!(
+                    "t(kind, scope_id, scope_sub, namespace, key, ev, evalue, ef) AS (VALUES {})",
+                    values(checked, 8)
+                ));
+                stale.push(
+                    "(SELECT count(*) FROM t \
                  LEFT JOIN slots s ON s.kind = t.kind AND s.scope_id = t.scope_id \
                    AND s.scope_sub = t.scope_sub AND s.namespace = t.namespace \
                    AND s.key = t.key \
@@ -529,29 +604,35 @@ fn guarded_sql(checked: usize, floors: usize, logged: usize) -> &'static str {
                              AND COALESCE(f.floor, 0) = t.ef) \
                          OR (t.ev IS NOT NULL AND s.version IS t.ev \
                              AND s.value IS t.evalue)))",
-            );
-        }
-        if floors > 0 {
-            with.push(format!(
-                "u(kind, scope_id, scope_sub, ef) AS (VALUES {})",
-                values(floors, 4)
-            ));
-            stale.push(
-                "(SELECT count(*) FROM u \
+                );
+            }
+            if floors > 0 {
+                with.push(format!(
+                    "u(kind, scope_id, scope_sub, ef) AS (VALUES {})",
+                    values(floors, 4)
+                ));
+                stale.push(
+                    "(SELECT count(*) FROM u \
                  LEFT JOIN scope_floors f ON f.kind = u.kind AND f.scope_id = u.scope_id \
                    AND f.scope_sub = u.scope_sub \
                  WHERE COALESCE(f.floor, 0) <> u.ef)",
-            );
-        }
-        with.push(format!("g(c) AS (SELECT {})", stale.join(" + ")));
-        let with = format!("WITH {}", with.join(", "));
-        let text = if logged == 0 {
-            format!("{with} SELECT c FROM g")
-        } else {
-            format!("{with} {}", commit_text(logged, true))
-        };
-        Box::leak(text.into_boxed_str())
-    })
+                );
+            }
+            with.push(format!("g(c) AS (SELECT {})", stale.join(" + ")));
+            if ids > 0 {
+                with.push(format!(
+                    "ids(i, kind, scope_id, scope_sub, namespace, key) AS (VALUES {})",
+                    values(ids, ID_COLUMNS)
+                ));
+            }
+            let with = format!("WITH {}", with.join(", "));
+            let text = if logged == 0 {
+                format!("{with} SELECT c FROM g")
+            } else {
+                format!("{with} {}", commit_text(logged, true, ids > 0))
+            };
+            Box::leak(text.into_boxed_str())
+        })
 }
 
 /// The one-call commit of a group, ready to run on the direct connection
@@ -607,7 +688,13 @@ impl<'a> Guarded<'a> {
             bucket_or_0(floors.len()),
             bucket_or_0(log.len()),
         );
-        let count = t_rows * 8 + u_rows * 4 + l_rows * COMMIT_COLUMNS;
+        let shared = shared_identities(log);
+        let i_rows = shared.as_ref().map_or(0, |(slots, _)| bucket(slots.len()));
+        let log_params = match shared {
+            Some(_) => i_rows * ID_COLUMNS + l_rows * SHARED_COLUMNS,
+            None => l_rows * COMMIT_COLUMNS,
+        };
+        let count = t_rows * 8 + u_rows * 4 + log_params;
         if count > PARAMS_MAX {
             return Ok(None);
         }
@@ -628,10 +715,13 @@ impl<'a> Guarded<'a> {
         }
         if !log.is_empty() {
             let writes = slot_writes(log, |slot| new_rows.contains(slot));
-            bind_commit_rows(&mut params, log, &writes, l_rows, now)?;
+            match &shared {
+                Some(ids) => bind_shared_rows(&mut params, ids, i_rows, log, &writes, l_rows, now)?,
+                None => bind_commit_rows(&mut params, log, &writes, l_rows, now)?,
+            }
         }
         Ok(Some(Guarded {
-            sql: guarded_sql(t_rows, u_rows, l_rows),
+            sql: guarded_sql(t_rows, u_rows, l_rows, i_rows),
             params,
             count_only: log.is_empty(),
         }))
@@ -719,7 +809,78 @@ mod tests {
     use serde_json::json;
     use state_core::{Record, Scope, Slot, Timestamp};
 
-    use super::{Guarded, Known, PARAMS_MAX};
+    use super::{Guarded, Known, PARAMS_MAX, shared_identities};
+
+    fn record(version: u64, value: u64) -> Record {
+        let mut r = Record::absent(version);
+        r.value = Some(json!(value));
+        r
+    }
+
+    /// A group whose versions repeat its slots binds each identity once, and every version
+    /// still lands on its own slot, in commit order.
+    #[tokio::test]
+    async fn a_group_naming_its_slots_by_position_writes_each_version_to_its_slot() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(crate::SqliteStore::open(&path).await.unwrap());
+        let url = format!("sqlite://{}", path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let scope = Scope::app("a").unwrap();
+        let (a, b) = (
+            Slot::new(scope.clone(), "ns", "a").unwrap(),
+            Slot::new(scope, "ns", "b").unwrap(),
+        );
+        let touched = [a.clone(), b.clone()];
+        let assumed: Vec<Known> = vec![(Record::absent(0), false); 2];
+        let log = vec![
+            (a.clone(), record(1, 10)),
+            (b.clone(), record(1, 20)),
+            (b.clone(), record(2, 21)),
+            (a.clone(), record(2, 11)),
+            (a.clone(), record(3, 12)),
+        ];
+        assert!(
+            shared_identities(&log).is_some(),
+            "the shared form is taken"
+        );
+        let now = Timestamp::from_millis(5);
+        let statement = Guarded::new(&touched, &assumed, &log, now)
+            .unwrap()
+            .unwrap();
+        assert!(statement.run_sqlx(&mut conn).await.unwrap(), "it wrote");
+        let slots: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT key, version, value FROM slots ORDER BY key")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            slots,
+            [("a".into(), 3, "12".into()), ("b".into(), 2, "21".into())]
+        );
+        let changes: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT key, version, value FROM changes ORDER BY seq")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let want: Vec<(String, i64, String)> = log
+            .iter()
+            .map(|(s, r)| {
+                let v = r.value.as_ref().unwrap().to_string();
+                (s.key().to_owned(), r.version as i64, v)
+            })
+            .collect();
+        assert_eq!(changes, want, "every version, in commit order, on its slot");
+        // A stale assumption now (the rows exist) writes nothing.
+        let again = Guarded::new(&touched, &assumed, &log, now)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !again.run_sqlx(&mut conn).await.unwrap(),
+            "a stale group writes nothing"
+        );
+    }
 
     /// The one-call commit's three size buckets can add up to more parameters than SQLite
     /// takes: such a group must take the read path, not fail.
