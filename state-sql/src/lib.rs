@@ -13,10 +13,13 @@
 //!   retry time has passed; one whose `COMMIT` may or may not have applied is reported as
 //!   such and never run again. Admin writes (clear, purge, restore — checked here against
 //!   what the slots hold) and the change log's trimming run there too.
+//! - Reads other than a point read ([`reads`]: rows, key and scope listings, the change log, a
+//!   slot's history) are one SQL text each, in every dialect; the migration runner
+//!   ([`migrate`]) applies a backend's embedded migrations and keeps sqlx's history table.
 //! - A backend ([`Backend`], [`Writer`], [`BackendError`]) is what differs: its options, its
-//!   SQL and migrations, the shape of its write transaction (how it reads and locks the
-//!   slots a group touches), and how its errors classify. `state-sqlite` and
-//!   `state-postgres` are the two.
+//!   point read, the two statements its dialect spells its own way, its migrations, the
+//!   shape of its write transaction (how it reads and locks the slots a group touches), and
+//!   how its errors classify. `state-sqlite` and `state-postgres` are the two.
 //!
 //! Nothing here names a database: what differs is the backend's.
 

@@ -189,8 +189,7 @@ impl WriteConn {
             .direct
             .as_mut()
             .ok_or_else(|| sqlx::Error::Protocol("no direct connection".into()))?;
-        let first = run(&direct.conn, sql, params).map_err(to_sqlx)?;
-        let bytes: usize = params.iter().map(P::len).sum();
+        let (first, bytes) = run(&direct.conn, sql, params).map_err(to_sqlx)?;
         direct.pace.since += BASE_UNITS + (bytes / BYTES_PER_UNIT) as u64;
         Ok(first)
     }
@@ -236,8 +235,12 @@ fn open_direct(path: &Path, synchronous: &str) -> rusqlite::Result<rusqlite::Con
     Ok(conn)
 }
 
-/// See [`WriteConn::run`].
-fn run(conn: &rusqlite::Connection, sql: &str, params: &[P<'_>]) -> rusqlite::Result<Option<i64>> {
+/// See [`WriteConn::run`]; also returns the bytes it bound (an integer: 8).
+fn run(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &[P<'_>],
+) -> rusqlite::Result<(Option<i64>, usize)> {
     let mut stmt = conn.prepare_cached(sql)?;
     if stmt.parameter_count() != params.len() {
         return Err(rusqlite::Error::InvalidParameterCount(
@@ -245,7 +248,9 @@ fn run(conn: &rusqlite::Connection, sql: &str, params: &[P<'_>]) -> rusqlite::Re
             stmt.parameter_count(),
         ));
     }
+    let mut bytes = 0;
     for (i, p) in params.iter().enumerate() {
+        bytes += p.len();
         match p {
             P::Null | P::Text(None) => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null)?,
             P::Int(v) => stmt.raw_bind_parameter(i + 1, v)?,
@@ -260,7 +265,7 @@ fn run(conn: &rusqlite::Connection, sql: &str, params: &[P<'_>]) -> rusqlite::Re
             first = Some(row.get::<_, i64>(0)?);
         }
     }
-    Ok(first)
+    Ok((first, bytes))
 }
 
 /// A rusqlite error as sqlx reports SQLite's: a database error with SQLite's extended result

@@ -232,21 +232,6 @@ fn json_text(value: &Value) -> Result<String, SqliteError> {
     Ok(rows::value_text(value)?)
 }
 
-/// Binds one row of the `slots` table: the identity, version, value, updated-at, expires-at.
-fn bind_record<'a>(
-    params: &mut Vec<P<'a>>,
-    slot: &'a Slot,
-    rec: &Record,
-    now: Timestamp,
-) -> Result<(), SqliteError> {
-    push_slot(params, slot);
-    params.push(P::Int(to_i64(rec.version)?));
-    params.push(P::Text(rec.value.as_ref().map(json_text).transpose()?));
-    params.push(P::Int(now.as_millis()));
-    params.push(P::int_or_null(rec.expires_at.map(Timestamp::as_millis)));
-    Ok(())
-}
-
 /// What the log's triggers do with a logged version in `slots`: the `changes.superseded`
 /// column's value.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -270,43 +255,6 @@ impl SlotWrite {
     }
 }
 
-/// The columns of a row of [`commit_text`]'s VALUES.
-const COMMIT_COLUMNS: usize = 11;
-
-/// Binds one logged version as [`commit_text`] reads it: its position (`None`: a padding
-/// row, not inserted), the slot's identity, version, value, time and expiry, and what the
-/// log's triggers do with it in `slots`.
-fn bind_commit_row<'a>(
-    params: &mut Vec<P<'a>>,
-    ord: Option<i64>,
-    (slot, rec): &'a (Slot, Record),
-    now: Timestamp,
-    write: SlotWrite,
-) -> Result<(), SqliteError> {
-    params.push(P::int_or_null(ord));
-    bind_record(params, slot, rec, now)?;
-    params.push(write.column());
-    Ok(())
-}
-
-/// Binds `log` padded to `rows` rows (see [`bind_commit_row`]); `writes` has one entry per
-/// version of `log`.
-fn bind_commit_rows<'a>(
-    params: &mut Vec<P<'a>>,
-    log: &'a [(Slot, Record)],
-    writes: &[SlotWrite],
-    rows: usize,
-    now: Timestamp,
-) -> Result<(), SqliteError> {
-    for (i, (entry, write)) in log.iter().zip(writes).enumerate() {
-        bind_commit_row(params, Some(i as i64), entry, now, *write)?;
-    }
-    // Padding rows are all NULL (a NULL position is never inserted): no text to copy.
-    let padding = rows.saturating_sub(log.len()) * COMMIT_COLUMNS;
-    params.extend(std::iter::repeat_with(|| P::Null).take(padding));
-    Ok(())
-}
-
 /// For each version of `log` (in commit order): skipped if a later one of the same slot
 /// follows, else inserted as a new row if `new_row` says the slot has none, else upserted.
 fn slot_writes(log: &[(Slot, Record)], new_row: impl Fn(&Slot) -> bool) -> Vec<SlotWrite> {
@@ -324,96 +272,217 @@ fn slot_writes(log: &[(Slot, Record)], new_row: impl Fn(&Slot) -> bool) -> Vec<S
     out
 }
 
+/// How the rows of a commit statement name their slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Form {
+    /// Each row carries its slot's identity: kind, scope id, sub, namespace, key.
+    Plain,
+    /// Each row names its slot by position in an `ids` table in front (identity once per
+    /// slot): for versions that repeat their slots (a hot counter).
+    Slots,
+    /// Each row names its scope and namespace by position in the `ids` table and carries its
+    /// key: for slots that share them (the fields of one struct, new keys of one scope).
+    Namespaces,
+}
+
+impl Form {
+    /// The columns of a row of the statement's VALUES: position, the slot (or its position
+    /// in `ids`), version, value, time, expiry, what the triggers do.
+    fn columns(self) -> usize {
+        match self {
+            Form::Plain => 11,
+            Form::Slots => 7,
+            Form::Namespaces => 8,
+        }
+    }
+
+    /// The columns of a row of the `ids` table: its position, then what it names.
+    fn id_columns(self) -> usize {
+        match self {
+            Form::Plain => 0,
+            Form::Slots => 6,
+            Form::Namespaces => 5,
+        }
+    }
+
+    /// The `ids` common table expression of `rows` rows.
+    fn ids_cte(self, rows: usize) -> Option<String> {
+        let columns = match self {
+            Form::Plain => return None,
+            Form::Slots => "i, kind, scope_id, scope_sub, namespace, key",
+            Form::Namespaces => "i, kind, scope_id, scope_sub, namespace",
+        };
+        Some(format!(
+            "ids({columns}) AS (VALUES {})",
+            values(rows, self.id_columns())
+        ))
+    }
+
+    /// The identity columns, the version's columns, and the join of the statement's SELECT.
+    fn select(self) -> (&'static str, [&'static str; 5], &'static str) {
+        match self {
+            Form::Plain => (
+                "n.column2, n.column3, n.column4, n.column5, n.column6",
+                [
+                    "n.column7",
+                    "n.column8",
+                    "n.column9",
+                    "n.column10",
+                    "n.column11",
+                ],
+                "",
+            ),
+            Form::Slots => (
+                "ids.kind, ids.scope_id, ids.scope_sub, ids.namespace, ids.key",
+                [
+                    "n.column3",
+                    "n.column4",
+                    "n.column5",
+                    "n.column6",
+                    "n.column7",
+                ],
+                " JOIN ids ON ids.i = n.column2",
+            ),
+            Form::Namespaces => (
+                "ids.kind, ids.scope_id, ids.scope_sub, ids.namespace, n.column3",
+                [
+                    "n.column4",
+                    "n.column5",
+                    "n.column6",
+                    "n.column7",
+                    "n.column8",
+                ],
+                " JOIN ids ON ids.i = n.column2",
+            ),
+        }
+    }
+}
+
 /// Inserts `rows` bound versions into the change log in their order, skipping padding; the
 /// log's triggers (migrations 0004 to 0006) store each slot's last one in `slots`.
 /// `guarded`: a `g(c)` common table expression in front counts stale assumptions (see
 /// [`guarded_sql`]); if it is not 0 every `at` is NULL, which the NOT NULL constraint refuses,
-/// aborting the statement. `shared`: the rows name their slot by its position in an
-/// `ids` common table expression in front ([`SHARED_COLUMNS`]) instead of carrying its
-/// identity ([`COMMIT_COLUMNS`]).
-fn commit_text(rows: usize, guarded: bool, shared: bool) -> String {
+/// aborting the statement. A `form` other than [`Form::Plain`] reads identities from an
+/// `ids` common table expression in front.
+fn commit_text(rows: usize, guarded: bool, form: Form) -> String {
+    let (identity, [version, value, at, expires, superseded], join) = form.select();
     let (at, from) = if guarded {
-        ("CASE WHEN g.c = 0 THEN n.column9 END", ", g")
+        (format!("CASE WHEN g.c = 0 THEN {at} END"), ", g")
     } else {
-        ("n.column9", "")
+        (at.to_owned(), "")
     };
-    let columns = "kind, scope_id, scope_sub, namespace, key, version, value, at, expires_at, \
-                   superseded";
-    if shared {
-        let at = at.replace("column9", "column5");
-        return format!(
-            "INSERT INTO changes ({columns}) \
-             SELECT ids.kind, ids.scope_id, ids.scope_sub, ids.namespace, ids.key, n.column3, \
-             n.column4, {at}, n.column6, n.column7 FROM (VALUES {}) AS n \
-             JOIN ids ON ids.i = n.column2{from} WHERE n.column1 IS NOT NULL ORDER BY n.column1",
-            values(rows, SHARED_COLUMNS),
-        );
-    }
     format!(
-        "INSERT INTO changes ({columns}) \
-         SELECT n.column2, n.column3, n.column4, n.column5, n.column6, n.column7, n.column8, \
-         {at}, n.column10, n.column11 FROM (VALUES {}) AS n{from} \
-         WHERE n.column1 IS NOT NULL ORDER BY n.column1",
-        values(rows, COMMIT_COLUMNS),
+        "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at, \
+         expires_at, superseded) \
+         SELECT {identity}, {version}, {value}, {at}, {expires}, {superseded} \
+         FROM (VALUES {}) AS n{join}{from} WHERE n.column1 IS NOT NULL ORDER BY n.column1",
+        values(rows, form.columns()),
     )
 }
 
-/// The columns of a log row that names its slot by position (see [`commit_text`]): position,
-/// slot, version, value, time, expiry, what the triggers do.
-const SHARED_COLUMNS: usize = 7;
-
-/// The columns of a row of the `ids` table: position, then the slot's identity.
-const ID_COLUMNS: usize = 6;
-
-/// The slots of `log` once each (in order of first appearance) and each version's slot
-/// among them, when at least half of its versions repeat a slot before them: then binding
-/// each identity once ([`commit_text`]'s `shared` form) binds fewer texts (a hot counter's
-/// group binds five instead of five per version). `None`: the plain form binds less.
-fn shared_identities(log: &[(Slot, Record)]) -> Option<(Vec<&Slot>, Vec<usize>)> {
-    let mut position = HashMap::with_capacity(log.len());
-    let mut slots = Vec::new();
-    let index = log
-        .iter()
-        .map(|(slot, _)| {
-            *position.entry(slot).or_insert_with(|| {
-                slots.push(slot);
-                slots.len() - 1
-            })
-        })
-        .collect();
-    (!log.is_empty() && slots.len() * 2 <= log.len()).then_some((slots, index))
+/// The rows of a commit's `ids` table and each version's row among them, in the form that
+/// binds the fewest texts: [`Form::Slots`] when at least half of the versions repeat a slot
+/// before them (a hot counter's group binds five identity texts instead of five per
+/// version), else [`Form::Namespaces`] when at least half repeat a scope and namespace, else
+/// [`Form::Plain`] (no table).
+struct Shared<'a> {
+    form: Form,
+    ids: Vec<&'a Slot>,
+    index: Vec<usize>,
 }
 
-/// Binds [`shared_identities`] for [`commit_text`]'s `shared` form: the `ids` rows padded to
-/// `id_rows` (all NULL), then `log` padded to `rows` as [`bind_commit_rows`] does, each
-/// version naming its slot's position.
-fn bind_shared_rows<'a>(
-    params: &mut Vec<P<'a>>,
-    (slots, index): &(Vec<&'a Slot>, Vec<usize>),
-    id_rows: usize,
-    log: &'a [(Slot, Record)],
-    writes: &[SlotWrite],
-    rows: usize,
-    now: Timestamp,
-) -> Result<(), SqliteError> {
-    for (i, slot) in slots.iter().enumerate() {
-        params.push(P::Int(i as i64));
-        push_slot(params, slot);
+impl<'a> Shared<'a> {
+    /// Every row carrying its slot's identity.
+    fn plain() -> Self {
+        Shared {
+            form: Form::Plain,
+            ids: Vec::new(),
+            index: Vec::new(),
+        }
     }
-    let padding = id_rows.saturating_sub(slots.len()) * ID_COLUMNS;
-    params.extend(std::iter::repeat_with(|| P::Null).take(padding));
-    for (ord, (((_, rec), slot), write)) in log.iter().zip(index).zip(writes).enumerate() {
-        params.push(P::Int(ord as i64));
-        params.push(P::Int(*slot as i64));
-        params.push(P::Int(to_i64(rec.version)?));
-        params.push(P::Text(rec.value.as_ref().map(json_text).transpose()?));
-        params.push(P::Int(now.as_millis()));
-        params.push(P::int_or_null(rec.expires_at.map(Timestamp::as_millis)));
-        params.push(write.column());
+
+    fn of(log: &'a [(Slot, Record)]) -> Self {
+        let slots = Self::by(log, Form::Slots, |s| (s.scope(), s.namespace(), s.key()));
+        if slots.form != Form::Plain {
+            return slots;
+        }
+        Self::by(log, Form::Namespaces, |s| (s.scope(), s.namespace(), ""))
     }
-    let padding = rows.saturating_sub(log.len()) * SHARED_COLUMNS;
-    params.extend(std::iter::repeat_with(|| P::Null).take(padding));
-    Ok(())
+
+    /// `form` with one `ids` row per distinct `key`, if at least half the versions repeat
+    /// one; else the plain form.
+    fn by<K: std::hash::Hash + Eq>(
+        log: &'a [(Slot, Record)],
+        form: Form,
+        key: impl Fn(&'a Slot) -> K,
+    ) -> Self {
+        let mut position = HashMap::with_capacity(log.len());
+        let mut ids = Vec::new();
+        let index = log
+            .iter()
+            .map(|(slot, _)| {
+                *position.entry(key(slot)).or_insert_with(|| {
+                    ids.push(slot);
+                    ids.len() - 1
+                })
+            })
+            .collect();
+        if log.is_empty() || ids.len() * 2 > log.len() {
+            return Self::plain();
+        }
+        Shared { form, ids, index }
+    }
+
+    /// The `ids` table's rows, in buckets (0: none).
+    fn id_rows(&self) -> usize {
+        if self.form == Form::Plain {
+            0
+        } else {
+            bucket(self.ids.len())
+        }
+    }
+
+    /// Binds the `ids` rows padded to `id_rows` (all NULL), then each version of `log` padded
+    /// to `rows` (a NULL position is never inserted): position, its slot (or its row in
+    /// `ids`, and its key), version, value, time, expiry and what the triggers do.
+    fn bind(
+        &self,
+        params: &mut Vec<P<'a>>,
+        log: &'a [(Slot, Record)],
+        writes: &[SlotWrite],
+        rows: usize,
+        now: Timestamp,
+    ) -> Result<(), SqliteError> {
+        for (i, slot) in self.ids.iter().enumerate() {
+            params.push(P::Int(i as i64));
+            let (kind, id, sub) = scope_columns(slot.scope());
+            params.extend([kind, id, sub, slot.namespace()].map(P::Str));
+            if self.form == Form::Slots {
+                params.push(P::Str(slot.key()));
+            }
+        }
+        let padding = self.id_rows().saturating_sub(self.ids.len()) * self.form.id_columns();
+        params.extend(std::iter::repeat_with(|| P::Null).take(padding));
+        for (ord, ((slot, rec), write)) in log.iter().zip(writes).enumerate() {
+            params.push(P::Int(ord as i64));
+            match self.form {
+                Form::Plain => push_slot(params, slot),
+                Form::Slots => params.push(P::Int(self.index[ord] as i64)),
+                Form::Namespaces => {
+                    params.push(P::Int(self.index[ord] as i64));
+                    params.push(P::Str(slot.key()));
+                }
+            }
+            params.push(P::Int(to_i64(rec.version)?));
+            params.push(P::Text(rec.value.as_ref().map(json_text).transpose()?));
+            params.push(P::Int(now.as_millis()));
+            params.push(P::int_or_null(rec.expires_at.map(Timestamp::as_millis)));
+            params.push(write.column());
+        }
+        let padding = rows.saturating_sub(log.len()) * self.form.columns();
+        params.extend(std::iter::repeat_with(|| P::Null).take(padding));
+        Ok(())
+    }
 }
 
 /// Writes a commit in the current transaction: every version in `log` (in commit order) to
@@ -430,16 +499,16 @@ pub(crate) async fn write_commit(
     let chunks = log.len().div_ceil(UPSERT_MAX);
     for (chunk_no, chunk) in log.chunks(UPSERT_MAX).enumerate() {
         let rows = bucket(chunk.len());
-        let mut params = Vec::with_capacity(rows * COMMIT_COLUMNS);
+        let mut params = Vec::with_capacity(rows * Form::Plain.columns());
         let writes = slot_writes(chunk, |_| false);
-        bind_commit_rows(&mut params, chunk, &writes, rows, now)?;
+        Shared::plain().bind(&mut params, chunk, &writes, rows, now)?;
         let args = bind_all(params)?;
         let sql = if commit && chunk_no + 1 == chunks {
             cached(&AND_COMMIT, rows, |rows| {
-                format!("{}; COMMIT", commit_text(rows, false, false))
+                format!("{}; COMMIT", commit_text(rows, false, Form::Plain))
             })
         } else {
-            cached(&PLAIN, rows, |rows| commit_text(rows, false, false))
+            cached(&PLAIN, rows, |rows| commit_text(rows, false, Form::Plain))
         };
         sqlx::query_with(sql, args).execute(&mut *conn).await?;
     }
@@ -574,14 +643,19 @@ fn push_scope<'a>(params: &mut Vec<P<'a>>, scope: &'a Scope) {
 /// and each that finds the waiting thread asleep costs a thread wake-up (W1 ran at 220 µs per
 /// commit with four).
 ///
-/// `ids`: the rows of the `ids` table of [`commit_text`]'s `shared` form (0: the plain form).
-fn guarded_sql(checked: usize, floors: usize, logged: usize, ids: usize) -> &'static str {
-    type Shapes = HashMap<(usize, usize, usize, usize), &'static str>;
+/// `form`: how its log rows name their slots, with the rows of its `ids` table.
+fn guarded_sql(
+    checked: usize,
+    floors: usize,
+    logged: usize,
+    (form, ids): (Form, usize),
+) -> &'static str {
+    type Shapes = HashMap<(usize, usize, usize, Form, usize), &'static str>;
     static CACHE: OnceLock<Mutex<Shapes>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     cache
-        .entry((checked, floors, logged, ids))
+        .entry((checked, floors, logged, form, ids))
         .or_insert_with(|| {
             // Anonymous `?` parameters only, bound in textual order: SQLite resolves each
             // numbered `?NNN` by a linear scan, which made binding quadratic in the parameter
@@ -619,17 +693,14 @@ fn guarded_sql(checked: usize, floors: usize, logged: usize, ids: usize) -> &'st
                 );
             }
             with.push(format!("g(c) AS (SELECT {})", stale.join(" + ")));
-            if ids > 0 {
-                with.push(format!(
-                    "ids(i, kind, scope_id, scope_sub, namespace, key) AS (VALUES {})",
-                    values(ids, ID_COLUMNS)
-                ));
+            if logged > 0 {
+                with.extend(form.ids_cte(ids));
             }
             let with = format!("WITH {}", with.join(", "));
             let text = if logged == 0 {
                 format!("{with} SELECT c FROM g")
             } else {
-                format!("{with} {}", commit_text(logged, true, ids > 0))
+                format!("{with} {}", commit_text(logged, true, form))
             };
             Box::leak(text.into_boxed_str())
         })
@@ -688,12 +759,9 @@ impl<'a> Guarded<'a> {
             bucket_or_0(floors.len()),
             bucket_or_0(log.len()),
         );
-        let shared = shared_identities(log);
-        let i_rows = shared.as_ref().map_or(0, |(slots, _)| bucket(slots.len()));
-        let log_params = match shared {
-            Some(_) => i_rows * ID_COLUMNS + l_rows * SHARED_COLUMNS,
-            None => l_rows * COMMIT_COLUMNS,
-        };
+        let shared = Shared::of(log);
+        let i_rows = shared.id_rows();
+        let log_params = i_rows * shared.form.id_columns() + l_rows * shared.form.columns();
         let count = t_rows * 8 + u_rows * 4 + log_params;
         if count > PARAMS_MAX {
             return Ok(None);
@@ -715,13 +783,10 @@ impl<'a> Guarded<'a> {
         }
         if !log.is_empty() {
             let writes = slot_writes(log, |slot| new_rows.contains(slot));
-            match &shared {
-                Some(ids) => bind_shared_rows(&mut params, ids, i_rows, log, &writes, l_rows, now)?,
-                None => bind_commit_rows(&mut params, log, &writes, l_rows, now)?,
-            }
+            shared.bind(&mut params, log, &writes, l_rows, now)?;
         }
         Ok(Some(Guarded {
-            sql: guarded_sql(t_rows, u_rows, l_rows, i_rows),
+            sql: guarded_sql(t_rows, u_rows, l_rows, (shared.form, i_rows)),
             params,
             count_only: log.is_empty(),
         }))
@@ -809,7 +874,7 @@ mod tests {
     use serde_json::json;
     use state_core::{Record, Scope, Slot, Timestamp};
 
-    use super::{Guarded, Known, PARAMS_MAX, shared_identities};
+    use super::{Form, Guarded, Known, PARAMS_MAX, Shared};
 
     fn record(version: u64, value: u64) -> Record {
         let mut r = Record::absent(version);
@@ -817,65 +882,87 @@ mod tests {
         r
     }
 
-    /// A group whose versions repeat its slots binds each identity once, and every version
-    /// still lands on its own slot, in commit order.
+    /// A group whose versions repeat their slots, or their scope and namespace, binds each
+    /// once and names it by position; every version still lands on its own slot, in commit
+    /// order, and a stale group writes nothing.
     #[tokio::test]
     async fn a_group_naming_its_slots_by_position_writes_each_version_to_its_slot() {
-        use sqlx::Connection;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        drop(crate::SqliteStore::open(&path).await.unwrap());
-        let url = format!("sqlite://{}", path.display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         let scope = Scope::app("a").unwrap();
-        let (a, b) = (
-            Slot::new(scope.clone(), "ns", "a").unwrap(),
-            Slot::new(scope, "ns", "b").unwrap(),
-        );
-        let touched = [a.clone(), b.clone()];
-        let assumed: Vec<Known> = vec![(Record::absent(0), false); 2];
-        let log = vec![
+        let other = Scope::user("a", "u").unwrap();
+        let at = |scope: &Scope, ns: &str, key: &str| Slot::new(scope.clone(), ns, key).unwrap();
+        let (a, b) = (at(&scope, "ns", "a"), at(&scope, "ns", "b"));
+        let repeated = vec![
             (a.clone(), record(1, 10)),
             (b.clone(), record(1, 20)),
             (b.clone(), record(2, 21)),
             (a.clone(), record(2, 11)),
             (a.clone(), record(3, 12)),
         ];
-        assert!(
-            shared_identities(&log).is_some(),
-            "the shared form is taken"
-        );
+        let fields = vec![
+            (at(&scope, "ns", "x"), record(1, 1)),
+            (at(&other, "ns", "x"), record(1, 2)),
+            (at(&scope, "ns", "y"), record(1, 3)),
+            (at(&scope, "other", "x"), record(1, 4)),
+            (at(&scope, "ns", "z"), record(1, 5)),
+            (at(&other, "ns", "y"), record(1, 6)),
+        ];
+        for (log, form) in [(repeated, Form::Slots), (fields, Form::Namespaces)] {
+            assert_eq!(Shared::of(&log).form, form);
+            assert_commits_by_position(&log).await;
+        }
+    }
+
+    async fn assert_commits_by_position(log: &[(Slot, Record)]) {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(crate::SqliteStore::open(&path).await.unwrap());
+        let url = format!("sqlite://{}", path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let mut touched: Vec<Slot> = log.iter().map(|(s, _)| s.clone()).collect();
+        touched.sort();
+        touched.dedup();
+        let assumed: Vec<Known> = vec![(Record::absent(0), false); touched.len()];
         let now = Timestamp::from_millis(5);
-        let statement = Guarded::new(&touched, &assumed, &log, now)
-            .unwrap()
-            .unwrap();
+        let statement = Guarded::new(&touched, &assumed, log, now).unwrap().unwrap();
         assert!(statement.run_sqlx(&mut conn).await.unwrap(), "it wrote");
-        let slots: Vec<(String, i64, String)> =
-            sqlx::query_as("SELECT key, version, value FROM slots ORDER BY key")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-        assert_eq!(
-            slots,
-            [("a".into(), 3, "12".into()), ("b".into(), 2, "21".into())]
-        );
-        let changes: Vec<(String, i64, String)> =
-            sqlx::query_as("SELECT key, version, value FROM changes ORDER BY seq")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-        let want: Vec<(String, i64, String)> = log
-            .iter()
-            .map(|(s, r)| {
-                let v = r.value.as_ref().unwrap().to_string();
-                (s.key().to_owned(), r.version as i64, v)
-            })
-            .collect();
+        type Row = (String, String, String, String, i64, String);
+        let row = |(s, r): &(Slot, Record)| -> Row {
+            let (kind, id, _) = state_core::rows::scope_columns(s.scope());
+            let value = r.value.as_ref().unwrap().to_string();
+            let (kind, id) = (kind.to_owned(), id.to_owned());
+            (
+                kind,
+                id,
+                s.namespace().into(),
+                s.key().into(),
+                r.version as i64,
+                value,
+            )
+        };
+        let changes: Vec<Row> = sqlx::query_as(
+            "SELECT kind, scope_id, namespace, key, version, value FROM changes ORDER BY seq",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let want: Vec<Row> = log.iter().map(row).collect();
         assert_eq!(changes, want, "every version, in commit order, on its slot");
-        // A stale assumption now (the rows exist) writes nothing.
-        let again = Guarded::new(&touched, &assumed, &log, now)
-            .unwrap()
-            .unwrap();
+        let slots: Vec<Row> = sqlx::query_as(
+            "SELECT kind, scope_id, namespace, key, version, value FROM slots \
+             ORDER BY kind, scope_id, namespace, key",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut last: Vec<Row> = Vec::new();
+        for r in log.iter().map(row) {
+            last.retain(|l| (&l.0, &l.1, &l.2, &l.3) != (&r.0, &r.1, &r.2, &r.3));
+            last.push(r);
+        }
+        last.sort();
+        assert_eq!(slots, last, "each slot holds its last version");
+        let again = Guarded::new(&touched, &assumed, log, now).unwrap().unwrap();
         assert!(
             !again.run_sqlx(&mut conn).await.unwrap(),
             "a stale group writes nothing"
@@ -886,8 +973,9 @@ mod tests {
     /// takes: such a group must take the read path, not fail.
     #[test]
     fn a_group_over_sqlites_parameter_limit_takes_the_read_path() {
+        // Every slot in a scope of its own: nothing repeats, so the rows carry identities.
         let cached: Vec<Slot> = (0..600)
-            .map(|i| Slot::new(Scope::app("a").unwrap(), "ns", format!("c{i}")).unwrap())
+            .map(|i| Slot::new(Scope::app(format!("c{i}")).unwrap(), "ns", "k").unwrap())
             .collect();
         let fresh: Vec<Slot> = (0..300)
             .map(|i| Slot::new(Scope::user("a", format!("u{i}")).unwrap(), "ns", "k").unwrap())
