@@ -402,6 +402,9 @@ impl<'a> Shared<'a> {
     }
 
     fn of(log: &'a [(Slot, Record)]) -> Self {
+        if log.len() < 2 {
+            return Self::plain(); // nothing can repeat
+        }
         let slots = Self::by(log, Form::Slots, |s| (s.scope(), s.namespace(), s.key()));
         if slots.form != Form::Plain {
             return slots;
