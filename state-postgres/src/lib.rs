@@ -55,7 +55,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, Postgres};
 use state_core::{Error, Slot};
-use state_sql::{Fut, Known, Opened, boxed};
+use state_sql::{Fut, Loaded, Opened, boxed};
 
 pub use crate::error::PgError;
 pub use crate::options::{DEFAULT_SCHEMA, PgOptions};
@@ -254,7 +254,7 @@ impl state_sql::Backend for Pg {
     fn load_known<'a>(
         conn: &'a mut PgConnection,
         slots: &'a [Slot],
-    ) -> Fut<'a, Result<Vec<Result<Known, PgError>>, PgError>> {
+    ) -> Fut<'a, Result<Loaded<PgError>, PgError>> {
         boxed(sql::load_raw(conn, slots, false))
     }
 

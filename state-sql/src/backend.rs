@@ -26,6 +26,9 @@ pub type Rows = Vec<Result<(Slot, Record), Error>>;
 /// What a slot's row held when loaded: its record, and whether a row exists.
 pub type Known = (Record, bool);
 
+/// What a load of slots found: each slot's [`Known`], or why its row cannot be read.
+pub type Loaded<E> = Vec<Result<Known, E>>;
+
 /// A connection of backend `B`'s database.
 pub type Conn<B> = <<B as Backend>::Db as sqlx::Database>::Connection;
 
@@ -157,7 +160,7 @@ pub trait Backend: Sized + Send + Sync + 'static {
     fn load_known<'a>(
         conn: &'a mut Conn<Self>,
         slots: &'a [Slot],
-    ) -> Fut<'a, Result<Vec<Result<Known, Self::Error>>, Self::Error>>;
+    ) -> Fut<'a, Result<Loaded<Self::Error>, Self::Error>>;
 
     /// Runs one read statement of the shared engine ([`crate::reads`]): `sql` numbers its
     /// parameters `$1`… and `params` are their values in that order (a statement may leave

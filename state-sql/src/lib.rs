@@ -37,8 +37,8 @@ mod store;
 pub mod testing;
 
 pub use crate::backend::{
-    Backend, BackendError, CommitterConfig, CommitterGone, Conn, Failure, Fut, Known, Opened, Row,
-    Rows, Step, Writer,
+    Backend, BackendError, CommitterConfig, CommitterGone, Conn, Failure, Fut, Known, Loaded,
+    Opened, Row, Rows, Step, Writer,
 };
 pub use crate::committer::{Admin, Group, backoff};
 pub use crate::reads::Param;

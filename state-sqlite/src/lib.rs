@@ -92,7 +92,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite as Db, SqliteConnection};
 use state_core::{Error, Slot};
-use state_sql::{Fut, Known, Opened, boxed};
+use state_sql::{Fut, Loaded, Opened, boxed};
 
 pub use crate::error::SqliteError;
 pub use crate::options::{SqliteOptions, Synchronous};
@@ -214,7 +214,7 @@ impl state_sql::Backend for Sqlite {
     fn load_known<'a>(
         conn: &'a mut SqliteConnection,
         slots: &'a [Slot],
-    ) -> Fut<'a, Result<Vec<Result<Known, SqliteError>>, SqliteError>> {
+    ) -> Fut<'a, Result<Loaded<SqliteError>, SqliteError>> {
         boxed(sql::load_raw(conn, slots, sql::ReadIn::Snapshot))
     }
 
