@@ -533,137 +533,129 @@ async fn profile(which: &str, dir: &Path) {
     println!("{which}: {ops:.0} ops/s, {:?}", store.stats());
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut report = Report::default();
-    if let Ok(which) = std::env::var("STATE_BENCH_PROFILE") {
-        if which == "memory" {
-            memory_vs_map(&mut report).await;
-            return report.print_results();
-        }
-        return profile(&which, dir.path()).await;
-    }
-    println!("{:<34} {:<22} {:>20}", "workload", "system", "median of 3");
+/// The medians of W1–W3 at one durability and of their rusqlite baselines.
+struct WriteRates {
+    base: f64,
+    base_one: f64,
+    logged: f64,
+    logged_one: f64,
+    w1: f64,
+    w2: f64,
+    w2_scattered: f64,
+    w3: f64,
+}
 
-    // W1–W3 at both durabilities, against rusqlite one op per transaction.
-    for full in [false, true] {
-        let d = if full { "FULL" } else { "NORMAL" };
-        // Each run does the baselines, then the store's workloads, so that a drift of the
-        // machine's speed (fsync times above all) meets both sides alike.
-        let (mut base, mut base_one, mut logged, mut logged_one) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut r1, mut r2, mut r2s, mut r3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for run in 0..RUNS {
-            let distinct = |n| format!("k{n}");
-            let one = |_| "counter".to_string();
-            base.push(rusqlite_run(
-                dir.path(),
-                full,
-                false,
-                "distinct",
-                run,
-                distinct,
-            ));
-            base_one.push(rusqlite_run(dir.path(), full, false, "one", run, one));
-            // The same with a change log row per op, as the store writes one per version.
-            logged.push(rusqlite_run(
-                dir.path(),
-                full,
-                true,
-                "distinct",
-                run,
-                distinct,
-            ));
-            logged_one.push(rusqlite_run(dir.path(), full, true, "one", run, one));
-            let (engine, _) =
-                sqlite_engine(&dir.path().join(format!("ours-{d}-{run}.db")), full).await;
-            r1.push(w1(&engine, run).await);
-            r2.push(w2(&engine, run, false).await);
-            r2s.push(w2(&engine, run, true).await);
-            r3.push(w3(&engine, run).await);
-        }
-        let (base, base_one, logged, logged_one) = (
-            median(base),
-            median(base_one),
-            median(logged),
-            median(logged_one),
-        );
-        report.add(&format!("W1-W2 baseline {d}"), "rusqlite", base, base, None);
-        report.add(
-            &format!("W3 baseline {d}"),
-            "rusqlite",
-            base_one,
-            base_one,
-            None,
-        );
-        let (t1, t2, t3) = if full {
-            (0.7, 10.0, 12.0)
-        } else {
-            (0.2, 2.0, 8.0)
-        };
-        let (m1, m2, m3) = (median(r1), median(r2), median(r3));
-        report.add(
-            &format!("W1 sequential CAS {d}"),
-            "sqlite",
-            m1,
-            base,
-            Some(t1),
-        );
-        report.add(
-            &format!("W2 64 writers distinct {d}"),
-            "sqlite",
-            m2,
-            base,
-            Some(t2),
-        );
-        report.add(
-            &format!("W3 64 increments one slot {d}"),
-            "sqlite",
-            m3,
-            base_one,
-            Some(t3),
-        );
-        // Against rusqlite doing the store's whole job, change log included (no targets).
-        report.add(
-            &format!("W1-W2 baseline+log {d}"),
-            "rusqlite",
-            logged,
-            logged,
-            None,
-        );
-        report.add(
-            &format!("W3 baseline+log {d}"),
-            "rusqlite",
-            logged_one,
-            logged_one,
-            None,
-        );
-        report.add(&format!("W1 vs +log {d}"), "sqlite", m1, logged, None);
-        report.add(&format!("W2 vs +log {d}"), "sqlite", m2, logged, None);
-        report.add(&format!("W3 vs +log {d}"), "sqlite", m3, logged_one, None);
-        // W2 with a scope per writer: the same group commit, its rows spread over the tree.
-        report.add(
-            &format!("W2 scattered vs +log {d}"),
-            "sqlite",
-            median(r2s),
-            logged,
-            None,
-        );
+/// Runs W1–W3 and their baselines `RUNS` times at one durability.
+async fn sqlite_write_runs(dir: &Path, full: bool) -> WriteRates {
+    let d = if full { "FULL" } else { "NORMAL" };
+    // Each run does the baselines, then the store's workloads, so that a drift of the
+    // machine's speed (fsync times above all) meets both sides alike.
+    let (mut base, mut base_one, mut logged, mut logged_one) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut r1, mut r2, mut r2s, mut r3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let distinct = |n| format!("k{n}");
+        let one = |_| "counter".to_string();
+        base.push(rusqlite_run(dir, full, false, "distinct", run, distinct));
+        base_one.push(rusqlite_run(dir, full, false, "one", run, one));
+        // The same with a change log row per op, as the store writes one per version.
+        logged.push(rusqlite_run(dir, full, true, "distinct", run, distinct));
+        logged_one.push(rusqlite_run(dir, full, true, "one", run, one));
+        let (engine, _) = sqlite_engine(&dir.join(format!("ours-{d}-{run}.db")), full).await;
+        r1.push(w1(&engine, run).await);
+        r2.push(w2(&engine, run, false).await);
+        r2s.push(w2(&engine, run, true).await);
+        r3.push(w3(&engine, run).await);
     }
-    if want("PG") {
-        match std::env::var("STATE_PG_URL") {
-            Ok(url) if !url.is_empty() => postgres(&url, &mut report).await,
-            _ => println!(
-                "(PostgreSQL workloads not run: set STATE_PG_URL, e.g. eval \"$(scripts/pg-up)\")"
-            ),
-        }
+    WriteRates {
+        base: median(base),
+        base_one: median(base_one),
+        logged: median(logged),
+        logged_one: median(logged_one),
+        w1: median(r1),
+        w2: median(r2),
+        w2_scattered: median(r2s),
+        w3: median(r3),
     }
-    if !want("W4") && !want("memory") {
-        report.print_results();
-        return;
-    }
-    let base_normal = report.0[0].ops;
+}
+
+/// W1–W3 at one durability, against rusqlite one op per transaction.
+async fn sqlite_writes(dir: &Path, full: bool, report: &mut Report) {
+    let d = if full { "FULL" } else { "NORMAL" };
+    let WriteRates {
+        base,
+        base_one,
+        logged,
+        logged_one,
+        w1: m1,
+        w2: m2,
+        w2_scattered,
+        w3: m3,
+    } = sqlite_write_runs(dir, full).await;
+    report.add(&format!("W1-W2 baseline {d}"), "rusqlite", base, base, None);
+    report.add(
+        &format!("W3 baseline {d}"),
+        "rusqlite",
+        base_one,
+        base_one,
+        None,
+    );
+    let (t1, t2, t3) = if full {
+        (0.7, 10.0, 12.0)
+    } else {
+        (0.2, 2.0, 8.0)
+    };
+    report.add(
+        &format!("W1 sequential CAS {d}"),
+        "sqlite",
+        m1,
+        base,
+        Some(t1),
+    );
+    report.add(
+        &format!("W2 64 writers distinct {d}"),
+        "sqlite",
+        m2,
+        base,
+        Some(t2),
+    );
+    report.add(
+        &format!("W3 64 increments one slot {d}"),
+        "sqlite",
+        m3,
+        base_one,
+        Some(t3),
+    );
+    // Against rusqlite doing the store's whole job, change log included (no targets).
+    report.add(
+        &format!("W1-W2 baseline+log {d}"),
+        "rusqlite",
+        logged,
+        logged,
+        None,
+    );
+    report.add(
+        &format!("W3 baseline+log {d}"),
+        "rusqlite",
+        logged_one,
+        logged_one,
+        None,
+    );
+    report.add(&format!("W1 vs +log {d}"), "sqlite", m1, logged, None);
+    report.add(&format!("W2 vs +log {d}"), "sqlite", m2, logged, None);
+    report.add(&format!("W3 vs +log {d}"), "sqlite", m3, logged_one, None);
+    // W2 with a scope per writer: the same group commit, its rows spread over the tree.
+    report.add(
+        &format!("W2 scattered vs +log {d}"),
+        "sqlite",
+        w2_scattered,
+        logged,
+        None,
+    );
+}
+
+/// W1–W3 on the memory store, against the NORMAL rusqlite baseline.
+async fn memory_writes(base_normal: f64, report: &mut Report) {
     let engine = Engine::new(MemoryStore::new());
     let m1 = median(
         futures_join(|run| {
@@ -689,64 +681,64 @@ async fn main() {
     report.add("W1 sequential CAS", "memory", m1, base_normal, None);
     report.add("W2 64 writers distinct", "memory", m2, base_normal, None);
     report.add("W3 64 increments one slot", "memory", m3, base_normal, None);
+}
 
-    // W4: point reads of a typed field, fresh from the store vs raw sqlx; and from a snapshot.
-    let path = dir.path().join("reads.db");
-    let (engine, _) = sqlite_engine(&path, false).await;
-    let ctx = Context::new(engine.clone(), "w4").unwrap();
-    let wide = ctx.state::<Wide>().unwrap();
+/// Writes every field of the W4/W5 scope once.
+async fn seed_wide(wide: &WideState) {
     wide.batch(|b| {
-        let mut b = b;
-        for v in 0..1 {
-            b = b
-                .f00()
-                .set(v)
-                .f01()
-                .set(v)
-                .f02()
-                .set(v)
-                .f03()
-                .set(v)
-                .f04()
-                .set(v)
-                .f05()
-                .set(v)
-                .f06()
-                .set(v)
-                .f07()
-                .set(v)
-                .f08()
-                .set(v)
-                .f09()
-                .set(v)
-                .f10()
-                .set(v)
-                .f11()
-                .set(v)
-                .f12()
-                .set(v)
-                .f13()
-                .set(v)
-                .f14()
-                .set(v)
-                .f15()
-                .set(v)
-                .f16()
-                .set(v)
-                .f17()
-                .set(v)
-                .f18()
-                .set(v)
-                .f19()
-                .set(v);
-        }
-        b
+        let b = b
+            .f00()
+            .set(0)
+            .f01()
+            .set(0)
+            .f02()
+            .set(0)
+            .f03()
+            .set(0)
+            .f04()
+            .set(0);
+        let b = b
+            .f05()
+            .set(0)
+            .f06()
+            .set(0)
+            .f07()
+            .set(0)
+            .f08()
+            .set(0)
+            .f09()
+            .set(0);
+        let b = b
+            .f10()
+            .set(0)
+            .f11()
+            .set(0)
+            .f12()
+            .set(0)
+            .f13()
+            .set(0)
+            .f14()
+            .set(0);
+        b.f15()
+            .set(0)
+            .f16()
+            .set(0)
+            .f17()
+            .set(0)
+            .f18()
+            .set(0)
+            .f19()
+            .set(0)
     })
     .await
     .unwrap();
+}
+
+/// W4: point reads of a typed field, fresh from the store vs raw sqlx; and from a snapshot.
+async fn w4_reads(path: &Path, wide: &WideState, report: &mut Report) {
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(4)
-        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
         .await
         .unwrap();
     // Short runs alternate between the two (fifteen pairs of a fifth of the run time): both
@@ -807,8 +799,10 @@ async fn main() {
         1_000_000.0,
         Some(1.0),
     );
+}
 
-    // W5: eager load of a 20-field scope vs rusqlite reading the same 20 rows in one SELECT.
+/// W5: eager load of a 20-field scope vs rusqlite reading the same 20 rows in one SELECT.
+async fn w5_loads(path: &Path, wide: &WideState, report: &mut Report) {
     let loads = median(
         futures_join(|_| {
             let w = wide.clone();
@@ -824,7 +818,7 @@ async fn main() {
         })
         .await,
     );
-    let rq = rusqlite::Connection::open(&path).unwrap();
+    let rq = rusqlite::Connection::open(path).unwrap();
     let rusqlite_loads = {
         let mut stmt = rq
             .prepare_cached(
@@ -860,9 +854,12 @@ async fn main() {
         rusqlite_loads,
         None,
     );
+}
 
-    // W6: list 100k keys (pages of 1000) and 10k scopes.
-    let big = w6_seed(&engine).await;
+/// W6: list 100k keys (pages of 1000) and 10k scopes.
+async fn w6_lists(path: &Path, engine: &Engine, report: &mut Report) {
+    let rq = rusqlite::Connection::open(path).unwrap();
+    let big = w6_seed(engine).await;
     let store = engine.store().clone();
     let list_keys = median(
         futures_join(|_| {
@@ -941,7 +938,53 @@ async fn main() {
         list_scopes,
         None,
     );
+}
 
+/// W4–W6 on one SQLite file.
+async fn sqlite_reads(dir: &Path, report: &mut Report) {
+    let path = dir.join("reads.db");
+    let (engine, _) = sqlite_engine(&path, false).await;
+    let ctx = Context::new(engine.clone(), "w4").unwrap();
+    let wide = ctx.state::<Wide>().unwrap();
+    seed_wide(&wide).await;
+    w4_reads(&path, &wide, report).await;
+    w5_loads(&path, &wide, report).await;
+    w6_lists(&path, &engine, report).await;
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = Report::default();
+    if let Ok(which) = std::env::var("STATE_BENCH_PROFILE") {
+        if which == "memory" {
+            memory_vs_map(&mut report).await;
+            return report.print_results();
+        }
+        return profile(&which, dir.path()).await;
+    }
+    println!("{:<34} {:<22} {:>20}", "workload", "system", "median of 3");
+    for full in [false, true] {
+        sqlite_writes(dir.path(), full, &mut report).await;
+    }
+    if want("PG") {
+        match std::env::var("STATE_PG_URL") {
+            Ok(url) if !url.is_empty() => postgres(&url, &mut report).await,
+            _ => println!(
+                "(PostgreSQL workloads not run: set STATE_PG_URL, e.g. eval \"$(scripts/pg-up)\")"
+            ),
+        }
+    }
+    if !want("W4") && !want("memory") {
+        report.print_results();
+        return;
+    }
+    if !want("W4") && !want("memory") {
+        report.print_results();
+        return;
+    }
+    memory_writes(report.0[0].ops, &mut report).await;
+    sqlite_reads(dir.path(), &mut report).await;
     memory_vs_map(&mut report).await;
     report.print_results();
 }

@@ -20,12 +20,12 @@ pub use serde::Serialize;
 pub use serde::de::DeserializeOwned;
 pub use serde_json;
 
-pub use crate::path::{CustomFormat, CustomFormatPath, Flattened, FlattenedPath};
 pub use crate::session::AsSlot;
+pub use crate::target::{WriteTarget, load_targets};
 pub use crate::{
     At, BatchBuilder, BatchCommit, BatchSink, CanDelete, CanWrite, Context, Cursor, Deletable,
     Error, FieldScope, Mode, Op, Path, PathTarget, ReadOnly, ReadWrite, Required, SessionHandle,
-    SlotHandle, StateScope, Ttl, WriteOutcome, WriteTarget, load_targets,
+    SlotHandle, StateScope, Ttl, WriteOutcome,
 };
 pub use core::time::Duration;
 

@@ -5,11 +5,12 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backend::prepare_commit;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::handle::{CanWrite, Numeric, Sequence, SlotHandle, StringMap, encode_entries};
 use crate::op::{Op, Path};
-use crate::store::{Batch, Write, WriteKind, WriteOutcome, prepare_commit};
+use crate::store::{Batch, Write, WriteKind, WriteOutcome};
 use crate::target::WriteTarget;
 
 /// The future of a batch commit: resolves to one outcome per slot written.

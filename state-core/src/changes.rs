@@ -28,6 +28,7 @@ use crate::scope::{Scope, ScopeKind, Slot};
 
 /// One committed version of a slot, as the change log holds it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Change {
     /// The change's position in the log: rises with commit order (gaps are possible). Use it
     /// as the cursor to resume from, and as an idempotency key.
@@ -45,6 +46,7 @@ pub struct Change {
 /// One version of a slot from its history, typed; see
 /// [`SlotHandle::history`](crate::SlotHandle::history).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct HistoryEntry<T> {
     /// The change's sequence number in the log.
     pub seq: u64,
@@ -58,6 +60,7 @@ pub struct HistoryEntry<T> {
 
 /// Which changes a reader wants. Empty: all of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChangeFilter {
     /// Only scopes of this kind.
     pub kind: Option<ScopeKind>,
@@ -149,6 +152,106 @@ const READ_BATCH: usize = 512;
 /// without a change log, [`Error::ChangesTrimmed`]).
 pub type ChangeStream = BoxStream<'static, Result<Change>>;
 
+/// The state of one [`Engine::changes`] stream.
+struct Feed {
+    engine: Engine,
+    after: u64,
+    filter: ChangeFilter,
+    buffer: VecDeque<Change>,
+    wake: crate::engine::Events,
+    signal: Option<tokio::sync::watch::Receiver<u64>>,
+    failed: bool,
+    /// The last read failed: wait a look before the next.
+    pause: bool,
+    /// The last read found nothing: take the log's head before the next, so that one
+    /// finding nothing again moves `after` past every change it looked at (a filter
+    /// matching nothing for a long stretch would rescan it all on every wake).
+    idle: bool,
+}
+
+impl Feed {
+    /// The next change or error; `None` once the stream has ended.
+    async fn next(&mut self) -> Option<Result<Change>> {
+        if self.failed {
+            return None;
+        }
+        if std::mem::take(&mut self.pause) {
+            tokio::time::sleep(self.engine.change_poll()).await;
+        }
+        loop {
+            if let Some(c) = self.buffer.pop_front() {
+                self.after = c.seq;
+                return Some(Ok(c));
+            }
+            // Whatever was signalled so far, this read sees.
+            if let Some(signal) = &mut self.signal {
+                signal.borrow_and_update();
+            }
+            // Every change up to the head is committed and visible once the head is (one
+            // writer at a time on SQLite; sequence order is commit order on PostgreSQL).
+            let head = if self.idle {
+                self.engine.store().last_change().await.ok()
+            } else {
+                None
+            };
+            let store = self.engine.store();
+            match store
+                .read_changes(self.after, &self.filter, READ_BATCH)
+                .await
+            {
+                Ok(batch) if batch.is_empty() => {
+                    if let Some(head) = head {
+                        self.after = self.after.max(head);
+                    }
+                    self.idle = true;
+                    self.wait().await;
+                }
+                Ok(batch) => {
+                    self.idle = false;
+                    self.buffer.extend(batch);
+                }
+                Err(e) => {
+                    // A store failure (a lost connection, a busy database) may pass: the
+                    // stream reports it and reads again, from where it was, at its next
+                    // look. Anything else (no change log, a cursor out of range or behind
+                    // the retention) will not: the stream ends.
+                    self.failed = !matches!(e, Error::Store { .. });
+                    self.pause = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Waits for a commit of this process, the store's signal of other processes' commits,
+    /// or the next look.
+    async fn wait(&mut self) {
+        let Feed {
+            engine,
+            wake,
+            signal,
+            ..
+        } = self;
+        let sleep = tokio::time::sleep(engine.change_poll());
+        let woken = wake.next();
+        let signalled = async {
+            let open = match signal {
+                Some(signal) => signal.changed().await.is_ok(),
+                None => false,
+            };
+            if !open {
+                // No signal, or the store's listener is gone: poll.
+                futures::future::pending::<()>().await;
+            }
+        };
+        futures::pin_mut!(sleep, signalled);
+        futures::future::select(sleep, futures::future::select(woken, signalled)).await;
+        // One read answers every commit so far: drop the other wake-ups queued meanwhile (a
+        // burst of writes would cost a read each).
+        while let Some(Some(_)) = futures::FutureExt::now_or_never(wake.next()) {}
+    }
+}
+
 impl Engine {
     /// The changes after sequence number `after` (0: from the start of the log) that pass
     /// `filter`, in commit order; waits for new ones at the end of the log. Resume after a
@@ -170,22 +273,7 @@ impl Engine {
     /// # Ok(()) }
     /// ```
     pub fn changes(&self, after: u64, filter: ChangeFilter) -> ChangeStream {
-        struct State {
-            engine: Engine,
-            after: u64,
-            filter: ChangeFilter,
-            buffer: VecDeque<Change>,
-            wake: crate::engine::Events,
-            signal: Option<tokio::sync::watch::Receiver<u64>>,
-            failed: bool,
-            /// The last read failed: wait a look before the next.
-            pause: bool,
-            /// The last read found nothing: take the log's head before the next, so that one
-            /// finding nothing again moves `after` past every change it looked at (a filter
-            /// matching nothing for a long stretch would rescan it all on every wake).
-            idle: bool,
-        }
-        let state = State {
+        let feed = Feed {
             wake: self.events(),
             signal: self.store().change_signal(),
             engine: self.clone(),
@@ -196,77 +284,9 @@ impl Engine {
             pause: false,
             idle: false,
         };
-        futures::stream::unfold(state, |mut st| async move {
-            if st.failed {
-                return None;
-            }
-            if std::mem::take(&mut st.pause) {
-                tokio::time::sleep(st.engine.change_poll()).await;
-            }
-            loop {
-                if let Some(c) = st.buffer.pop_front() {
-                    st.after = c.seq;
-                    return Some((Ok(c), st));
-                }
-                // Whatever was signalled so far, this read sees.
-                if let Some(signal) = &mut st.signal {
-                    signal.borrow_and_update();
-                }
-                // Every change up to the head is committed and visible once the head is (one
-                // writer at a time on SQLite; sequence order is commit order on PostgreSQL).
-                let head = if st.idle {
-                    st.engine.store().last_change().await.ok()
-                } else {
-                    None
-                };
-                match st
-                    .engine
-                    .store()
-                    .read_changes(st.after, &st.filter, READ_BATCH)
-                    .await
-                {
-                    Ok(batch) if batch.is_empty() => {
-                        if let Some(head) = head {
-                            st.after = st.after.max(head);
-                        }
-                        st.idle = true;
-                        // Wait for a commit of this process, the store's signal of other
-                        // processes' commits, or the next look.
-                        let sleep = tokio::time::sleep(st.engine.change_poll());
-                        let woken = st.wake.next();
-                        let signalled = async {
-                            let open = match &mut st.signal {
-                                Some(signal) => signal.changed().await.is_ok(),
-                                None => false,
-                            };
-                            if !open {
-                                // No signal, or the store's listener is gone: poll.
-                                futures::future::pending::<()>().await;
-                            }
-                        };
-                        futures::pin_mut!(sleep, signalled);
-                        futures::future::select(sleep, futures::future::select(woken, signalled))
-                            .await;
-                        // One read answers every commit so far: drop the other wake-ups queued
-                        // meanwhile (a burst of writes would cost a read each).
-                        while let Some(Some(_)) = futures::FutureExt::now_or_never(st.wake.next()) {
-                        }
-                    }
-                    Ok(batch) => {
-                        st.idle = false;
-                        st.buffer.extend(batch);
-                    }
-                    Err(e) => {
-                        // A store failure (a lost connection, a busy database) may pass: the
-                        // stream reports it and reads again, from where it was, at its next
-                        // look. Anything else (no change log, a cursor out of range or behind
-                        // the retention) will not: the stream ends.
-                        st.failed = !matches!(e, Error::Store { .. });
-                        st.pause = true;
-                        return Some((Err(e), st));
-                    }
-                }
-            }
+        futures::stream::unfold(feed, |mut feed| async move {
+            let item = feed.next().await?;
+            Some((item, feed))
         })
         .boxed()
     }

@@ -106,6 +106,7 @@ pub struct Context {
 
 /// A saved copy of an execution's session state, to restore after a restart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Checkpoint {
     /// The execution the session state belongs to.
     pub execution_id: String,

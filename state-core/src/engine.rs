@@ -22,7 +22,6 @@ use crate::scope::{Scope, ScopeKind, Slot, SlotKey, validate};
 use crate::store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, Page, Store, Write, WriteOutcome,
 };
-use crate::target::WriteTarget;
 
 /// How `update` retries after a conflict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +63,7 @@ impl RetryPolicy {
     }
 
     /// The jittered backoff before retry number `retry` (1-based).
-    fn delay(&self, retry: u32) -> Duration {
+    pub(crate) fn delay(&self, retry: u32) -> Duration {
         let exp = self
             .base_delay
             .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
@@ -385,7 +384,7 @@ impl Engine {
         Events::new(self.0.events.subscribe(), Some(slot.clone()))
     }
 
-    fn emit(&self, event: impl FnOnce() -> Event) {
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
         if self.0.events.receiver_count() > 0 {
             // Sending fails only when every receiver is gone in the meantime: nobody listens.
             let _ = self.0.events.send(event());
@@ -449,59 +448,6 @@ impl Engine {
             }
         }
         Ok(outcome)
-    }
-
-    /// The CAS loop behind every `update`: `step` maps the current record to the new value
-    /// (`None`: delete) and a result; the write commits only if the version is unchanged,
-    /// else `step` re-runs on the fresh record, up to `1 + max_retries` attempts.
-    pub(crate) async fn update_loop<R>(
-        &self,
-        target: &WriteTarget,
-        retry: Option<RetryPolicy>,
-        first: Option<Record>,
-        mut step: impl FnMut(&Record) -> Result<(Option<serde_json::Value>, R)>,
-    ) -> Result<(R, WriteOutcome)> {
-        let slot = &target.slot;
-        let policy = retry.unwrap_or(self.0.config.retry);
-        let attempts = policy.max_retries.saturating_add(1);
-        let mut record = match first {
-            Some(r) => r,
-            None => self.load(slot).await?,
-        };
-        for attempt in 1..=attempts {
-            let (value, result) = step(&record)?;
-            let write = target.cas_write(record.version, value);
-            match self.commit_batch(vec![write]).await? {
-                CommitOutcome::Committed(mut outcomes) => {
-                    let outcome = outcomes.pop().ok_or_else(|| {
-                        Error::store(std::io::Error::other("commit returned no outcome"))
-                    })?;
-                    return Ok((result, outcome));
-                }
-                CommitOutcome::Conflict(_) => {
-                    self.emit(|| Event::Conflict {
-                        slot: slot.clone(),
-                        attempt,
-                    });
-                    if attempt == attempts {
-                        break;
-                    }
-                    let delay = policy.delay(attempt);
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    record = self.load(slot).await?;
-                }
-            }
-        }
-        self.emit(|| Event::Exhausted {
-            slot: slot.clone(),
-            attempts,
-        });
-        Err(Error::Conflict {
-            slot: slot.clone(),
-            attempts,
-        })
     }
 
     /// Lists keys holding a live value in `scope` (optionally one namespace), paginated.

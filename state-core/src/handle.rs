@@ -158,6 +158,7 @@ pub type StateFuture<'a, T> = futures::future::BoxFuture<'a, Result<T>>;
 
 /// A value with the version it was read at.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Versioned<T> {
     /// The value (after `initial` and expiry rules), if any.
     pub value: Option<T>,
@@ -553,8 +554,7 @@ where
     {
         let t = &self.target;
         let (value, outcome) = t
-            .engine
-            .update_loop(t, self.retry, first, |record| {
+            .update_loop(self.retry, first, |record| {
                 let current = t.decode_record(record)?;
                 let next = f(current.as_ref()).map_err(|a| Error::Aborted {
                     slot: t.slot.clone(),

@@ -163,16 +163,8 @@ fn scan(text: &str, limit: usize) -> Option<JsonError> {
         match bytes[i] {
             b'"' => {
                 let end = string_end(bytes, i);
-                if let Some(Open::Object(key @ None, seen)) = open.last_mut() {
-                    let name: String = serde_json::from_str(&text[i..end]).unwrap_or_default();
-                    if !seen.insert(name.clone()) {
-                        open.pop();
-                        return Some(JsonError::DuplicateKey {
-                            path: path_of(&open),
-                            key: name,
-                        });
-                    }
-                    *key = Some(name);
+                if let Some(e) = object_key(&mut open, &text[i..end]) {
+                    return Some(e);
                 }
                 i = end;
                 continue;
@@ -198,19 +190,8 @@ fn scan(text: &str, limit: usize) -> Option<JsonError> {
                     .iter()
                     .position(|b| !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
                     .unwrap_or(bytes.len() - i);
-                let literal = &text[i..end];
-                let integer = !literal.contains(['.', 'e', 'E']);
-                if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
-                    return Some(JsonError::OutOfRange {
-                        path: path_of(&open),
-                        literal: literal.to_owned(),
-                    });
-                }
-                if !integer && underflows(literal) {
-                    return Some(JsonError::Underflow {
-                        path: path_of(&open),
-                        literal: literal.to_owned(),
-                    });
+                if let Some(e) = number(&open, &text[i..end]) {
+                    return Some(e);
                 }
                 i = end;
                 continue;
@@ -218,6 +199,43 @@ fn scan(text: &str, limit: usize) -> Option<JsonError> {
             _ => {}
         }
         i += 1;
+    }
+    None
+}
+
+/// A string token `quoted`: in key position of the innermost object, it is that object's
+/// next key, refused if the object already has it.
+fn object_key(open: &mut Vec<Open>, quoted: &str) -> Option<JsonError> {
+    let Some(Open::Object(key @ None, seen)) = open.last_mut() else {
+        return None;
+    };
+    let name: String = serde_json::from_str(quoted).unwrap_or_default();
+    if !seen.insert(name.clone()) {
+        open.pop();
+        return Some(JsonError::DuplicateKey {
+            path: path_of(open),
+            key: name,
+        });
+    }
+    *key = Some(name);
+    None
+}
+
+/// A number token: an integer outside `i64` and `u64`, or a float that reads as 0 though it
+/// is not, is refused.
+fn number(open: &[Open], literal: &str) -> Option<JsonError> {
+    let integer = !literal.contains(['.', 'e', 'E']);
+    if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
+        return Some(JsonError::OutOfRange {
+            path: path_of(open),
+            literal: literal.to_owned(),
+        });
+    }
+    if !integer && underflows(literal) {
+        return Some(JsonError::Underflow {
+            path: path_of(open),
+            literal: literal.to_owned(),
+        });
     }
     None
 }

@@ -51,24 +51,21 @@
 //! ```
 
 mod admin;
+pub mod backend;
 mod batch;
 mod changes;
 mod collection;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 mod context;
 mod engine;
 mod error;
 mod finite;
 mod handle;
 pub mod json;
-pub mod leader;
 mod limits;
 mod memory;
 mod op;
-mod path;
+pub mod path;
 mod record;
-pub mod rows;
 mod scope;
 mod session;
 mod store;
@@ -88,22 +85,17 @@ pub use handle::{
     CanWrite, Mode, Numeric, ReadOnly, ReadWrite, Sequence, SlotHandle, StateFuture, StringMap,
     Versioned,
 };
-pub use limits::{MAX_DEPTH, check_batch, check_restored, check_value, dispose};
+pub use limits::MAX_DEPTH;
 pub use memory::{MEMORY_LOG_MAX, MemoryStore};
-pub use op::{NumKind, Op, OpKind, Path, apply_ops};
-pub use path::{
-    At, CanDelete, Cursor, CustomFormat, CustomFormatPath, Deletable, Flattened, FlattenedPath,
-    PathTarget, Required,
-};
+pub use op::{NumKind, Op, OpKind, Path};
+pub use path::{At, CanDelete, Cursor, Deletable, PathTarget, Required};
 pub use record::{Clock, ManualClock, Record, SystemClock, Timestamp, Ttl};
 pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};
 pub use session::{AsSlot, SessionHandle};
 pub use store::{
-    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, PreparedCommit, PreparedGroup,
-    Restore, Store, VersionConflict, Write, WriteKind, WriteOutcome, check_page_limit,
-    check_restore, gather_yield, prepare_commit, prepare_group,
+    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, Restore, Store, VersionConflict,
+    Write, WriteKind, WriteOutcome,
 };
-pub use target::{WriteTarget, load_targets};
 
 /// Re-exported so backends and generated code name one `async_trait`.
 pub use async_trait::async_trait;

@@ -7,13 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::backend::{check_page_limit, check_restore, prepare_commit};
 use crate::changes::{Change, ChangeFilter};
 use crate::error::{Error, Result};
 use crate::record::{Clock, Record, SystemClock, Timestamp};
 use crate::scope::{Scope, ScopeKind, Slot, SlotKey};
-use crate::store::{
-    Batch, CommitOutcome, Page, Restore, Store, check_page_limit, check_restore, prepare_commit,
-};
+use crate::store::{Batch, CommitOutcome, Page, Restore, Store};
 
 /// A [`Store`] in memory. Commits take one lock and never await, so a dropped commit future
 /// can never leave a batch half-applied.
@@ -279,7 +278,7 @@ impl MemoryStore {
             .iter()
             .map(|(k, _)| Slot::new(scope.clone(), k.namespace.clone(), k.key.clone()))
             .collect::<Result<Vec<_>>>()?;
-        crate::store::check_records(slots.iter().zip(records.iter().map(|(_, r)| r)))?;
+        crate::backend::check_records(slots.iter().zip(records.iter().map(|(_, r)| r)))?;
         let mut inner = self.lock();
         let data = inner.scopes.entry(scope.clone()).or_default();
         data.slots.clear();
@@ -356,7 +355,7 @@ impl Store for MemoryStore {
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome> {
-        let batch = crate::check_batch(batch)?;
+        let batch = crate::backend::check_batch(batch)?;
         let now = self.clock.now();
         let mut inner = self.lock();
         let prepared = prepare_commit(&batch, now, |slot| Ok(inner.record(slot)))?;
@@ -441,7 +440,7 @@ impl Store for MemoryStore {
     }
 
     async fn restore(&self, restore: Restore) -> Result<u64> {
-        let records = crate::check_restored(restore.records, restore.max_value_bytes)?;
+        let records = crate::backend::check_restored(restore.records, restore.max_value_bytes)?;
         let mut inner = self.lock();
         check_restore(&records, |slot| Ok(inner.record(slot)))?;
         let n = records.len() as u64;
@@ -509,7 +508,7 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Change>> {
         let inner = self.lock();
-        crate::rows::check_not_trimmed(after, inner.trimmed_through)?;
+        crate::backend::rows::check_not_trimmed(after, inner.trimmed_through)?;
         // The log is in sequence order: skip to `after` by binary search.
         let start = inner.log.partition_point(|c| c.seq <= after);
         Ok(inner

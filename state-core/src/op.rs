@@ -86,6 +86,7 @@ impl fmt::Display for Path {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum NumKind {
     U8,
     U16,
@@ -156,6 +157,7 @@ impl std::str::FromStr for NumKind {
 /// neutral value: `0`, `[]` or `{}`. A missing *parent* of the path is an error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OpKind {
     /// Replace the value. Output: none.
     Set {
@@ -219,6 +221,7 @@ impl OpKind {
 /// assert_eq!(json, r#"{"path":[],"op":"increment","by":1,"kind":"u32"}"#);
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Op {
     /// Where it applies.
     pub path: Path,

@@ -1,6 +1,11 @@
 //! Path-checked batch cursors: each path segment is a method, each op is checked against the
 //! type at its path. `#[derive(StatePath)]` generates a cursor type per struct; every other
 //! value type gets the generic [`Cursor`].
+//!
+//! The crate root re-exports what batches name ([`Cursor`], [`PathTarget`], [`At`] and the
+//! markers); the rest of this module is what generated code asks of a field whose value has
+//! no paths of its own (flattened or in a custom serde format), so that such a path is a
+//! compile error that says why.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;

@@ -115,6 +115,7 @@ impl Clock for ManualClock {
 /// and an unknown field is an error, so a misspelled `"valeu"` never reads as a tombstone.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Record {
     /// The JSON value; `None` for a tombstone, an expired slot, or a slot never written.
     #[serde(deserialize_with = "Option::deserialize")]
@@ -127,6 +128,15 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record holding `value` (`None`: a tombstone) at `version`, expiring at `expires_at`.
+    pub fn new(value: Option<Value>, version: u64, expires_at: Option<Timestamp>) -> Self {
+        Record {
+            value,
+            version,
+            expires_at,
+        }
+    }
+
     /// The record of a slot that holds nothing at version `version` (0: never written).
     pub fn absent(version: u64) -> Self {
         Record {
@@ -153,6 +163,7 @@ impl Record {
 /// How a write changes a slot's expiry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Ttl {
     /// Keep the live value's expiry (a write to an absent or expired slot starts with none).
     #[default]

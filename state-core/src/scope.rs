@@ -23,6 +23,7 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// (SQL text order equals this enum's order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ScopeKind {
     /// A whole app (ADK `app:`). Id: the app name.
     App,

@@ -1,8 +1,6 @@
-//! The `Store` trait every backend implements, the write and commit types it speaks, and
-//! [`prepare_commit`], the one implementation of the contract's write rules that every
-//! backend runs inside its own transaction.
+//! The `Store` trait every backend implements and the write and commit types it speaks. The
+//! rules a commit follows, shared by every backend, are in [`backend`](crate::backend).
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
@@ -12,8 +10,8 @@ use serde_json::Value;
 
 use crate::changes::{Change, ChangeFilter};
 use crate::error::{Error, Result};
-use crate::op::{Op, apply_ops};
-use crate::record::{Clock, Record, Timestamp, Ttl};
+use crate::op::Op;
+use crate::record::{Clock, Record, Ttl};
 use crate::scope::{Scope, ScopeKind, Slot, SlotKey};
 
 /// The default limit on a value's serialized size: 1 MiB.
@@ -22,6 +20,7 @@ pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 /// What a write does to its slot.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum WriteKind {
     /// Strict compare-and-swap: store `value` (`None`: a tombstone) only if the slot is at
     /// version `expected`; otherwise the whole batch reports a conflict and nothing changes.
@@ -46,6 +45,7 @@ pub enum WriteKind {
 
 /// One slot's part of a commit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Write {
     /// The slot written.
     pub slot: Slot,
@@ -114,6 +114,7 @@ impl Write {
 
 /// Writes committed together: every one applies, or none does.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Batch {
     /// The writes, applied in order (two writes to one slot see each other).
     pub writes: Vec<Write>,
@@ -121,8 +122,26 @@ pub struct Batch {
     pub max_value_bytes: usize,
 }
 
+impl Batch {
+    /// A batch of `writes` held to the default value size limit
+    /// ([`DEFAULT_MAX_VALUE_BYTES`]).
+    pub fn new(writes: Vec<Write>) -> Self {
+        Batch {
+            writes,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
+
+    /// The same batch held to `bytes` instead.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+}
+
 /// Records restored together (an import, a copy between stores), all or nothing.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Restore {
     /// The records, each exactly as exported: value or tombstone, version, expiry.
     pub records: Vec<(Slot, Record)>,
@@ -149,6 +168,7 @@ impl Restore {
 
 /// What one committed write did.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct WriteOutcome {
     /// The slot's version before the write.
     pub previous_version: u64,
@@ -163,6 +183,7 @@ pub struct WriteOutcome {
 
 /// A CAS write whose expected version did not match.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VersionConflict {
     /// The slot.
     pub slot: Slot,
@@ -183,6 +204,7 @@ pub enum CommitOutcome {
 
 /// One page of a listing. Pass `next` back as `after` for the following page.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Page<T> {
     /// The items, in order.
     pub items: Vec<T>,
@@ -224,7 +246,7 @@ pub fn check_page_limit(limit: usize) -> Result<()> {
 /// Every backend must hold the contract of the design (versions +1 per committed write,
 /// tombstones, version floors across physical removal, atomic batches, expiry read as a
 /// tombstone that keeps its version) — the conformance suite checks them all. Backends get
-/// the write rules for free by running [`prepare_commit`] inside their transaction.
+/// the write rules for free by running [`prepare_commit`](crate::backend::prepare_commit) inside their transaction.
 ///
 /// Cancellation: `commit` must be all-or-nothing even if its future is dropped mid-way (a
 /// backend that awaits inside a transaction runs the commit in a task of its own). The caller
@@ -323,7 +345,7 @@ pub trait Store: Send + Sync + 'static {
     /// never goes down and a stale version token never matches again. Otherwise
     /// [`Error::VersionMismatch`] names the first slot (`expected`: the version to restore,
     /// `actual`: the slot's) and nothing is written. Every value is held to the limits a
-    /// write's is ([`check_restored`](crate::check_restored): depth and
+    /// write's is ([`check_restored`](crate::backend::check_restored): depth and
     /// `restore.max_value_bytes`). Returns how many slots were restored.
     async fn restore(&self, restore: Restore) -> Result<u64>;
 
@@ -386,326 +408,4 @@ pub trait Store: Send + Sync + 'static {
     fn change_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
-}
-
-/// What a store writes for a batch that [`prepare_commit`] accepted.
-#[derive(Debug)]
-pub struct PreparedCommit {
-    /// The outcome to return to the caller.
-    pub outcome: CommitOutcome,
-    /// The final record of every slot the batch changes, once each, in first-touched order.
-    /// Empty on conflict.
-    pub changes: Vec<(Slot, Record)>,
-    /// The versions a later write of the same batch replaced (a batch that writes a slot
-    /// twice makes two versions), in the order they were made. Not stored, but logged: the
-    /// change log records these, then `changes` (every version a caller was told about is
-    /// in the log). Usually empty.
-    pub superseded: Vec<(Slot, Record)>,
-}
-
-/// Runs a batch's writes against the current records and decides the commit: every backend's
-/// one implementation of the contract's write rules.
-///
-/// `current(slot)` returns a slot's stored record — raw, expiry not yet applied; for a slot
-/// with no row, [`Record::absent`] at the scope's version floor. Nothing is changed here: on
-/// `Ok(PreparedCommit { changes, .. })` the backend writes `changes` in its transaction; on
-/// conflict or `Err` it writes nothing.
-pub fn prepare_commit(
-    batch: &Batch,
-    now: Timestamp,
-    mut current: impl FnMut(&Slot) -> Result<Record>,
-) -> Result<PreparedCommit> {
-    // Records of slots this batch already wrote, in first-touched order. Batches are usually
-    // small: an index is built only for large ones.
-    let mut overlay: Vec<(Slot, Record)> = Vec::new();
-    let mut index: Option<HashMap<Slot, usize>> = (batch.writes.len() > 16).then(HashMap::new);
-    let mut outcomes = Vec::with_capacity(batch.writes.len());
-    let mut conflicts: Vec<VersionConflict> = Vec::new();
-    let mut superseded = Vec::new();
-    for write in &batch.writes {
-        // The batch is refused once a write conflicted: later writes to that slot are not
-        // evaluated (their result would rest on a version the caller did not expect, and a
-        // backend may hand an unreadable value's placeholder to a batch whose first write to
-        // the slot replaces it whole: see `rows::unreadable_value`).
-        if conflicts.iter().any(|c| c.slot == write.slot) {
-            continue;
-        }
-        let pos = match &index {
-            Some(ix) => ix.get(&write.slot).copied(),
-            None => overlay.iter().position(|(s, _)| *s == write.slot),
-        };
-        // A version this batch made is replaced by this write: keep it for the log.
-        let replaced = pos.map(|i| overlay[i].clone());
-        // The current record, owned: a slot written earlier in this batch is taken out of the
-        // overlay (and put back on conflict; on error the whole overlay is discarded).
-        let mut cur = match pos {
-            Some(i) => std::mem::take(&mut overlay[i].1),
-            None => current(&write.slot)?,
-        };
-        let live = cur.is_live(now);
-        let live_expiry = if live { cur.expires_at } else { None };
-        let (value, outputs) = match &write.kind {
-            WriteKind::Cas { expected, value } => {
-                if *expected != cur.version {
-                    conflicts.push(VersionConflict {
-                        slot: write.slot.clone(),
-                        expected: *expected,
-                        actual: cur.version,
-                    });
-                    if let Some(i) = pos {
-                        overlay[i].1 = cur;
-                    }
-                    continue;
-                }
-                if let Some(Value::Null) = value {
-                    return Err(Error::InvalidOp {
-                        slot: write.slot.clone(),
-                        path: crate::op::Path::root(),
-                        op: "set",
-                        reason: "JSON null is not stored at the root: absence is a delete".into(),
-                    });
-                }
-                (value.clone(), Vec::new())
-            }
-            WriteKind::Apply { ops, initial } => {
-                let start = if cur.version == 0 || (write.initial_after_delete && !live) {
-                    initial.clone()
-                } else if live {
-                    cur.value.take()
-                } else {
-                    None
-                };
-                let (value, outputs) = apply_ops(&write.slot, start, ops)?;
-                if let Some(Value::Null) = value {
-                    return Err(Error::InvalidOp {
-                        slot: write.slot.clone(),
-                        path: crate::op::Path::root(),
-                        op: "apply",
-                        reason: "the result is JSON null, which is not stored at the root: absence is a delete"
-                            .into(),
-                    });
-                }
-                (value, outputs)
-            }
-        };
-        if let Some(v) = &value {
-            crate::limits::check_value(&write.slot, v, batch.max_value_bytes)?;
-        }
-        let version = cur.version.checked_add(1).ok_or_else(|| Error::Overflow {
-            slot: write.slot.clone(),
-            path: crate::op::Path::root(),
-            op: "version",
-            kind: crate::op::NumKind::U64,
-        })?;
-        let expires_at = write
-            .ttl
-            .expiry_after(live, live_expiry, now, value.is_some());
-        let previous_version = cur.version;
-        let record = Record {
-            value,
-            version,
-            expires_at,
-        };
-        outcomes.push(WriteOutcome {
-            previous_version,
-            version,
-            outputs,
-            record: write.return_record.then(|| record.clone()),
-        });
-        match pos {
-            Some(i) => {
-                overlay[i].1 = record;
-                superseded.extend(replaced);
-            }
-            None => {
-                if let Some(ix) = &mut index {
-                    ix.insert(write.slot.clone(), overlay.len());
-                }
-                overlay.push((write.slot.clone(), record));
-            }
-        }
-    }
-    if !conflicts.is_empty() {
-        return Ok(PreparedCommit {
-            outcome: CommitOutcome::Conflict(conflicts),
-            changes: Vec::new(),
-            superseded: Vec::new(),
-        });
-    }
-    Ok(PreparedCommit {
-        outcome: CommitOutcome::Committed(outcomes),
-        changes: overlay,
-        superseded,
-    })
-}
-
-/// What [`prepare_group`] decided for a group of batches committed in one transaction.
-#[derive(Debug)]
-pub struct PreparedGroup {
-    /// Each batch's result, in order: its outcome, or why it was refused.
-    pub results: Vec<Result<CommitOutcome>>,
-    /// The final record of every slot the accepted batches change, once each, in
-    /// first-written order. What the backend writes.
-    pub changes: Vec<(Slot, Record)>,
-    /// What the change log records: each accepted batch's versions (those a later write of
-    /// the batch replaced, then its changes), batch by batch. Unlike `changes`, a slot
-    /// written by several batches of the group, or several times by one, appears once for
-    /// each version: every version a caller was told about is in the log, each slot's in
-    /// increasing order.
-    pub log: Vec<(Slot, Record)>,
-}
-
-/// How many times [`gather_yield`] yields at most.
-const GATHER_YIELDS: usize = 8;
-
-/// For a group-committing backend, before it takes a group from its queue: yields to the
-/// tasks that are ready to run (the callers the last group answered, queueing their next
-/// commits) for as long as that makes the queue grow, at most a few times. Never waits for
-/// a timer: a lone caller's commit is delayed by one yield.
-///
-/// Measured on the SQLite store with 64 writers on 2 cores: the mean group went from 32 to
-/// 63 commits and W2 from 56 k to 95 k commits/s.
-pub async fn gather_yield<T>(queue: &tokio::sync::mpsc::Receiver<T>) {
-    for _ in 0..GATHER_YIELDS {
-        let queued = queue.len();
-        tokio::task::yield_now().await;
-        if queue.len() == queued {
-            break;
-        }
-    }
-}
-
-/// Runs [`prepare_commit`] for each batch of a group that a backend commits in one
-/// transaction (group commit): each batch sees the changes of the accepted batches before it;
-/// a refused batch (a conflict, an error) contributes nothing and the others still commit.
-///
-/// `current(batch, slot)` returns a slot's stored record as for [`prepare_commit`] (it gets
-/// the batch too: a backend may allow a batch that replaces an unreadable value whole, see
-/// [`Batch::first_write_reads`]). `check(slot, record)` may refuse a change the backend
-/// cannot store (a version out of its integer range); the batch is then refused.
-pub fn prepare_group<'a>(
-    batches: impl IntoIterator<Item = &'a Batch>,
-    now: Timestamp,
-    mut current: impl FnMut(&Batch, &Slot) -> Result<Record>,
-    mut check: impl FnMut(&Slot, &Record) -> Result<()>,
-) -> PreparedGroup {
-    let mut changes: Vec<(Slot, Record)> = Vec::new();
-    let mut log: Vec<(Slot, Record)> = Vec::new();
-    let mut changed: HashMap<Slot, usize> = HashMap::new();
-    let mut results = Vec::new();
-    for batch in batches {
-        let prepared = prepare_commit(batch, now, |slot| match changed.get(slot) {
-            Some(&i) => Ok(changes[i].1.clone()),
-            None => current(batch, slot),
-        })
-        .and_then(|p| {
-            for (slot, rec) in &p.changes {
-                check(slot, rec)?;
-            }
-            Ok(p)
-        });
-        match prepared {
-            Ok(p) => {
-                log.extend(p.superseded);
-                log.extend(p.changes.iter().cloned());
-                for (slot, rec) in p.changes {
-                    match changed.get(&slot) {
-                        Some(&i) => changes[i].1 = rec,
-                        None => {
-                            changed.insert(slot.clone(), changes.len());
-                            changes.push((slot, rec));
-                        }
-                    }
-                }
-                results.push(Ok(p.outcome));
-            }
-            Err(e) => results.push(Err(e)),
-        }
-    }
-    PreparedGroup {
-        results,
-        changes,
-        log,
-    }
-}
-
-impl Batch {
-    /// Whether the batch's first write to `slot` reads the slot's current value: any Apply
-    /// write except one that starts by setting the whole value. A batch that does not read
-    /// it may replace a value the backend cannot decode.
-    pub fn first_write_reads(&self, slot: &Slot) -> bool {
-        match self
-            .writes
-            .iter()
-            .find(|w| &w.slot == slot)
-            .map(|w| &w.kind)
-        {
-            Some(WriteKind::Apply { ops, .. }) => !matches!(
-                ops.first(),
-                Some(Op { path, kind: crate::op::OpKind::Set { .. } }) if path.is_root()
-            ),
-            _ => false,
-        }
-    }
-}
-
-/// The checks every restored (or imported) record passes whatever the store holds: no slot
-/// twice, no version 0, no JSON null at the root, no value nested deeper than
-/// [`MAX_DEPTH`](crate::MAX_DEPTH).
-pub(crate) fn check_records<'a>(
-    records: impl IntoIterator<Item = (&'a Slot, &'a Record)>,
-) -> Result<()> {
-    let mut seen = std::collections::HashSet::new();
-    for (slot, record) in records {
-        if !seen.insert(slot) {
-            return Err(Error::InvalidArgument(format!(
-                "slot {slot} appears twice in a restore"
-            )));
-        }
-        if record.version == 0 {
-            return Err(Error::InvalidArgument(format!(
-                "slot {slot}: version 0 cannot be restored"
-            )));
-        }
-        if let Some(Value::Null) = record.value {
-            return Err(Error::InvalidOp {
-                slot: slot.clone(),
-                path: crate::op::Path::root(),
-                op: "restore",
-                reason: "JSON null is not stored at the root: absence is a tombstone".into(),
-            });
-        }
-        if let Some(path) = record
-            .value
-            .as_ref()
-            .and_then(|v| crate::limits::depth_past(v, crate::MAX_DEPTH))
-        {
-            return Err(Error::TooDeep {
-                slot: slot.clone(),
-                path,
-                limit: crate::MAX_DEPTH,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Checks a restore against the current records (`current(slot)` as for [`prepare_commit`]):
-/// every restored version must be above the slot's, and no slot may appear twice.
-pub fn check_restore(
-    records: &[(Slot, Record)],
-    mut current: impl FnMut(&Slot) -> Result<Record>,
-) -> Result<()> {
-    check_records(records.iter().map(|(s, r)| (s, r)))?;
-    for (slot, record) in records {
-        let cur = current(slot)?;
-        if cur.version >= record.version {
-            return Err(Error::VersionMismatch {
-                slot: slot.clone(),
-                expected: record.version,
-                actual: cur.version,
-            });
-        }
-    }
-    Ok(())
 }

@@ -8,13 +8,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Event, RetryPolicy};
 use crate::error::{Error, Result};
 use crate::finite::Found;
 use crate::op::{Op, Path};
 use crate::record::{Record, Ttl};
 use crate::scope::Slot;
-use crate::store::{Write, WriteOutcome};
+use crate::store::{CommitOutcome, Write, WriteOutcome};
 
 /// One slot as a destination of writes. Typed handles and batch cursors are built on it.
 #[derive(Clone)]
@@ -65,6 +65,58 @@ impl WriteTarget {
     /// The engine the slot lives in.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The CAS loop behind every `update`: `step` maps the current record to the new value
+    /// (`None`: delete) and a result; the write commits only if the version is unchanged,
+    /// else `step` re-runs on the fresh record, up to `1 + max_retries` attempts.
+    pub(crate) async fn update_loop<R>(
+        &self,
+        retry: Option<RetryPolicy>,
+        first: Option<Record>,
+        mut step: impl FnMut(&Record) -> Result<(Option<Value>, R)>,
+    ) -> Result<(R, WriteOutcome)> {
+        let (engine, slot) = (&self.engine, &self.slot);
+        let policy = retry.unwrap_or(engine.config().retry);
+        let attempts = policy.max_retries.saturating_add(1);
+        let mut record = match first {
+            Some(r) => r,
+            None => engine.load(slot).await?,
+        };
+        for attempt in 1..=attempts {
+            let (value, result) = step(&record)?;
+            let write = self.cas_write(record.version, value);
+            match engine.commit_batch(vec![write]).await? {
+                CommitOutcome::Committed(mut outcomes) => {
+                    let outcome = outcomes.pop().ok_or_else(|| {
+                        Error::store(std::io::Error::other("commit returned no outcome"))
+                    })?;
+                    return Ok((result, outcome));
+                }
+                CommitOutcome::Conflict(_) => {
+                    engine.emit(|| Event::Conflict {
+                        slot: slot.clone(),
+                        attempt,
+                    });
+                    if attempt == attempts {
+                        break;
+                    }
+                    let delay = policy.delay(attempt);
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    record = engine.load(slot).await?;
+                }
+            }
+        }
+        engine.emit(|| Event::Exhausted {
+            slot: slot.clone(),
+            attempts,
+        });
+        Err(Error::Conflict {
+            slot: slot.clone(),
+            attempts,
+        })
     }
 
     /// An Apply write of `ops` carrying this target's initial value and TTL. On session

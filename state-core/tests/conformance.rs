@@ -7,7 +7,7 @@ use std::sync::Arc;
 mod delegate;
 
 use delegate::delegate_store;
-use state_core::conformance::{self, Failure};
+use state_core::backend::conformance::{self, Failure};
 use state_core::{Batch, CommitOutcome, MemoryStore, Op, Path, Store, WriteKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +39,7 @@ delegate_store!(
     commit | this,
     batch | {
         // As every store's commit does first: nothing below may touch a value nested too deep.
-        let mut batch = state_core::check_batch(batch)?;
+        let mut batch = state_core::backend::check_batch(batch)?;
         match this.defect {
             Defect::IgnoresVersions => {
                 for w in &mut batch.writes {
@@ -74,10 +74,7 @@ delegate_store!(
             Defect::NonAtomic => {
                 let mut outcomes = Vec::new();
                 for w in batch.writes {
-                    let one = Batch {
-                        writes: vec![w],
-                        max_value_bytes: batch.max_value_bytes,
-                    };
+                    let one = Batch::new(vec![w]).max_value_bytes(batch.max_value_bytes);
                     match this.inner.commit(one).await? {
                         CommitOutcome::Committed(o) => outcomes.extend(o),
                         conflict => return Ok(conflict),

@@ -26,21 +26,115 @@ impl Derive {
     }
 }
 
-/// The scopes a field (or a struct, as default) may choose.
-pub(crate) const SCOPES: [&str; 7] = [
-    "execution",
-    "workflow",
-    "object",
-    "user",
-    "app",
-    "session",
-    "temp",
-];
+/// A scope a field (or a struct, as its default) may choose: `#[state(user)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ScopeName {
+    Execution,
+    Workflow,
+    Object,
+    User,
+    App,
+    Session,
+    Temp,
+}
 
-const SCOPE_CONTAINER: &[&str] = &["namespace", "crate", "bound", "default"];
-const SCOPE_FIELD: &[&str] = &["initial", "default", "rename", "skip", "leaf", "ttl"];
-const PATH_CONTAINER: &[&str] = &["crate", "bound"];
-const PATH_FIELD: &[&str] = &["leaf"];
+impl ScopeName {
+    const ALL: [ScopeName; 7] = [
+        ScopeName::Execution,
+        ScopeName::Workflow,
+        ScopeName::Object,
+        ScopeName::User,
+        ScopeName::App,
+        ScopeName::Session,
+        ScopeName::Temp,
+    ];
+
+    /// The attribute as written.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ScopeName::Execution => "execution",
+            ScopeName::Workflow => "workflow",
+            ScopeName::Object => "object",
+            ScopeName::User => "user",
+            ScopeName::App => "app",
+            ScopeName::Session => "session",
+            ScopeName::Temp => "temp",
+        }
+    }
+
+    /// The `FieldScope` variant a field of this scope binds with.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            ScopeName::Execution => "Execution",
+            ScopeName::Workflow => "Workflow",
+            ScopeName::Object => "Object",
+            ScopeName::User => "User",
+            ScopeName::App => "App",
+            ScopeName::Session => "Session",
+            ScopeName::Temp => "Temp",
+        }
+    }
+}
+
+/// The name of one `#[state(...)]` attribute.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AttrName {
+    Namespace,
+    Crate,
+    Bound,
+    Default,
+    Initial,
+    Rename,
+    Skip,
+    Leaf,
+    Ttl,
+    Scope(ScopeName),
+}
+
+impl AttrName {
+    const NAMED: [AttrName; 9] = [
+        AttrName::Namespace,
+        AttrName::Crate,
+        AttrName::Bound,
+        AttrName::Default,
+        AttrName::Initial,
+        AttrName::Rename,
+        AttrName::Skip,
+        AttrName::Leaf,
+        AttrName::Ttl,
+    ];
+
+    fn parse(ident: &str) -> Option<AttrName> {
+        let named = Self::NAMED.into_iter().find(|n| n.as_str() == ident);
+        named.or_else(|| {
+            let scope = ScopeName::ALL.into_iter().find(|s| s.as_str() == ident);
+            scope.map(AttrName::Scope)
+        })
+    }
+
+    /// The attribute as written.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AttrName::Namespace => "namespace",
+            AttrName::Crate => "crate",
+            AttrName::Bound => "bound",
+            AttrName::Default => "default",
+            AttrName::Initial => "initial",
+            AttrName::Rename => "rename",
+            AttrName::Skip => "skip",
+            AttrName::Leaf => "leaf",
+            AttrName::Ttl => "ttl",
+            AttrName::Scope(s) => s.as_str(),
+        }
+    }
+}
+
+use AttrName as A;
+
+const SCOPE_CONTAINER: &[AttrName] = &[A::Namespace, A::Crate, A::Bound, A::Default];
+const SCOPE_FIELD: &[AttrName] = &[A::Initial, A::Default, A::Rename, A::Skip, A::Leaf, A::Ttl];
+const PATH_CONTAINER: &[AttrName] = &[A::Crate, A::Bound];
+const PATH_FIELD: &[AttrName] = &[A::Leaf];
 
 /// A value with the span of the token it came from.
 pub(crate) struct Spanned<T> {
@@ -55,7 +149,7 @@ pub(crate) struct ContainerAttrs {
     pub(crate) krate: Option<syn::Path>,
     pub(crate) bound: Option<Vec<WherePredicate>>,
     pub(crate) default: bool,
-    pub(crate) scope: Option<Spanned<String>>,
+    pub(crate) scope: Option<Spanned<ScopeName>>,
     pub(crate) rename_all: Option<RenameRule>,
 }
 
@@ -67,7 +161,7 @@ pub(crate) struct FieldAttrs {
     pub(crate) rename: Option<Spanned<String>>,
     pub(crate) skip: bool,
     pub(crate) leaf: bool,
-    pub(crate) scope: Option<Spanned<String>>,
+    pub(crate) scope: Option<Spanned<ScopeName>>,
     /// `#[state(ttl = "30s")]`, in milliseconds.
     pub(crate) ttl_ms: Option<u64>,
     /// `#[serde(rename = "…")]`: the stored name inside a parent object.
@@ -76,34 +170,44 @@ pub(crate) struct FieldAttrs {
     pub(crate) serde_with: bool,
     pub(crate) serde_skip: bool,
     /// Where each `#[state(...)]` attribute of the field was written, for errors about it.
-    pub(crate) spans: Vec<(&'static str, Span)>,
+    pub(crate) spans: Vec<(AttrName, Span)>,
 }
 
 impl FieldAttrs {
     /// The span of attribute `name` on this field, if it was written.
-    pub(crate) fn span_of(&self, name: &str) -> Option<Span> {
+    pub(crate) fn span_of(&self, name: AttrName) -> Option<Span> {
         self.spans.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
     }
 }
 
 /// Tracks which attributes one item already had, to report duplicates.
-struct Seen(Vec<String>);
+struct Seen(Vec<AttrName>);
 
 impl Seen {
-    fn first(&mut self, cx: &Ctxt, meta: &ParseNestedMeta<'_>, name: &str) -> bool {
-        if self.0.iter().any(|n| n == name) {
+    fn first(&mut self, cx: &Ctxt, meta: &ParseNestedMeta<'_>, name: AttrName) -> bool {
+        if self.0.contains(&name) {
+            let name = name.as_str();
             cx.error_spanned_by(&meta.path, format!("duplicate `{name}` attribute"));
             false
         } else {
-            self.0.push(name.to_owned());
+            self.0.push(name);
             true
         }
     }
 }
 
-fn one_of(names: &[&str]) -> String {
-    let mut all: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    all.extend(SCOPES.iter().map(|s| format!("`{s}`")));
+/// The attributes an item accepts, for an error message: `allowed`, then (on a
+/// `StateScope`) every scope.
+fn one_of(derive: Derive, allowed: &[AttrName]) -> String {
+    let scopes = match derive {
+        Derive::StateScope => &ScopeName::ALL[..],
+        Derive::StatePath => &[],
+    };
+    let names = allowed
+        .iter()
+        .copied()
+        .chain(scopes.iter().map(|s| A::Scope(*s)));
+    let all: Vec<String> = names.map(|n| format!("`{}`", n.as_str())).collect();
     all.join(", ")
 }
 
@@ -151,11 +255,11 @@ fn for_each_state_attr(
     cx: &Ctxt,
     derive: Derive,
     item: &str,
-    allowed: &[&str],
+    allowed: &[AttrName],
     attrs: &[Attribute],
-    scope: &mut Option<Spanned<String>>,
+    scope: &mut Option<Spanned<ScopeName>>,
     mut serde: impl FnMut(&Attribute),
-    mut known: impl FnMut(&str, &ParseNestedMeta<'_>) -> syn::Result<()>,
+    mut known: impl FnMut(AttrName, &ParseNestedMeta<'_>) -> syn::Result<()>,
 ) {
     let mut seen = Seen(Vec::new());
     for attr in attrs {
@@ -171,57 +275,61 @@ fn for_each_state_attr(
                 cx.error_spanned_by(&meta.path, "expected a `state` attribute name");
                 return skip_value(&meta);
             };
-            let is_scope = SCOPES.contains(&ident.as_str());
-            if !(allowed.contains(&ident.as_str()) || (is_scope && derive == Derive::StateScope)) {
-                let expected = match derive {
-                    Derive::StateScope => one_of(allowed),
-                    Derive::StatePath => allowed
-                        .iter()
-                        .map(|a| format!("`{a}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                };
-                cx.error_spanned_by(
-                    &meta.path,
-                    format!(
-                        "unknown `{}` {item} attribute `{ident}`; expected one of {expected}",
-                        derive.name()
-                    ),
-                );
-                return skip_value(&meta);
-            }
-            if is_scope {
-                if let Some(prev) = scope.as_ref() {
-                    let what = if item == "struct" {
-                        "a struct has one default scope"
-                    } else {
-                        "a field has one scope"
-                    };
-                    cx.error_spanned_by(
-                        &meta.path,
-                        format!("{what}: `{ident}` conflicts with `{}`", prev.value),
-                    );
-                } else {
-                    *scope = Some(Spanned {
-                        value: ident.clone(),
-                        span: meta.path.span(),
-                    });
+            match AttrName::parse(&ident) {
+                Some(A::Scope(s)) if derive == Derive::StateScope => {
+                    set_scope(cx, &meta, item, scope, s);
+                    takes_no_value(cx, &meta, &ident)
                 }
-                return takes_no_value(cx, &meta, &ident);
+                Some(name) if allowed.contains(&name) => {
+                    if !seen.first(cx, &meta, name) {
+                        return skip_value(&meta);
+                    }
+                    if let Err(e) = known(name, &meta) {
+                        // Report it and go on: the attributes after it are checked too.
+                        cx.syn_error(e);
+                        return skip_rest(&meta);
+                    }
+                    takes_no_value(cx, &meta, &ident)
+                }
+                _ => {
+                    let expected = one_of(derive, allowed);
+                    let derive = derive.name();
+                    let msg = format!(
+                        "unknown `{derive}` {item} attribute `{ident}`; expected one of {expected}"
+                    );
+                    cx.error_spanned_by(&meta.path, msg);
+                    skip_value(&meta)
+                }
             }
-            if !seen.first(cx, &meta, &ident) {
-                return skip_value(&meta);
-            }
-            if let Err(e) = known(&ident, &meta) {
-                // Report it and go on: the attributes after it are checked too.
-                cx.syn_error(e);
-                return skip_rest(&meta);
-            }
-            takes_no_value(cx, &meta, &ident)
         });
         if let Err(e) = parsed {
             cx.syn_error(e);
         }
+    }
+}
+
+/// Records the scope attribute `name`, or reports that the item already has one.
+fn set_scope(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    item: &str,
+    scope: &mut Option<Spanned<ScopeName>>,
+    name: ScopeName,
+) {
+    if let Some(prev) = scope.as_ref() {
+        let what = if item == "struct" {
+            "a struct has one default scope"
+        } else {
+            "a field has one scope"
+        };
+        let (name, prev) = (name.as_str(), prev.value.as_str());
+        let msg = format!("{what}: `{name}` conflicts with `{prev}`");
+        cx.error_spanned_by(&meta.path, msg);
+    } else {
+        *scope = Some(Spanned {
+            value: name,
+            span: meta.path.span(),
+        });
     }
 }
 
@@ -244,16 +352,16 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
         attrs,
         &mut scope,
         serde,
-        |ident, meta| {
-            match ident {
-                "namespace" => {
+        |name, meta| {
+            match name {
+                A::Namespace => {
                     let s = lit_str(meta)?;
                     out.namespace = Some(Spanned {
                         value: s.value(),
                         span: s.span(),
                     });
                 }
-                "crate" => {
+                A::Crate => {
                     let s = lit_str(meta)?;
                     match s.parse::<syn::Path>() {
                         Ok(p) => out.krate = Some(p),
@@ -262,7 +370,7 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
                         }
                     }
                 }
-                "bound" => {
+                A::Bound => {
                     let s = lit_str(meta)?;
                     let parser = Punctuated::<WherePredicate, Token![,]>::parse_terminated;
                     match s.parse_with(parser) {
@@ -275,7 +383,7 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
                         ),
                     }
                 }
-                "default" => out.default = true,
+                A::Default => out.default = true,
                 _ => {}
             }
             Ok(())
@@ -319,23 +427,21 @@ pub(crate) fn field(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> FieldAttr
         attrs,
         &mut scope,
         serde,
-        |ident, meta| {
-            if let Some(name) = allowed.iter().find(|a| **a == ident) {
-                out.spans.push((name, meta.path.span()));
-            }
-            match ident {
-                "initial" => out.initial = Some(meta.value()?.parse::<Expr>()?),
-                "rename" => {
+        |name, meta| {
+            out.spans.push((name, meta.path.span()));
+            match name {
+                A::Initial => out.initial = Some(meta.value()?.parse::<Expr>()?),
+                A::Rename => {
                     let s = lit_str(meta)?;
                     out.rename = Some(Spanned {
                         value: s.value(),
                         span: s.span(),
                     });
                 }
-                "default" => out.default = true,
-                "skip" => out.skip = true,
-                "leaf" => out.leaf = true,
-                "ttl" => {
+                A::Default => out.default = true,
+                A::Skip => out.skip = true,
+                A::Leaf => out.leaf = true,
+                A::Ttl => {
                     let s = lit_str(meta)?;
                     match parse_duration_ms(&s.value()) {
                     Some(ms) => out.ttl_ms = Some(ms),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::ast::{Container, Shape, option_inner};
-use crate::attr::Derive;
+use crate::attr::{AttrName, Derive};
 use crate::ctxt::Ctxt;
 
 /// Names a field cannot have because a generated method already has them.
@@ -84,18 +84,18 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
     for f in fields {
         let a = &f.attrs;
         // Errors about an attribute point at it (the field's name if it has no span).
-        let at = |name: &str| a.span_of(name).unwrap_or_else(|| f.ident.span());
+        let at = |name: AttrName| a.span_of(name).unwrap_or_else(|| f.ident.span());
         if a.skip {
             for (set, name, span) in [
-                (a.initial.is_some(), "initial", at("initial")),
-                (a.rename.is_some(), "rename", at("rename")),
+                (a.initial.is_some(), "initial", at(AttrName::Initial)),
+                (a.rename.is_some(), "rename", at(AttrName::Rename)),
                 (
                     a.scope.is_some(),
                     "a scope",
                     a.scope.as_ref().map_or_else(|| f.ident.span(), |s| s.span),
                 ),
-                (a.leaf, "leaf", at("leaf")),
-                (a.ttl_ms.is_some(), "ttl", at("ttl")),
+                (a.leaf, "leaf", at(AttrName::Leaf)),
+                (a.ttl_ms.is_some(), "ttl", at(AttrName::Ttl)),
             ] {
                 if set {
                     cx.syn_error(syn::Error::new(
@@ -117,7 +117,7 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
         }
         if a.initial.is_some() && a.default {
             cx.syn_error(syn::Error::new(
-                at("default"),
+                at(AttrName::Default),
                 "`initial` and `default` both say what a never-written field holds; keep one",
             ));
         }
@@ -131,7 +131,7 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
         }
         if a.default && option_inner(f.ty).is_some() {
             cx.syn_error(syn::Error::new(
-                at("default"),
+                at(AttrName::Default),
                 "an `Option` field is already `None` when absent; remove `default`",
             ));
         }

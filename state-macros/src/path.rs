@@ -4,45 +4,62 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::parse_quote;
 use syn::spanned::Spanned;
+use syn::{Ident, WherePredicate, parse_quote};
 
-use crate::ast::{Container, option_inner};
+use crate::ast::{Container, Field, option_inner};
 use crate::bound;
 
 pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let p = quote!(#krate::__private);
-    let ident = cont.ident;
-    let (_, user_ty, _) = cont.generics.split_for_impl();
-    let preds = bound::predicates(cont, &p);
     let b = bound::fresh(cont.generics, "B");
     let d = bound::fresh(cont.generics, "D");
+    match &cont.fields {
+        Some(fields) => expand_struct(cont, fields, krate, &b, &d),
+        None => expand_leaf(cont, &p, &b, &d),
+    }
+}
 
-    let Some(fields) = &cont.fields else {
-        // Enums, tuple and unit structs: a leaf value, set or deleted as a whole.
-        let with_b = bound::with_param(cont.generics, parse_quote!(#b));
-        let (impl_b, _, _) = with_b.split_for_impl();
-        return quote! {
-            #[allow(unused_qualifications, clippy::all)]
-            const _: () = {
-                impl #impl_b #p::PathTarget<#b> for #ident #user_ty where #(#preds,)* {
-                    type Cursor<#d> = #p::Cursor<Self, #b, #d>;
-                    fn cursor<#d>(at: #p::At<#b>) -> Self::Cursor<#d> {
-                        #p::Cursor::new(at)
-                    }
+/// Enums, tuple and unit structs: a leaf value, set or deleted as a whole.
+fn expand_leaf(cont: &Container<'_>, p: &TokenStream, b: &Ident, d: &Ident) -> TokenStream {
+    let ident = cont.ident;
+    let (_, user_ty, _) = cont.generics.split_for_impl();
+    let preds = bound::predicates(cont, p);
+    let with_b = bound::with_param(cont.generics, parse_quote!(#b));
+    let (impl_b, _, _) = with_b.split_for_impl();
+    quote! {
+        #[allow(unused_qualifications, clippy::all)]
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_b #p::PathTarget<#b> for #ident #user_ty where #(#preds,)* {
+                type Cursor<#d> = #p::Cursor<Self, #b, #d>;
+                fn cursor<#d>(at: #p::At<#b>) -> Self::Cursor<#d> {
+                    #p::Cursor::new(at)
                 }
-            };
+            }
         };
-    };
+    }
+}
 
+/// A struct with named fields: a `{Name}Path` cursor with one method per stored field.
+fn expand_struct(
+    cont: &Container<'_>,
+    fields: &[Field<'_>],
+    krate: &syn::Path,
+    b: &Ident,
+    d: &Ident,
+) -> TokenStream {
+    let p = &quote!(#krate::__private);
+    let ident = cont.ident;
+    let (_, user_ty, _) = cont.generics.split_for_impl();
+    let preds = bound::predicates(cont, p);
     let name = ident.unraw().to_string();
     let vis = cont.vis;
     let path_ty = format_ident!("{}Path", name, span = ident.span());
     let decl = bound::decl_params_without_defaults(cont);
     let args = bound::args(cont);
     let user_where = &cont.generics.where_clause;
-    let params = bound::type_params(cont);
-    let marker = bound::marker_ty(cont, &p, Some(&d));
+    let marker = bound::marker_ty(cont, p, Some(d));
     let with_b = bound::with_param(cont.generics, parse_quote!(#b));
     let (impl_b, _, _) = with_b.split_for_impl();
     let with_bd = bound::with_param(&with_b, parse_quote!(#d));
@@ -53,65 +70,7 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let methods: Vec<TokenStream> = fields
         .iter()
         .filter(|f| !f.attrs.serde_skip)
-        .map(|f| {
-            let fid = f.ident;
-            let ty = f.ty;
-            let span = ty.span();
-            let segment = match (&f.attrs.serde_rename, cont.attrs.rename_all) {
-                (Some(r), _) => r.clone(),
-                (None, Some(rule)) => rule.apply_to_field(&f.name),
-                (None, None) => f.name.clone(),
-            };
-            let docs = if f.docs.is_empty() {
-                let d = format!("The `{}` field, as a batch path.", f.name);
-                quote!(#[doc = #d])
-            } else {
-                let docs = &f.docs;
-                quote!(#(#docs)*)
-            };
-            let at = quote!(self.at.child(#segment));
-            let (guard, ret, body) = if f.attrs.serde_flatten || f.attrs.serde_with {
-                let marker_ty = if f.attrs.serde_flatten {
-                    quote!(#p::Flattened<#b>: #p::FlattenedPath)
-                } else {
-                    quote!(#p::CustomFormat<#b>: #p::CustomFormatPath)
-                };
-                (
-                    quote_spanned!(span=> where #marker_ty),
-                    quote!(#p::Cursor<#ty, #b, #p::Required>),
-                    quote!(#p::Cursor::new(#at)),
-                )
-            } else if f.attrs.leaf {
-                match option_inner(ty) {
-                    Some(inner) => (
-                        quote!(),
-                        quote_spanned!(span=> #p::Cursor<#inner, #b, #p::Deletable>),
-                        quote!(#p::Cursor::new(#at)),
-                    ),
-                    None => (
-                        quote!(),
-                        quote_spanned!(span=> #p::Cursor<#ty, #b, #p::Required>),
-                        quote!(#p::Cursor::new(#at)),
-                    ),
-                }
-            } else {
-                if bound::mentions_param(ty, &params) {
-                    cursor_preds.push(parse_quote!(#ty: #p::PathTarget<#b>));
-                }
-                (
-                    quote!(),
-                    quote_spanned!(span=> <#ty as #p::PathTarget<#b>>::Cursor<#p::Required>),
-                    quote_spanned!(span=> <#ty as #p::PathTarget<#b>>::cursor::<#p::Required>(#at)),
-                )
-            };
-            let body = quote_spanned!(span=> #body);
-            quote! {
-                #docs
-                #vis fn #fid(self) -> #ret #guard {
-                    #body
-                }
-            }
-        })
+        .map(|f| field_method(cont, f, krate, b, &mut cursor_preds))
         .collect();
 
     let doc = format!(
@@ -130,7 +89,8 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
         }
 
         #[allow(unused_qualifications, clippy::all)]
-            impl #impl_bd #path_ty<#args #b, #d> where #(#cursor_preds,)* {
+        #[automatically_derived]
+        impl #impl_bd #path_ty<#args #b, #d> where #(#cursor_preds,)* {
                 #(#methods)*
 
                 /// Replaces the whole value at this path.
@@ -146,17 +106,77 @@ pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
                 {
                     self.at.delete()
                 }
-            }
+        }
 
         #[allow(unused_qualifications, clippy::all)]
         const _: () = {
+            #[automatically_derived]
             impl #impl_b #p::PathTarget<#b> for #ident #user_ty where #(#preds,)* {
                 type Cursor<#d> = #path_ty<#args #b, #d>;
                 fn cursor<#d>(at: #p::At<#b>) -> Self::Cursor<#d> {
                     #path_ty { at, __state_marker: #p::PhantomData }
                 }
             }
-
         };
+    }
+}
+
+/// The cursor method of one field, at its stored name: a whole-value cursor for a leaf, a
+/// flattened or custom-format field (the last two refused where `set` is not enough), else
+/// the field type's own paths (whose bound joins `cursor_preds` when it is generic).
+fn field_method(
+    cont: &Container<'_>,
+    f: &Field<'_>,
+    krate: &syn::Path,
+    b: &Ident,
+    cursor_preds: &mut Vec<WherePredicate>,
+) -> TokenStream {
+    let p = &quote!(#krate::__private);
+    let (fid, ty, vis) = (f.ident, f.ty, cont.vis);
+    let span = ty.span();
+    let segment = match (&f.attrs.serde_rename, cont.attrs.rename_all) {
+        (Some(r), _) => r.clone(),
+        (None, Some(rule)) => rule.apply_to_field(&f.name),
+        (None, None) => f.name.clone(),
+    };
+    let docs = if f.docs.is_empty() {
+        let d = format!("The `{}` field, as a batch path.", f.name);
+        quote!(#[doc = #d])
+    } else {
+        let docs = &f.docs;
+        quote!(#(#docs)*)
+    };
+    let at = quote!(self.at.child(#segment));
+    let whole = quote!(#p::Cursor::new(#at));
+    let (guard, ret, body) = if f.attrs.serde_flatten || f.attrs.serde_with {
+        let marker_ty = if f.attrs.serde_flatten {
+            quote!(#krate::path::Flattened<#b>: #krate::path::FlattenedPath)
+        } else {
+            quote!(#krate::path::CustomFormat<#b>: #krate::path::CustomFormatPath)
+        };
+        let ret = quote!(#p::Cursor<#ty, #b, #p::Required>);
+        (quote_spanned!(span=> where #marker_ty), ret, whole)
+    } else if f.attrs.leaf {
+        let ret = match option_inner(ty) {
+            Some(inner) => quote_spanned!(span=> #p::Cursor<#inner, #b, #p::Deletable>),
+            None => quote_spanned!(span=> #p::Cursor<#ty, #b, #p::Required>),
+        };
+        (quote!(), ret, whole)
+    } else {
+        if bound::mentions_param(ty, &bound::type_params(cont)) {
+            cursor_preds.push(parse_quote!(#ty: #p::PathTarget<#b>));
+        }
+        (
+            quote!(),
+            quote_spanned!(span=> <#ty as #p::PathTarget<#b>>::Cursor<#p::Required>),
+            quote_spanned!(span=> <#ty as #p::PathTarget<#b>>::cursor::<#p::Required>(#at)),
+        )
+    };
+    let body = quote_spanned!(span=> #body);
+    quote! {
+        #docs
+        #vis fn #fid(self) -> #ret #guard {
+            #body
+        }
     }
 }

@@ -92,8 +92,8 @@ pub enum PgError {
     /// If only its value is unreadable, writes that do not need the old value (a CAS write at
     /// `version`, or a `set` of the whole value) replace it.
     #[error("malformed row: {0}")]
-    MalformedRow(#[source] state_core::rows::RowError),
-    /// A version above the highest this store writes ([`state_core::rows::MAX_VERSION`]: one
+    MalformedRow(#[source] state_core::backend::rows::RowError),
+    /// A version above the highest this store writes ([`state_core::backend::rows::MAX_VERSION`]: one
     /// below the largest PostgreSQL's BIGINT, so a clear can still raise every slot by one).
     #[error(
         "version {version} is above the highest PostgreSQL version this store writes (2^63 - 2)"

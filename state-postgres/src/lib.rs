@@ -4,14 +4,14 @@
 //!
 //! - **Group commit.** Every write of a process goes through one committer that owns a
 //!   connection (the engine all SQL stores share: [`state_sql`]), run by the caller that
-//!   finds it idle ([`state_core::leader::Leader`]).
+//!   finds it idle ([`state_core::backend::leader::Leader`]).
 //!   Commits that arrive while a transaction runs are merged into the next one:
 //!   `BEGIN`; one `SELECT … FOR UPDATE` of every slot involved (rows locked in key order);
 //!   one statement updating the existing rows and inserting the new ones; `COMMIT` — four
 //!   round trips however many slots. Each caller's batch is still all-or-nothing on its own:
 //!   a batch that fails (a conflict, an overflow) is left out, the others commit. An idle
 //!   commit is not delayed: the committer never waits for company, it only yields to tasks
-//!   that are ready while they keep queueing commits ([`state_core::gather_yield`]).
+//!   that are ready while they keep queueing commits ([`state_core::backend::gather_yield`]).
 //! - **Many processes, many machines.** Writers of different processes serialize on row
 //!   locks; two processes creating the same slot at once are told apart by
 //!   `INSERT … ON CONFLICT DO NOTHING` (the loser rolls back and runs again on what it then

@@ -6,7 +6,7 @@
 
 use sqlx::migrate::Migrator;
 use sqlx::{Executor, PgConnection};
-use state_core::rows::{self, MigrationMismatch};
+use state_core::backend::rows::{self, MigrationMismatch};
 
 use crate::Pg;
 use crate::error::PgError;

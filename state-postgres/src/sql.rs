@@ -4,7 +4,7 @@
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgConnection, Row};
-use state_core::rows::{self, RowError, scope_columns};
+use state_core::backend::rows::{self, RowError, scope_columns};
 use state_core::{Record, Scope, Slot, Timestamp};
 use state_sql::{Known, columns};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor, PgConnection};
-use state_core::rows::RowError;
+use state_core::backend::rows::RowError;
 use state_core::{CommitOutcome, Error, Slot, Timestamp};
 use state_sql::{Admin, Failure, Fut, Group, Known, Step, boxed};
 

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::Executor;
-use state_core::rows::RowError;
-use state_core::{
-    Batch, CommitOutcome, Engine, Error, Record, Scope, Slot, Store, Write, conformance,
-};
+use state_core::backend::conformance;
+use state_core::backend::rows::RowError;
+use state_core::{Batch, CommitOutcome, Engine, Error, Record, Scope, Slot, Store, Write};
 use state_postgres::{PgError, PgOptions, PgStore, schema_version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -243,11 +242,7 @@ async fn a_value_that_no_longer_fits_its_type_or_an_out_of_range_restore_changes
     let e = store
         .restore(state_core::Restore::new(vec![(
             slot("big"),
-            Record {
-                value: Some(json!(1)),
-                version: i64::MAX as u64,
-                expires_at: None,
-            },
+            Record::new(Some(json!(1)), i64::MAX as u64, None),
         )]))
         .await
         .unwrap_err();
@@ -417,17 +412,15 @@ async fn proxied(schema: &Schema, retry_for: Duration) -> (Proxy, PgStore) {
 }
 
 fn increment(key: &str) -> Batch {
-    Batch {
-        writes: vec![Write::apply(
-            slot(key),
-            vec![state_core::Op::increment(
-                state_core::Path::root(),
-                1u64.into(),
-                state_core::NumKind::U64,
-            )],
+    Batch::new(vec![Write::apply(
+        slot(key),
+        vec![state_core::Op::increment(
+            state_core::Path::root(),
+            1u64.into(),
+            state_core::NumKind::U64,
         )],
-        max_value_bytes: state_core::DEFAULT_MAX_VALUE_BYTES,
-    }
+    )])
+    .max_value_bytes(state_core::DEFAULT_MAX_VALUE_BYTES)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,13 +158,16 @@ async fn retention_trims_a_prefix_of_the_log_never_a_hole() {
         feed.next().await,
         Some(Err(state_core::Error::ChangesTrimmed { after: 4, .. }))
     ));
-    let kept: Vec<String> =
-        state_core::conformance::read_changes_after(store.as_ref(), 5, &ChangeFilter::all())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.slot.key().to_owned())
-            .collect();
+    let kept: Vec<String> = state_core::backend::conformance::read_changes_after(
+        store.as_ref(),
+        5,
+        &ChangeFilter::all(),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|c| c.slot.key().to_owned())
+    .collect();
     assert!(
         !kept.contains(&"old".to_owned()),
         "the old prefix was trimmed"
@@ -205,7 +208,7 @@ async fn the_watermark_of_a_log_trimmed_before_it_existed() {
         .await
         .unwrap();
     let store = open().await;
-    state_core::conformance::assert_trimmed_log(&store, 3, 2, 5).await;
+    state_core::backend::conformance::assert_trimmed_log(&store, 3, 2, 5).await;
     drop(store);
     conn.execute(to_schema_3.as_str()).await.unwrap();
     conn.execute(format!("DELETE FROM \"{schema}\".changes").as_str())
@@ -214,7 +217,7 @@ async fn the_watermark_of_a_log_trimmed_before_it_existed() {
     let store = open().await;
     // The head of an emptied log is still the newest change it held: a feed from there (a
     // watch from now on) is not told it missed anything.
-    state_core::conformance::assert_trimmed_log(&store, 5, 0, 5).await;
+    state_core::backend::conformance::assert_trimmed_log(&store, 5, 0, 5).await;
     drop(store);
     common::drop_schemas(&[schema]).await;
 }

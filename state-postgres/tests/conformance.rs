@@ -5,7 +5,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use state_core::{Store, conformance};
+use state_core::Store;
+use state_core::backend::conformance;
 use state_postgres::{PgOptions, PgStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

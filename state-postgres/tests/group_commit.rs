@@ -18,13 +18,11 @@ fn slot(key: &str) -> Slot {
 }
 
 fn increment(key: &str, by: u64, kind: NumKind) -> Batch {
-    Batch {
-        writes: vec![Write::apply(
-            slot(key),
-            vec![Op::increment(Path::root(), by.into(), kind)],
-        )],
-        max_value_bytes: state_core::DEFAULT_MAX_VALUE_BYTES,
-    }
+    Batch::new(vec![Write::apply(
+        slot(key),
+        vec![Op::increment(Path::root(), by.into(), kind)],
+    )])
+    .max_value_bytes(state_core::DEFAULT_MAX_VALUE_BYTES)
 }
 
 async fn open(schema: &str) -> Arc<PgStore> {
@@ -150,7 +148,7 @@ async fn two_stores_creating_the_same_slots_at_once_lose_nothing() {
     common::drop_schemas(&[schema]).await;
 }
 
-/// The committer runs in the task of the caller that found it idle (`state_core::leader`):
+/// The committer runs in the task of the caller that found it idle (`state_core::backend::leader`):
 /// that caller left pending and unpolled mid-commit must not hold up another writer, and a
 /// cancelled one must not take its commit (or the committer) with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

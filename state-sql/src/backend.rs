@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use state_core::rows::{LoadError, RowError};
+use state_core::backend::rows::{LoadError, RowError};
 use state_core::{Clock, CommitOutcome, Error, Record, Slot, Timestamp};
 
 use crate::columns::Columns;

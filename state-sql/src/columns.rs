@@ -3,7 +3,7 @@
 //! SQL text and bind their parameters; what comes back is read here, once.
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
-use state_core::rows::{self, ChangeColumns, RowError, SlotColumns};
+use state_core::backend::rows::{self, ChangeColumns, RowError, SlotColumns};
 use state_core::{Change, Error, Record, Scope, Slot, SlotKey, Timestamp};
 
 use crate::backend::{BackendError, Known};
@@ -68,10 +68,11 @@ pub fn known(row: &impl Columns, first: usize) -> Result<Known, RowError> {
         return Ok((Record::absent(floor), false));
     };
     let readable = |expires_at: Option<Option<i64>>| {
-        move |e: sqlx::Error| RowError {
-            version: u64::try_from(v).ok(),
-            expires_at: expires_at.map(|t| t.map(Timestamp::from_millis)),
-            ..wrong_type(e)
+        move |e: sqlx::Error| {
+            let mut error = wrong_type(e);
+            error.version = u64::try_from(v).ok();
+            error.expires_at = expires_at.map(|t| t.map(Timestamp::from_millis));
+            error
         }
     };
     let expires_at = row.int_or_null(first + 2).map_err(readable(None))?;

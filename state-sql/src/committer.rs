@@ -9,9 +9,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use state_core::leader::Leader;
-use state_core::rows::LoadError;
-use state_core::{Batch, CommitOutcome, Error, PreparedGroup, Record, Scope, Slot, Timestamp};
+use state_core::backend::PreparedGroup;
+use state_core::backend::leader::Leader;
+use state_core::backend::rows::LoadError;
+use state_core::{Batch, CommitOutcome, Error, Record, Scope, Slot, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, BackendError, CommitterConfig, Failure, Known, Writer};
@@ -82,7 +83,7 @@ impl<'a> Group<'a> {
         now: Timestamp,
     ) -> PreparedGroup {
         let batches = self.pending.iter().map(|(b, _)| b);
-        state_core::rows::prepare_loaded_group(batches, now, |slot| {
+        state_core::backend::rows::prepare_loaded_group(batches, now, |slot| {
             let loaded = self.loaded(loaded, slot)?;
             Some(loaded.as_ref().map(|(r, _)| r))
         })
@@ -109,7 +110,7 @@ pub(crate) struct Committer<B: Backend> {
     next: Option<Request>,
 }
 
-impl<B: Backend> state_core::leader::GroupCommitter for Committer<B> {
+impl<B: Backend> state_core::backend::leader::GroupCommitter for Committer<B> {
     fn serve(self) -> impl Future<Output = Self> + Send + 'static {
         self.serve_one()
     }
@@ -152,7 +153,7 @@ impl<B: Backend> Committer<B> {
             Request::Commit(batch, reply) => {
                 // Merge what the callers answered last queue meanwhile; never wait for
                 // company (a timer).
-                state_core::gather_yield(&self.rx).await;
+                state_core::backend::gather_yield(&self.rx).await;
                 let group = self.gather(batch, reply);
                 self.commit_group(group).await;
                 self.trim_if_due().await;
@@ -294,7 +295,7 @@ impl<B: Backend> Committer<B> {
     ) -> Attempt<Result<(), Error>, B::Error> {
         if let Some((slot, r)) = records
             .iter()
-            .find(|(_, r)| r.version > state_core::rows::MAX_VERSION)
+            .find(|(_, r)| r.version > state_core::backend::rows::MAX_VERSION)
         {
             let refused = B::Error::version_range(r.version);
             return Ok(Err(refused.into_state(Some(slot.clone()))));
@@ -302,13 +303,14 @@ impl<B: Backend> Committer<B> {
         let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
         let loaded = self.writer.load(&slots).await?;
         let mut current = loaded.into_iter();
-        Ok(state_core::check_restore(records, |slot| {
-            match current.next() {
+        Ok(state_core::backend::check_restore(
+            records,
+            |slot| match current.next() {
                 Some(Ok((record, _))) => Ok(record),
                 Some(Err(e)) => Err(e.into_state(Some(slot.clone()))),
                 None => Err(Error::store(std::io::Error::other("slot was not loaded"))),
-            }
-        }))
+            },
+        ))
     }
 }
 

@@ -5,7 +5,7 @@
 //!   committer and waits; it runs reads on the backend's read connections, retried while
 //!   the database is locked.
 //! - The committer owns the write connection and runs every write transaction, one turn at a
-//!   time, by whichever caller finds it idle ([`state_core::leader::Leader`]: no hand-off to
+//!   time, by whichever caller finds it idle ([`state_core::backend::leader::Leader`]: no hand-off to
 //!   another task when writes do not overlap). Commits that arrive while a transaction runs
 //!   are merged into the next one (a group); each caller's batch is still all-or-nothing on
 //!   its own. A transaction that failed safely (a lock, a deadlock, a connection lost before

@@ -79,16 +79,16 @@ macro_rules! error_conversions {
             }
         }
 
-        impl From<::state_core::rows::RowError> for $error {
-            fn from(e: ::state_core::rows::RowError) -> Self {
+        impl From<::state_core::backend::rows::RowError> for $error {
+            fn from(e: ::state_core::backend::rows::RowError) -> Self {
                 $error::MalformedRow(e)
             }
         }
 
-        impl ::state_core::rows::LoadError for $error {
+        impl ::state_core::backend::rows::LoadError for $error {
             fn readable(&self) -> Option<(u64, Option<Option<::state_core::Timestamp>>)> {
                 match self {
-                    $error::MalformedRow(::state_core::rows::RowError {
+                    $error::MalformedRow(::state_core::backend::rows::RowError {
                         version: Some(v),
                         expires_at,
                         ..
@@ -127,7 +127,7 @@ macro_rules! sqlx_statements {
                     }
                     .map_err(|e| {
                         let reason = format!("cannot bind a parameter: {e}");
-                        Self::Error::from(::state_core::rows::RowError::new(reason))
+                        Self::Error::from(::state_core::backend::rows::RowError::new(reason))
                     })?;
                 }
                 Ok(::sqlx::query_with(sql, args).fetch_all(conn).await?)

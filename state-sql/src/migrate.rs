@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use state_core::rows::{self, MigrationMismatch};
+use state_core::backend::rows::{self, MigrationMismatch};
 
 use crate::backend::{Backend, Conn};
 use crate::columns::Columns;

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use state_core::rows::{self, scope_columns};
+use state_core::backend::rows::{self, scope_columns};
 use state_core::{
     Change, ChangeFilter, Error, Page, Record, Scope, ScopeKind, Slot, SlotKey, Timestamp,
 };
@@ -149,7 +149,7 @@ pub(crate) async fn list_keys<B: Backend>(
     limit: usize,
     now: Timestamp,
 ) -> Result<Page<SlotKey>, Error> {
-    state_core::check_page_limit(limit)?;
+    state_core::backend::check_page_limit(limit)?;
     let Some(after) = columns::key_cursor(namespace, after) else {
         return Ok(Page::from_iter([], limit));
     };
@@ -181,7 +181,7 @@ pub(crate) async fn list_scopes<B: Backend>(
     limit: usize,
     live: Option<Timestamp>,
 ) -> Result<Page<Scope>, Error> {
-    state_core::check_page_limit(limit)?;
+    state_core::backend::check_page_limit(limit)?;
     let (ak, ai, asub) = after
         .map(scope_columns)
         .map_or((None, None, None), |(k, i, s)| (Some(k), Some(i), Some(s)));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use state_core::leader::Leader;
+use state_core::backend::leader::Leader;
 use state_core::{
     Batch, Change, ChangeFilter, Clock, CommitOutcome, Error, Page, Record, Restore, Scope,
     ScopeKind, Slot, SlotKey, Store, Timestamp,
@@ -202,7 +202,7 @@ impl<B: Backend> Store for SqlStore<B> {
         scope: &Scope,
         namespace: Option<&str>,
     ) -> Result<Vec<(SlotKey, Record)>, Error> {
-        state_core::rows::scope_records(self.load_rows(Some(scope)).await?, namespace)
+        state_core::backend::rows::scope_records(self.load_rows(Some(scope)).await?, namespace)
     }
 
     async fn load_rows(
@@ -216,7 +216,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn commit(&self, batch: Batch) -> Result<CommitOutcome, Error> {
-        let batch = state_core::check_batch(batch)?;
+        let batch = state_core::backend::check_batch(batch)?;
         self.send(|reply| Request::Commit(batch, reply)).await
     }
 
@@ -227,7 +227,7 @@ impl<B: Backend> Store for SqlStore<B> {
         after: Option<&SlotKey>,
         limit: usize,
     ) -> Result<Page<SlotKey>, Error> {
-        state_core::check_page_limit(limit)?;
+        state_core::backend::check_page_limit(limit)?;
         let ns = namespace.map(str::to_owned);
         match self
             .read(Read::Keys(scope.clone(), ns, after.cloned(), limit))
@@ -257,7 +257,8 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn restore(&self, restore: Restore) -> Result<u64, Error> {
-        let records = state_core::check_restored(restore.records, restore.max_value_bytes)?;
+        let records =
+            state_core::backend::check_restored(restore.records, restore.max_value_bytes)?;
         self.admin(Admin::Restore(records)).await
     }
 
@@ -328,7 +329,7 @@ impl<B: Backend> SqlStore<B> {
         limit: usize,
         live: bool,
     ) -> Result<Page<Scope>, Error> {
-        state_core::check_page_limit(limit)?;
+        state_core::backend::check_page_limit(limit)?;
         match self
             .read(Read::Scopes(kind, after.cloned(), limit, live))
             .await?

@@ -52,10 +52,9 @@ impl KnownCache {
             std::mem::swap(&mut self.young, &mut self.old);
             self.young.clear();
         }
-        let large =
-            known.0.value.as_ref().is_some_and(|v| {
-                state_core::check_value(&slot, v, sql::GUARDED_VALUE_MAX).is_err()
-            });
+        let large = known.0.value.as_ref().is_some_and(|v| {
+            state_core::backend::check_value(&slot, v, sql::GUARDED_VALUE_MAX).is_err()
+        });
         let entry = if large {
             Entry::Large
         } else {

@@ -90,14 +90,14 @@ pub enum SqliteError {
     /// If only its value is unreadable, writes that do not need the old value (a CAS write at
     /// `version`, or a `set` of the whole value — `set_raw` is made for this) replace it.
     #[error("malformed row: {0}")]
-    MalformedRow(#[source] state_core::rows::RowError),
+    MalformedRow(#[source] state_core::backend::rows::RowError),
     /// Another connection held the database's write lock for longer than the store waits.
     #[error("the database stayed locked by another connection for {waited:?}; nothing was written")]
     Busy {
         /// How long the store kept retrying.
         waited: Duration,
     },
-    /// A version above the highest this store writes ([`state_core::rows::MAX_VERSION`]: one
+    /// A version above the highest this store writes ([`state_core::backend::rows::MAX_VERSION`]: one
     /// below the largest SQLite's INTEGER, so a clear can still raise every slot by one).
     #[error("version {version} is above the highest SQLite version this store writes (2^63 - 2)")]
     VersionRange {

@@ -3,7 +3,7 @@
 //! - **One file, WAL.** Readers never block the writer; several processes may share a file.
 //! - **Group commit.** Every write goes through one committer that owns the write
 //!   connection (the engine all SQL stores share: [`state_sql`]). A caller that finds it idle
-//!   runs it in its own task ([`state_core::leader::Leader`]: no hand-off to another task
+//!   runs it in its own task ([`state_core::backend::leader::Leader`]: no hand-off to another task
 //!   when writes do not overlap); commits that arrive while a transaction runs are merged
 //!   into the next one.
 //!   The committer remembers what each slot held after its last transaction (the last
@@ -18,7 +18,7 @@
 //!   an overflow) is left out, the others commit. An idle commit is not delayed: the
 //!   committer never waits for company, it only yields to tasks that are ready while they
 //!   keep queueing commits
-//!   ([`state_core::gather_yield`]).
+//!   ([`state_core::backend::gather_yield`]).
 //! - **The commit statement runs on the committer's own thread.** sqlx runs statements on a
 //!   worker thread per connection, and handing one over and back costs two thread wake-ups,
 //!   more than SQLite's work for a small commit. So the committer keeps a second connection

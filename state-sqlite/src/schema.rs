@@ -11,7 +11,7 @@
 
 use sqlx::migrate::Migrator;
 use sqlx::{Executor, SqliteConnection};
-use state_core::rows::{self, MigrationMismatch};
+use state_core::backend::rows::{self, MigrationMismatch};
 
 use crate::Sqlite;
 use crate::error::SqliteError;

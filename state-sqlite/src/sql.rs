@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::Value;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, Connection, Row, SqliteConnection};
-use state_core::rows::{self, RowError, scope_columns};
+use state_core::backend::rows::{self, RowError, scope_columns};
 use state_core::{Record, Scope, Slot, Timestamp};
 use state_sql::{Known, columns};
 
@@ -931,7 +931,7 @@ mod tests {
         assert!(statement.run_sqlx(&mut conn).await.unwrap(), "it wrote");
         type Row = (String, String, String, String, i64, String);
         let row = |(s, r): &(Slot, Record)| -> Row {
-            let (kind, id, _) = state_core::rows::scope_columns(s.scope());
+            let (kind, id, _) = state_core::backend::rows::scope_columns(s.scope());
             let value = r.value.as_ref().unwrap().to_string();
             let (kind, id) = (kind.to_owned(), id.to_owned());
             (

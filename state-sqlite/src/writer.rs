@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::Executor;
-use state_core::{CommitOutcome, Error, PreparedGroup, Record, Slot, Timestamp};
+use state_core::backend::PreparedGroup;
+use state_core::{CommitOutcome, Error, Record, Slot, Timestamp};
 use state_sql::{Admin, Fut, Group, Known, Step, boxed};
 
 use crate::error::SqliteError;
@@ -129,6 +130,7 @@ impl SqliteWriter {
             results,
             changes,
             log,
+            ..
         } = group.prepare(&loaded, now);
         let Some(statement) = sql::Guarded::new(group.slots(), &assumed, &log, now)? else {
             return Ok(None);
@@ -166,6 +168,7 @@ impl SqliteWriter {
             results,
             changes,
             log,
+            ..
         } = group.prepare(&loaded, now);
         if changes.is_empty() {
             conn.execute("COMMIT").await?;

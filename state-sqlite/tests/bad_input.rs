@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::{Connection, Executor, SqliteConnection};
-use state_core::rows::RowError;
-use state_core::{Engine, Error, Scope, Slot, Store, Ttl, conformance};
+use state_core::backend::conformance;
+use state_core::backend::rows::RowError;
+use state_core::{Engine, Error, Scope, Slot, Store, Ttl};
 use state_sqlite::{SqliteError, SqliteStore, schema_version};
 
 fn slot(key: &str) -> Slot {
@@ -275,11 +276,7 @@ async fn versions_stop_where_a_clear_still_fits() {
 async fn a_restore_at_the_top_of_the_version_range_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("s.db")).await.unwrap();
-    let record = state_core::Record {
-        value: Some(json!(1)),
-        version: i64::MAX as u64,
-        expires_at: None,
-    };
+    let record = state_core::Record::new(Some(json!(1)), i64::MAX as u64, None);
     let e = Store::restore(
         &store,
         state_core::Restore::new(vec![(slot("top"), record)]),

@@ -351,11 +351,7 @@ async fn forty_kinds_of_bad_input_are_typed_errors_that_change_nothing() {
     let restored = |value: serde_json::Value| {
         vec![(
             slot("restored"),
-            state_core::Record {
-                value: Some(value),
-                version: 1,
-                expires_at: None,
-            },
+            state_core::Record::new(Some(value), 1, None),
         )]
     };
     case!(
@@ -650,10 +646,10 @@ async fn read_only_stores(dir: &Path, path: &Path) -> usize {
     let before = dump(path).await;
     let slot = Slot::new(Scope::execution("run-1").unwrap(), "T", "small").unwrap();
     let r = store
-        .commit(state_core::Batch {
-            writes: vec![Write::cas(slot.clone(), 1, Some(json!(1)))],
-            max_value_bytes: 256,
-        })
+        .commit(
+            state_core::Batch::new(vec![Write::cas(slot.clone(), 1, Some(json!(1)))])
+                .max_value_bytes(256),
+        )
         .await;
     assert!(
         matches!(

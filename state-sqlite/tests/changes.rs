@@ -321,7 +321,7 @@ async fn the_watermark_of_a_log_trimmed_before_it_existed() {
     undo(to_schema_6).await;
     undo("DELETE FROM changes WHERE seq <= 3").await;
     let store = SqliteStore::open(&path).await.unwrap();
-    state_core::conformance::assert_trimmed_log(&store, 3, 2, 5).await;
+    state_core::backend::conformance::assert_trimmed_log(&store, 3, 2, 5).await;
     drop(store);
     // Every change trimmed: every sequence number handed out.
     undo(to_schema_6).await;
@@ -329,5 +329,5 @@ async fn the_watermark_of_a_log_trimmed_before_it_existed() {
     let store = SqliteStore::open(&path).await.unwrap();
     // The head of an emptied log is still the newest change it held: a feed from there (a
     // watch from now on) is not told it missed anything.
-    state_core::conformance::assert_trimmed_log(&store, 5, 0, 5).await;
+    state_core::backend::conformance::assert_trimmed_log(&store, 5, 0, 5).await;
 }

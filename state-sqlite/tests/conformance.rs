@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use state_core::{Clock, Store, conformance};
+use state_core::backend::conformance;
+use state_core::{Clock, Store};
 use state_sqlite::{SqliteOptions, SqliteStore};
 
 /// The contract on a fresh file per check, each opened with `options`.

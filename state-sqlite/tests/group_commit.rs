@@ -178,13 +178,11 @@ async fn a_dropped_commit_future_never_half_applies() {
     let dir = tempfile::tempdir().unwrap();
     let (store, path) = store_in(&dir).await;
     let mut blocker = hold_write_lock(&path).await;
-    let batch = state_core::Batch {
-        writes: vec![
-            Write::apply(slot("a"), vec![Op::set(Path::root(), json!(1))]),
-            Write::apply(slot("b"), vec![Op::set(Path::root(), json!(1))]),
-        ],
-        max_value_bytes: 1 << 20,
-    };
+    let batch = state_core::Batch::new(vec![
+        Write::apply(slot("a"), vec![Op::set(Path::root(), json!(1))]),
+        Write::apply(slot("b"), vec![Op::set(Path::root(), json!(1))]),
+    ])
+    .max_value_bytes(1 << 20);
     // Start the commit, let it reach the committer, then drop the caller's future.
     let fut = store.commit(batch);
     let _ = tokio::time::timeout(Duration::from_millis(20), fut).await;
@@ -545,11 +543,7 @@ async fn a_restore_of_more_slots_than_one_select_takes_commits_whole() {
     let (store, path) = store_in(&dir).await;
     let records: Vec<(Slot, state_core::Record)> = (0..5000)
         .map(|i| {
-            let record = state_core::Record {
-                value: Some(json!(i)),
-                version: 3,
-                expires_at: None,
-            };
+            let record = state_core::Record::new(Some(json!(i)), 3, None);
             (slot(&format!("r{i}")), record)
         })
         .collect();

@@ -127,7 +127,7 @@ pub async fn history(
     out: &mut Out,
 ) -> Result<(), Failure> {
     let slot = slot_of(slot)?;
-    state_core::check_page_limit(limit)?;
+    state_core::backend::check_page_limit(limit)?;
     let history = store.slot_history(&slot, before, limit).await?;
     if history.is_empty() && before.is_none() {
         return Err(Failure::new(

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use state_core::{Error, Record, Restore, Scope, ScopeKind, Slot, Store, check_value};
+use state_core::backend::check_value;
+use state_core::{Error, Record, Restore, Scope, ScopeKind, Slot, Store};
 use state_postgres::PgError;
 use state_sqlite::SqliteError;
 
@@ -172,11 +173,11 @@ pub fn checked_import(
     records: Vec<(Slot, Record)>,
     max_value_bytes: usize,
 ) -> Result<Vec<(Slot, Record)>, Failure> {
-    let records = state_core::check_restored(records, max_value_bytes)?;
-    state_core::check_restore(&records, |_| Ok(Record::absent(0)))?;
+    let records = state_core::backend::check_restored(records, max_value_bytes)?;
+    state_core::backend::check_restore(&records, |_| Ok(Record::absent(0)))?;
     if let Some((slot, r)) = records
         .iter()
-        .find(|(_, r)| r.version > state_core::rows::MAX_VERSION)
+        .find(|(_, r)| r.version > state_core::backend::rows::MAX_VERSION)
     {
         return Err(Failure::new(
             Class::Invalid,

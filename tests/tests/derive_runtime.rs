@@ -645,20 +645,18 @@ async fn a_checkpoint_with_an_invalid_record_is_refused_and_changes_nothing() {
             "version 0 with a value",
             with(
                 key.clone(),
-                state_core::Record {
-                    version: 0,
-                    ..record.clone()
-                },
+                state_core::Record::new(record.value.clone(), 0, record.expires_at),
             ),
         ),
         (
             "JSON null at the root",
             with(
                 key.clone(),
-                state_core::Record {
-                    value: Some(serde_json::Value::Null),
-                    ..record.clone()
-                },
+                state_core::Record::new(
+                    Some(serde_json::Value::Null),
+                    record.version,
+                    record.expires_at,
+                ),
             ),
         ),
         ("a slot twice", {

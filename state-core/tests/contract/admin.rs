@@ -33,7 +33,7 @@ async fn keys_are_listed_in_pages_without_tombstones_or_expired_slots() {
     let mut after: Option<SlotKey> = None;
     let mut pages = 0;
     loop {
-        let Page { items, next } = engine
+        let Page { items, next, .. } = engine
             .list_keys(&sc, None, after.as_ref(), 10)
             .await
             .unwrap();

@@ -68,10 +68,7 @@ delegate_store!(
         if let Some(slot) = &this.interfere {
             let w = Write::apply(slot.clone(), vec![Op::set(Path::root(), 999.into())]);
             this.inner
-                .commit(Batch {
-                    writes: vec![w],
-                    max_value_bytes: batch.max_value_bytes,
-                })
+                .commit(Batch::new(vec![w]).max_value_bytes(batch.max_value_bytes))
                 .await?;
         }
         let outcome = this.inner.commit(batch).await?;

@@ -100,7 +100,7 @@ async fn concurrent_cas_updates_retry_until_every_one_lands() {
 async fn gather_yield_lets_ready_callers_queue_first() {
     let (tx, rx) = tokio::sync::mpsc::channel::<usize>(64);
     // Alone: nothing queues, one yield.
-    state_core::gather_yield(&rx).await;
+    state_core::backend::gather_yield(&rx).await;
     assert_eq!(rx.len(), 0);
     // Ten callers ready to run (as the callers answered by the last group are), each
     // queueing a commit, yielding, and queueing another: all twenty get in before the group
@@ -114,7 +114,7 @@ async fn gather_yield_lets_ready_callers_queue_first() {
         });
     }
     assert_eq!(rx.len(), 0, "spawned tasks have not run yet");
-    state_core::gather_yield(&rx).await;
+    state_core::backend::gather_yield(&rx).await;
     assert_eq!(rx.len(), 20);
 }
 

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use state_core::backend::apply_ops;
 use state_core::{
     Engine, EngineConfig, Error, MemoryStore, NumKind, Op, OpKind, Path, Scope, Slot, Write,
-    apply_ops,
 };
 
 use crate::common::{engine, exec, slot};

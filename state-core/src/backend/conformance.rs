@@ -3,7 +3,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use std::sync::Arc;
-//! use state_core::{MemoryStore, Store, conformance};
+//! use state_core::{MemoryStore, Store};
+//! use state_core::backend::conformance;
 //!
 //! conformance::assert_conformance(&|clock| async move {
 //!     Arc::new(MemoryStore::with_clock(clock)) as Arc<dyn Store>
@@ -52,6 +53,7 @@ where
 
 /// A rule the store broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Failure {
     /// The check's name (the rule).
     pub check: &'static str,
@@ -1745,7 +1747,7 @@ pub async fn read_changes_after(
 /// [`REPAIR_NAMESPACE`] in `Scope::execution(REPAIR_SCOPE)`, then calls `break_rows`, which
 /// must make both rows' values [`UNREADABLE_VALUE`] and set `expired`'s expiry to 1 (ms
 /// after the epoch). Reading `live` then fails with a backend error `E` whose source is a
-/// [`RowError`](crate::rows::RowError) naming the row's version, expiry and stored text (what
+/// [`RowError`](crate::backend::rows::RowError) naming the row's version, expiry and stored text (what
 /// a repair needs). A CAS write at the wrong version over the unreadable value is a conflict,
 /// even with an op that needs the value after it in the batch. Panics with what broke.
 pub async fn assert_repairs_keep_version_and_expiry<E, F, Fut>(store: Arc<dyn Store>, break_rows: F)
@@ -1835,7 +1837,7 @@ where
 /// The text [`assert_repairs_keep_version_and_expiry`]'s `break_rows` stores as the values.
 pub const UNREADABLE_VALUE: &str = "{not json";
 
-/// `error` is a store error of type `E` whose source is a [`RowError`](crate::rows::RowError)
+/// `error` is a store error of type `E` whose source is a [`RowError`](crate::backend::rows::RowError)
 /// naming the readable `version` and `expires_at` and the stored text [`UNREADABLE_VALUE`].
 fn assert_row_error<E: std::error::Error + 'static>(
     error: &Error,
@@ -1848,8 +1850,8 @@ fn assert_row_error<E: std::error::Error + 'static>(
     let Some(backend) = source.downcast_ref::<E>() else {
         panic!("not a {}: {error:?}", std::any::type_name::<E>());
     };
-    let row =
-        std::error::Error::source(backend).and_then(|s| s.downcast_ref::<crate::rows::RowError>());
+    let row = std::error::Error::source(backend)
+        .and_then(|s| s.downcast_ref::<crate::backend::rows::RowError>());
     let Some(row) = row else {
         panic!("the backend's error has the row's error as its source: {error:?}");
     };
@@ -1910,15 +1912,15 @@ async fn assert_scope_rows_read_past_unreadable_ones(
 }
 
 /// For SQL backends (signed 64-bit version columns): versions stop at
-/// [`MAX_VERSION`](crate::rows::MAX_VERSION), one below the column's largest value, so a clear
+/// [`MAX_VERSION`](crate::backend::rows::MAX_VERSION), one below the column's largest value, so a clear
 /// (every live slot one version up) still fits. Restores a slot just below it, writes up to it,
 /// checks that the next write is refused, with the backend's version-range error `E`
-/// ([`LoadError::version_range`](crate::rows::LoadError::version_range)), and changes nothing,
+/// ([`LoadError::version_range`](crate::backend::rows::LoadError::version_range)), and changes nothing,
 /// and that a clear still works. Panics with what broke.
-pub async fn assert_versions_stop_where_a_clear_still_fits<E: crate::rows::LoadError>(
+pub async fn assert_versions_stop_where_a_clear_still_fits<E: crate::backend::rows::LoadError>(
     store: Arc<dyn Store>,
 ) {
-    use crate::rows::MAX_VERSION;
+    use crate::backend::rows::MAX_VERSION;
     let scope = Scope::execution("top").expect("a valid scope id");
     let slot = Slot::new(scope.clone(), "Top", "n").expect("a valid slot");
     let record = crate::Record {

@@ -19,6 +19,7 @@ pub const MAX_VERSION: u64 = i64::MAX as u64 - 1;
 /// "malformed row" error, as its source (so a tool finds it in any backend's error chain).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
+#[non_exhaustive]
 pub struct RowError {
     /// What is wrong with the row.
     pub reason: String,
@@ -235,7 +236,7 @@ pub fn scope_records(
 /// [`Ttl::KeepOr`](crate::Ttl::KeepOr)).
 ///
 /// Backends call this only when [`Batch::first_write_reads`](crate::Batch::first_write_reads)
-/// is false; [`prepare_commit`](crate::prepare_commit) evaluates no write after a CAS write to
+/// is false; [`prepare_commit`](crate::backend::prepare_commit) evaluates no write after a CAS write to
 /// the same slot conflicted, so no op ever runs on the placeholder.
 pub fn unreadable_value(version: u64, expires_at: Option<Option<Timestamp>>) -> Record {
     match expires_at {
@@ -257,7 +258,7 @@ pub trait LoadError: Clone + std::error::Error + Send + Sync + 'static {
     fn version_range(version: u64) -> Self;
 }
 
-/// [`prepare_group`](crate::prepare_group) on the records a SQL backend loaded for the group's
+/// [`prepare_group`](crate::backend::prepare_group) on the records a SQL backend loaded for the group's
 /// slots (`loaded(slot)`: the slot's record, or why its row could not be read; `None`: not
 /// loaded, a bug). Rows whose value is unreadable are repaired by writes that do not read
 /// them ([`unreadable_value`]); versions above [`MAX_VERSION`] are refused.
@@ -265,12 +266,12 @@ pub fn prepare_loaded_group<'a, 'b, E: LoadError>(
     batches: impl IntoIterator<Item = &'a crate::Batch>,
     now: Timestamp,
     loaded: impl Fn(&Slot) -> Option<std::result::Result<&'b Record, &'b E>>,
-) -> crate::PreparedGroup {
+) -> crate::backend::PreparedGroup {
     let as_state = |e: E, slot: &Slot| Error::Store {
         slot: Some(slot.clone()),
         source: Box::new(e),
     };
-    crate::prepare_group(
+    crate::backend::prepare_group(
         batches,
         now,
         |batch, slot| match loaded(slot) {
