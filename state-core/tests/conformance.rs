@@ -87,6 +87,10 @@ delegate_store!(
 );
 
 async fn failures_of(defect: Defect) -> Vec<&'static str> {
+    failures(defect).await.iter().map(|f| f.check).collect()
+}
+
+async fn failures(defect: Defect) -> Vec<Failure> {
     let result = conformance::run(&move |clock| async move {
         Arc::new(Broken {
             inner: MemoryStore::with_clock(clock),
@@ -94,8 +98,7 @@ async fn failures_of(defect: Defect) -> Vec<&'static str> {
         }) as Arc<dyn Store>
     })
     .await;
-    let failures: Vec<Failure> = result.expect_err("a broken store passed the conformance suite");
-    failures.iter().map(|f| f.check).collect()
+    result.expect_err("a broken store passed the conformance suite")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,11 +118,32 @@ async fn a_store_ignoring_versions_fails() {
     );
 }
 
+/// A check written with `assert!`s (as the engine-level checks are) fails by panicking: that
+/// is a failure of its own, with the panic's message, and the other checks still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_check_is_a_failure_with_its_message() {
+    let failures = failures(Defect::IgnoresVersions).await;
+    let stale = failures
+        .iter()
+        .find(|f| f.check == "stale_cas_after_a_delete_fails_and_changes_nothing")
+        .expect("a stale CAS that overwrote a tombstone went unnoticed");
+    assert!(stale.message.starts_with("panicked: "), "{stale}");
+    let names: Vec<&str> = failures.iter().map(|f| f.check).collect();
+    assert!(
+        names.contains(&"cas_is_strict_and_tombstones_stay"),
+        "{names:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_returning_initial_after_a_tombstone_fails() {
     let failed = failures_of(Defect::InitialAfterTombstone).await;
     assert!(
         failed.contains(&"initial_only_before_the_first_write"),
+        "{failed:?}"
+    );
+    assert!(
+        failed.contains(&"initial_only_before_the_first_write_of_a_handle"),
         "{failed:?}"
     );
     // The same defect after an expiry (which reads as a tombstone) is caught too.
@@ -137,6 +161,10 @@ async fn a_store_committing_batches_non_atomically_fails() {
         "{failed:?}"
     );
     assert!(
+        failed.contains(&"a_batch_over_three_slots_whose_third_op_overflows_writes_nothing"),
+        "{failed:?}"
+    );
+    assert!(
         failed.contains(&"a_cas_conflict_fails_the_whole_batch"),
         "{failed:?}"
     );
@@ -145,5 +173,7 @@ async fn a_store_committing_batches_non_atomically_fails() {
 #[test]
 fn the_suite_covers_the_contract() {
     let names = conformance::check_names();
-    assert!(names.len() >= 20, "{names:?}");
+    assert!(names.len() >= 60, "{names:?}");
+    let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "a check is listed twice");
 }

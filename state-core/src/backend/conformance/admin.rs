@@ -6,8 +6,43 @@ use super::prelude::*;
 checks!(
     keys_are_listed_in_pages,
     scopes_are_listed_in_pages,
+    stored_scopes_include_tombstone_only_ones,
     restores_are_exact_and_never_lower_a_version,
+    keys_are_listed_in_pages_without_tombstones_or_expired_slots,
+    scopes_are_listed_in_pages_and_filtered_by_kind,
+    collections_give_typed_handles_for_dynamic_keys,
+    any_scope_opens_for_admin_access_typed_or_untyped,
 );
+
+/// Every key `list_keys` gives for `scope` (and `namespace`), in pages of `limit`: no page
+/// holds more, and the listing ends.
+async fn keys_page_by_page(
+    env: &Env,
+    scope: &Scope,
+    namespace: Option<&str>,
+    limit: usize,
+) -> Result<Vec<SlotKey>, String> {
+    let mut all = Vec::new();
+    let mut after: Option<SlotKey> = None;
+    for _ in 0..100 {
+        let page = env
+            .store
+            .list_keys(scope, namespace, after.as_ref(), limit)
+            .await
+            .ctx("list_keys")?;
+        ensure!(
+            page.items.len() <= limit,
+            "page of {} items",
+            page.items.len()
+        );
+        all.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(all),
+        }
+    }
+    Err(format!("listing {scope} in pages of {limit} does not end"))
+}
 
 async fn keys_are_listed_in_pages(env: &Env) -> CheckResult {
     let sc = exec("e");
@@ -29,24 +64,7 @@ async fn keys_are_listed_in_pages(env: &Env) -> CheckResult {
     )
     .await
     .ctx("delete")?;
-    let mut all = Vec::new();
-    let mut after: Option<SlotKey> = None;
-    let mut pages = 0;
-    loop {
-        let page = env
-            .store
-            .list_keys(&sc, None, after.as_ref(), 10)
-            .await
-            .ctx("list_keys")?;
-        pages += 1;
-        ensure!(page.items.len() <= 10, "page of {} items", page.items.len());
-        all.extend(page.items);
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-        ensure!(pages < 10, "pagination does not end");
-    }
+    let all = keys_page_by_page(env, &sc, None, 10).await?;
     let mut expected: Vec<SlotKey> = (1..25)
         .map(|i| SlotKey {
             namespace: if i % 2 == 0 { "A" } else { "B" }.into(),
@@ -68,21 +86,7 @@ async fn keys_are_listed_in_pages(env: &Env) -> CheckResult {
         "namespace filter: {only_b:?}"
     );
     // Pages within one namespace.
-    let mut paged = Vec::new();
-    let mut after: Option<SlotKey> = None;
-    loop {
-        let page = env
-            .store
-            .list_keys(&sc, Some("B"), after.as_ref(), 5)
-            .await
-            .ctx("paged")?;
-        paged.extend(page.items);
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-        ensure!(paged.len() <= 12, "namespace pagination does not end");
-    }
+    let paged = keys_page_by_page(env, &sc, Some("B"), 5).await?;
     ensure!(paged == only_b.items, "namespace pages: {paged:?}");
     // A cursor outside the namespace: before it lists all of it, after it lists nothing.
     let key = |ns: &str| SlotKey {
@@ -164,7 +168,7 @@ async fn scopes_are_listed_in_pages(env: &Env) -> CheckResult {
     Ok(())
 }
 
-async fn restores_are_exact_and_never_lower_a_version(env: &Env) -> CheckResult {
+async fn stored_scopes_include_tombstone_only_ones(env: &Env) -> CheckResult {
     let (x, y) = (exec("x"), exec("y"));
     commit(env, vec![Write::apply(slot(&x, "a"), vec![inc(1)])])
         .await
@@ -198,32 +202,22 @@ async fn restores_are_exact_and_never_lower_a_version(env: &Env) -> CheckResult 
         stored == [x.clone(), y.clone()],
         "stored scopes include tombstone-only ones: {stored:?}"
     );
+    Ok(())
+}
+
+async fn restores_are_exact_and_never_lower_a_version(env: &Env) -> CheckResult {
+    let x = exec("x");
+    commit(env, vec![Write::apply(slot(&x, "a"), vec![inc(1)])])
+        .await
+        .ctx("write")?;
     let expiry = Some(T0.saturating_add(Duration::from_secs(60)));
     let records = vec![
         (
             slot(&x, "r1"),
-            crate::Record {
-                value: Some(json!({"k": 1})),
-                version: 7,
-                expires_at: expiry,
-            },
+            crate::Record::new(Some(json!({"k": 1})), 7, expiry),
         ),
-        (
-            slot(&x, "r2"),
-            crate::Record {
-                value: None,
-                version: 3,
-                expires_at: None,
-            },
-        ),
-        (
-            slot(&x, "a"),
-            crate::Record {
-                value: Some(json!(41)),
-                version: 9,
-                expires_at: None,
-            },
-        ),
+        (slot(&x, "r2"), crate::Record::new(None, 3, None)),
+        (slot(&x, "a"), crate::Record::new(Some(json!(41)), 9, None)),
     ];
     ensure!(
         env.store
@@ -241,11 +235,7 @@ async fn restores_are_exact_and_never_lower_a_version(env: &Env) -> CheckResult 
     let again = vec![
         (
             slot(&x, "fresh"),
-            crate::Record {
-                value: Some(json!(1)),
-                version: 5,
-                expires_at: None,
-            },
+            crate::Record::new(Some(json!(1)), 5, None),
         ),
         records[0].clone(),
     ];
@@ -276,6 +266,212 @@ async fn restores_are_exact_and_never_lower_a_version(env: &Env) -> CheckResult 
     ensure!(
         version(env, &slot(&x, "a")).await? == 10,
         "version after restore"
+    );
+    Ok(())
+}
+
+async fn keys_are_listed_in_pages_without_tombstones_or_expired_slots(env: &Env) -> CheckResult {
+    let (engine, clock) = (env.engine.clone(), env.clock.clone());
+    let sc = exec("e");
+    for i in 0..25 {
+        engine
+            .handle::<u32>(slot(&sc, &format!("k{i:02}")))
+            .set(i)
+            .await
+            .unwrap();
+    }
+    engine
+        .handle::<u32>(slot(&sc, "k03"))
+        .delete()
+        .await
+        .unwrap();
+    engine
+        .handle::<u32>(slot(&sc, "k04"))
+        .with_ttl(Ttl::For(Duration::from_secs(1)))
+        .set(1)
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(2));
+    let mut all = Vec::new();
+    let mut after: Option<SlotKey> = None;
+    let mut pages = 0;
+    loop {
+        let Page { items, next, .. } = engine
+            .list_keys(&sc, None, after.as_ref(), 10)
+            .await
+            .unwrap();
+        pages += 1;
+        assert!(items.len() <= 10);
+        all.extend(items.into_iter().map(|k| k.key));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (0..25)
+        .filter(|i| *i != 3 && *i != 4)
+        .map(|i| format!("k{i:02}"))
+        .collect();
+    assert_eq!(all, expected);
+    assert!(matches!(
+        engine.list_keys(&sc, None, None, 0).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    Ok(())
+}
+
+async fn scopes_are_listed_in_pages_and_filtered_by_kind(env: &Env) -> CheckResult {
+    let engine = env.engine.clone();
+    let mut scopes = vec![Scope::app("shop").unwrap(), Scope::group("flags").unwrap()];
+    for i in 0..7 {
+        scopes.push(exec(&format!("run-{i}")));
+        scopes.push(Scope::user("shop", format!("u{i}")).unwrap());
+    }
+    for s in &scopes {
+        engine.handle::<u32>(slot(s, "x")).set(1).await.unwrap();
+    }
+    let cleared = exec("run-cleared");
+    engine
+        .handle::<u32>(slot(&cleared, "x"))
+        .set(1)
+        .await
+        .unwrap();
+    engine.clear(&cleared).await.unwrap();
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let page = engine.list_scopes(None, after.as_ref(), 4).await.unwrap();
+        got.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    scopes.sort();
+    assert_eq!(
+        got, scopes,
+        "every live scope once, in order; the cleared one not at all"
+    );
+    let users = engine
+        .list_scopes(Some(ScopeKind::User), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(users.items.len(), 7);
+    assert!(users.items.iter().all(|s| s.kind() == ScopeKind::User));
+    assert_eq!(users.next, None);
+    Ok(())
+}
+
+async fn collections_give_typed_handles_for_dynamic_keys(env: &Env) -> CheckResult {
+    let (engine, clock) = (env.engine.clone(), env.clock.clone());
+    let limits = engine
+        .collection::<u32>(Scope::group("rate-limits").unwrap(), "per-user")
+        .unwrap();
+    let sessions = engine
+        .collection::<String>(Scope::app("shop").unwrap(), "sessions")
+        .unwrap()
+        .with_ttl(Ttl::For(Duration::from_secs(30)));
+    for user in ["alice", "bob", "alice"] {
+        limits.entry(user).unwrap().increment(1).await.unwrap();
+    }
+    assert_eq!(limits.entry("alice").unwrap().get().await.unwrap(), Some(2));
+    assert_eq!(
+        limits.keys(None, 10).await.unwrap().items,
+        vec!["alice", "bob"]
+    );
+    let page = limits.keys(None, 1).await.unwrap();
+    assert_eq!(page.items, vec!["alice"]);
+    assert_eq!(
+        limits.keys(page.next.as_deref(), 1).await.unwrap().items,
+        vec!["bob"]
+    );
+    assert!(limits.entry("").is_err());
+    sessions
+        .entry("tok-1")
+        .unwrap()
+        .set("alice".into())
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(sessions.entry("tok-1").unwrap().get().await.unwrap(), None);
+    assert!(sessions.keys(None, 10).await.unwrap().items.is_empty());
+    assert!(
+        engine
+            .collection::<u32>(Scope::app("a").unwrap(), "")
+            .is_err()
+    );
+    Ok(())
+}
+
+async fn any_scope_opens_for_admin_access_typed_or_untyped(env: &Env) -> CheckResult {
+    use crate::{NumKind, Op, Path};
+    use serde_json::json;
+    let engine = env.engine.clone();
+    let user = engine.scope(Scope::user("shop", "alice").unwrap());
+    assert_eq!(
+        user.set("Prefs", "theme", json!("dark"))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    assert!(matches!(
+        user.set_if("Prefs", "theme", 0, json!("light")).await,
+        Err(Error::VersionMismatch {
+            expected: 0,
+            actual: 1,
+            ..
+        })
+    ));
+    user.apply(
+        "Stats",
+        "logins",
+        vec![Op::increment(Path::root(), 2u32.into(), NumKind::U32)],
+    )
+    .await
+    .unwrap();
+    // Untyped ops are validated like typed ones: a bad op is a typed error, nothing written.
+    let bad = user
+        .apply(
+            "Prefs",
+            "theme",
+            vec![Op::increment(Path::root(), 1u32.into(), NumKind::U32)],
+        )
+        .await;
+    assert!(matches!(bad, Err(Error::TypeMismatch { .. })), "{bad:?}");
+    assert!(
+        user.set("", "x", json!(1)).await.is_err(),
+        "bad keys are refused"
+    );
+    assert_eq!(
+        user.handle::<u32>("Stats", "logins")
+            .unwrap()
+            .get()
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    let keys: Vec<String> = user
+        .keys(None, None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    assert_eq!(keys, ["theme", "logins"]);
+    assert_eq!(user.load(Some("Prefs")).await.unwrap().len(), 1);
+    assert_eq!(
+        user.delete("Prefs", "theme").await.unwrap().outputs,
+        [Some(json!("dark"))]
+    );
+    assert_eq!(user.clear().await.unwrap(), 1);
+    assert_eq!(user.purge().await.unwrap(), 2);
+    assert_eq!(
+        user.get("Stats", "logins").await.unwrap().version,
+        3,
+        "the floor is one above the last version"
     );
     Ok(())
 }

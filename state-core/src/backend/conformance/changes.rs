@@ -3,9 +3,20 @@
 #[allow(unused_imports)]
 use super::prelude::*;
 
-checks!(the_change_log_holds_every_commit_in_order,);
+checks!(
+    the_change_log_holds_every_commit_in_order,
+    the_change_log_resumes_pages_and_gives_each_slots_history,
+    a_scope_filter_tells_kinds_apart,
+    a_change_stream_goes_on_after_a_store_failure_and_misses_nothing,
+    a_panicking_trigger_handler_is_retried_and_a_store_without_a_log_refuses_triggers,
+    stop_and_wait_leaves_no_handler_call_running,
+    a_quiet_filter_moves_its_cursor_past_what_it_looked_at,
+);
 
-async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
+/// Commits to `execution:log` what the change-log checks read: an increment of `a`; one
+/// batch writing `a` twice and `b` once; a refused stale CAS; a delete of `b`; a clear.
+/// Returns the scope, `a`, the log's head before, and the log of the scope after.
+async fn logged_commits(env: &Env) -> Result<(Scope, Slot, u64, Vec<crate::Change>), String> {
     let sc = exec("log");
     let (a, b) = (slot(&sc, "a"), slot(&sc, "b"));
     let start = env.store.last_change().await.ctx("last_change")?;
@@ -41,6 +52,11 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
         .read_changes(start, &ChangeFilter::scope(sc.clone()), 100)
         .await
         .ctx("read_changes")?;
+    Ok((sc, a, start, log))
+}
+
+async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
+    let (_, _, start, log) = logged_commits(env).await?;
     let seen: Vec<(String, u64, Option<Value>)> = log
         .iter()
         .map(|c| (c.slot.key().to_owned(), c.version, c.value.clone()))
@@ -57,6 +73,10 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
     // compare commits as sets.
     let mut sorted_seen = seen.clone();
     let mut sorted_want = want.clone();
+    ensure!(
+        seen.len() == want.len(),
+        "the log holds {seen:?}, expected {want:?}"
+    );
     sorted_seen[1..4].sort_by(|x, y| x.0.cmp(&y.0));
     sorted_want[1..4].sort_by(|x, y| x.0.cmp(&y.0));
     ensure!(
@@ -77,6 +97,12 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
         "last_change {last} is not the newest change {:?}",
         log.last()
     );
+    Ok(())
+}
+
+async fn the_change_log_resumes_pages_and_gives_each_slots_history(env: &Env) -> CheckResult {
+    let (_, a, start, log) = logged_commits(env).await?;
+    ensure!(log.len() == 6, "the log holds {log:?}");
     // Resuming from a cursor skips what was read; a slot filter sees only its slot.
     let rest = env
         .store
@@ -112,8 +138,29 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
         older.len() == 1 && older[0].version == 3,
         "history before the newest: {older:?}"
     );
-    // A scope filter is the scope's kind too: `app:log` is not `execution:log`, also when
-    // the filter's own `kind` is left unset (its fields are public).
+    // Any u64 is a position: past the end there is nothing, before it everything.
+    let past = env
+        .store
+        .read_changes(u64::MAX, &ChangeFilter::all(), 10)
+        .await
+        .ctx("read_changes after u64::MAX")?;
+    ensure!(past.is_empty(), "changes after u64::MAX: {past:?}");
+    let all_of_a = env
+        .store
+        .slot_history(&a, Some(u64::MAX), 10)
+        .await
+        .ctx("slot_history before u64::MAX")?;
+    ensure!(
+        all_of_a.len() == history.len(),
+        "history before u64::MAX: {all_of_a:?}"
+    );
+    Ok(())
+}
+
+/// A scope filter is the scope's kind too: `app:log` is not `execution:log`, also when the
+/// filter's own `kind` is left unset.
+async fn a_scope_filter_tells_kinds_apart(env: &Env) -> CheckResult {
+    let (sc, _, start, _) = logged_commits(env).await?;
     let other = Scope::app("log").map_err(|e| e.to_string())?;
     commit(env, vec![Write::apply(slot(&other, "a"), vec![inc(1)])])
         .await
@@ -143,22 +190,6 @@ async fn the_change_log_holds_every_commit_in_order(env: &Env) -> CheckResult {
     ensure!(
         theirs.len() == 1 && theirs[0].slot.scope() == &other,
         "a filter on {other}: {theirs:?}"
-    );
-    // Any u64 is a position: past the end there is nothing, before it everything.
-    let past = env
-        .store
-        .read_changes(u64::MAX, &ChangeFilter::all(), 10)
-        .await
-        .ctx("read_changes after u64::MAX")?;
-    ensure!(past.is_empty(), "changes after u64::MAX: {past:?}");
-    let all_of_a = env
-        .store
-        .slot_history(&a, Some(u64::MAX), 10)
-        .await
-        .ctx("slot_history before u64::MAX")?;
-    ensure!(
-        all_of_a.len() == history.len(),
-        "history before u64::MAX: {all_of_a:?}"
     );
     Ok(())
 }
@@ -210,4 +241,180 @@ pub async fn read_changes_after(
         after = last.seq;
         all.extend(page);
     }
+}
+
+/// A change stream (and a typed watch on it) goes on after a store failure, from where it
+/// was: it reports the error and misses no version (it used to end, and a watch, which gives
+/// out no sequence numbers, could not resume without a gap).
+async fn a_change_stream_goes_on_after_a_store_failure_and_misses_nothing(
+    env: &Env,
+) -> CheckResult {
+    let store = Arc::new(Wrapped::new(env.store.clone()));
+    let engine = Engine::with_config(
+        store.clone(),
+        EngineConfig::default().change_poll(Duration::from_millis(5)),
+    );
+    let h = engine.handle::<u64>(slot(&exec("e"), "n"));
+    let mut feed = engine.changes(0, ChangeFilter::all());
+    h.increment(1).await.unwrap();
+    assert_eq!(feed.next().await.unwrap().unwrap().version, 1);
+    store.log_failures.store(2, Ordering::SeqCst);
+    h.increment(1).await.unwrap();
+    h.increment(1).await.unwrap();
+    let mut errors = 0;
+    let mut versions = Vec::new();
+    while versions.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(5), feed.next())
+            .await
+            .expect("the stream stalled")
+        {
+            Some(Ok(c)) => versions.push(c.version),
+            Some(Err(e)) => {
+                assert!(e.to_string().contains("connection lost"), "{e}");
+                errors += 1;
+            }
+            None => panic!("the stream ended after a store failure"),
+        }
+    }
+    assert_eq!((errors, versions), (2, vec![2, 3]));
+    Ok(())
+}
+
+/// A trigger whose handler panics keeps running: the panic is a failure (counted, retried),
+/// and the change is handled once the handler succeeds. A store without a change log refuses
+/// a trigger at once instead of running a task that retries for ever.
+async fn a_panicking_trigger_handler_is_retried_and_a_store_without_a_log_refuses_triggers(
+    env: &Env,
+) -> CheckResult {
+    let engine = env.engine.clone();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = calls.clone();
+    let trigger = engine
+        .trigger(
+            "panicky",
+            ChangeFilter::all(),
+            |_| true,
+            move |_c| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert!(n > 0, "the first call panics");
+                    Ok::<(), String>(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    engine
+        .handle::<u64>(slot(&exec("e"), "n"))
+        .increment(1)
+        .await
+        .unwrap();
+    for _ in 0..2000 {
+        if trigger.handled() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        (trigger.handled(), trigger.failures(), trigger.is_finished()),
+        (1, 1, false)
+    );
+    trigger.stop_and_wait().await;
+
+    let none = Engine::new(Wrapped::new(env.store.clone()).without_log());
+    let e = none
+        .trigger(
+            "t",
+            ChangeFilter::all(),
+            |_| true,
+            |_c| async { Ok::<(), String>(()) },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no change log"), "{e}");
+    Ok(())
+}
+
+/// `stop_and_wait` returns only once the trigger's task has ended: no handler call of it is
+/// still running (its future has been dropped).
+async fn stop_and_wait_leaves_no_handler_call_running(env: &Env) -> CheckResult {
+    struct Running(Arc<std::sync::atomic::AtomicI32>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let engine = env.engine.clone();
+    let running = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let counter = running.clone();
+    let trigger = engine
+        .trigger(
+            "slow",
+            ChangeFilter::all(),
+            |_| true,
+            move |_c| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let guard = Running(counter.clone());
+                async move {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    drop(guard);
+                    Ok::<(), String>(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    engine
+        .handle::<u64>(slot(&exec("e"), "n"))
+        .increment(1)
+        .await
+        .unwrap();
+    for _ in 0..2000 {
+        if running.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(running.load(Ordering::SeqCst), 1, "the handler is running");
+    trigger.stop_and_wait().await;
+    assert_eq!(
+        running.load(Ordering::SeqCst),
+        0,
+        "a handler call outlived the stop"
+    );
+    Ok(())
+}
+
+/// A stream whose filter matches nothing for a long stretch moves its cursor past the changes
+/// it looked at (it used to read from its last match on every wake, rescanning ever more of
+/// the log), and still sees the next change that matches.
+async fn a_quiet_filter_moves_its_cursor_past_what_it_looked_at(env: &Env) -> CheckResult {
+    let store = Arc::new(Wrapped::new(env.store.clone()));
+    let engine = Engine::with_config(
+        store.clone(),
+        EngineConfig::default().change_poll(Duration::from_millis(2)),
+    );
+    let quiet = slot(&exec("e"), "quiet");
+    let busy = engine.handle::<u64>(slot(&exec("e"), "busy"));
+    let mut feed = engine.changes(0, ChangeFilter::slot(&quiet));
+    let next = tokio::spawn(async move { feed.next().await });
+    for _ in 0..200 {
+        busy.increment(1).await.unwrap();
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let furthest = store.cursors.lock().unwrap().iter().copied().max();
+    assert!(
+        furthest.is_some_and(|c| c >= 150),
+        "the cursor stayed behind: furthest read after {furthest:?} of 200 changes"
+    );
+    engine.handle::<u64>(quiet).increment(1).await.unwrap();
+    let c = tokio::time::timeout(Duration::from_secs(5), next)
+        .await
+        .expect("the quiet slot's change was not seen")
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.seq, c.version), (201, 1));
+    Ok(())
 }

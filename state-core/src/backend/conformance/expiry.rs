@@ -9,6 +9,9 @@ checks!(
     ttl_is_kept_set_or_cleared,
     ttl_keep_or_starts_a_window,
     purging_expired_rows_keeps_versions_rising,
+    expired_slots_read_as_absent_and_keep_their_version,
+    writes_without_ttl_keep_the_expiry_and_writes_may_set_or_clear_it,
+    purging_expired_rows_through_the_engine_keeps_versions_rising,
 );
 
 async fn expired_slots_read_as_tombstones(env: &Env) -> CheckResult {
@@ -181,5 +184,97 @@ async fn purging_expired_rows_keeps_versions_rising(env: &Env) -> CheckResult {
         version(env, &short).await? == 5,
         "versions continue above the floor"
     );
+    Ok(())
+}
+
+async fn expired_slots_read_as_absent_and_keep_their_version(env: &Env) -> CheckResult {
+    let (engine, clock) = (env.engine.clone(), env.clock.clone());
+    let h = engine
+        .handle::<u32>(slot(&exec("e"), "session"))
+        .with_initial(&100)
+        .unwrap()
+        .with_ttl(Ttl::For(Duration::from_secs(60)));
+    h.set(1).await.unwrap();
+    let rec = h.get_raw().await.unwrap();
+    assert_eq!(
+        rec.expires_at,
+        Some(T0.saturating_add(Duration::from_secs(60)))
+    );
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(h.get().await.unwrap(), Some(1));
+    clock.advance(Duration::from_secs(1));
+    let v = h.get_versioned().await.unwrap();
+    assert_eq!(
+        (v.value, v.version),
+        (None, 1),
+        "expired: absent, version kept, no initial"
+    );
+    // CAS against the expired slot uses the kept version; Apply starts from neutral.
+    assert_eq!(h.increment(5).await.unwrap(), 5);
+    assert_eq!(h.get_versioned().await.unwrap().version, 2);
+    Ok(())
+}
+
+async fn writes_without_ttl_keep_the_expiry_and_writes_may_set_or_clear_it(
+    env: &Env,
+) -> CheckResult {
+    let (engine, clock) = (env.engine.clone(), env.clock.clone());
+    let base = engine.handle::<u32>(slot(&exec("e"), "k"));
+    let ttl = base.clone().with_ttl(Ttl::For(Duration::from_secs(10)));
+    ttl.set(1).await.unwrap();
+    let deadline = T0.saturating_add(Duration::from_secs(10));
+    clock.advance(Duration::from_secs(5));
+    base.increment(1).await.unwrap(); // no TTL: keeps the expiry
+    assert_eq!(base.get_raw().await.unwrap().expires_at, Some(deadline));
+    base.update(|v| Ok(v.map(|n| n + 1))).await.unwrap(); // CAS write keeps it too
+    assert_eq!(base.get_raw().await.unwrap().expires_at, Some(deadline));
+    base.clone().with_ttl(Ttl::Clear).set(9).await.unwrap();
+    assert_eq!(base.get_raw().await.unwrap().expires_at, None);
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        base.get().await.unwrap(),
+        Some(9),
+        "cleared TTL: never expires"
+    );
+    // A write without TTL to an expired slot does not inherit the dead expiry.
+    ttl.set(1).await.unwrap();
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(base.get().await.unwrap(), None);
+    base.set(2).await.unwrap();
+    assert_eq!(base.get_raw().await.unwrap().expires_at, None);
+    assert_eq!(base.get().await.unwrap(), Some(2));
+    Ok(())
+}
+
+async fn purging_expired_rows_through_the_engine_keeps_versions_rising(env: &Env) -> CheckResult {
+    let (engine, clock) = (env.engine.clone(), env.clock.clone());
+    let user = Scope::user("shop", "alice").unwrap();
+    let short = engine
+        .handle::<String>(slot(&user, "token"))
+        .with_ttl(Ttl::For(Duration::from_secs(1)));
+    let long = engine.handle::<String>(slot(&user, "name"));
+    for _ in 0..3 {
+        short.set("t".into()).await.unwrap();
+    }
+    long.set("Alice".into()).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(engine.purge_expired().await.unwrap(), 1);
+    assert_eq!(engine.purge_expired().await.unwrap(), 0, "idempotent");
+    assert_eq!(
+        long.get().await.unwrap().as_deref(),
+        Some("Alice"),
+        "live rows stay"
+    );
+    let v = short.get_versioned().await.unwrap();
+    assert_eq!(
+        (v.value, v.version),
+        (None, 4),
+        "one above its last version"
+    );
+    assert!(matches!(
+        short.set_if(3, "stale".into()).await,
+        Err(Error::VersionMismatch { .. })
+    ));
+    assert_eq!(short.set("new".into()).await.unwrap(), 5);
     Ok(())
 }

@@ -6,7 +6,9 @@ use super::prelude::*;
 checks!(
     values_over_the_limit_are_refused,
     values_nested_past_the_limit_are_refused,
+    values_nested_past_the_limit_once_applied_are_refused,
     restores_are_held_to_the_limits_of_a_write,
+    oversized_values_are_rejected_by_the_engine_limit,
 );
 
 async fn values_over_the_limit_are_refused(env: &Env) -> CheckResult {
@@ -47,18 +49,20 @@ fn innermost_depth(mut v: &Value) -> usize {
     n
 }
 
+/// Whether a commit was refused as nested past [`MAX_DEPTH`](crate::MAX_DEPTH).
+fn too_deep(r: &crate::Result<CommitOutcome>) -> bool {
+    matches!(
+        r,
+        Err(Error::TooDeep {
+            limit: crate::MAX_DEPTH,
+            ..
+        })
+    )
+}
+
 async fn values_nested_past_the_limit_are_refused(env: &Env) -> CheckResult {
     use crate::MAX_DEPTH;
     let s = slot(&exec("e"), "deep");
-    let too_deep = |r: &crate::Result<CommitOutcome>| {
-        matches!(
-            r,
-            Err(Error::TooDeep {
-                limit: MAX_DEPTH,
-                ..
-            })
-        )
-    };
     commit(env, vec![Write::cas(s.clone(), 0, Some(nested(MAX_DEPTH)))])
         .await
         .ctx("a value at the limit")?;
@@ -83,8 +87,32 @@ async fn values_nested_past_the_limit_are_refused(env: &Env) -> CheckResult {
         let r = commit(env, vec![write]).await;
         ensure!(too_deep(&r), "{what} 20 000 levels deep: {r:?}");
     }
-    // Past it only once applied: an item appended inside the value (the root, `a` and the
-    // list are 3 levels), a value set at a path.
+    let r = env
+        .store
+        .restore(crate::Restore::new(vec![(
+            slot(&exec("e"), "restored"),
+            crate::Record::new(Some(nested(20_000)), 1, None),
+        )]))
+        .await;
+    ensure!(
+        matches!(r, Err(Error::TooDeep { .. })),
+        "restore 20 000 levels deep: {r:?}"
+    );
+    ensure!(
+        version(env, &s).await? == 1,
+        "a refused write changed the slot"
+    );
+    ensure!(
+        version(env, &slot(&exec("e"), "restored")).await? == 0,
+        "a refused restore wrote"
+    );
+    Ok(())
+}
+
+/// Past the limit only once applied: an item appended inside the value (the root, `a` and
+/// the list are 3 levels), a value set at a path.
+async fn values_nested_past_the_limit_once_applied_are_refused(env: &Env) -> CheckResult {
+    use crate::MAX_DEPTH;
     let doc = slot(&exec("e"), "doc");
     commit(
         env,
@@ -120,32 +148,9 @@ async fn values_nested_past_the_limit_are_refused(env: &Env) -> CheckResult {
     )
     .await;
     ensure!(too_deep(&r), "set at a path past the limit: {r:?}");
-    let r = env
-        .store
-        .restore(crate::Restore::new(vec![(
-            slot(&exec("e"), "restored"),
-            crate::Record {
-                value: Some(nested(20_000)),
-                version: 1,
-                expires_at: None,
-            },
-        )]))
-        .await;
-    ensure!(
-        matches!(r, Err(Error::TooDeep { .. })),
-        "restore 20 000 levels deep: {r:?}"
-    );
-    ensure!(
-        version(env, &s).await? == 1,
-        "a refused write changed the slot"
-    );
     ensure!(
         version(env, &doc).await? == 2,
         "a refused op changed the slot"
-    );
-    ensure!(
-        version(env, &slot(&exec("e"), "restored")).await? == 0,
-        "a refused restore wrote"
     );
     Ok(())
 }
@@ -153,11 +158,7 @@ async fn values_nested_past_the_limit_are_refused(env: &Env) -> CheckResult {
 async fn restores_are_held_to_the_limits_of_a_write(env: &Env) -> CheckResult {
     let kept = slot(&exec("e"), "kept");
     let big = slot(&exec("e"), "big");
-    let record = |v: Value| crate::Record {
-        value: Some(v),
-        version: 3,
-        expires_at: None,
-    };
+    let record = |v: Value| crate::Record::new(Some(v), 3, None);
     let restore = crate::Restore::new(vec![
         (kept.clone(), record(json!("small"))),
         (big.clone(), record(json!("x".repeat(100)))),
@@ -175,5 +176,30 @@ async fn restores_are_held_to_the_limits_of_a_write(env: &Env) -> CheckResult {
     let restore = crate::Restore::new(vec![(big.clone(), record(json!("x".repeat(100))))]);
     env.store.restore(restore).await.ctx("under the limit")?;
     ensure!(version(env, &big).await? == 3, "restored");
+    Ok(())
+}
+
+async fn oversized_values_are_rejected_by_the_engine_limit(env: &Env) -> CheckResult {
+    let engine = Engine::with_config(
+        env.store.clone(),
+        EngineConfig::default().max_value_bytes(64),
+    );
+    let h = engine.handle::<String>(slot(&exec("e"), "big"));
+    h.set("x".repeat(50)).await.unwrap();
+    match h.set("x".repeat(100)).await {
+        Err(Error::TooLarge {
+            limit: 64, size, ..
+        }) => assert!(size > 64),
+        other => panic!("{other:?}"),
+    }
+    // Growth through Apply ops is checked too.
+    let list = engine.handle::<Vec<String>>(slot(&exec("e"), "list"));
+    list.append("y".repeat(40)).await.unwrap();
+    assert!(matches!(
+        list.append("y".repeat(40)).await,
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(list.get().await.unwrap().unwrap().len(), 1);
+    assert_eq!(h.get().await.unwrap().unwrap().len(), 50);
     Ok(())
 }

@@ -115,6 +115,7 @@ mod ops;
 mod scopes;
 mod sql;
 mod versions;
+mod wrap;
 
 pub use changes::{assert_trimmed_log, read_all_changes, read_changes_after};
 pub use sql::{
@@ -203,16 +204,22 @@ pub async fn assert_conformance(factory: &dyn StoreFactory) {
 
 /// What every concern's module uses.
 mod prelude {
+    pub(super) use std::collections::BTreeMap;
     pub(super) use std::sync::Arc;
+    pub(super) use std::sync::atomic::Ordering;
     pub(super) use std::time::Duration;
 
+    pub(super) use futures::StreamExt;
     pub(super) use serde_json::{Value, json};
+
+    pub(super) use super::wrap::Wrapped;
 
     pub(super) use super::changes::read_all_changes;
     pub(super) use super::{CheckResult, Ctx, Env, T0, commit, exec, inc, slot, value, version};
     pub(super) use crate::{
-        Batch, ChangeFilter, Clock, CommitOutcome, Engine, EngineConfig, Error, NumKind, Op, Path,
-        Scope, ScopeKind, Slot, SlotKey, Store, Timestamp, Ttl, Write,
+        Abort, Batch, ChangeFilter, Clock, CommitOutcome, Engine, EngineConfig, Error, Event,
+        NumKind, Op, Page, Path, RetryPolicy, Scope, ScopeKind, Slot, SlotKey, Store, Timestamp,
+        Ttl, Write,
     };
 }
 

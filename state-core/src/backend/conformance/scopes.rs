@@ -9,6 +9,9 @@ checks!(
     clear_tombstones_live_slots,
     slot_identities_never_collide,
     load_scope_returns_every_stored_slot,
+    versions_keep_rising_after_purging_an_execution,
+    clear_tombstones_every_live_slot_of_one_scope,
+    parts_that_collide_when_colon_joined_stay_distinct,
 );
 
 async fn purging_a_scope_keeps_versions_rising(env: &Env) -> CheckResult {
@@ -216,5 +219,124 @@ async fn load_scope_returns_every_stored_slot(env: &Env) -> CheckResult {
         all.len() == 5 && all.iter().filter(|r| r.0 == second).count() == 1,
         "load_rows(None) returns every stored slot of the store: {all:?}"
     );
+    Ok(())
+}
+
+async fn versions_keep_rising_after_purging_an_execution(env: &Env) -> CheckResult {
+    let engine = env.engine.clone();
+    let run = exec("run-1");
+    let other = exec("run-2");
+    let h = engine.handle::<u32>(slot(&run, "n"));
+    let never = engine
+        .handle::<u32>(slot(&run, "never"))
+        .with_initial(&0)
+        .unwrap();
+    let keep = engine.handle::<u32>(slot(&other, "n"));
+    for _ in 0..5 {
+        h.increment(1).await.unwrap();
+    }
+    keep.set(1).await.unwrap();
+    let token = h.get_versioned().await.unwrap().version;
+    assert_eq!(token, 5);
+    assert_eq!(engine.purge_execution("run-1").await.unwrap(), 1);
+    let after = h.get_versioned().await.unwrap();
+    assert_eq!(
+        (after.value, after.version),
+        (None, 6),
+        "purged: absent one above its last version"
+    );
+    assert_eq!(
+        keep.get().await.unwrap(),
+        Some(1),
+        "other executions untouched"
+    );
+    // The latest token from before the purge never matches again.
+    assert!(matches!(
+        h.set_if(token, 1).await,
+        Err(Error::VersionMismatch { .. })
+    ));
+    assert!(matches!(
+        h.delete_if(token).await,
+        Err(Error::VersionMismatch { .. })
+    ));
+    assert_eq!(
+        h.set_if(6, 1).await.unwrap(),
+        7,
+        "the floor is the current version"
+    );
+    assert_eq!(h.increment(1).await.unwrap(), 2);
+    assert_eq!(h.get_versioned().await.unwrap().version, 8);
+    // Slots of the purged scope never written read at the floor, without `initial`.
+    let v = never.get_versioned().await.unwrap();
+    assert_eq!((v.value, v.version), (None, 6));
+    assert_eq!(never.set(1).await.unwrap(), 7);
+    Ok(())
+}
+
+async fn clear_tombstones_every_live_slot_of_one_scope(env: &Env) -> CheckResult {
+    let engine = env.engine.clone();
+    let a = exec("a");
+    let b = exec("b");
+    let ha = engine.handle::<u32>(slot(&a, "x"));
+    let ha2 = engine.handle::<u32>(slot(&a, "y"));
+    let hb = engine.handle::<u32>(slot(&b, "x"));
+    ha.set(1).await.unwrap();
+    ha2.set(1).await.unwrap();
+    ha2.delete().await.unwrap();
+    hb.set(1).await.unwrap();
+    assert_eq!(engine.clear(&a).await.unwrap(), 1, "only live slots");
+    assert_eq!(ha.get_versioned().await.unwrap().version, 2);
+    assert_eq!(ha.get().await.unwrap(), None);
+    assert_eq!(
+        ha2.get_versioned().await.unwrap().version,
+        2,
+        "tombstone untouched"
+    );
+    assert_eq!(hb.get().await.unwrap(), Some(1));
+    Ok(())
+}
+
+async fn parts_that_collide_when_colon_joined_stay_distinct(env: &Env) -> CheckResult {
+    let engine = env.engine.clone();
+    let pairs = [
+        (
+            Slot::new(Scope::user("a:b", "c").unwrap(), "ns", "k").unwrap(),
+            Slot::new(Scope::user("a", "b:c").unwrap(), "ns", "k").unwrap(),
+        ),
+        (
+            Slot::new(exec("e"), "a:b", "c").unwrap(),
+            Slot::new(exec("e"), "a", "b:c").unwrap(),
+        ),
+        (
+            Slot::new(exec("e:ns"), "k", "x").unwrap(),
+            Slot::new(exec("e"), "ns:k", "x").unwrap(),
+        ),
+        (
+            Slot::new(Scope::object("svc", "k").unwrap(), "n", "x").unwrap(),
+            Slot::new(Scope::user("svc", "k").unwrap(), "n", "x").unwrap(),
+        ),
+        (
+            Slot::new(Scope::app("x").unwrap(), "n", "k").unwrap(),
+            Slot::new(Scope::group("x").unwrap(), "n", "k").unwrap(),
+        ),
+    ];
+    for (a, b) in pairs {
+        assert_ne!(a, b);
+        let ha = engine.handle::<String>(a.clone());
+        let hb = engine.handle::<String>(b.clone());
+        ha.set("first".into()).await.unwrap();
+        hb.set("second".into()).await.unwrap();
+        assert_eq!(
+            ha.get().await.unwrap().as_deref(),
+            Some("first"),
+            "{a} vs {b}"
+        );
+        assert_eq!(
+            hb.get().await.unwrap().as_deref(),
+            Some("second"),
+            "{a} vs {b}"
+        );
+        assert_eq!(ha.get_versioned().await.unwrap().version, 1);
+    }
     Ok(())
 }

@@ -9,6 +9,9 @@ checks!(
     every_write_raises_the_version_by_one,
     initial_only_before_the_first_write,
     cas_is_strict_and_tombstones_stay,
+    initial_only_before_the_first_write_of_a_handle,
+    every_committed_write_raises_the_version_by_one_noops_included,
+    stale_cas_after_a_delete_fails_and_changes_nothing,
 );
 
 async fn never_written_slots_read_version_0(env: &Env) -> CheckResult {
@@ -146,5 +149,105 @@ async fn cas_is_strict_and_tombstones_stay(env: &Env) -> CheckResult {
         r.value.is_none() && r.version == 2,
         "tombstone changed: {r:?}"
     );
+    Ok(())
+}
+
+async fn initial_only_before_the_first_write_of_a_handle(env: &Env) -> CheckResult {
+    let engine = env.engine.clone();
+    let h = engine
+        .handle::<u32>(slot(&exec("e"), "n"))
+        .with_initial(&7)
+        .unwrap();
+    let v = h.get_versioned().await.unwrap();
+    assert_eq!(
+        (v.value, v.version),
+        (Some(7), 0),
+        "never written: initial at version 0"
+    );
+    assert_eq!(
+        h.increment(1).await.unwrap(),
+        8,
+        "Apply starts from initial at version 0"
+    );
+    assert_eq!(h.delete().await.unwrap(), Some(8));
+    let v = h.get_versioned().await.unwrap();
+    assert_eq!(
+        (v.value, v.version),
+        (None, 2),
+        "after delete: absent, not initial"
+    );
+    assert_eq!(
+        h.increment(1).await.unwrap(),
+        1,
+        "after delete Apply starts from neutral 0"
+    );
+    Ok(())
+}
+
+async fn every_committed_write_raises_the_version_by_one_noops_included(env: &Env) -> CheckResult {
+    let engine = env.engine.clone();
+    let s = exec("e");
+    let n = engine.handle::<u32>(slot(&s, "n"));
+    let list = engine.handle::<Vec<u32>>(slot(&s, "list"));
+    let mut expected = 0;
+    let mut step = |v: u64| {
+        expected += 1;
+        assert_eq!(v, expected);
+    };
+    step(n.set(5).await.unwrap());
+    step(n.set(5).await.unwrap()); // same value: still a write
+    n.update(|v| Ok(v.copied())).await.unwrap(); // unchanged value: still a write
+    step(n.get_versioned().await.unwrap().version);
+    n.increment(0).await.unwrap();
+    step(n.get_versioned().await.unwrap().version);
+    assert_eq!(n.delete().await.unwrap(), Some(5));
+    step(n.get_versioned().await.unwrap().version);
+    assert_eq!(n.delete().await.unwrap(), None); // deleting a tombstone: still a write
+    step(n.get_versioned().await.unwrap().version);
+    assert_eq!(list.remove_first().await.unwrap(), None);
+    assert_eq!(
+        list.get_versioned().await.unwrap().version,
+        1,
+        "remove on empty commits"
+    );
+    assert_eq!(
+        list.get().await.unwrap(),
+        Some(vec![]),
+        "starting from the neutral []"
+    );
+    Ok(())
+}
+
+async fn stale_cas_after_a_delete_fails_and_changes_nothing(env: &Env) -> CheckResult {
+    let engine = env.engine.clone();
+    let h = engine.handle::<String>(slot(&exec("e"), "name"));
+    let v1 = h.set("a".into()).await.unwrap();
+    assert_eq!(h.delete().await.unwrap().as_deref(), Some("a"));
+    // A writer holding the pre-delete version must not resurrect the slot.
+    match h.set_if(v1, "resurrected".into()).await {
+        Err(Error::VersionMismatch {
+            expected,
+            actual,
+            slot,
+        }) => {
+            assert_eq!((expected, actual), (1, 2));
+            assert_eq!(&slot, h.slot());
+        }
+        other => panic!("expected VersionMismatch, got {other:?}"),
+    }
+    assert!(matches!(
+        h.delete_if(v1).await,
+        Err(Error::VersionMismatch { .. })
+    ));
+    let now = h.get_versioned().await.unwrap();
+    assert_eq!((now.value, now.version), (None, 2), "tombstone untouched");
+    // The current version works.
+    assert_eq!(h.set_if(2, "b".into()).await.unwrap(), 3);
+    assert_eq!(h.delete_if(3).await.unwrap(), 4);
+    assert_eq!(h.get().await.unwrap(), None);
+    // CAS on a never-written slot expects version 0.
+    let fresh = engine.handle::<u8>(slot(&exec("e"), "fresh"));
+    assert!(fresh.set_if(1, 1).await.is_err());
+    assert_eq!(fresh.set_if(0, 1).await.unwrap(), 1);
     Ok(())
 }

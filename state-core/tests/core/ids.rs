@@ -2,7 +2,7 @@
 
 use state_core::{Error, IdPart, MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot};
 
-use crate::common::{engine, exec};
+use crate::common::exec;
 
 fn invalid(r: Result<impl std::fmt::Debug, Error>) -> (IdPart, String) {
     match r {
@@ -60,51 +60,6 @@ fn deserialized_ids_are_validated_too() {
     let good = Slot::new(Scope::user("a", "b").unwrap(), "n", "k").unwrap();
     let json = serde_json::to_string(&good).unwrap();
     assert_eq!(serde_json::from_str::<Slot>(&json).unwrap(), good);
-}
-
-#[tokio::test]
-async fn parts_that_collide_when_colon_joined_stay_distinct() {
-    let (engine, _) = engine();
-    let pairs = [
-        (
-            Slot::new(Scope::user("a:b", "c").unwrap(), "ns", "k").unwrap(),
-            Slot::new(Scope::user("a", "b:c").unwrap(), "ns", "k").unwrap(),
-        ),
-        (
-            Slot::new(exec("e"), "a:b", "c").unwrap(),
-            Slot::new(exec("e"), "a", "b:c").unwrap(),
-        ),
-        (
-            Slot::new(exec("e:ns"), "k", "x").unwrap(),
-            Slot::new(exec("e"), "ns:k", "x").unwrap(),
-        ),
-        (
-            Slot::new(Scope::object("svc", "k").unwrap(), "n", "x").unwrap(),
-            Slot::new(Scope::user("svc", "k").unwrap(), "n", "x").unwrap(),
-        ),
-        (
-            Slot::new(Scope::app("x").unwrap(), "n", "k").unwrap(),
-            Slot::new(Scope::group("x").unwrap(), "n", "k").unwrap(),
-        ),
-    ];
-    for (a, b) in pairs {
-        assert_ne!(a, b);
-        let ha = engine.handle::<String>(a.clone());
-        let hb = engine.handle::<String>(b.clone());
-        ha.set("first".into()).await.unwrap();
-        hb.set("second".into()).await.unwrap();
-        assert_eq!(
-            ha.get().await.unwrap().as_deref(),
-            Some("first"),
-            "{a} vs {b}"
-        );
-        assert_eq!(
-            hb.get().await.unwrap().as_deref(),
-            Some("second"),
-            "{a} vs {b}"
-        );
-        assert_eq!(ha.get_versioned().await.unwrap().version, 1);
-    }
 }
 
 #[test]
