@@ -11,6 +11,10 @@
 //!   PostgreSQL in their own crates), and the [`Engine`] that owns a store, retries
 //!   `update` on conflict and publishes [`Event`]s.
 //!
+//! What only a store implementer needs — the write rules every backend runs inside its
+//! transaction, the group committer's machinery, the shared row checks of SQL backends and
+//! the conformance suite — is in [`backend`].
+//!
 //! On top of it sit typed handles: [`SlotHandle<T>`] has `increment` only if `T` is a number,
 //! `append` only if it is a sequence, and no mutating method at all in a [`ReadOnly`] view.
 //!
@@ -96,9 +100,6 @@ pub use store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, Restore, Store, VersionConflict,
     Write, WriteKind, WriteOutcome,
 };
-
-/// Re-exported so backends and generated code name one `async_trait`.
-pub use async_trait::async_trait;
 
 #[cfg(feature = "derive")]
 pub use state_macros::*;

@@ -32,7 +32,7 @@ macro_rules! delegate_store {
         );
     };
     ($ty:ty, load |$lthis:ident| $on_load:expr, changes |$cthis:ident, $after:ident| $on_changes:expr, commit |$this:ident, $batch:pat_param| $commit:expr) => {
-        #[state_core::async_trait]
+        #[state_core::backend::async_trait]
         impl state_core::Store for $ty {
             async fn load_many(
                 &self,
