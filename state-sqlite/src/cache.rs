@@ -35,8 +35,7 @@ pub(crate) struct KnownCache {
 }
 
 /// The most slots in each generation. Small enough that a workload writing fresh slots only
-/// does not keep growing and rehashing a large table: W2 ran ~6 % faster with one table of
-/// 8 192 than with one of 100 000 (median of five alternating runs each).
+/// does not keep growing and rehashing a large table (BENCHMARKS.md, session 9).
 pub(crate) const CACHE_MAX: usize = 8_192;
 
 impl KnownCache {

@@ -80,7 +80,7 @@ impl SqliteOptions {
     /// Sets whether the committer runs its one-call commit on its own thread, on a second
     /// connection of its own (default `true`; see the crate docs), or hands every statement to
     /// sqlx's worker thread (`false`; always so for [`SqliteOptions::memory`]). Inline, a lone writer's commit costs no thread
-    /// hand-off (W1 ×2 in `BENCHMARKS.md`), but the thread running the committer — a
+    /// hand-off (`BENCHMARKS.md` has the figures), but the thread running the committer — a
     /// runtime thread — blocks for the statement: tens of microseconds with
     /// [`Synchronous::Normal`] (milliseconds for the largest groups), plus an fsync with
     /// [`Synchronous::Full`]. Turn it off where an fsync on the runtime's threads costs more

@@ -643,8 +643,7 @@ fn push_scope<'a>(params: &mut Vec<P<'a>>, scope: &'a Scope) {
 /// is among the `floors`. One lookup of the slot instead of two.
 ///
 /// One statement, because sqlx's worker thread sends a message per statement of a string,
-/// and each that finds the waiting thread asleep costs a thread wake-up (W1 ran at 220 µs per
-/// commit with four).
+/// and each that finds the waiting thread asleep costs a thread wake-up.
 ///
 /// `form`: how its log rows name their slots, with the rows of its `ids` table.
 fn guarded_sql(
@@ -661,8 +660,8 @@ fn guarded_sql(
         .entry((checked, floors, logged, form, ids))
         .or_insert_with(|| {
             // Anonymous `?` parameters only, bound in textual order: SQLite resolves each
-            // numbered `?NNN` by a linear scan, which made binding quadratic in the parameter
-            // count (10 % of W3 in `perf`).
+            // numbered `?NNN` by a linear scan, which makes binding quadratic in the parameter
+            // count.
             let mut with = Vec::new();
             let mut stale = Vec::new();
             if checked > 0 {

@@ -218,10 +218,8 @@ const GATHER_YIELDS: usize = 8;
 /// For a group-committing backend, before it takes a group from its queue: yields to the
 /// tasks that are ready to run (the callers the last group answered, queueing their next
 /// commits) for as long as that makes the queue grow, at most a few times. Never waits for
-/// a timer: a lone caller's commit is delayed by one yield.
-///
-/// Measured on the SQLite store with 64 writers on 2 cores: the mean group went from 32 to
-/// 63 commits and W2 from 56 k to 95 k commits/s.
+/// a timer: a lone caller's commit is delayed by one yield. Groups grow to about the number
+/// of concurrent writers (BENCHMARKS.md has the figures).
 pub async fn gather_yield<T>(queue: &tokio::sync::mpsc::Receiver<T>) {
     for _ in 0..GATHER_YIELDS {
         let queued = queue.len();

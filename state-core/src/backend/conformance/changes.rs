@@ -244,8 +244,8 @@ pub async fn read_changes_after(
 }
 
 /// A change stream (and a typed watch on it) goes on after a store failure, from where it
-/// was: it reports the error and misses no version (it used to end, and a watch, which gives
-/// out no sequence numbers, could not resume without a gap).
+/// was: it reports the error and misses no version (a watch gives out no sequence numbers,
+/// so a stream that ended could not be resumed without a gap).
 async fn a_change_stream_goes_on_after_a_store_failure_and_misses_nothing(
     env: &Env,
 ) -> CheckResult {
@@ -386,8 +386,8 @@ async fn stop_and_wait_leaves_no_handler_call_running(env: &Env) -> CheckResult 
 }
 
 /// A stream whose filter matches nothing for a long stretch moves its cursor past the changes
-/// it looked at (it used to read from its last match on every wake, rescanning ever more of
-/// the log), and still sees the next change that matches.
+/// it looked at (not from its last match on every wake, which would rescan ever more of the
+/// log), and still sees the next change that matches.
 async fn a_quiet_filter_moves_its_cursor_past_what_it_looked_at(env: &Env) -> CheckResult {
     let store = Arc::new(Wrapped::new(env.store.clone()));
     let engine = Engine::with_config(
