@@ -21,11 +21,11 @@ pub mod conformance;
 pub mod leader;
 pub mod rows;
 
-/// Re-exported so every backend names one `async_trait` for its [`Store`](crate::Store) impl.
-pub use async_trait::async_trait;
 pub use crate::limits::{check_batch, check_restored, check_value, dispose};
 pub use crate::op::apply_ops;
 pub use crate::store::check_page_limit;
+/// Re-exported so every backend names one `async_trait` for its [`Store`](crate::Store) impl.
+pub use async_trait::async_trait;
 pub(crate) use commit::check_records;
 pub use commit::{
     PreparedCommit, PreparedGroup, check_restore, gather_yield, prepare_commit, prepare_group,
