@@ -5,7 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use serde_json::Value;
-use state_core::{Op, Scope, Slot, apply_ops};
+use state_core::backend::apply_ops;
+use state_core::{Op, Scope, Slot};
 
 #[derive(Deserialize)]
 struct Input {

@@ -979,10 +979,6 @@ async fn main() {
         report.print_results();
         return;
     }
-    if !want("W4") && !want("memory") {
-        report.print_results();
-        return;
-    }
     memory_writes(report.0[0].ops, &mut report).await;
     sqlite_reads(dir.path(), &mut report).await;
     memory_vs_map(&mut report).await;

@@ -43,6 +43,20 @@ pub struct Change {
     pub at: Timestamp,
 }
 
+impl Change {
+    /// Version `version` of `slot`, committed at `at` as change `seq` (`value`: `None` for a
+    /// tombstone). For stores that keep a log, and for tests of change handlers.
+    pub fn new(seq: u64, slot: Slot, version: u64, value: Option<Value>, at: Timestamp) -> Self {
+        Change {
+            seq,
+            slot,
+            version,
+            value,
+            at,
+        }
+    }
+}
+
 /// One version of a slot from its history, typed; see
 /// [`SlotHandle::history`](crate::SlotHandle::history).
 #[derive(Clone, Debug, PartialEq)]

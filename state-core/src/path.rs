@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::batch::BatchSink;
 use crate::handle::{Numeric, Sequence, SlotHandle, StringMap, encode_entries, map_remove_ops};
 use crate::op::{Op, Path};
-use crate::target::WriteTarget;
+pub use crate::target::WriteTarget;
 
 /// Marker of a path whose value may be deleted: a top-level slot, an `Option` field, a map
 /// entry.

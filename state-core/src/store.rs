@@ -181,6 +181,19 @@ pub struct WriteOutcome {
     pub record: Option<Record>,
 }
 
+impl WriteOutcome {
+    /// A write that took the slot from `previous_version` to `version` with its ops'
+    /// `outputs` (no record attached; set `record` when the write asked for it).
+    pub fn new(previous_version: u64, version: u64, outputs: Vec<Option<Value>>) -> Self {
+        WriteOutcome {
+            previous_version,
+            version,
+            outputs,
+            record: None,
+        }
+    }
+}
+
 /// A CAS write whose expected version did not match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -191,6 +204,17 @@ pub struct VersionConflict {
     pub expected: u64,
     /// The version the slot is at.
     pub actual: u64,
+}
+
+impl VersionConflict {
+    /// A CAS write to `slot` that expected `expected` where the slot is at `actual`.
+    pub fn new(slot: Slot, expected: u64, actual: u64) -> Self {
+        VersionConflict {
+            slot,
+            expected,
+            actual,
+        }
+    }
 }
 
 /// The result of a commit that ran to completion.

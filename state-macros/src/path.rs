@@ -89,7 +89,6 @@ fn expand_struct(
         }
 
         #[allow(unused_qualifications, clippy::all)]
-        #[automatically_derived]
         impl #impl_bd #path_ty<#args #b, #d> where #(#cursor_preds,)* {
                 #(#methods)*
 

@@ -289,7 +289,6 @@ impl<'a> Gen<'a> {
             .map(|s| self.accessor(s, self.handle_ty(s)));
         let batch_fn = self.batch_fn();
         quote! {
-            #[automatically_derived]
             impl #impl_m #state<#args #m> where #(#preds,)* {
                 #(#accessors)*
 
@@ -342,7 +341,6 @@ impl<'a> Gen<'a> {
         let to_fields = self.to_fields();
         let batch_fn = self.batch_fn();
         quote! {
-            #[automatically_derived]
             impl #impl_m #snapshot<#args #m> where #(#preds,)* {
                 #(#accessors)*
 
@@ -443,7 +441,6 @@ impl<'a> Gen<'a> {
             })
             .collect();
         quote! {
-            #[automatically_derived]
             impl #impl_plain #batch<#args> where #(#preds,)* {
                 #(#cursors)*
             }

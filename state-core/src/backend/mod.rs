@@ -13,7 +13,7 @@
 //! - [`rows`] turns stored rows back into records, scopes and changes with the same checks
 //!   in every SQL backend.
 //! - `conformance` (feature `conformance`) is the suite every backend runs with one line,
-//!   so each rule of `DESIGN.md` is checked on every store.
+//!   so each rule of the store contract is checked on every store.
 
 mod commit;
 #[cfg(feature = "conformance")]

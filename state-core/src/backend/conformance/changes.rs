@@ -403,10 +403,15 @@ async fn a_quiet_filter_moves_its_cursor_past_what_it_looked_at(env: &Env) -> Ch
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
+    // Sequence numbers may have gaps (PostgreSQL's): count the changes, not the numbers.
+    let log = read_all_changes(env.store.as_ref(), &ChangeFilter::all())
+        .await
+        .ctx("read_all_changes")?;
+    let threshold = log[149].seq;
     let furthest = store.cursors.lock().unwrap().iter().copied().max();
     assert!(
-        furthest.is_some_and(|c| c >= 150),
-        "the cursor stayed behind: furthest read after {furthest:?} of 200 changes"
+        furthest.is_some_and(|c| c >= threshold),
+        "the cursor stayed behind: furthest read after {furthest:?}, the 150th change is {threshold}"
     );
     engine.handle::<u64>(quiet).increment(1).await.unwrap();
     let c = tokio::time::timeout(Duration::from_secs(5), next)
@@ -415,6 +420,7 @@ async fn a_quiet_filter_moves_its_cursor_past_what_it_looked_at(env: &Env) -> Ch
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!((c.seq, c.version), (201, 1));
+    let head = env.store.last_change().await.ctx("last_change")?;
+    assert_eq!((c.seq, c.version), (head, 1));
     Ok(())
 }

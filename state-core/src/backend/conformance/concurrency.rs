@@ -11,15 +11,17 @@ checks!(
 
 async fn concurrent_increments_lose_nothing(env: &Env) -> CheckResult {
     let s = slot(&exec("e"), "counter");
-    let mut tasks = Vec::new();
+    // A `JoinSet`: a check that fails midway aborts its tasks, so they cannot disturb the
+    // checks after it.
+    let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..16 {
         let h = env.engine.handle::<u64>(s.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             for _ in 0..50 {
                 h.increment(1).await?;
             }
             Ok::<_, Error>(())
-        }));
+        });
     }
     let cas = env.engine.handle::<u64>(s.clone());
     for _ in 0..20 {
@@ -27,10 +29,8 @@ async fn concurrent_increments_lose_nothing(env: &Env) -> CheckResult {
             .await
             .ctx("update")?;
     }
-    for t in tasks {
-        t.await
-            .map_err(|e| format!("task: {e}"))?
-            .ctx("increment")?;
+    while let Some(t) = tasks.join_next().await {
+        t.map_err(|e| format!("task: {e}"))?.ctx("increment")?;
     }
     let r = env.store.load(&s).await.ctx("load")?;
     ensure!(
@@ -64,18 +64,17 @@ async fn sixty_four_tasks_times_a_thousand_increments_lose_nothing_and_never_rea
     let engine = Engine::with_config(store.clone(), EngineConfig::default());
     let h = engine.handle::<u64>(slot(&exec("e"), "counter"));
     let mut events = engine.events();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let h = h.clone();
-            tokio::spawn(async move {
-                for _ in 0..1000 {
-                    h.increment(1).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let h = h.clone();
+        tasks.spawn(async move {
+            for _ in 0..1000 {
+                h.increment(1).await.unwrap();
+            }
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
     }
     assert_eq!(
         counts.loads.load(Ordering::SeqCst),
@@ -122,21 +121,20 @@ async fn concurrent_cas_updates_retry_until_every_one_lands(env: &Env) -> CheckR
         EngineConfig::default().retry(RetryPolicy::new(1_000)),
     );
     let h = engine.handle::<u64>(slot(&exec("e"), "cas"));
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let h = h.clone();
-            tokio::spawn(async move {
-                for _ in 0..50 {
-                    h.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1)))
-                        .await
-                        .unwrap();
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let h = h.clone();
+        tasks.spawn(async move {
+            for _ in 0..50 {
+                h.update(|v| Ok(Some(v.copied().unwrap_or(0) + 1)))
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
     }
     let v = h.get_versioned().await.unwrap();
     assert_eq!((v.value, v.version), (Some(800), 800));

@@ -57,7 +57,8 @@ async fn update_retries_then_exhausts_with_the_right_events(env: &Env) -> CheckR
     // Every commit is preceded by another writer's write to the slot: every CAS conflicts.
     let store = Arc::new(Wrapped::new(env.store.clone()).interfering(target.clone()));
     let counts = &store.counts;
-    let retry = RetryPolicy::new(10).with_backoff(Duration::ZERO, Duration::from_millis(1));
+    // The default policy's attempts, without its waits.
+    let retry = RetryPolicy::default().with_backoff(Duration::ZERO, Duration::ZERO);
     let engine = Engine::with_config(store.clone(), EngineConfig::default().retry(retry));
     let h = engine.handle::<u32>(target.clone());
     let mut engine_events = engine.events();
@@ -120,23 +121,18 @@ async fn per_handle_retry_policy_overrides_the_engine(env: &Env) -> CheckResult 
 }
 
 async fn update_succeeds_after_a_conflict_and_reports_changes(env: &Env) -> CheckResult {
-    let engine = env.engine.clone();
+    let store = Arc::new(Wrapped::new(env.store.clone()));
+    let engine = Engine::with_config(store.clone(), env.engine.config().clone());
     let h = engine
         .handle::<u32>(slot(&exec("e"), "n"))
         .with_initial(&10)
         .unwrap();
     let other = h.clone();
     let mut events = h.events();
-    let mut first = true;
+    // Another writer commits between our read and our write.
+    store.before_next_commit(async move { other.increment(5).await.map(drop) });
     let got = h
-        .update(|v| {
-            if first {
-                first = false;
-                // Another writer commits between our read and our write.
-                futures::executor::block_on(other.increment(5)).unwrap();
-            }
-            Ok(Some(v.copied().unwrap() * 2))
-        })
+        .update(|v| Ok(Some(v.copied().unwrap() * 2)))
         .await
         .unwrap();
     assert_eq!(got, Some(30), "re-ran on the fresh value 15");
@@ -256,7 +252,8 @@ async fn a_local_part_failing_after_the_durable_commit_says_what_committed(
         .commit()
         .await
         .unwrap();
-    *store.meddle.lock().unwrap() = Some(scratch.clone());
+    let meddler = scratch.clone();
+    store.before_next_commit(async move { meddler.set(255).await.map(drop) });
     let e = durable
         .batch()
         .increment(&attempts, 1)

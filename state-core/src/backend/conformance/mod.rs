@@ -152,8 +152,10 @@ pub async fn run(factory: &dyn StoreFactory) -> Result<usize, Vec<Failure>> {
     for (name, check) in &checks {
         let clock = ManualClock::new(T0);
         let store = factory.make(Arc::new(clock.clone())).await;
-        let config = EngineConfig::default()
-            .retry(RetryPolicy::new(1_000).with_backoff(Duration::ZERO, Duration::from_millis(2)));
+        let config = EngineConfig::default().retry(
+            RetryPolicy::new(1_000)
+                .with_backoff(Duration::from_micros(50), Duration::from_millis(2)),
+        );
         let engine = Engine::with_config(store.clone(), config);
         let env = Env {
             store,

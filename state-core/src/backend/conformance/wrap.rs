@@ -5,10 +5,13 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use std::future::Future;
+
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 
 use super::prelude::*;
-use crate::{Change, Page, Record, Restore, SlotHandle};
+use crate::{Change, Page, Record, Restore};
 
 /// Calls the store received.
 #[derive(Default, Debug)]
@@ -25,8 +28,8 @@ pub(super) struct Wrapped {
     pub(super) counts: Counts,
     /// Every commit is preceded by another writer's write of 999 to this slot.
     interfere: Option<Slot>,
-    /// The next commit first writes 255 through this handle (another task's write).
-    pub(super) meddle: Mutex<Option<SlotHandle<u8>>>,
+    /// The next commit first runs this (another writer's commit, say).
+    meddle: Mutex<Option<BoxFuture<'static, crate::Result<()>>>>,
     /// This many reads of the change log fail (a lost connection), then they read again.
     pub(super) log_failures: AtomicU32,
     /// Every read of the change log says the store keeps none.
@@ -59,6 +62,14 @@ impl Wrapped {
     pub(super) fn without_log(mut self) -> Self {
         self.no_log = true;
         self
+    }
+
+    /// The next commit first awaits `meddle` (which may commit through this store too).
+    pub(super) fn before_next_commit(
+        &self,
+        meddle: impl Future<Output = crate::Result<()>> + Send + 'static,
+    ) {
+        *self.meddle.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::pin(meddle));
     }
 
     fn count(counter: &AtomicU64) {
@@ -114,8 +125,8 @@ impl Store for Wrapped {
     async fn commit(&self, batch: Batch) -> crate::Result<CommitOutcome> {
         Self::count(&self.counts.commits);
         let meddler = self.meddle.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = meddler {
-            h.set(255).await?;
+        if let Some(meddle) = meddler {
+            meddle.await?;
         }
         if let Some(slot) = &self.interfere {
             let w = Write::apply(slot.clone(), vec![Op::set(Path::root(), 999.into())]);
