@@ -155,6 +155,15 @@ pub trait Backend: Sized + Send + Sync + 'static {
         None
     }
 
+    /// [`Backend::load_known`] served on the caller's thread, when the backend has a way to
+    /// read without a hand-off to another thread (SQLite reading its file with a connection
+    /// of its own): `None` reads through [`Backend::reader`] instead, and so does an error the
+    /// backend calls busy (that path waits locks out). One snapshot, as `load_known`.
+    fn load_inline(&self, slots: &[Slot]) -> Option<Result<Loaded<Self::Error>, Self::Error>> {
+        let _ = slots;
+        None
+    }
+
     /// What each slot's row holds (raw: expiry not applied), in order, in one snapshot; a row
     /// that cannot be read is an error for its slot only.
     fn load_known<'a>(

@@ -251,12 +251,7 @@ fn run(
     let mut bytes = 0;
     for (i, p) in params.iter().enumerate() {
         bytes += p.len();
-        match p {
-            P::Null | P::Text(None) => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null)?,
-            P::Int(v) => stmt.raw_bind_parameter(i + 1, v)?,
-            P::Text(Some(t)) => stmt.raw_bind_parameter(i + 1, t.as_str())?,
-            P::Str(t) => stmt.raw_bind_parameter(i + 1, *t)?,
-        }
+        p.bind_rusqlite(&mut stmt, i + 1)?;
     }
     let mut rows = stmt.raw_query();
     let mut first = None;
@@ -271,7 +266,7 @@ fn run(
 /// A rusqlite error as sqlx reports SQLite's: a database error with SQLite's extended result
 /// code (what the store's error classes read), or a protocol error for a refusal of
 /// rusqlite's own.
-fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
+pub(crate) fn to_sqlx(e: rusqlite::Error) -> sqlx::Error {
     match e {
         rusqlite::Error::SqliteFailure(f, message) => sqlx::Error::Database(Box::new(Failure {
             code: f.extended_code,

@@ -77,6 +77,7 @@
 //! that cannot be written (a read-only mount).
 
 mod cache;
+mod direct;
 mod error;
 mod inline;
 mod open;
@@ -117,6 +118,9 @@ pub type SqliteStats = state_sql::Stats<SqliteCounts>;
 pub struct Sqlite {
     /// Read connections of a file database; `None` for `:memory:` (reads go to the committer).
     readers: Option<SqlitePool>,
+    /// Point and many-slot reads on the caller's thread (a writable file with inline
+    /// commits: see [`SqliteOptions::inline_commits`]).
+    direct: Option<direct::DirectReads>,
     counters: Arc<writer::Counters>,
     path: String,
 }
@@ -151,6 +155,10 @@ impl Sqlite {
                 .test_before_acquire(false)
                 .connect_lazy_with(connect.clone())
         });
+        let direct = (options.inline_commits && !options.read_only && file).then(|| {
+            let path = connect.get_filename().to_owned();
+            direct::DirectReads::new(path, options.readers as usize, counters.clone())
+        });
         let mut conn = inline::WriteConn::new(conn);
         if options.inline_commits && !options.read_only && file {
             let commits = counters.direct_commits.clone();
@@ -166,6 +174,7 @@ impl Sqlite {
         };
         let backend = Sqlite {
             readers,
+            direct,
             counters,
             path,
         };
@@ -209,6 +218,10 @@ impl state_sql::Backend for Sqlite {
 
     fn counts(&self) -> SqliteCounts {
         self.counters.counts()
+    }
+
+    fn load_inline(&self, slots: &[Slot]) -> Option<Result<Loaded<SqliteError>, SqliteError>> {
+        self.direct.as_ref()?.load(slots)
     }
 
     fn load_known<'a>(

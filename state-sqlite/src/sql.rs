@@ -136,14 +136,7 @@ async fn load_chunks(
     let mut out: Vec<Option<Result<Known, SqliteError>>> = vec![None; slots.len()];
     for (chunk_no, chunk) in slots.chunks(SELECT_MAX).enumerate() {
         let rows = bucket(chunk.len());
-        let mut params = Vec::with_capacity(rows * 6);
-        for i in 0..rows {
-            let s = &chunk[i.min(chunk.len() - 1)];
-            let index = chunk_no * SELECT_MAX + i.min(chunk.len() - 1);
-            params.push(P::Int(index as i64));
-            push_slot(&mut params, s);
-        }
-        let args = bind_all(params)?;
+        let args = bind_all(slot_params(chunk, chunk_no * SELECT_MAX))?;
         let sql = if begin && chunk_no == 0 {
             begin_and_select_slots(rows)
         } else {
@@ -159,10 +152,33 @@ async fn load_chunks(
             }
         }
     }
+    Ok(all_returned(out))
+}
+
+/// The parameters of [`select_slots`] for `chunk` (at most [`SELECT_MAX`] slots, the first
+/// at index `first` of the read): index and identity of each, padded to its bucket by
+/// repeating the last.
+pub(crate) fn slot_params(chunk: &[Slot], first: usize) -> Vec<P<'_>> {
+    let rows = bucket(chunk.len());
+    let mut params = Vec::with_capacity(rows * 6);
+    for i in 0..rows {
+        let at = i.min(chunk.len() - 1);
+        params.push(P::Int((first + at) as i64));
+        push_slot(&mut params, &chunk[at]);
+    }
+    params
+}
+
+/// Each requested slot's row, in order; a slot the SELECT did not return is an error for it.
+pub(crate) fn all_returned(
+    out: Vec<Option<Result<Known, SqliteError>>>,
+) -> Vec<Result<Known, SqliteError>> {
     out.into_iter()
         .map(|r| {
-            r.ok_or_else(|| {
-                SqliteError::MalformedRow(RowError::new("a requested slot was not returned"))
+            r.unwrap_or_else(|| {
+                Err(SqliteError::MalformedRow(RowError::new(
+                    "a requested slot was not returned",
+                )))
             })
         })
         .collect()
@@ -190,6 +206,20 @@ impl<'a> P<'a> {
             P::Int(_) => 8,
             P::Text(Some(t)) => t.len(),
             P::Str(t) => t.len(),
+        }
+    }
+
+    /// Binds it as parameter `i` (1-based) of a rusqlite statement.
+    pub(crate) fn bind_rusqlite(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        i: usize,
+    ) -> rusqlite::Result<()> {
+        match self {
+            P::Null | P::Text(None) => stmt.raw_bind_parameter(i, rusqlite::types::Null),
+            P::Int(v) => stmt.raw_bind_parameter(i, v),
+            P::Text(Some(t)) => stmt.raw_bind_parameter(i, t.as_str()),
+            P::Str(t) => stmt.raw_bind_parameter(i, *t),
         }
     }
 

@@ -38,6 +38,9 @@ pub struct SqliteCounts {
     /// WAL checkpoints the committer ran (SQLite's automatic one is off on the connection it
     /// runs one-call commits on).
     pub checkpoints: u64,
+    /// Point and many-slot reads served on the caller's thread by a read-only connection of
+    /// the store's own (the others went to sqlx's reader pool).
+    pub direct_reads: u64,
 }
 
 /// The backend's counters, shared by the store and its writer.
@@ -51,6 +54,7 @@ pub(crate) struct Counters {
     cache_misses: AtomicU64,
     inline_busy: AtomicU64,
     checkpoints: AtomicU64,
+    pub(crate) direct_reads: AtomicU64,
 }
 
 impl Counters {
@@ -62,6 +66,7 @@ impl Counters {
             cache_misses: get(&self.cache_misses),
             inline_busy: get(&self.inline_busy),
             checkpoints: get(&self.checkpoints),
+            direct_reads: get(&self.direct_reads),
         }
     }
 }
