@@ -493,13 +493,33 @@ async fn w6_scopes(store: &dyn state_core::Store) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// `STATE_BENCH_PROFILE=W3` (or `W1`, `W2`, `W2 scattered`; `W3 FULL` for FULL) runs only
+/// `STATE_BENCH_PROFILE=W3` (or `W1`, `W2`, `W2 scattered`, `W4`, `W5`; `W3 FULL` for FULL) runs only
 /// that workload on the SQLite store, once, for `perf record`; `W6` seeds as the full run
 /// does and lists its scopes five times, with the WAL's size; `ALL` (`ALL FULL`) runs W1, W2,
 /// W2 scattered and W3 in the full run's order on one file. (`memory` is handled in `main`.)
 async fn profile(which: &str, dir: &Path) {
     let full = which.contains("FULL");
     let (engine, store) = sqlite_engine(&dir.join("profile.db"), full).await;
+    if which.contains("W4") || which.contains("W5") {
+        // W4's point reads or W5's eager loads of the 20-field scope, for `secs()`.
+        let ctx = Context::new(engine.clone(), "w4").unwrap();
+        let wide = ctx.state::<Wide>().unwrap();
+        seed_wide(&wide).await;
+        let w5 = which.contains("W5");
+        let rate = timed_for(secs(), || {
+            let w = wide.clone();
+            async move {
+                if w5 {
+                    black_box(w.load().await.unwrap());
+                } else {
+                    black_box(w.f07().get().await.unwrap());
+                }
+            }
+        })
+        .await;
+        println!("{which}: {rate:.0} ops/s, {:?}", store.stats());
+        return;
+    }
     if which.contains("W6") {
         // W6's seeding and scope listing, five times, with the WAL's size.
         w6_seed(&engine).await;

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::OpenFlags;
 use state_core::Slot;
@@ -91,8 +91,136 @@ fn open(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// The SELECT of [`sql::select_slots`] for `slots`, decoded as the sqlx reader decodes it.
+/// Each slot's row, decoded as the sqlx reader decodes it: slots of one scope and namespace
+/// (a struct's fields, a collection's entries) by key, others by [`sql::select_slots`].
 fn read(conn: &rusqlite::Connection, slots: &[Slot]) -> Result<Loaded<SqliteError>, SqliteError> {
+    let first = &slots[0];
+    let together = slots
+        .iter()
+        .all(|s| s.scope() == first.scope() && s.namespace() == first.namespace());
+    // One slot reads faster through the plain join than with the floor's extra row.
+    if together && slots.len() > 1 {
+        read_namespace(conn, slots)
+    } else {
+        read_any(conn, slots)
+    }
+}
+
+/// Slots of one scope and namespace: the scope's floor (a row whose key is NULL) and the
+/// rows between the smallest and the largest key asked for, in one range of the primary key
+/// (a struct's fields lie together) — or, when that range holds many more rows than were
+/// asked for (a few entries of a large collection), the rows of those keys only. A slot
+/// without a row is absent at the floor, as in [`sql::select_slots`].
+fn read_namespace(
+    conn: &rusqlite::Connection,
+    slots: &[Slot],
+) -> Result<Loaded<SqliteError>, SqliteError> {
+    let mut wanted: Vec<&str> = slots.iter().map(|s| s.key()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (kind, id, sub) = state_core::backend::rows::scope_columns(slots[0].scope());
+    let scope = [kind, id, sub, kind, id, sub, slots[0].namespace()];
+    // At most this many rows in the range before the keys are looked up one by one.
+    let limit = 2 * wanted.len() + 16;
+    let range = {
+        let mut stmt = conn.prepare_cached(RANGE_SQL).map_err(sqlite_error)?;
+        let (first, last) = (wanted[0], wanted[wanted.len() - 1]);
+        for (i, p) in scope.iter().chain([&first, &last]).enumerate() {
+            stmt.raw_bind_parameter(i + 1, *p).map_err(sqlite_error)?;
+        }
+        stmt.raw_bind_parameter(scope.len() + 3, limit as i64)
+            .map_err(sqlite_error)?;
+        collect(stmt.raw_query(), &wanted)?
+    };
+    let (absent, found) = match range {
+        (absent, found, rows) if rows < limit => (absent, found),
+        _ => {
+            let keys = sql::bucket(wanted.len());
+            let mut stmt = conn
+                .prepare_cached(namespace_sql(keys))
+                .map_err(sqlite_error)?;
+            let padded = (0..keys).map(|i| &wanted[i.min(wanted.len() - 1)]);
+            for (i, p) in scope.iter().chain(padded).enumerate() {
+                stmt.raw_bind_parameter(i + 1, *p).map_err(sqlite_error)?;
+            }
+            let (absent, found, _) = collect(stmt.raw_query(), &wanted)?;
+            (absent, found)
+        }
+    };
+    let absent = absent.ok_or_else(|| {
+        SqliteError::MalformedRow(state_core::backend::rows::RowError::new(
+            "the scope's floor was not returned",
+        ))
+    })?;
+    Ok(slots
+        .iter()
+        .map(
+            |s| match found.binary_search_by(|(k, _)| k.as_str().cmp(s.key())) {
+                Ok(i) => found[i].1.clone(),
+                Err(_) => absent.clone(),
+            },
+        )
+        .collect())
+}
+
+/// What a key-ordered read of one namespace returned: the floor row's record, each wanted
+/// key's (in key order; other keys' rows are counted, not decoded), and how many slot rows.
+type Collected = (
+    Option<Result<Known, SqliteError>>,
+    Vec<(String, Result<Known, SqliteError>)>,
+    usize,
+);
+
+fn collect(mut rows: rusqlite::Rows<'_>, wanted: &[&str]) -> Result<Collected, SqliteError> {
+    let (mut absent, mut found, mut count) = (None, Vec::with_capacity(wanted.len()), 0);
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
+        let row = Row(row);
+        match row.text_or_null(0).map_err(SqliteError::from)? {
+            None => absent = Some(columns::known(&row, 1).map_err(SqliteError::from)),
+            Some(key) => {
+                count += 1;
+                if wanted.binary_search(&key.as_str()).is_ok() {
+                    found.push((key, columns::known(&row, 1).map_err(SqliteError::from)));
+                }
+            }
+        }
+    }
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok((absent, found, count))
+}
+
+/// The floor, then the namespace's rows from key `?8` to key `?9`, at most `?10` of them.
+const RANGE_SQL: &str = "SELECT NULL, NULL, NULL, NULL, (SELECT floor FROM scope_floors \
+       WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3) \
+     UNION ALL \
+     SELECT * FROM (SELECT key, version, value, expires_at, NULL FROM slots \
+       WHERE kind = ?4 AND scope_id = ?5 AND scope_sub = ?6 AND namespace = ?7 \
+         AND key >= ?8 AND key <= ?9 ORDER BY key LIMIT ?10)";
+
+/// The statement of [`read_namespace`] for `keys` keys, a power of two up to
+/// [`sql::SELECT_MAX`].
+fn namespace_sql(keys: usize) -> &'static str {
+    static TEXTS: [OnceLock<String>; 13] = [const { OnceLock::new() }; 13];
+    let i = (keys.trailing_zeros() as usize).min(TEXTS.len() - 1);
+    TEXTS[i].get_or_init(|| namespace_text(keys))
+}
+
+fn namespace_text(keys: usize) -> String {
+    let list = vec!["?"; keys].join(",");
+    format!(
+        "SELECT NULL, NULL, NULL, NULL, (SELECT floor FROM scope_floors \
+           WHERE kind = ? AND scope_id = ? AND scope_sub = ?) \
+         UNION ALL \
+         SELECT key, version, value, expires_at, NULL FROM slots \
+           WHERE kind = ? AND scope_id = ? AND scope_sub = ? AND namespace = ? AND key IN ({list})"
+    )
+}
+
+/// The SELECT of [`sql::select_slots`] for `slots`.
+fn read_any(
+    conn: &rusqlite::Connection,
+    slots: &[Slot],
+) -> Result<Loaded<SqliteError>, SqliteError> {
     let params = sql::slot_params(slots, 0);
     let mut stmt = conn
         .prepare_cached(sql::select_slots(sql::bucket(slots.len())))
