@@ -507,7 +507,7 @@ async fn profile(which: &str, dir: &Path) {
         seed_wide(&wide).await;
         let w5 = which.contains("W5");
         let rate = timed_for(secs(), || {
-            let w = wide.clone();
+            let w = &wide;
             async move {
                 if w5 {
                     black_box(w.load().await.unwrap());
@@ -796,7 +796,7 @@ async fn w4_reads(path: &Path, wide: &WideState, report: &mut Report) {
         direct.push(rusqlite_point_reads(&rq, span));
         fresh.push(
             timed_for(span, || {
-                let w = wide.clone();
+                let w = wide;
                 async move {
                     black_box(w.f07().get().await.unwrap());
                 }
@@ -862,7 +862,7 @@ async fn w5_loads(path: &Path, wide: &WideState, report: &mut Report) {
             let w = wide.clone();
             async move {
                 timed(|| {
-                    let w = w.clone();
+                    let w = &w;
                     async move {
                         black_box(w.load().await.unwrap());
                     }
