@@ -85,7 +85,8 @@ impl SqliteOptions {
     /// [`Synchronous::Normal`] (milliseconds for the largest groups), plus an fsync with
     /// [`Synchronous::Full`]. Turn it off where an fsync on the runtime's threads costs more
     /// than the hand-off (a slow disk, a `current_thread` runtime serving latency-sensitive
-    /// work).
+    /// work). The same switch sends point and many-slot reads, which otherwise run on the
+    /// caller's thread (see the crate docs), to sqlx's reader pool.
     #[must_use]
     pub fn inline_commits(mut self, on: bool) -> Self {
         self.inline_commits = on;
