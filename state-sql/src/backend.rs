@@ -164,6 +164,19 @@ pub trait Backend: Sized + Send + Sync + 'static {
         None
     }
 
+    /// A read statement of the shared engine ([`crate::reads`], as for [`Backend::fetch`])
+    /// served on the caller's thread, when the backend can: its rows, or `None` to read
+    /// through [`Backend::reader`] instead (and so for an error the backend calls busy).
+    /// Key listings use it.
+    fn fetch_inline(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Option<Result<Vec<crate::columns::OwnedRow>, Self::Error>> {
+        let _ = (sql, params);
+        None
+    }
+
     /// What each slot's row holds (raw: expiry not applied), in order, in one snapshot; a row
     /// that cannot be read is an error for its slot only.
     fn load_known<'a>(

@@ -22,6 +22,77 @@ pub trait Columns {
     fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error>;
 }
 
+/// One column of an [`OwnedRow`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// An INTEGER.
+    Int(i64),
+    /// A REAL (no column the store writes holds one: decoding it is an error).
+    Real(f64),
+    /// A TEXT.
+    Text(String),
+    /// A BLOB.
+    Bytes(Vec<u8>),
+}
+
+/// A row a backend read without sqlx (see [`Backend::fetch_inline`](crate::Backend::fetch_inline)),
+/// decoded by the same [`Columns`] as sqlx's rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedRow(pub Vec<Cell>);
+
+impl OwnedRow {
+    fn cell(&self, i: usize) -> Result<&Cell, sqlx::Error> {
+        self.0.get(i).ok_or(sqlx::Error::ColumnIndexOutOfBounds {
+            index: i,
+            len: self.0.len(),
+        })
+    }
+
+    fn mismatch(i: usize, want: &str, got: &Cell) -> sqlx::Error {
+        sqlx::Error::ColumnDecode {
+            index: i.to_string(),
+            source: format!("expected {want}, found {got:?}").into(),
+        }
+    }
+}
+
+impl Columns for OwnedRow {
+    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+        self.text_or_null(i)?
+            .ok_or_else(|| Self::mismatch(i, "TEXT", &Cell::Null))
+    }
+
+    fn text_or_null(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            Cell::Text(t) => Ok(Some(t.clone())),
+            other => Err(Self::mismatch(i, "TEXT", other)),
+        }
+    }
+
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.int_or_null(i)?
+            .ok_or_else(|| Self::mismatch(i, "INTEGER", &Cell::Null))
+    }
+
+    fn int_or_null(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            Cell::Int(v) => Ok(Some(*v)),
+            other => Err(Self::mismatch(i, "INTEGER", other)),
+        }
+    }
+
+    fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error> {
+        match self.cell(i)? {
+            Cell::Bytes(b) => Ok(b.clone()),
+            other => Err(Self::mismatch(i, "BLOB", other)),
+        }
+    }
+}
+
 impl<R> Columns for R
 where
     R: Row,

@@ -149,9 +149,25 @@ pub(crate) async fn list_keys<B: Backend>(
     limit: usize,
     now: Timestamp,
 ) -> Result<Page<SlotKey>, Error> {
+    let Some((sql, params)) = keys_statement(scope, namespace, after, limit, now)? else {
+        return Ok(Page::from_iter([], limit));
+    };
+    let rows = fetch::<B>(conn, sql, &params).await?;
+    Ok(Page::from_iter(columns::keys::<B::Error>(&rows)?, limit))
+}
+
+/// The statement of [`list_keys`] and its parameters; `None` when the page is empty
+/// whatever is stored (a cursor past the namespace).
+pub(crate) fn keys_statement<'a>(
+    scope: &'a Scope,
+    namespace: Option<&'a str>,
+    after: Option<&'a SlotKey>,
+    limit: usize,
+    now: Timestamp,
+) -> Result<Option<(&'static str, Vec<Param<'a>>)>, Error> {
     state_core::backend::check_page_limit(limit)?;
     let Some(after) = columns::key_cursor(namespace, after) else {
-        return Ok(Page::from_iter([], limit));
+        return Ok(None);
     };
     let (kind, id, sub) = scope_columns(scope);
     let mut params = vec![
@@ -168,8 +184,7 @@ pub(crate) async fn list_keys<B: Backend>(
         (None, None) => {}
     }
     let sql = list_keys_sql(namespace.is_some(), after.is_some());
-    let rows = fetch::<B>(conn, sql, &params).await?;
-    Ok(Page::from_iter(columns::keys::<B::Error>(&rows)?, limit))
+    Ok(Some((sql, params)))
 }
 
 /// Scopes holding a live value at `live` (`None`: any row, tombstones and expired slots

@@ -152,6 +152,22 @@ impl<B: Backend> SqlStore<B> {
                 Err(e) => return Err(e.into()),
             }
         }
+        if let Read::Keys(scope, ns, after, limit) = &op {
+            let now = self.clock.now();
+            let statement =
+                reads::keys_statement(scope, ns.as_deref(), after.as_ref(), *limit, now)?;
+            let Some((sql, params)) = statement else {
+                return Ok(ReadOut::Keys(Page::from_iter([], *limit)));
+            };
+            match self.backend.fetch_inline(sql, &params) {
+                Some(Ok(rows)) => {
+                    let keys = columns::keys::<B::Error>(&rows)?;
+                    return Ok(ReadOut::Keys(Page::from_iter(keys, *limit)));
+                }
+                Some(Err(e)) if !e.is_busy() => return Err(e.into()),
+                _ => {}
+            }
+        }
         let started = Instant::now();
         loop {
             let Some(mut conn) = self.backend.reader().await? else {

@@ -14,9 +14,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::OpenFlags;
+use rusqlite::types::ValueRef;
 use state_core::Slot;
-use state_sql::columns::{self, Columns};
-use state_sql::{Known, Loaded};
+use state_sql::columns::{self, Cell, Columns, OwnedRow};
+use state_sql::{Known, Loaded, Param};
 
 use crate::error::SqliteError;
 use crate::inline::to_sqlx;
@@ -57,6 +58,27 @@ impl DirectReads {
         let result = read(&conn, slots);
         match &result {
             // A connection that failed for anything but a lock is not kept.
+            Err(e) if !state_sql::BackendError::is_busy(e) => {}
+            _ => self.give_back(conn),
+        }
+        if result.is_ok() {
+            self.counters.direct_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(result)
+    }
+
+    /// A read statement of the shared engine (`$N` parameters), its rows owned.
+    pub(crate) fn fetch(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Option<Result<Vec<OwnedRow>, SqliteError>> {
+        let conn = match self.take() {
+            Ok(conn) => conn,
+            Err(e) => return Some(Err(e)),
+        };
+        let result = fetch(&conn, sql, params).map_err(sqlite_error);
+        match &result {
             Err(e) if !state_sql::BackendError::is_busy(e) => {}
             _ => self.give_back(conn),
         }
@@ -238,6 +260,47 @@ fn read_any(
         }
     }
     Ok(sql::all_returned(out))
+}
+
+/// Runs `sql`, binding `params[i]` to its parameter `$i+1` (by name: SQLite numbers named
+/// parameters in the order they first appear), and owns every row.
+fn fetch(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &[Param<'_>],
+) -> rusqlite::Result<Vec<OwnedRow>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for (i, p) in params.iter().enumerate() {
+        let Some(at) = stmt.parameter_index(&format!("${}", i + 1))? else {
+            continue;
+        };
+        match p {
+            Param::Int(v) => stmt.raw_bind_parameter(at, v)?,
+            Param::Text(t) => stmt.raw_bind_parameter(at, t)?,
+            Param::Bytes(b) => stmt.raw_bind_parameter(at, b)?,
+        }
+    }
+    let columns = stmt.column_count();
+    let mut out = Vec::new();
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next()? {
+        let cells = (0..columns).map(|i| {
+            Ok(match row.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(v),
+                ValueRef::Real(v) => Cell::Real(v),
+                // Text that is not UTF-8 (a hand edit) fails as a column of the wrong type,
+                // never as a changed string.
+                ValueRef::Text(t) => match std::str::from_utf8(t) {
+                    Ok(t) => Cell::Text(t.to_owned()),
+                    Err(_) => Cell::Bytes(t.to_vec()),
+                },
+                ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+            })
+        });
+        out.push(OwnedRow(cells.collect::<rusqlite::Result<_>>()?));
+    }
+    Ok(out)
 }
 
 fn sqlite_error(e: rusqlite::Error) -> SqliteError {

@@ -101,7 +101,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite as Db, SqliteConnection};
 use state_core::{Error, Slot};
-use state_sql::{Fut, Loaded, Opened, boxed};
+use state_sql::columns::OwnedRow;
+use state_sql::{Fut, Loaded, Opened, Param, boxed};
 
 pub use crate::error::SqliteError;
 pub use crate::options::{SqliteOptions, Synchronous};
@@ -230,6 +231,14 @@ impl state_sql::Backend for Sqlite {
 
     fn load_inline(&self, slots: &[Slot]) -> Option<Result<Loaded<SqliteError>, SqliteError>> {
         self.direct.as_ref()?.load(slots)
+    }
+
+    fn fetch_inline(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Option<Result<Vec<OwnedRow>, SqliteError>> {
+        self.direct.as_ref()?.fetch(sql, params)
     }
 
     fn load_known<'a>(

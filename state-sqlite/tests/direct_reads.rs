@@ -179,3 +179,41 @@ async fn keys_far_apart_in_a_large_namespace_read_as_keys_together() {
         assert_eq!(got, want, "{what}");
     }
 }
+
+/// Key listings are read directly too, page by page; a key that is not UTF-8 (a hand edit)
+/// fails the listing instead of coming back changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_listings_are_read_directly_and_refuse_a_key_that_is_not_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.db");
+    let store = open(&path, true).await;
+    let writes = (0..5)
+        .map(|i| Write::cas(slot(&format!("k{i}")), 0, Some(json!(i))))
+        .collect();
+    store.commit(state_core::Batch::new(writes)).await.unwrap();
+    let scope = Scope::execution("e").unwrap();
+    let before = store.stats().direct_reads;
+    let first = store.list_keys(&scope, None, None, 3).await.unwrap();
+    let rest = store
+        .list_keys(&scope, Some("Direct"), first.next.as_ref(), 3)
+        .await
+        .unwrap();
+    let keys: Vec<String> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|k| k.key.clone())
+        .collect();
+    assert_eq!(keys, ["k0", "k1", "k2", "k3", "k4"]);
+    assert_eq!(rest.next, None);
+    assert_eq!(store.stats().direct_reads, before + 2);
+
+    let edit = rusqlite::Connection::open(&path).unwrap();
+    edit.execute(
+        "UPDATE slots SET key = CAST(x'ff6b' AS TEXT) WHERE key = 'k4'",
+        [],
+    )
+    .unwrap();
+    let e = store.list_keys(&scope, None, None, 10).await.unwrap_err();
+    assert!(e.to_string().contains("expected TEXT"), "{e}");
+}
