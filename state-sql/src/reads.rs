@@ -196,6 +196,18 @@ pub(crate) async fn list_scopes<B: Backend>(
     limit: usize,
     live: Option<Timestamp>,
 ) -> Result<Page<Scope>, Error> {
+    let (sql, params) = scopes_statement(kind, after, limit, live)?;
+    let rows = fetch::<B>(conn, sql, &params).await?;
+    Ok(Page::from_iter(columns::scopes::<B::Error>(&rows)?, limit))
+}
+
+/// The statement of [`list_scopes`] and its parameters.
+pub(crate) fn scopes_statement(
+    kind: Option<ScopeKind>,
+    after: Option<&Scope>,
+    limit: usize,
+    live: Option<Timestamp>,
+) -> Result<(&'static str, [Param<'_>; 6]), Error> {
     state_core::backend::check_page_limit(limit)?;
     let (ak, ai, asub) = after
         .map(scope_columns)
@@ -209,8 +221,7 @@ pub(crate) async fn list_scopes<B: Backend>(
         Param::Text(asub),
     ];
     let sql = list_scopes_sql(live.is_some(), kind.is_some(), after.is_some());
-    let rows = fetch::<B>(conn, sql, &params).await?;
-    Ok(Page::from_iter(columns::scopes::<B::Error>(&rows)?, limit))
+    Ok((sql, params))
 }
 
 /// Changes after `after` passing `filter`, in sequence order; [`Error::ChangesTrimmed`] if

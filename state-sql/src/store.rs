@@ -14,9 +14,10 @@ use state_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, BackendError, CommitterGone, Conn};
+use crate::columns::{self, OwnedRow};
 use crate::committer::{Admin, Committer, Request, backoff};
+use crate::reads::{self, Param};
 use crate::stats::{Counters, Stats};
-use crate::{columns, reads};
 
 /// How long a read is retried while the database is locked.
 const READ_RETRY_FOR: Duration = Duration::from_secs(60);
@@ -139,34 +140,55 @@ impl<B: Backend> SqlStore<B> {
 
     /// Serves `op` on a read connection, retried while the database is locked, or through
     /// the committer if the backend has no read connections.
-    async fn read(&self, op: Read) -> Result<ReadOut, Error> {
-        if let Read::Many(slots) = &op
-            && let Some(loaded) = self.backend.load_inline(slots)
-        {
-            match loaded {
-                Ok(known) => {
-                    let now = self.clock.now();
-                    return columns::visible(known, slots, now).map(ReadOut::Records);
-                }
-                Err(e) if e.is_busy() => {}
-                Err(e) => return Err(e.into()),
-            }
+    /// Rows the backend fetched itself; `None`: it cannot, or met a lock.
+    fn fetched(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Vec<OwnedRow>>, Error> {
+        match self.backend.fetch_inline(sql, params) {
+            Some(Ok(rows)) => Ok(Some(rows)),
+            Some(Err(e)) if !e.is_busy() => Err(e.into()),
+            _ => Ok(None),
         }
-        if let Read::Keys(scope, ns, after, limit) = &op {
-            let now = self.clock.now();
-            let statement =
-                reads::keys_statement(scope, ns.as_deref(), after.as_ref(), *limit, now)?;
-            let Some((sql, params)) = statement else {
-                return Ok(ReadOut::Keys(Page::from_iter([], *limit)));
-            };
-            match self.backend.fetch_inline(sql, &params) {
-                Some(Ok(rows)) => {
-                    let keys = columns::keys::<B::Error>(&rows)?;
-                    return Ok(ReadOut::Keys(Page::from_iter(keys, *limit)));
-                }
-                Some(Err(e)) if !e.is_busy() => return Err(e.into()),
-                _ => {}
+    }
+
+    /// `op` served on the caller's thread by the backend ([`Backend::load_inline`],
+    /// [`Backend::fetch_inline`]), or `None` to read through a reader connection.
+    fn read_inline(&self, op: &Read) -> Result<Option<ReadOut>, Error> {
+        let now = self.clock.now();
+        match op {
+            Read::Many(slots) => match self.backend.load_inline(slots) {
+                Some(Ok(known)) => columns::visible(known, slots, now)
+                    .map(ReadOut::Records)
+                    .map(Some),
+                Some(Err(e)) if !e.is_busy() => Err(e.into()),
+                _ => Ok(None),
+            },
+            Read::Keys(scope, ns, after, limit) => {
+                let statement =
+                    reads::keys_statement(scope, ns.as_deref(), after.as_ref(), *limit, now)?;
+                let Some((sql, params)) = statement else {
+                    return Ok(Some(ReadOut::Keys(Page::from_iter([], *limit))));
+                };
+                let Some(rows) = self.fetched(sql, &params)? else {
+                    return Ok(None);
+                };
+                let keys = columns::keys::<B::Error>(&rows)?;
+                Ok(Some(ReadOut::Keys(Page::from_iter(keys, *limit))))
             }
+            Read::Scopes(kind, after, limit, live) => {
+                let live = live.then_some(now);
+                let (sql, params) = reads::scopes_statement(*kind, after.as_ref(), *limit, live)?;
+                let Some(rows) = self.fetched(sql, &params)? else {
+                    return Ok(None);
+                };
+                let scopes = columns::scopes::<B::Error>(&rows)?;
+                Ok(Some(ReadOut::Scopes(Page::from_iter(scopes, *limit))))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn read(&self, op: Read) -> Result<ReadOut, Error> {
+        if let Some(out) = self.read_inline(&op)? {
+            return Ok(out);
         }
         let started = Instant::now();
         loop {
