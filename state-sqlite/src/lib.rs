@@ -35,13 +35,13 @@
 //!   [`SqliteOptions::inline_commits`] turns it off. The committer's read path, admin writes
 //!   and every statement of a `:memory:` store (whose database no second connection can
 //!   open) run through sqlx.
-//! - **Point and many-slot reads run on the caller's thread too** (`load`, `load_many`, a
+//! - **Point reads and listings run on the caller's thread too** (`load`, `load_many`, a
 //!   typed `get`, a struct's `load`): one SELECT on a read-only rusqlite connection of the
 //!   store's own, one snapshot, a struct's fields found in one range of the primary key. A
 //!   WAL reader takes no lock a writer holds, so such a read never waits for one; a read that
 //!   meets a lock anyway (busy timeout 0) goes to sqlx's reader pool, which waits it out
-//!   ([`SqliteCounts::direct_reads`] counts the others). Listings, history and exports read
-//!   through sqlx. [`SqliteOptions::inline_commits`]`(false)` runs these reads through sqlx
+//!   ([`SqliteCounts::direct_reads`] counts the others). Key and scope listings read the
+//!   same way; the change log, history and exports read through sqlx. [`SqliteOptions::inline_commits`]`(false)` runs these reads through sqlx
 //!   as well.
 //! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
 //!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the
