@@ -51,20 +51,7 @@ impl DirectReads {
         if slots.is_empty() || slots.len() > sql::SELECT_MAX {
             return None;
         }
-        let conn = match self.take() {
-            Ok(conn) => conn,
-            Err(e) => return Some(Err(e)),
-        };
-        let result = read(&conn, slots);
-        match &result {
-            // A connection that failed for anything but a lock is not kept.
-            Err(e) if !state_sql::BackendError::is_busy(e) => {}
-            _ => self.give_back(conn),
-        }
-        if result.is_ok() {
-            self.counters.direct_reads.fetch_add(1, Ordering::Relaxed);
-        }
-        Some(result)
+        Some(self.with_conn(|conn| read(conn, slots)))
     }
 
     /// A read statement of the shared engine (`$N` parameters), its rows owned.
@@ -73,11 +60,17 @@ impl DirectReads {
         sql: &str,
         params: &[Param<'_>],
     ) -> Option<Result<Vec<OwnedRow>, SqliteError>> {
-        let conn = match self.take() {
-            Ok(conn) => conn,
-            Err(e) => return Some(Err(e)),
-        };
-        let result = fetch(&conn, sql, params).map_err(sqlite_error);
+        Some(self.with_conn(|conn| fetch(conn, sql, params).map_err(sqlite_error)))
+    }
+
+    /// Runs `read` on an idle connection (or a new one) and counts it when it succeeds; a
+    /// connection that failed for anything but a lock is not kept.
+    fn with_conn<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, SqliteError>,
+    ) -> Result<T, SqliteError> {
+        let conn = self.take()?;
+        let result = read(&conn);
         match &result {
             Err(e) if !state_sql::BackendError::is_busy(e) => {}
             _ => self.give_back(conn),
@@ -85,7 +78,7 @@ impl DirectReads {
         if result.is_ok() {
             self.counters.direct_reads.fetch_add(1, Ordering::Relaxed);
         }
-        Some(result)
+        result
     }
 
     fn take(&self) -> Result<rusqlite::Connection, SqliteError> {
