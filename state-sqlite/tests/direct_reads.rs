@@ -208,7 +208,7 @@ async fn key_listings_are_read_directly_and_refuse_a_key_that_is_not_text() {
     assert_eq!(rest.next, None);
     assert_eq!(store.stats().direct_reads, before + 2);
     let scopes = store.list_scopes(None, None, 10).await.unwrap();
-    assert_eq!(scopes.items, [scope.clone()]);
+    assert_eq!(scopes.items, std::slice::from_ref(&scope));
     assert_eq!(store.stats().direct_reads, before + 3, "scope listings too");
 
     let edit = rusqlite::Connection::open(&path).unwrap();
