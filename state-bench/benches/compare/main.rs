@@ -24,6 +24,8 @@ use state_core::{
 };
 use state_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
+mod peers;
+
 const RUNS: usize = 3;
 const WRITERS: usize = 64;
 
@@ -1061,6 +1063,9 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut report = Report::default();
     if let Ok(which) = std::env::var("STATE_BENCH_PROFILE") {
+        if which.contains("A1") {
+            return peers::profile(dir.path(), &which).await;
+        }
         if which == "memory" {
             memory_vs_map(&mut report).await;
             return report.print_results();
@@ -1068,8 +1073,11 @@ async fn main() {
         return profile(&which, dir.path()).await;
     }
     println!("{:<34} {:<22} {:>20}", "workload", "system", "median of 3");
-    for full in [false, true] {
-        sqlite_writes(dir.path(), full, &mut report).await;
+    if want("W1 W2 W3") {
+        for full in [false, true] {
+            sqlite_writes(dir.path(), full, &mut report).await;
+        }
+        memory_writes(report.0[0].ops, &mut report).await;
     }
     if want("PG") {
         match std::env::var("STATE_PG_URL") {
@@ -1079,13 +1087,13 @@ async fn main() {
             ),
         }
     }
-    if !want("W4") && !want("memory") {
-        report.print_results();
-        return;
+    if want("W4 W5 W6") {
+        sqlite_reads(dir.path(), &mut report).await;
     }
-    memory_writes(report.0[0].ops, &mut report).await;
-    sqlite_reads(dir.path(), &mut report).await;
     memory_vs_map(&mut report).await;
+    if want("A1 ADK") {
+        peers::adk_rows(dir.path(), &mut report).await;
+    }
     report.print_results();
 }
 

@@ -1,0 +1,270 @@
+//! The peers a user would pick instead, in the same run: Google ADK's `DatabaseSessionService`
+//! on SQLite (`state-bench/peers/adk.py`), next to this project doing the same work.
+//!
+//! The script runs under `STATE_BENCH_PYTHON` (default `python3`); when that Python lacks ADK
+//! the rows are skipped with the command that installs it, and the bench goes on.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use state_core::{Engine, Error, Op, Path as JsonPath, Scope, Slot, Write};
+
+use crate::{Report, median, secs, sqlite_engine};
+
+/// Concurrent sessions of the concurrent rows.
+const SESSIONS: usize = 64;
+/// Read-modify-write attempts of each of the two instances in the lost-update check.
+const INCREMENTS: usize = 200;
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/adk.py")
+}
+
+fn python() -> String {
+    std::env::var("STATE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Runs the script with `args`; its last line's `name=value` pairs.
+fn adk(args: &[&str]) -> Result<HashMap<String, String>, String> {
+    let out = Command::new(python())
+        .arg(script())
+        .args(args)
+        .output()
+        .map_err(|e| format!("{} not runnable: {e}", python()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or_default();
+        return Err(format!("{} {stdout}", last.trim()));
+    }
+    let line = stdout.lines().last().unwrap_or_default();
+    Ok(line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+fn num(fields: &HashMap<String, String>, name: &str) -> f64 {
+    fields.get(name).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+}
+
+/// An event as ADK stores it, padded to `bytes` of JSON.
+fn event_value(i: u64, bytes: usize) -> Value {
+    let mut event = json!({
+        "invocation_id": format!("inv-{i}"), "author": "agent", "id": format!("{i:016}"),
+        "timestamp": 1_764_806_400.0 + i as f64,
+        "content": {"role": "model", "parts": [{"text": ""}]},
+        "actions": {"state_delta": {"step": i, "user:last_step": i}},
+    });
+    let pad = bytes.saturating_sub(event.to_string().len());
+    event["content"]["parts"][0]["text"] =
+        Value::String(format!("step {i} done{}", " ".repeat(pad)));
+    event
+}
+
+/// One ADK event's worth of this project's work, as one atomic batch: the session key, the
+/// user key, and the event stored under the session (insert-only: version 0 expected).
+async fn append_event(engine: &Engine, session: &Scope, user: &Scope, i: u64, bytes: usize) {
+    let set = |slot: Slot, v: Value| Write::apply(slot, vec![Op::set(JsonPath::root(), v)]);
+    let event = Slot::new(session.clone(), "Events", format!("e{i:010}")).unwrap();
+    let writes = vec![
+        set(
+            Slot::new(session.clone(), "Session", "step").unwrap(),
+            i.into(),
+        ),
+        set(
+            Slot::new(user.clone(), "User", "last_step").unwrap(),
+            i.into(),
+        ),
+        Write::cas(event, 0, Some(event_value(i, bytes))),
+    ];
+    engine.commit(writes).await.unwrap();
+}
+
+/// Events per second: `sessions` sessions (one user each) appending one after another.
+async fn ours_events(engine: &Engine, run: usize, sessions: usize, bytes: usize) -> f64 {
+    let start = Instant::now();
+    let deadline = start + secs();
+    let tasks: Vec<_> = (0..sessions)
+        .map(|t| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let session = Scope::execution(format!("adk-{run}-{t}")).unwrap();
+                let user = Scope::user("bench", format!("u{run}-{t}")).unwrap();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    append_event(&engine, &session, &user, n, bytes).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// ADK's rate and event size for one run, or why it could not run.
+fn adk_events(dir: &Path, run: usize, sessions: usize) -> Result<(f64, usize), String> {
+    let db = dir.join(format!("adk-{sessions}-{run}.db"));
+    let fields = adk(&[
+        "events",
+        "--db",
+        &db.to_string_lossy(),
+        "--seconds",
+        &secs().as_secs_f64().to_string(),
+        "--sessions",
+        &sessions.to_string(),
+    ])?;
+    Ok((
+        num(&fields, "events_per_s"),
+        num(&fields, "event_bytes") as usize,
+    ))
+}
+
+/// A1/A2: ADK against this project, FULL durability as ADK's SQLite default, alternating runs.
+pub(crate) async fn adk_rows(dir: &Path, report: &mut Report) {
+    let version = match adk(&["check"]) {
+        Ok(fields) => fields.get("adk").cloned().unwrap_or_default(),
+        Err(why) => {
+            println!(
+                "(ADK peer rows not run: {}; install with `pip install \"google-adk[db]\" \
+                 aiosqlite`, or point STATE_BENCH_PYTHON at a Python that has it)",
+                why.trim()
+            );
+            return;
+        }
+    };
+    let system = format!("ADK {version}");
+    for (name, sessions, target) in [("sequential", 1, 30.0), ("64 sessions", SESSIONS, 100.0)] {
+        let (mut theirs, mut ours) = (Vec::new(), Vec::new());
+        for run in 0..crate::RUNS {
+            let (rate, bytes) = match adk_events(dir, run, sessions) {
+                Ok(r) => r,
+                Err(why) => return println!("(ADK peer rows stopped: {why})"),
+            };
+            theirs.push(rate);
+            let path = dir.join(format!("ours-adk-{sessions}-{run}.db"));
+            let (engine, _) = sqlite_engine(&path, true).await;
+            ours.push(ours_events(&engine, run, sessions, bytes).await);
+        }
+        let theirs = median(theirs);
+        let workload = format!("A1 events {name} FULL");
+        report.add(&workload, "sqlite", median(ours), theirs, Some(target));
+        report.add(&workload, &system, theirs, theirs, None);
+    }
+    lost_updates(dir, &system).await;
+}
+
+/// `STATE_BENCH_PROFILE=A1` (`A1 sequential`): this project's side of A1 alone, for `perf`.
+pub(crate) async fn profile(dir: &Path, which: &str) {
+    let sessions = if which.contains("sequential") {
+        1
+    } else {
+        SESSIONS
+    };
+    let (engine, store) = sqlite_engine(&dir.join("profile-adk.db"), true).await;
+    let rate = ours_events(&engine, 0, sessions, 339).await;
+    println!("{which}: {rate:.0} events/s, {:?}", store.stats());
+}
+
+/// The outcome of the lost-update check for one system and key kind.
+struct Lost {
+    acked: u64,
+    final_value: u64,
+    refused: u64,
+    errors: u64,
+}
+
+impl Lost {
+    fn print(&self, system: &str, key: &str) {
+        println!(
+            "LOST {} {key} acked={} final={} lost={} refused_stale={} errors={}",
+            system.replace(' ', "_"),
+            self.acked,
+            self.final_value,
+            self.acked.saturating_sub(self.final_value),
+            self.refused,
+            self.errors
+        );
+    }
+}
+
+/// Two engines on one file each try `INCREMENTS` read-modify-write increments of one key, as
+/// ADK code does them (read, yield, write the new value), the write compare-and-swap.
+async fn ours_lost(path: &Path) -> Lost {
+    let (a, _) = sqlite_engine(path, true).await;
+    let (b, _) = sqlite_engine(path, true).await;
+    let slot = Slot::new(Scope::user("lost", "u").unwrap(), "User", "n").unwrap();
+    let tasks: Vec<_> = [a, b]
+        .into_iter()
+        .map(|engine| {
+            let h = engine.handle::<u64>(slot.clone());
+            tokio::spawn(async move {
+                let (mut acked, mut refused) = (0, 0);
+                for _ in 0..INCREMENTS {
+                    let seen = h.get_versioned().await.unwrap();
+                    tokio::task::yield_now().await;
+                    let next = seen.value.unwrap_or(0) + 1;
+                    match h.set_if(seen.version, next).await {
+                        Ok(_) => acked += 1,
+                        Err(Error::VersionMismatch { .. }) => refused += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                (acked, refused)
+            })
+        })
+        .collect();
+    let mut lost = Lost {
+        acked: 0,
+        final_value: 0,
+        refused: 0,
+        errors: 0,
+    };
+    for t in tasks {
+        let (acked, refused) = t.await.unwrap();
+        lost.acked += acked;
+        lost.refused += refused;
+    }
+    let (engine, _) = sqlite_engine(path, true).await;
+    lost.final_value = engine.handle::<u64>(slot).get().await.unwrap().unwrap_or(0);
+    lost
+}
+
+/// A3: lost updates with two instances on one file, ADK's (a session key, a `user:` key)
+/// next to this project's.
+async fn lost_updates(dir: &Path, system: &str) {
+    let db = dir.join("adk-lost.db");
+    match adk(&[
+        "lost",
+        "--db",
+        &db.to_string_lossy(),
+        "--increments",
+        &INCREMENTS.to_string(),
+    ]) {
+        Ok(f) => {
+            for key in ["session", "user"] {
+                let n = |what: &str| num(&f, &format!("{key}_{what}")) as u64;
+                let lost = Lost {
+                    acked: n("acked"),
+                    final_value: n("final"),
+                    refused: n("stale"),
+                    errors: n("errors"),
+                };
+                lost.print(system, &format!("{key}_key"));
+            }
+        }
+        Err(why) => println!("(ADK lost-update check failed: {why})"),
+    }
+    ours_lost(&dir.join("ours-lost.db"))
+        .await
+        .print("sqlite", "user_key");
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Google ADK's DatabaseSessionService on SQLite: the peer row of `cargo bench -p state-bench`.
+
+The bench runs this script when a Python with ADK is found (`STATE_BENCH_PYTHON`, else
+`python3`); install it with `pip install "google-adk[db]" aiosqlite`. Each mode prints one line of
+`name=value` pairs for the bench to read.
+
+  adk.py check
+      prints `adk=<version>` (exit 1 when ADK or aiosqlite is missing)
+  adk.py events --db FILE --seconds S --sessions N
+      N sessions (one user each) append events for S seconds, each session one after the
+      other, all sessions at once; every event's state_delta sets one session key and one
+      `user:` key. Prints events_per_s, events, errors (appends that raised), event_bytes (the
+      stored event's JSON size).
+  adk.py lost --db FILE --increments N
+      two service instances (two engines on one file) each do N read-modify-write increments
+      of one key at once, as ADK code does (get_session, read state, append_event with the new
+      value), once for a session key (both on one session) and once for a `user:` key (one
+      session each). Prints, per key kind, the increments acknowledged, the final value, the
+      lost updates (acknowledged minus final), stale-session errors and other errors.
+"""
+
+import argparse
+import asyncio
+import sys
+import time
+
+
+def adk_modules():
+    from google.adk.events import Event, EventActions
+    from google.adk.sessions import DatabaseSessionService
+    from google.genai import types
+
+    return Event, EventActions, DatabaseSessionService, types
+
+
+def event(i, delta):
+    Event, EventActions, _, types = adk_modules()
+    return Event(
+        invocation_id=f"inv-{i}",
+        author="agent",
+        content=types.Content(role="model", parts=[types.Part(text=f"step {i} done")]),
+        actions=EventActions(state_delta=delta),
+    )
+
+
+def service(db):
+    _, _, DatabaseSessionService, _ = adk_modules()
+    return DatabaseSessionService(db_url=f"sqlite+aiosqlite:///{db}")
+
+
+async def events(db, seconds, sessions):
+    svc = service(db)
+    made = [
+        await svc.create_session(app_name="bench", user_id=f"u{t}", session_id=f"s{t}")
+        for t in range(sessions)
+    ]
+    counts = [0] * sessions
+    errors = [0]
+    deadline = time.monotonic() + seconds
+
+    async def run(t):
+        session = made[t]
+        while time.monotonic() < deadline:
+            i = counts[t]
+            try:
+                await svc.append_event(session, event(i, {"step": i, "user:last_step": i}))
+                counts[t] += 1
+            except Exception:  # a locked database: counted, the session re-read
+                errors[0] += 1
+                session = await svc.get_session(
+                    app_name="bench", user_id=f"u{t}", session_id=f"s{t}"
+                )
+
+    start = time.monotonic()
+    await asyncio.gather(*(run(t) for t in range(sessions)))
+    elapsed = time.monotonic() - start
+    size = len(event(0, {"step": 0, "user:last_step": 0}).model_dump_json(exclude_none=True))
+    await svc.close()
+    total = sum(counts)
+    print(f"events_per_s={total / elapsed:.1f} events={total} errors={errors[0]} event_bytes={size}")
+
+
+async def lost_one(db, increments, key, sessions):
+    """Two instances incrementing `key`; `sessions` names the session each instance uses."""
+    svcs = [service(db), service(db)]
+    for sid in set(sessions):
+        await svcs[0].create_session(
+            app_name="lost", user_id="u", session_id=sid, state={key: 0}
+        )
+    tallies = {"acked": 0, "stale": 0, "errors": 0}
+
+    async def run(svc, sid):
+        done = 0
+        while done < increments:
+            session = await svc.get_session(app_name="lost", user_id="u", session_id=sid)
+            n = session.state.get(key, 0)
+            await asyncio.sleep(0)  # the other instance may run between read and write
+            try:
+                await svc.append_event(session, event(n, {key: n + 1}))
+                tallies["acked"] += 1
+            except Exception as e:
+                kind = "stale" if type(e).__name__ == "StaleSessionError" else "errors"
+                tallies[kind] += 1
+            done += 1
+
+    await asyncio.gather(*(run(svc, sid) for svc, sid in zip(svcs, sessions)))
+    final = (await svcs[0].get_session(app_name="lost", user_id="u", session_id=sessions[0])).state[key]
+    for svc in svcs:
+        await svc.close()
+    return tallies["acked"], final, tallies["stale"], tallies["errors"]
+
+
+async def lost(db, increments):
+    fields = []
+    for name, key, sessions in [("session", "n", ["s", "s"]), ("user", "user:n", ["s1", "s2"])]:
+        acked, final, stale, errors = await lost_one(f"{db}.{name}", increments, key, sessions)
+        fields += [
+            f"{name}_acked={acked}",
+            f"{name}_final={final}",
+            f"{name}_lost={acked - final}",
+            f"{name}_stale={stale}",
+            f"{name}_errors={errors}",
+        ]
+    print(" ".join(fields))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["check", "events", "lost"])
+    parser.add_argument("--db")
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--increments", type=int, default=200)
+    args = parser.parse_args()
+    if args.mode == "check":
+        try:
+            import aiosqlite  # noqa: F401
+            import google.adk
+
+            adk_modules()
+        except ImportError as e:
+            print(f"missing={e.name or 'sqlalchemy'}")
+            sys.exit(1)
+        print(f"adk={google.adk.__version__}")
+    elif args.mode == "events":
+        asyncio.run(events(args.db, args.seconds, args.sessions))
+    else:
+        asyncio.run(lost(args.db, args.increments))
+
+
+if __name__ == "__main__":
+    main()
