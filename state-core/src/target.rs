@@ -235,7 +235,16 @@ impl WriteTarget {
 
     /// Deserializes a value of this slot read at `version`.
     pub fn decode<V: DeserializeOwned>(&self, v: Value, version: u64) -> Result<V> {
-        serde_json::from_value(v).map_err(|source| Error::Decode {
+        self.decoded(serde_json::from_value(v), version)
+    }
+
+    /// [`Self::decode`] of a borrowed value: deserialized in place, never cloned first.
+    pub fn decode_ref<V: DeserializeOwned>(&self, v: &Value, version: u64) -> Result<V> {
+        self.decoded(V::deserialize(v), version)
+    }
+
+    fn decoded<V>(&self, r: serde_json::Result<V>, version: u64) -> Result<V> {
+        r.map_err(|source| Error::Decode {
             slot: self.slot.clone(),
             version,
             type_name: std::any::type_name::<V>(),
@@ -247,9 +256,9 @@ impl WriteTarget {
     /// session state: whenever absent).
     pub fn decode_record<V: DeserializeOwned>(&self, record: &Record) -> Result<Option<V>> {
         match (&record.value, &self.initial) {
-            (Some(v), _) => self.decode(v.clone(), record.version).map(Some),
+            (Some(v), _) => self.decode_ref(v, record.version).map(Some),
             (None, Some(init)) if record.version == 0 || self.initial_after_delete => {
-                self.decode(Value::clone(init), 0).map(Some)
+                self.decode_ref(init, 0).map(Some)
             }
             (None, _) => Ok(None),
         }
@@ -259,6 +268,17 @@ impl WriteTarget {
 /// Loads the records of many targets with one store call per engine (the durable store gets
 /// exactly one), in the targets' order.
 pub async fn load_targets(targets: &[&WriteTarget]) -> Result<Vec<Record>> {
+    if let Some(first) = targets.first()
+        && targets.iter().all(|t| t.engine.same(&first.engine))
+    {
+        // One engine (the usual case): one call, its records in order as they are.
+        let slots: Vec<Slot> = targets.iter().map(|t| t.slot.clone()).collect();
+        let loaded = first.engine.load_many(&slots).await?;
+        return match loaded.len() == slots.len() {
+            true => Ok(loaded),
+            false => Err(miscounted(loaded.len(), slots.len())),
+        };
+    }
     let mut records: Vec<Option<Record>> = vec![None; targets.len()];
     let mut done = vec![false; targets.len()];
     for i in 0..targets.len() {
@@ -272,11 +292,7 @@ pub async fn load_targets(targets: &[&WriteTarget]) -> Result<Vec<Record>> {
         let slots: Vec<Slot> = group.iter().map(|&j| targets[j].slot.clone()).collect();
         let loaded = engine.load_many(&slots).await?;
         if loaded.len() != group.len() {
-            return Err(Error::store(std::io::Error::other(format!(
-                "load_many returned {} records for {} slots",
-                loaded.len(),
-                group.len()
-            ))));
+            return Err(miscounted(loaded.len(), group.len()));
         }
         for (j, r) in group.into_iter().zip(loaded) {
             records[j] = Some(r);
@@ -284,4 +300,11 @@ pub async fn load_targets(targets: &[&WriteTarget]) -> Result<Vec<Record>> {
         }
     }
     Ok(records.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// A store's `load_many` that returned another number of records than slots asked for.
+fn miscounted(records: usize, slots: usize) -> Error {
+    Error::store(std::io::Error::other(format!(
+        "load_many returned {records} records for {slots} slots"
+    )))
 }

@@ -165,15 +165,16 @@ pub trait Backend: Sized + Send + Sync + 'static {
     }
 
     /// A read statement of the shared engine ([`crate::reads`], as for [`Backend::fetch`])
-    /// served on the caller's thread, when the backend can: its rows, or `None` to read
-    /// through [`Backend::reader`] instead (and so for an error the backend calls busy).
-    /// Key listings use it.
-    fn fetch_inline(
+    /// served on the caller's thread, when the backend can: each row decoded by `row` as it
+    /// is read (no copy of it is made first), or `None` to read through [`Backend::reader`]
+    /// instead (and so for an error the backend calls busy). Key and scope listings use it.
+    fn fetch_inline<T>(
         &self,
         sql: &str,
         params: &[Param<'_>],
-    ) -> Option<Result<Vec<crate::columns::OwnedRow>, Self::Error>> {
-        let _ = (sql, params);
+        row: &mut dyn FnMut(&dyn Columns) -> Result<T, sqlx::Error>,
+    ) -> Option<Result<Vec<T>, Self::Error>> {
+        let _ = (sql, params, row);
         None
     }
 

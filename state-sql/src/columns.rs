@@ -20,76 +20,17 @@ pub trait Columns {
     fn int_or_null(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
     /// A BLOB (BYTEA) column.
     fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error>;
-}
-
-/// One column of an [`OwnedRow`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum Cell {
-    /// SQL NULL.
-    Null,
-    /// An INTEGER.
-    Int(i64),
-    /// A REAL (no column the store writes holds one: decoding it is an error).
-    Real(f64),
-    /// A TEXT.
-    Text(String),
-    /// A BLOB.
-    Bytes(Vec<u8>),
-}
-
-/// A row a backend read without sqlx (see [`Backend::fetch_inline`](crate::Backend::fetch_inline)),
-/// decoded by the same [`Columns`] as sqlx's rows.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OwnedRow(pub Vec<Cell>);
-
-impl OwnedRow {
-    fn cell(&self, i: usize) -> Result<&Cell, sqlx::Error> {
-        self.0.get(i).ok_or(sqlx::Error::ColumnIndexOutOfBounds {
-            index: i,
-            len: self.0.len(),
-        })
-    }
-
-    fn mismatch(i: usize, want: &str, got: &Cell) -> sqlx::Error {
-        sqlx::Error::ColumnDecode {
-            index: i.to_string(),
-            source: format!("expected {want}, found {got:?}").into(),
-        }
-    }
-}
-
-impl Columns for OwnedRow {
-    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
-        self.text_or_null(i)?
-            .ok_or_else(|| Self::mismatch(i, "TEXT", &Cell::Null))
-    }
-
-    fn text_or_null(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
-        match self.cell(i)? {
-            Cell::Null => Ok(None),
-            Cell::Text(t) => Ok(Some(t.clone())),
-            other => Err(Self::mismatch(i, "TEXT", other)),
-        }
-    }
-
-    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
-        self.int_or_null(i)?
-            .ok_or_else(|| Self::mismatch(i, "INTEGER", &Cell::Null))
-    }
-
-    fn int_or_null(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
-        match self.cell(i)? {
-            Cell::Null => Ok(None),
-            Cell::Int(v) => Ok(Some(*v)),
-            other => Err(Self::mismatch(i, "INTEGER", other)),
-        }
-    }
-
-    fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error> {
-        match self.cell(i)? {
-            Cell::Bytes(b) => Ok(b.clone()),
-            other => Err(Self::mismatch(i, "BLOB", other)),
-        }
+    /// A TEXT column that may be NULL, lent to `f`: a row that can lend its text in place
+    /// saves the copy [`Columns::text_or_null`] makes.
+    fn with_text_or_null<R>(
+        &self,
+        i: usize,
+        f: impl FnOnce(Option<&str>) -> R,
+    ) -> Result<R, sqlx::Error>
+    where
+        Self: Sized,
+    {
+        Ok(f(self.text_or_null(i)?.as_deref()))
     }
 }
 
@@ -147,10 +88,10 @@ pub fn known(row: &impl Columns, first: usize) -> Result<Known, RowError> {
         }
     };
     let expires_at = row.int_or_null(first + 2).map_err(readable(None))?;
-    let value = row
-        .text_or_null(first + 1)
+    let record = row
+        .with_text_or_null(first + 1, |value| rows::stored_record(v, value, expires_at))
         .map_err(readable(Some(expires_at)))?;
-    Ok((rows::stored_record(v, value, expires_at)?, true))
+    Ok((record?, true))
 }
 
 /// What each of `slots` reads as at `now`, from what was loaded for them in order (expired
@@ -203,30 +144,41 @@ fn identity(row: &impl Columns) -> Option<Slot> {
 }
 
 /// Keys from `namespace, key` rows.
-pub fn keys<E: BackendError + From<sqlx::Error>>(
-    rows: &[impl Columns],
-) -> Result<Vec<SlotKey>, Error> {
+pub fn keys<E: BackendError>(rows: &[impl Columns]) -> Result<Vec<SlotKey>, Error> {
     rows.iter()
-        .map(|r| {
-            Ok(SlotKey {
-                namespace: r.text(0)?,
-                key: r.text(1)?,
-            })
-        })
+        .map(|r| slot_key(r))
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(|e| E::from(e).into())
 }
 
+/// A `namespace, key` row's key.
+pub fn slot_key<C: Columns + ?Sized>(r: &C) -> Result<SlotKey, sqlx::Error> {
+    Ok(SlotKey {
+        namespace: r.text(0)?,
+        key: r.text(1)?,
+    })
+}
+
 /// Scopes from `kind, scope_id, scope_sub` rows (validated like any other).
-pub fn scopes<E: BackendError + From<sqlx::Error>>(
-    rows: &[impl Columns],
-) -> Result<Vec<Scope>, Error> {
-    let col = |e: sqlx::Error| -> Error { E::from(e).into() };
-    rows.iter()
-        .map(|r| {
-            let kind = r.text(0).map_err(col)?;
-            rows::scope_from_columns(&kind, r.text(1).map_err(col)?, r.text(2).map_err(col)?)
-        })
+pub fn scopes<E: BackendError>(rows: &[impl Columns]) -> Result<Vec<Scope>, Error> {
+    let triples = rows
+        .iter()
+        .map(|r| scope_columns(r))
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(|e| -> Error { E::from(e).into() })?;
+    scopes_from(triples)
+}
+
+/// A `kind, scope_id, scope_sub` row's columns, not yet validated ([`scopes_from`]).
+pub fn scope_columns<C: Columns + ?Sized>(r: &C) -> Result<(String, String, String), sqlx::Error> {
+    Ok((r.text(0)?, r.text(1)?, r.text(2)?))
+}
+
+/// The scopes named by [`scope_columns`], validated like any other.
+pub fn scopes_from(triples: Vec<(String, String, String)>) -> Result<Vec<Scope>, Error> {
+    triples
+        .into_iter()
+        .map(|(kind, id, sub)| rows::scope_from_columns(&kind, id, sub))
         .collect()
 }
 

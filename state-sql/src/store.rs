@@ -14,7 +14,7 @@ use state_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, BackendError, CommitterGone, Conn};
-use crate::columns::{self, OwnedRow};
+use crate::columns::{self, Columns};
 use crate::committer::{Admin, Committer, Request, backoff};
 use crate::reads::{self, Param};
 use crate::stats::{Counters, Stats};
@@ -141,9 +141,24 @@ impl<B: Backend> SqlStore<B> {
     /// Serves `op` on a read connection, retried while the database is locked, or through
     /// the committer if the backend has no read connections.
     /// Rows the backend fetched itself; `None`: it cannot, or met a lock.
-    fn fetched(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Vec<OwnedRow>>, Error> {
-        match self.backend.fetch_inline(sql, params) {
+    fn fetched<T>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        row: &mut dyn FnMut(&dyn Columns) -> Result<T, sqlx::Error>,
+    ) -> Result<Option<Vec<T>>, Error> {
+        match self.backend.fetch_inline(sql, params, row) {
             Some(Ok(rows)) => Ok(Some(rows)),
+            Some(Err(e)) if !e.is_busy() => Err(e.into()),
+            _ => Ok(None),
+        }
+    }
+
+    /// The records of `slots` read on the caller's thread ([`Backend::load_inline`]), or
+    /// `None` to read through a reader connection.
+    fn loaded_inline(&self, slots: &[Slot], now: Timestamp) -> Result<Option<Vec<Record>>, Error> {
+        match self.backend.load_inline(slots) {
+            Some(Ok(known)) => columns::visible(known, slots, now).map(Some),
             Some(Err(e)) if !e.is_busy() => Err(e.into()),
             _ => Ok(None),
         }
@@ -154,32 +169,27 @@ impl<B: Backend> SqlStore<B> {
     fn read_inline(&self, op: &Read) -> Result<Option<ReadOut>, Error> {
         let now = self.clock.now();
         match op {
-            Read::Many(slots) => match self.backend.load_inline(slots) {
-                Some(Ok(known)) => columns::visible(known, slots, now)
-                    .map(ReadOut::Records)
-                    .map(Some),
-                Some(Err(e)) if !e.is_busy() => Err(e.into()),
-                _ => Ok(None),
-            },
+            Read::Many(slots) => Ok(self.loaded_inline(slots, now)?.map(ReadOut::Records)),
             Read::Keys(scope, ns, after, limit) => {
                 let statement =
                     reads::keys_statement(scope, ns.as_deref(), after.as_ref(), *limit, now)?;
                 let Some((sql, params)) = statement else {
                     return Ok(Some(ReadOut::Keys(Page::from_iter([], *limit))));
                 };
-                let Some(rows) = self.fetched(sql, &params)? else {
+                let Some(keys) = self.fetched(sql, &params, &mut |r| columns::slot_key(r))? else {
                     return Ok(None);
                 };
-                let keys = columns::keys::<B::Error>(&rows)?;
                 Ok(Some(ReadOut::Keys(Page::from_iter(keys, *limit))))
             }
             Read::Scopes(kind, after, limit, live) => {
                 let live = live.then_some(now);
                 let (sql, params) = reads::scopes_statement(*kind, after.as_ref(), *limit, live)?;
-                let Some(rows) = self.fetched(sql, &params)? else {
+                let Some(triples) =
+                    self.fetched(sql, &params, &mut |r| columns::scope_columns(r))?
+                else {
                     return Ok(None);
                 };
-                let scopes = columns::scopes::<B::Error>(&rows)?;
+                let scopes = columns::scopes_from(triples)?;
                 Ok(Some(ReadOut::Scopes(Page::from_iter(scopes, *limit))))
             }
             _ => Ok(None),
@@ -241,6 +251,10 @@ fn unexpected() -> Error {
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
     async fn load_many(&self, slots: &[Slot]) -> Result<Vec<Record>, Error> {
+        // Read in place when the backend can, before the slots are copied for a reader.
+        if let Some(records) = self.loaded_inline(slots, self.clock.now())? {
+            return Ok(records);
+        }
         match self.read(Read::Many(slots.to_vec())).await? {
             ReadOut::Records(r) => Ok(r),
             _ => Err(unexpected()),

@@ -14,9 +14,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::OpenFlags;
-use rusqlite::types::ValueRef;
 use state_core::Slot;
-use state_sql::columns::{self, Cell, Columns, OwnedRow};
+use state_sql::columns::{self, Columns};
 use state_sql::{Known, Loaded, Param};
 
 use crate::error::SqliteError;
@@ -55,12 +54,13 @@ impl DirectReads {
     }
 
     /// A read statement of the shared engine (`$N` parameters), its rows owned.
-    pub(crate) fn fetch(
+    pub(crate) fn fetch<T>(
         &self,
         sql: &str,
         params: &[Param<'_>],
-    ) -> Option<Result<Vec<OwnedRow>, SqliteError>> {
-        Some(self.with_conn(|conn| fetch(conn, sql, params).map_err(sqlite_error)))
+        row: &mut dyn FnMut(&dyn Columns) -> Result<T, sqlx::Error>,
+    ) -> Option<Result<Vec<T>, SqliteError>> {
+        Some(self.with_conn(|conn| fetch(conn, sql, params, row)))
     }
 
     /// Runs `read` on an idle connection (or a new one) and counts it when it succeeds; a
@@ -130,9 +130,7 @@ fn read_namespace(
     conn: &rusqlite::Connection,
     slots: &[Slot],
 ) -> Result<Loaded<SqliteError>, SqliteError> {
-    let mut wanted: Vec<&str> = slots.iter().map(|s| s.key()).collect();
-    wanted.sort_unstable();
-    wanted.dedup();
+    let (wanted, place) = wanted_keys(slots);
     let (kind, id, sub) = state_core::backend::rows::scope_columns(slots[0].scope());
     let scope = [kind, id, sub, kind, id, sub, slots[0].namespace()];
     // At most this many rows in the range before the keys are looked up one by one.
@@ -167,40 +165,72 @@ fn read_namespace(
             "the scope's floor was not returned",
         ))
     })?;
-    Ok(slots
-        .iter()
-        .map(
-            |s| match found.binary_search_by(|(k, _)| k.as_str().cmp(s.key())) {
-                Ok(i) => found[i].1.clone(),
-                Err(_) => absent.clone(),
-            },
-        )
+    // Each wanted key's record moves to its slot; only a slot asked for twice is a copy.
+    let mut found = found;
+    let unique = wanted.len() == slots.len();
+    Ok(place
+        .into_iter()
+        .map(|i| {
+            let kept = if unique {
+                found[i].take()
+            } else {
+                found[i].clone()
+            };
+            kept.unwrap_or_else(|| absent.clone())
+        })
         .collect())
 }
 
+/// The distinct keys of `slots` in key order, and each slot's place among them.
+fn wanted_keys(slots: &[Slot]) -> (Vec<&str>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    // A struct's fields usually come in key order already: a stable sort checks that in one pass.
+    order.sort_by(|&a, &b| slots[a].key().cmp(slots[b].key()));
+    let (mut wanted, mut place) = (Vec::with_capacity(slots.len()), vec![0; slots.len()]);
+    for i in order {
+        let key = slots[i].key();
+        if wanted.last() != Some(&key) {
+            wanted.push(key);
+        }
+        place[i] = wanted.len() - 1;
+    }
+    (wanted, place)
+}
+
 /// What a key-ordered read of one namespace returned: the floor row's record, each wanted
-/// key's (in key order; other keys' rows are counted, not decoded), and how many slot rows.
+/// key's (by its position in the sorted `wanted`; other keys' rows are counted, not
+/// decoded), and how many slot rows.
 type Collected = (
     Option<Result<Known, SqliteError>>,
-    Vec<(String, Result<Known, SqliteError>)>,
+    Vec<Option<Result<Known, SqliteError>>>,
     usize,
 );
 
 fn collect(mut rows: rusqlite::Rows<'_>, wanted: &[&str]) -> Result<Collected, SqliteError> {
-    let (mut absent, mut found, mut count) = (None, Vec::with_capacity(wanted.len()), 0);
+    let (mut absent, mut found, mut count) = (None, vec![None; wanted.len()], 0);
+    // Rows come in key order, as `wanted` is: the next wanted key is usually the row's.
+    let mut next = 0;
+    let mut locate = |key: &str| match wanted.get(next) {
+        Some(&w) if w == key => {
+            next += 1;
+            Some(next - 1)
+        }
+        _ => wanted.binary_search(&key).ok(),
+    };
     while let Some(row) = rows.next().map_err(sqlite_error)? {
         let row = Row(row);
-        match row.text_or_null(0).map_err(SqliteError::from)? {
+        // `None`: the floor's row (no key); else the key's place among those wanted.
+        let place = row.with_text_or_null(0, |key| key.map(&mut locate));
+        match place.map_err(SqliteError::from)? {
             None => absent = Some(columns::known(&row, 1).map_err(SqliteError::from)),
-            Some(key) => {
+            Some(at) => {
                 count += 1;
-                if wanted.binary_search(&key.as_str()).is_ok() {
-                    found.push((key, columns::known(&row, 1).map_err(SqliteError::from)));
+                if let Some(i) = at {
+                    found[i] = Some(columns::known(&row, 1).map_err(SqliteError::from));
                 }
             }
         }
     }
-    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok((absent, found, count))
 }
 
@@ -257,41 +287,33 @@ fn read_any(
 
 /// Runs `sql`, binding `params[i]` to its parameter `$i+1` (by name: SQLite numbers named
 /// parameters in the order they first appear), and owns every row.
-fn fetch(
+fn fetch<T>(
     conn: &rusqlite::Connection,
     sql: &str,
     params: &[Param<'_>],
-) -> rusqlite::Result<Vec<OwnedRow>> {
-    let mut stmt = conn.prepare_cached(sql)?;
+    decode: &mut dyn FnMut(&dyn Columns) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, SqliteError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sqlite_error)?;
     for (i, p) in params.iter().enumerate() {
-        let Some(at) = stmt.parameter_index(&format!("${}", i + 1))? else {
+        let Some(at) = stmt
+            .parameter_index(&format!("${}", i + 1))
+            .map_err(sqlite_error)?
+        else {
             continue;
         };
         match p {
-            Param::Int(v) => stmt.raw_bind_parameter(at, v)?,
-            Param::Text(t) => stmt.raw_bind_parameter(at, t)?,
-            Param::Bytes(b) => stmt.raw_bind_parameter(at, b)?,
+            Param::Int(v) => stmt.raw_bind_parameter(at, v),
+            Param::Text(t) => stmt.raw_bind_parameter(at, t),
+            Param::Bytes(b) => stmt.raw_bind_parameter(at, b),
         }
+        .map_err(sqlite_error)?;
     }
-    let columns = stmt.column_count();
     let mut out = Vec::new();
     let mut rows = stmt.raw_query();
-    while let Some(row) = rows.next()? {
-        let cells = (0..columns).map(|i| {
-            Ok(match row.get_ref(i)? {
-                ValueRef::Null => Cell::Null,
-                ValueRef::Integer(v) => Cell::Int(v),
-                ValueRef::Real(v) => Cell::Real(v),
-                // Text that is not UTF-8 (a hand edit) fails as a column of the wrong type,
-                // never as a changed string.
-                ValueRef::Text(t) => match std::str::from_utf8(t) {
-                    Ok(t) => Cell::Text(t.to_owned()),
-                    Err(_) => Cell::Bytes(t.to_vec()),
-                },
-                ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
-            })
-        });
-        out.push(OwnedRow(cells.collect::<rusqlite::Result<_>>()?));
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
+        // Text that is not UTF-8 (a hand edit) fails as a column of the wrong type, never as
+        // a changed string.
+        out.push(decode(&Row(row)).map_err(SqliteError::from)?);
     }
     Ok(out)
 }
@@ -330,5 +352,17 @@ impl Columns for Row<'_, '_> {
 
     fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error> {
         self.0.get(i).map_err(|e| decode(i, e))
+    }
+
+    fn with_text_or_null<R>(
+        &self,
+        i: usize,
+        f: impl FnOnce(Option<&str>) -> R,
+    ) -> Result<R, sqlx::Error> {
+        let text = self.0.get_ref(i).map_err(|e| decode(i, e))?;
+        let text = text
+            .as_str_or_null()
+            .map_err(|e| decode(i, rusqlite::Error::from(e)))?;
+        Ok(f(text))
     }
 }

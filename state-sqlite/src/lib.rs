@@ -101,7 +101,6 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::{Sqlite as Db, SqliteConnection};
 use state_core::{Error, Slot};
-use state_sql::columns::OwnedRow;
 use state_sql::{Fut, Loaded, Opened, Param, boxed};
 
 pub use crate::error::SqliteError;
@@ -233,12 +232,13 @@ impl state_sql::Backend for Sqlite {
         self.direct.as_ref()?.load(slots)
     }
 
-    fn fetch_inline(
+    fn fetch_inline<T>(
         &self,
         sql: &str,
         params: &[Param<'_>],
-    ) -> Option<Result<Vec<OwnedRow>, SqliteError>> {
-        self.direct.as_ref()?.fetch(sql, params)
+        row: &mut dyn FnMut(&dyn state_sql::columns::Columns) -> Result<T, sqlx::Error>,
+    ) -> Option<Result<Vec<T>, SqliteError>> {
+        self.direct.as_ref()?.fetch(sql, params, row)
     }
 
     fn load_known<'a>(

@@ -475,6 +475,59 @@ async fn w6_seed(engine: &Engine) -> Scope {
     big
 }
 
+/// W6: lists the 100 000 keys of `big` in pages of 1000; keys per second.
+async fn w6_keys(store: &dyn state_core::Store, big: &Scope) -> f64 {
+    let start = Instant::now();
+    let (mut after, mut n) = (None, 0usize);
+    loop {
+        let page = store
+            .list_keys(big, None, after.as_ref(), 1000)
+            .await
+            .unwrap();
+        n += page.items.len();
+        black_box(&page.items);
+        match page.next {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!(n, 100_000);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The W6 keys limit: rusqlite running the store's keyset query for live keys, pages of
+/// 1000, each row decoded into a `SlotKey`'s two strings.
+fn rusqlite_keys(rq: &rusqlite::Connection) -> f64 {
+    let mut stmt = rq
+        .prepare_cached(
+            "SELECT namespace, key FROM slots WHERE kind = 'group' AND scope_id = 'big' \
+             AND scope_sub = '' AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?1) \
+             AND (namespace, key) > (?2, ?3) ORDER BY namespace, key LIMIT 1001",
+        )
+        .unwrap();
+    let now = state_core::Clock::now(&state_core::SystemClock).as_millis();
+    let start = Instant::now();
+    let (mut ns, mut key, mut n) = (String::new(), String::new(), 0usize);
+    loop {
+        let mut rows: Vec<(String, String)> = stmt
+            .query_map(rusqlite::params![now, ns, key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.truncate(1000);
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
+        n += rows.len();
+        black_box(rows);
+        (ns, key) = last;
+    }
+    assert_eq!(n, 100_000);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 /// W6: lists the 10 000 user scopes in pages of 1000; scopes per second.
 /// The W6 scopes limit: rusqlite's keyset query for user scopes holding a live value, pages
 /// of 1000, each row decoded into a `Scope`.
@@ -532,7 +585,7 @@ async fn w6_scopes(store: &dyn state_core::Store) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// `STATE_BENCH_PROFILE=W3` (or `W1`, `W2`, `W2 scattered`, `W4`, `W5`; `W3 FULL` for FULL) runs only
+/// `STATE_BENCH_PROFILE=W3` (or `W1`, `W2`, `W2 scattered`, `W4`, `W5`, `W6 keys`; `W3 FULL` for FULL) runs only
 /// that workload on the SQLite store, once, for `perf record`; `W6` seeds as the full run
 /// does and lists its scopes five times, with the WAL's size; `ALL` (`ALL FULL`) runs W1, W2,
 /// W2 scattered and W3 in the full run's order on one file. (`memory` is handled in `main`.)
@@ -560,8 +613,15 @@ async fn profile(which: &str, dir: &Path) {
         return;
     }
     if which.contains("W6") {
-        // W6's seeding and scope listing, five times, with the WAL's size.
-        w6_seed(&engine).await;
+        // W6's seeding and scope (`W6 keys`: key) listing, five times, with the WAL's size.
+        let big = w6_seed(&engine).await;
+        if which.contains("keys") {
+            for _ in 0..5 {
+                let rate = w6_keys(&*store, &big).await;
+                println!("W6 keys: {rate:.0} keys/s, {:?}", store.stats());
+            }
+            return;
+        }
         let wal = std::fs::metadata(dir.join("profile.db-wal")).map_or(0, |m| m.len());
         for _ in 0..5 {
             let rate = w6_scopes(&*store).await;
@@ -809,7 +869,7 @@ fn rusqlite_point_reads(rq: &rusqlite::Connection, span: Duration) -> f64 {
         let (version, value): (i64, String) = stmt
             .query_row(["f07"], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap();
-        let v: u32 = serde_json::from_str(&value).unwrap();
+        let v: u64 = serde_json::from_str(&value).unwrap();
         black_box((version, v));
         n += 1;
     }
@@ -895,55 +955,55 @@ async fn w4_reads(path: &Path, wide: &WideState, report: &mut Report) {
 }
 
 /// W5: eager load of a 20-field scope vs rusqlite reading the same 20 rows in one SELECT.
+/// The W5 limit: rusqlite reading the 20 rows of the scope's namespace in one SELECT (what a
+/// record holds: version, value, expiry), each value decoded into the fields' type.
+fn rusqlite_loads(rq: &rusqlite::Connection) -> f64 {
+    let mut stmt = rq
+        .prepare_cached(
+            "SELECT key, version, value, expires_at FROM slots WHERE kind = 'execution' \
+             AND scope_id = 'w4' AND scope_sub = '' AND namespace = 'Wide'",
+        )
+        .unwrap();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < secs() {
+        type Row = (String, i64, String, Option<i64>);
+        let rows: Vec<Row> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), 20);
+        let values: Vec<(String, i64, u64, Option<i64>)> = rows
+            .into_iter()
+            .map(|(k, v, text, e)| (k, v, serde_json::from_str(&text).unwrap(), e))
+            .collect();
+        black_box(values);
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 async fn w5_loads(path: &Path, wide: &WideState, report: &mut Report) {
-    let loads = median(
-        futures_join(|_| {
-            let w = wide.clone();
-            async move {
-                timed(|| {
-                    let w = &w;
-                    async move {
-                        black_box(w.load().await.unwrap());
-                    }
-                })
-                .await
-            }
-        })
-        .await,
-    );
     let rq = rusqlite::Connection::open(path).unwrap();
-    let rusqlite_loads = {
-        let mut stmt = rq
-            .prepare_cached(
-                "SELECT key, version, value FROM slots WHERE kind = 'execution' AND scope_id = 'w4' \
-                 AND scope_sub = '' AND namespace = 'Wide'",
-            )
-            .unwrap();
-        let start = Instant::now();
-        let mut n = 0u64;
-        while start.elapsed() < secs() {
-            let rows: Vec<(String, i64, String)> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            assert_eq!(rows.len(), 20);
-            // Decoded into the fields' type, as the store's load does.
-            let values: Vec<(String, i64, u32)> = rows
-                .into_iter()
-                .map(|(k, v, text)| (k, v, serde_json::from_str(&text).unwrap()))
-                .collect();
-            black_box(values);
-            n += 1;
-        }
-        n as f64 / start.elapsed().as_secs_f64()
-    };
+    // Runs alternate between the store and rusqlite.
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        ours.push(
+            timed(|| async {
+                black_box(wide.load().await.unwrap());
+            })
+            .await,
+        );
+        theirs.push(rusqlite_loads(&rq));
+    }
+    let (loads, rusqlite_loads) = (median(ours), median(theirs));
     report.add(
         "W5 eager load 20 fields",
         "sqlite typed",
         loads,
         rusqlite_loads,
-        None,
+        Some(0.5),
     );
     report.add(
         "W5 eager load 20 fields",
@@ -959,61 +1019,19 @@ async fn w6_lists(path: &Path, engine: &Engine, report: &mut Report) {
     let rq = rusqlite::Connection::open(path).unwrap();
     let big = w6_seed(engine).await;
     let store = engine.store().clone();
-    let list_keys = median(
-        futures_join(|_| {
-            let store = store.clone();
-            let big = big.clone();
-            async move {
-                let start = Instant::now();
-                let mut after = None;
-                let mut n = 0usize;
-                loop {
-                    let page = store
-                        .list_keys(&big, None, after.as_ref(), 1000)
-                        .await
-                        .unwrap();
-                    n += page.items.len();
-                    match page.next {
-                        Some(k) => after = Some(k),
-                        None => break,
-                    }
-                }
-                assert_eq!(n, 100_000);
-                n as f64 / start.elapsed().as_secs_f64()
-            }
-        })
-        .await,
-    );
-    let rusqlite_keys = {
-        let mut stmt = rq
-            .prepare_cached(
-                "SELECT namespace, key FROM slots WHERE kind = 'group' AND scope_id = 'big' AND scope_sub = '' \
-                 AND (namespace, key) > (?1, ?2) AND value IS NOT NULL ORDER BY namespace, key LIMIT 1000",
-            )
-            .unwrap();
-        let start = Instant::now();
-        let (mut ns, mut key, mut n) = (String::new(), String::new(), 0usize);
-        loop {
-            let rows: Vec<(String, String)> = stmt
-                .query_map([&ns, &key], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            if rows.is_empty() {
-                break;
-            }
-            n += rows.len();
-            (ns, key) = rows.last().cloned().unwrap();
-        }
-        assert_eq!(n, 100_000);
-        n as f64 / start.elapsed().as_secs_f64()
-    };
+    // Runs alternate between the store and rusqlite.
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        ours.push(w6_keys(&*store, &big).await);
+        theirs.push(rusqlite_keys(&rq));
+    }
+    let (list_keys, rusqlite_keys) = (median(ours), median(theirs));
     report.add(
         "W6 list 100k keys",
         "sqlite",
         list_keys,
         rusqlite_keys,
-        None,
+        Some(0.7),
     );
     report.add(
         "W6 list 100k keys",

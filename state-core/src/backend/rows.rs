@@ -103,15 +103,15 @@ pub fn stored_u64(v: i64, what: &str) -> std::result::Result<u64, RowError> {
 }
 
 /// A stored value: JSON text, or `None` for a tombstone.
-pub fn stored_value(text: Option<String>) -> std::result::Result<Option<Value>, RowError> {
+pub fn stored_value(text: Option<&str>) -> std::result::Result<Option<Value>, RowError> {
     text.map(|t| {
         let unreadable = |why: String| RowError {
-            raw: Some(t.clone()),
+            raw: Some(t.to_owned()),
             ..RowError::new(format!("the value {why}: {t:.80}"))
         };
         let value =
-            serde_json::from_str(&t).map_err(|e| unreadable(format!("is not JSON ({e})")))?;
-        match crate::json::wide_integer(&t) {
+            serde_json::from_str(t).map_err(|e| unreadable(format!("is not JSON ({e})")))?;
+        match crate::json::wide_integer(t) {
             Some(e) => {
                 crate::limits::dispose(value);
                 Err(unreadable(format!("cannot be read exactly: {e}")))
@@ -126,7 +126,7 @@ pub fn stored_value(text: Option<String>) -> std::result::Result<Option<Value>, 
 /// error that carries the row's version.
 pub fn stored_record(
     version: i64,
-    value: Option<String>,
+    value: Option<&str>,
     expires_at: Option<i64>,
 ) -> std::result::Result<Record, RowError> {
     let version = stored_u64(version, "a version")?;
@@ -199,7 +199,7 @@ pub fn stored_row(
                 },
             )
         })?;
-    match stored_record(row.version, row.value, row.expires_at) {
+    match stored_record(row.version, row.value.as_deref(), row.expires_at) {
         Ok(record) => Ok((slot, record.visible(now))),
         Err(e) => Err((Some(slot), e)),
     }
@@ -336,7 +336,7 @@ pub fn stored_change(
         Ok::<_, RowError>((
             stored_u64(row.seq, "a sequence number")?,
             stored_u64(row.version, "a version")?,
-            stored_value(row.value)?,
+            stored_value(row.value.as_deref())?,
         ))
     })();
     match decoded {
@@ -431,11 +431,11 @@ mod tests {
 
     #[test]
     fn an_unreadable_value_keeps_the_rows_version() {
-        let e = stored_record(4, Some("{not json".into()), None).unwrap_err();
+        let e = stored_record(4, Some("{not json"), None).unwrap_err();
         assert_eq!(e.version, Some(4));
         assert!(stored_record(-1, None, None).is_err());
         assert_eq!(
-            stored_record(2, Some("7".into()), Some(5)).unwrap(),
+            stored_record(2, Some("7"), Some(5)).unwrap(),
             Record {
                 version: 2,
                 value: Some(7.into()),
