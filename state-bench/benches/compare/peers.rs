@@ -111,6 +111,49 @@ async fn ours_events(engine: &Engine, run: usize, sessions: usize, bytes: usize)
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The limit of A1's sequential row: rusqlite writing the same three rows (two state keys
+/// upserted, the event inserted) in one `BEGIN IMMEDIATE` transaction per event, prepared, at
+/// FULL; `log`: with a change-log row per write, as the store keeps (indexed by key).
+fn rusqlite_events(path: &Path, bytes: usize, log: bool) -> f64 {
+    let mut c = crate::rusqlite_conn(path, true);
+    let upsert = "INSERT INTO kv (k, version, value) VALUES (?1, 1, ?2) \
+                  ON CONFLICT (k) DO UPDATE SET version = version + 1, value = excluded.value";
+    let start = Instant::now();
+    let deadline = start + secs();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        for (k, v) in [
+            ("session:step", n.to_string()),
+            ("user:last_step", n.to_string()),
+        ] {
+            tx.prepare_cached(upsert).unwrap().execute((k, v)).unwrap();
+        }
+        let event = (format!("e{n:010}"), event_value(n, bytes).to_string());
+        tx.prepare_cached("INSERT INTO kv (k, version, value) VALUES (?1, 1, ?2)")
+            .unwrap()
+            .execute((&event.0, &event.1))
+            .unwrap();
+        if log {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO log (k, version, value, at) VALUES (?1, 1, ?2, 0)")
+                .unwrap();
+            for (k, v) in [
+                ("session:step", n.to_string()),
+                ("user:last_step", n.to_string()),
+            ] {
+                insert.execute((k, v)).unwrap();
+            }
+            insert.execute((&event.0, &event.1)).unwrap();
+        }
+        tx.commit().unwrap();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 /// ADK's rate and event size for one run, or why it could not run.
 fn adk_events(dir: &Path, run: usize, sessions: usize) -> Result<(f64, usize), String> {
     let db = dir.join(format!("adk-{sessions}-{run}.db"));
@@ -145,6 +188,7 @@ pub(crate) async fn adk_rows(dir: &Path, report: &mut Report) {
     let system = format!("ADK {version}");
     for (name, sessions, target) in [("sequential", 1, 30.0), ("64 sessions", SESSIONS, 100.0)] {
         let (mut theirs, mut ours) = (Vec::new(), Vec::new());
+        let (mut limit, mut logged) = (Vec::new(), Vec::new());
         for run in 0..crate::RUNS {
             let (rate, bytes) = match adk_events(dir, run, sessions) {
                 Ok(r) => r,
@@ -154,10 +198,23 @@ pub(crate) async fn adk_rows(dir: &Path, report: &mut Report) {
             let path = dir.join(format!("ours-adk-{sessions}-{run}.db"));
             let (engine, _) = sqlite_engine(&path, true).await;
             ours.push(ours_events(&engine, run, sessions, bytes).await);
+            if sessions == 1 {
+                limit.push(rusqlite_events(
+                    &dir.join(format!("rq-adk-{run}.db")),
+                    bytes,
+                    false,
+                ));
+                let path = dir.join(format!("rq-adk-log-{run}.db"));
+                logged.push(rusqlite_events(&path, bytes, true));
+            }
         }
         let theirs = median(theirs);
         let workload = format!("A1 events {name} FULL");
         report.add(&workload, "sqlite", median(ours), theirs, Some(target));
+        if !limit.is_empty() {
+            report.add(&workload, "rusqlite", median(limit), theirs, None);
+            report.add(&workload, "rusqlite+log", median(logged), theirs, None);
+        }
         report.add(&workload, &system, theirs, theirs, None);
     }
     lost_updates(dir, &system).await;

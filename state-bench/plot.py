@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Draws the ratios of a `cargo bench -p state-bench` run as an SVG bar chart.
+
+    cargo bench -p state-bench | tee state-bench/results/latest.txt
+    python3 state-bench/plot.py state-bench/results/latest.txt > state-bench/results/ratios.svg
+
+One bar per RESULT line that compares this project to something (its ratio is not the 1.00 of
+a baseline against itself), on a log scale: 1 is the limit or the peer, a tick marks the
+target, green met, red missed, grey no target. Standard library only.
+"""
+
+import html
+import math
+import re
+import sys
+
+LINE = re.compile(
+    r"^RESULT (?P<workload>\S+) (?P<system>\S+) ops_per_s=(?P<ops>\d+) "
+    r"ratio=(?P<ratio>[\d.]+)(?: target=(?P<target>[\d.]+))?\s*$"
+)
+LOW, HIGH = 0.01, 1000.0  # the axis, as ratios
+LEFT, BAR, GAP, WIDTH, TOP = 360, 16, 6, 520, 48
+
+
+def rows(text):
+    for line in text.splitlines():
+        m = LINE.match(line.strip())
+        if not m:
+            continue
+        target = float(m["target"]) if m["target"] else None
+        ratio = float(m["ratio"])
+        if target is None and abs(ratio - 1.0) < 1e-9:
+            continue  # a baseline next to itself
+        yield {
+            "label": f"{m['workload'].replace('_', ' ')} — {m['system'].replace('_', ' ')}",
+            "ratio": ratio,
+            "ops": int(m["ops"]),
+            "target": target,
+        }
+
+
+def x(ratio):
+    r = min(max(ratio, LOW), HIGH)
+    return LEFT + WIDTH * (math.log10(r) - math.log10(LOW)) / (math.log10(HIGH) - math.log10(LOW))
+
+
+def svg(data, title):
+    height = TOP + len(data) * (BAR + GAP) + 40
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{LEFT + WIDTH + 90}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="10" y="20" font-size="15" font-weight="bold">{html.escape(title)}</text>',
+        f'<text x="10" y="38" fill="#555">ratio to the limit (rusqlite, raw sqlx, bare map) '
+        "or the peer (ADK); log scale; | target</text>",
+    ]
+    bottom = TOP + len(data) * (BAR + GAP)
+    for tick in [0.01, 0.1, 0.5, 1, 2, 10, 100, 1000]:
+        tx = x(tick)
+        weight = "#888" if tick == 1 else "#ddd"
+        out.append(f'<line x1="{tx:.1f}" y1="{TOP - 4}" x2="{tx:.1f}" y2="{bottom}" stroke="{weight}"/>')
+        out.append(f'<text x="{tx:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#555">{tick:g}</text>')
+    for i, r in enumerate(data):
+        y = TOP + i * (BAR + GAP)
+        t = r["target"]
+        color = "#9aa" if t is None else ("#3a3" if r["ratio"] >= t else "#d33")
+        out.append(
+            f'<text x="{LEFT - 8}" y="{y + BAR - 4}" text-anchor="end">{html.escape(r["label"])}</text>'
+        )
+        x0 = x(LOW)
+        out.append(
+            f'<rect x="{x0:.1f}" y="{y}" width="{x(r["ratio"]) - x0:.1f}" height="{BAR}" fill="{color}"/>'
+        )
+        out.append(f'<text x="{x(r["ratio"]) + 4:.1f}" y="{y + BAR - 4}">{r["ratio"]:g}</text>')
+        if t is not None:
+            tx = x(t)
+            out.append(f'<line x1="{tx:.1f}" y1="{y - 2}" x2="{tx:.1f}" y2="{y + BAR + 2}" stroke="black" stroke-width="2"/>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: plot.py BENCH_OUTPUT > ratios.svg")
+    with open(sys.argv[1], encoding="utf-8") as f:
+        data = list(rows(f.read()))
+    if not data:
+        sys.exit(f"{sys.argv[1]}: no RESULT lines")
+    sys.stdout.write(svg(data, "state-bench: this project against the limit and the peers"))
+
+
+if __name__ == "__main__":
+    main()
