@@ -71,7 +71,8 @@ def svg(data, title):
         out.append(
             f'<rect x="{x0:.1f}" y="{y}" width="{x(r["ratio"]) - x0:.1f}" height="{BAR}" fill="{color}"/>'
         )
-        out.append(f'<text x="{x(r["ratio"]) + 4:.1f}" y="{y + BAR - 4}">{r["ratio"]:g}</text>')
+        end = max(x(r["ratio"]), x(t) if t is not None else 0)
+        out.append(f'<text x="{end + 5:.1f}" y="{y + BAR - 4}">{r["ratio"]:g}</text>')
         if t is not None:
             tx = x(t)
             out.append(f'<line x1="{tx:.1f}" y1="{y - 2}" x2="{tx:.1f}" y2="{y + BAR + 2}" stroke="black" stroke-width="2"/>')
