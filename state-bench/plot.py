@@ -4,9 +4,9 @@
     cargo bench -p state-bench | tee state-bench/results/latest.txt
     python3 state-bench/plot.py state-bench/results/latest.txt > state-bench/results/ratios.svg
 
-One bar per RESULT line that compares this project to something (its ratio is not the 1.00 of
-a baseline against itself), on a log scale: 1 is the limit or the peer, a tick marks the
-target, green met, red missed, grey no target. Standard library only.
+One bar per RESULT line of this project's systems (the stores; the baselines' and peers' own
+lines are what the bars are measured against), on a log scale: 1 is the limit or the peer, a
+tick marks the target, green met, red missed, grey no target. Standard library only.
 """
 
 import html
@@ -19,6 +19,7 @@ LINE = re.compile(
     r"ratio=(?P<ratio>[\d.]+)(?: target=(?P<target>[\d.]+))?\s*$"
 )
 LOW, HIGH = 0.01, 1000.0  # the axis, as ratios
+OURS = {"sqlite", "sqlite_typed", "memory", "postgres"}  # this project's systems
 LEFT, BAR, GAP, WIDTH, TOP = 360, 16, 6, 520, 48
 
 
@@ -27,10 +28,10 @@ def rows(text):
         m = LINE.match(line.strip())
         if not m:
             continue
+        if m["system"] not in OURS:
+            continue
         target = float(m["target"]) if m["target"] else None
         ratio = float(m["ratio"])
-        if target is None and abs(ratio - 1.0) < 1e-9:
-            continue  # a baseline next to itself
         yield {
             "label": f"{m['workload'].replace('_', ' ')} — {m['system'].replace('_', ' ')}",
             "ratio": ratio,

@@ -11,17 +11,21 @@ The bench runs this script when a Python with ADK is found (`STATE_BENCH_PYTHON`
       N sessions (one user each) append events for S seconds, each session one after the
       other, all sessions at once; every event's state_delta sets one session key and one
       `user:` key. Prints events_per_s, events, errors (appends that raised), event_bytes (the
-      stored event's JSON size).
+      JSON size of the event, as Pydantic dumps it: the bench stores events of that size).
   adk.py lost --db FILE --increments N
       two service instances (two engines on one file) each do N read-modify-write increments
       of one key at once, as ADK code does (get_session, read state, append_event with the new
-      value), once for a session key (both on one session) and once for a `user:` key (one
-      session each). Prints, per key kind, the increments acknowledged, the final value, the
-      lost updates (acknowledged minus final), stale-session errors and other errors.
+      value): both read, meet at a barrier, then both write, so the two race every round.
+      Once for a session key (both on one session) and once for a `user:` key (one session
+      each). Prints, per key kind, the increments acknowledged, the final value, the lost
+      updates (acknowledged minus final), stale-session errors and other errors.
+
+ADK's DatabaseSessionService keeps SQLite's defaults: a rollback journal, synchronous=FULL.
 """
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 
@@ -51,6 +55,13 @@ def service(db):
 
 async def events(db, seconds, sessions):
     svc = service(db)
+    try:
+        await events_on(svc, seconds, sessions)
+    finally:
+        await svc.close()
+
+
+async def events_on(svc, seconds, sessions):
     made = [
         await svc.create_session(app_name="bench", user_id=f"u{t}", session_id=f"s{t}")
         for t in range(sessions)
@@ -76,7 +87,6 @@ async def events(db, seconds, sessions):
     await asyncio.gather(*(run(t) for t in range(sessions)))
     elapsed = time.monotonic() - start
     size = len(event(0, {"step": 0, "user:last_step": 0}).model_dump_json(exclude_none=True))
-    await svc.close()
     total = sum(counts)
     print(f"events_per_s={total / elapsed:.1f} events={total} errors={errors[0]} event_bytes={size}")
 
@@ -84,18 +94,27 @@ async def events(db, seconds, sessions):
 async def lost_one(db, increments, key, sessions):
     """Two instances incrementing `key`; `sessions` names the session each instance uses."""
     svcs = [service(db), service(db)]
+    try:
+        return await lost_on(svcs, increments, key, sessions)
+    finally:
+        for svc in svcs:
+            await svc.close()
+
+
+async def lost_on(svcs, increments, key, sessions):
     for sid in set(sessions):
         await svcs[0].create_session(
             app_name="lost", user_id="u", session_id=sid, state={key: 0}
         )
     tallies = {"acked": 0, "stale": 0, "errors": 0}
+    barrier = asyncio.Barrier(2)
 
     async def run(svc, sid):
         done = 0
         while done < increments:
             session = await svc.get_session(app_name="lost", user_id="u", session_id=sid)
             n = session.state.get(key, 0)
-            await asyncio.sleep(0)  # the other instance may run between read and write
+            await barrier.wait()  # both have read: now both write
             try:
                 await svc.append_event(session, event(n, {key: n + 1}))
                 tallies["acked"] += 1
@@ -106,8 +125,6 @@ async def lost_one(db, increments, key, sessions):
 
     await asyncio.gather(*(run(svc, sid) for svc, sid in zip(svcs, sessions)))
     final = (await svcs[0].get_session(app_name="lost", user_id="u", session_id=sessions[0])).state[key]
-    for svc in svcs:
-        await svc.close()
     return tallies["acked"], final, tallies["stale"], tallies["errors"]
 
 
@@ -133,6 +150,8 @@ def main():
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--increments", type=int, default=200)
     args = parser.parse_args()
+    if args.mode != "check" and not args.db:
+        parser.error(f"{args.mode} needs --db FILE")
     if args.mode == "check":
         try:
             import aiosqlite  # noqa: F401
@@ -147,6 +166,9 @@ def main():
         asyncio.run(events(args.db, args.seconds, args.sessions))
     else:
         asyncio.run(lost(args.db, args.increments))
+    # Leave at once: a connection a failed run left open must not keep the process alive.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

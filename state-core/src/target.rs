@@ -268,17 +268,6 @@ impl WriteTarget {
 /// Loads the records of many targets with one store call per engine (the durable store gets
 /// exactly one), in the targets' order.
 pub async fn load_targets(targets: &[&WriteTarget]) -> Result<Vec<Record>> {
-    if let Some(first) = targets.first()
-        && targets.iter().all(|t| t.engine.same(&first.engine))
-    {
-        // One engine (the usual case): one call, its records in order as they are.
-        let slots: Vec<Slot> = targets.iter().map(|t| t.slot.clone()).collect();
-        let loaded = first.engine.load_many(&slots).await?;
-        return match loaded.len() == slots.len() {
-            true => Ok(loaded),
-            false => Err(miscounted(loaded.len(), slots.len())),
-        };
-    }
     let mut records: Vec<Option<Record>> = vec![None; targets.len()];
     let mut done = vec![false; targets.len()];
     for i in 0..targets.len() {
@@ -292,7 +281,15 @@ pub async fn load_targets(targets: &[&WriteTarget]) -> Result<Vec<Record>> {
         let slots: Vec<Slot> = group.iter().map(|&j| targets[j].slot.clone()).collect();
         let loaded = engine.load_many(&slots).await?;
         if loaded.len() != group.len() {
-            return Err(miscounted(loaded.len(), group.len()));
+            return Err(Error::store(std::io::Error::other(format!(
+                "load_many returned {} records for {} slots",
+                loaded.len(),
+                group.len()
+            ))));
+        }
+        if group.len() == targets.len() {
+            // One engine (the usual case): its records are already in the targets' order.
+            return Ok(loaded);
         }
         for (j, r) in group.into_iter().zip(loaded) {
             records[j] = Some(r);
@@ -300,11 +297,4 @@ pub async fn load_targets(targets: &[&WriteTarget]) -> Result<Vec<Record>> {
         }
     }
     Ok(records.into_iter().map(Option::unwrap_or_default).collect())
-}
-
-/// A store's `load_many` that returned another number of records than slots asked for.
-fn miscounted(records: usize, slots: usize) -> Error {
-    Error::store(std::io::Error::other(format!(
-        "load_many returned {records} records for {slots} slots"
-    )))
 }

@@ -138,9 +138,8 @@ impl<B: Backend> SqlStore<B> {
         self.send(|reply| Request::Admin(op, reply)).await
     }
 
-    /// Serves `op` on a read connection, retried while the database is locked, or through
-    /// the committer if the backend has no read connections.
-    /// Rows the backend fetched itself; `None`: it cannot, or met a lock.
+    /// Rows the backend fetched itself, each decoded by `row`; `None`: it cannot, or met a
+    /// lock.
     fn fetched<T>(
         &self,
         sql: &str,
@@ -164,12 +163,12 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
-    /// `op` served on the caller's thread by the backend ([`Backend::load_inline`],
-    /// [`Backend::fetch_inline`]), or `None` to read through a reader connection.
+    /// A listing served on the caller's thread by the backend ([`Backend::fetch_inline`]), or
+    /// `None` to read through a reader connection (loads try [`Self::loaded_inline`] before
+    /// they build a `Read`).
     fn read_inline(&self, op: &Read) -> Result<Option<ReadOut>, Error> {
         let now = self.clock.now();
         match op {
-            Read::Many(slots) => Ok(self.loaded_inline(slots, now)?.map(ReadOut::Records)),
             Read::Keys(scope, ns, after, limit) => {
                 let statement =
                     reads::keys_statement(scope, ns.as_deref(), after.as_ref(), *limit, now)?;
@@ -196,6 +195,9 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
+    /// Serves `op` on the caller's thread when the backend can ([`Self::read_inline`]), else
+    /// on a read connection, retried while the database is locked, or through the committer
+    /// if the backend has no read connections.
     async fn read(&self, op: Read) -> Result<ReadOut, Error> {
         if let Some(out) = self.read_inline(&op)? {
             return Ok(out);

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::OpenFlags;
+use rusqlite::types::ValueRef;
 use state_core::Slot;
 use state_sql::columns::{self, Columns};
 use state_sql::{Known, Loaded, Param};
@@ -53,7 +54,8 @@ impl DirectReads {
         Some(self.with_conn(|conn| read(conn, slots)))
     }
 
-    /// A read statement of the shared engine (`$N` parameters), its rows owned.
+    /// A read statement of the shared engine (`$N` parameters), each row decoded by `row` as
+    /// SQLite returns it.
     pub(crate) fn fetch<T>(
         &self,
         sql: &str,
@@ -208,20 +210,26 @@ type Collected = (
 
 fn collect(mut rows: rusqlite::Rows<'_>, wanted: &[&str]) -> Result<Collected, SqliteError> {
     let (mut absent, mut found, mut count) = (None, vec![None; wanted.len()], 0);
-    // Rows come in key order, as `wanted` is: the next wanted key is usually the row's.
+    // Rows come in key order, as `wanted` is: the next wanted key is usually the row's. Keys
+    // compare as bytes (as `str`s order), so a row between the wanted ones whose key is not
+    // text (a hand edit) is skipped like any key not asked for, as the IN-list read would.
     let mut next = 0;
-    let mut locate = |key: &str| match wanted.get(next) {
-        Some(&w) if w == key => {
+    let mut locate = |key: &[u8]| match wanted.get(next) {
+        Some(&w) if w.as_bytes() == key => {
             next += 1;
             Some(next - 1)
         }
-        _ => wanted.binary_search(&key).ok(),
+        _ => wanted.binary_search_by(|w| w.as_bytes().cmp(key)).ok(),
     };
     while let Some(row) = rows.next().map_err(sqlite_error)? {
-        let row = Row(row);
         // `None`: the floor's row (no key); else the key's place among those wanted.
-        let place = row.with_text_or_null(0, |key| key.map(&mut locate));
-        match place.map_err(SqliteError::from)? {
+        let place = match row.get_ref(0).map_err(sqlite_error)? {
+            ValueRef::Null => None,
+            ValueRef::Text(key) => Some(locate(key)),
+            _ => Some(None),
+        };
+        let row = Row(row);
+        match place {
             None => absent = Some(columns::known(&row, 1).map_err(SqliteError::from)),
             Some(at) => {
                 count += 1;
@@ -286,12 +294,12 @@ fn read_any(
 }
 
 /// Runs `sql`, binding `params[i]` to its parameter `$i+1` (by name: SQLite numbers named
-/// parameters in the order they first appear), and owns every row.
+/// parameters in the order they first appear), and decodes each row with `row_decoder`.
 fn fetch<T>(
     conn: &rusqlite::Connection,
     sql: &str,
     params: &[Param<'_>],
-    decode: &mut dyn FnMut(&dyn Columns) -> Result<T, sqlx::Error>,
+    row_decoder: &mut dyn FnMut(&dyn Columns) -> Result<T, sqlx::Error>,
 ) -> Result<Vec<T>, SqliteError> {
     let mut stmt = conn.prepare_cached(sql).map_err(sqlite_error)?;
     for (i, p) in params.iter().enumerate() {
@@ -313,7 +321,7 @@ fn fetch<T>(
     while let Some(row) = rows.next().map_err(sqlite_error)? {
         // Text that is not UTF-8 (a hand edit) fails as a column of the wrong type, never as
         // a changed string.
-        out.push(decode(&Row(row)).map_err(SqliteError::from)?);
+        out.push(row_decoder(&Row(row)).map_err(SqliteError::from)?);
     }
     Ok(out)
 }
@@ -325,7 +333,8 @@ fn sqlite_error(e: rusqlite::Error) -> SqliteError {
 /// A rusqlite row read through the columns the shared engine decodes.
 struct Row<'a, 'b>(&'a rusqlite::Row<'b>);
 
-/// A column of the wrong type, as sqlx reports one.
+/// A column that cannot be read as asked (another type, text that is not UTF-8), as sqlx
+/// reports one.
 fn decode(i: usize, e: rusqlite::Error) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: i.to_string(),
@@ -359,10 +368,11 @@ impl Columns for Row<'_, '_> {
         i: usize,
         f: impl FnOnce(Option<&str>) -> R,
     ) -> Result<R, sqlx::Error> {
-        let text = self.0.get_ref(i).map_err(|e| decode(i, e))?;
-        let text = text
-            .as_str_or_null()
-            .map_err(|e| decode(i, rusqlite::Error::from(e)))?;
+        let value = self.0.get_ref(i).map_err(|e| decode(i, e))?;
+        let text = value.as_str_or_null().map_err(|e| {
+            let e = rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), Box::new(e));
+            decode(i, e)
+        })?;
         Ok(f(text))
     }
 }

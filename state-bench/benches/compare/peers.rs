@@ -5,9 +5,11 @@
 //! the rows are skipped with the command that installs it, and the bench goes on.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use state_core::{Engine, Error, Op, Path as JsonPath, Scope, Slot, Write};
@@ -18,6 +20,11 @@ use crate::{Report, median, secs, sqlite_engine};
 const SESSIONS: usize = 64;
 /// Read-modify-write attempts of each of the two instances in the lost-update check.
 const INCREMENTS: usize = 200;
+/// The JSON size of the event `adk.py` appends (Pydantic's dump of it, 339 bytes with ADK
+/// 2.13), for a profile run without ADK.
+const EVENT_BYTES: usize = 339;
+/// How long one script run may take before it is killed (a hung ADK must not hang the bench).
+const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/adk.py")
@@ -27,16 +34,36 @@ fn python() -> String {
     std::env::var("STATE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Runs the script with `args`; its last line's `name=value` pairs.
+/// Runs the script with `args`; its last line's `name=value` pairs. A run that fails, or
+/// outlives [`SCRIPT_LIMIT`] (then it is killed), is an error saying why.
 fn adk(args: &[&str]) -> Result<HashMap<String, String>, String> {
-    let out = Command::new(python())
+    let mut child = Command::new(python())
         .arg(script())
         .args(args)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("{} not runnable: {e}", python()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    let deadline = Instant::now() + SCRIPT_LIMIT + 4 * secs();
+    let status = loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) => break status,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("adk.py {} did not finish in time: killed", args[0]));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    if !status.success() {
         let last = stderr.lines().last().unwrap_or_default();
         return Err(format!("{} {stdout}", last.trim()));
     }
@@ -48,9 +75,16 @@ fn adk(args: &[&str]) -> Result<HashMap<String, String>, String> {
         .collect())
 }
 
-fn num(fields: &HashMap<String, String>, name: &str) -> f64 {
-    fields.get(name).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+/// The number `name` of a script's output, or an error naming what is missing.
+fn num(fields: &HashMap<String, String>, name: &str) -> Result<f64, String> {
+    fields
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("adk.py printed no number `{name}`: {fields:?}"))
 }
+
+/// The two state keys every event's delta sets, as ADK names them.
+const STATE_KEYS: [&str; 2] = ["session:step", "user:last_step"];
 
 /// An event as ADK stores it, padded to `bytes` of JSON.
 fn event_value(i: u64, bytes: usize) -> Value {
@@ -125,11 +159,11 @@ fn rusqlite_events(path: &Path, bytes: usize, log: bool) -> f64 {
         let tx = c
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .unwrap();
-        for (k, v) in [
-            ("session:step", n.to_string()),
-            ("user:last_step", n.to_string()),
-        ] {
-            tx.prepare_cached(upsert).unwrap().execute((k, v)).unwrap();
+        for k in STATE_KEYS {
+            tx.prepare_cached(upsert)
+                .unwrap()
+                .execute((k, n.to_string()))
+                .unwrap();
         }
         let event = (format!("e{n:010}"), event_value(n, bytes).to_string());
         tx.prepare_cached("INSERT INTO kv (k, version, value) VALUES (?1, 1, ?2)")
@@ -140,11 +174,8 @@ fn rusqlite_events(path: &Path, bytes: usize, log: bool) -> f64 {
             let mut insert = tx
                 .prepare_cached("INSERT INTO log (k, version, value, at) VALUES (?1, 1, ?2, 0)")
                 .unwrap();
-            for (k, v) in [
-                ("session:step", n.to_string()),
-                ("user:last_step", n.to_string()),
-            ] {
-                insert.execute((k, v)).unwrap();
+            for k in STATE_KEYS {
+                insert.execute((k, n.to_string())).unwrap();
             }
             insert.execute((&event.0, &event.1)).unwrap();
         }
@@ -154,7 +185,8 @@ fn rusqlite_events(path: &Path, bytes: usize, log: bool) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// ADK's rate and event size for one run, or why it could not run.
+/// ADK's rate and event size for one run, or why it could not run (a run that appended
+/// nothing is one: its ratio would be infinite).
 fn adk_events(dir: &Path, run: usize, sessions: usize) -> Result<(f64, usize), String> {
     let db = dir.join(format!("adk-{sessions}-{run}.db"));
     let fields = adk(&[
@@ -166,13 +198,18 @@ fn adk_events(dir: &Path, run: usize, sessions: usize) -> Result<(f64, usize), S
         "--sessions",
         &sessions.to_string(),
     ])?;
-    Ok((
-        num(&fields, "events_per_s"),
-        num(&fields, "event_bytes") as usize,
-    ))
+    let (rate, errors) = (num(&fields, "events_per_s")?, num(&fields, "errors")?);
+    if rate <= 0.0 {
+        return Err(format!("ADK appended no event ({errors} errors)"));
+    }
+    if errors > 0.0 {
+        println!("(ADK run {run}, {sessions} sessions: {errors} appends failed)");
+    }
+    Ok((rate, num(&fields, "event_bytes")? as usize))
 }
 
-/// A1/A2: ADK against this project, FULL durability as ADK's SQLite default, alternating runs.
+/// A1: ADK against this project at SQLite FULL — ADK's SQLite default (rollback journal,
+/// `synchronous=FULL`); this project runs WAL at FULL — alternating runs.
 pub(crate) async fn adk_rows(dir: &Path, report: &mut Report) {
     let version = match adk(&["check"]) {
         Ok(fields) => fields.get("adk").cloned().unwrap_or_default(),
@@ -228,7 +265,7 @@ pub(crate) async fn profile(dir: &Path, which: &str) {
         SESSIONS
     };
     let (engine, store) = sqlite_engine(&dir.join("profile-adk.db"), true).await;
-    let rate = ours_events(&engine, 0, sessions, 339).await;
+    let rate = ours_events(&engine, 0, sessions, EVENT_BYTES).await;
     println!("{which}: {rate:.0} events/s, {:?}", store.stats());
 }
 
@@ -255,28 +292,36 @@ impl Lost {
 }
 
 /// Two engines on one file each try `INCREMENTS` read-modify-write increments of one key, as
-/// ADK code does them (read, yield, write the new value), the write compare-and-swap.
+/// ADK code does them (read, then write the new value) and as the script drives ADK's: both
+/// read, meet at a barrier, then both write — the race every round, not by chance. The write
+/// is compare-and-swap; any other error is counted.
 async fn ours_lost(path: &Path) -> Lost {
     let (a, _) = sqlite_engine(path, true).await;
     let (b, _) = sqlite_engine(path, true).await;
     let slot = Slot::new(Scope::user("lost", "u").unwrap(), "User", "n").unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let tasks: Vec<_> = [a, b]
         .into_iter()
         .map(|engine| {
             let h = engine.handle::<u64>(slot.clone());
+            let barrier = barrier.clone();
             tokio::spawn(async move {
-                let (mut acked, mut refused) = (0, 0);
+                let (mut acked, mut refused, mut errors) = (0, 0, 0);
                 for _ in 0..INCREMENTS {
-                    let seen = h.get_versioned().await.unwrap();
-                    tokio::task::yield_now().await;
+                    let seen = h.get_versioned().await;
+                    barrier.wait().await;
+                    let Ok(seen) = seen else {
+                        errors += 1;
+                        continue;
+                    };
                     let next = seen.value.unwrap_or(0) + 1;
                     match h.set_if(seen.version, next).await {
                         Ok(_) => acked += 1,
                         Err(Error::VersionMismatch { .. }) => refused += 1,
-                        Err(e) => panic!("{e}"),
+                        Err(_) => errors += 1,
                     }
                 }
-                (acked, refused)
+                (acked, refused, errors)
             })
         })
         .collect();
@@ -287,16 +332,17 @@ async fn ours_lost(path: &Path) -> Lost {
         errors: 0,
     };
     for t in tasks {
-        let (acked, refused) = t.await.unwrap();
+        let (acked, refused, errors) = t.await.unwrap();
         lost.acked += acked;
         lost.refused += refused;
+        lost.errors += errors;
     }
     let (engine, _) = sqlite_engine(path, true).await;
     lost.final_value = engine.handle::<u64>(slot).get().await.unwrap().unwrap_or(0);
     lost
 }
 
-/// A3: lost updates with two instances on one file, ADK's (a session key, a `user:` key)
+/// Lost updates with two instances on one file, ADK's (a session key, a `user:` key)
 /// next to this project's.
 async fn lost_updates(dir: &Path, system: &str) {
     let db = dir.join("adk-lost.db");
@@ -309,14 +355,19 @@ async fn lost_updates(dir: &Path, system: &str) {
     ]) {
         Ok(f) => {
             for key in ["session", "user"] {
-                let n = |what: &str| num(&f, &format!("{key}_{what}")) as u64;
-                let lost = Lost {
-                    acked: n("acked"),
-                    final_value: n("final"),
-                    refused: n("stale"),
-                    errors: n("errors"),
-                };
-                lost.print(system, &format!("{key}_key"));
+                let n = |what: &str| num(&f, &format!("{key}_{what}")).map(|v| v as u64);
+                let lost = (|| {
+                    Ok::<_, String>(Lost {
+                        acked: n("acked")?,
+                        final_value: n("final")?,
+                        refused: n("stale")?,
+                        errors: n("errors")?,
+                    })
+                })();
+                match lost {
+                    Ok(lost) => lost.print(system, &format!("{key}_key")),
+                    Err(why) => println!("(ADK lost-update check unreadable: {why})"),
+                }
             }
         }
         Err(why) => println!("(ADK lost-update check failed: {why})"),
