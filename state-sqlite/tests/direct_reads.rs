@@ -12,6 +12,14 @@ fn slot(key: &str) -> Slot {
     Slot::new(Scope::execution("e").unwrap(), "Direct", key).unwrap()
 }
 
+/// Each record's value and version.
+fn seen(records: &[state_core::Record]) -> Vec<(Option<serde_json::Value>, u64)> {
+    records
+        .iter()
+        .map(|r| (r.value.clone(), r.version))
+        .collect()
+}
+
 async fn open(path: &std::path::Path, inline: bool) -> Arc<SqliteStore> {
     let options = SqliteOptions::file(path).inline_commits(inline);
     Arc::new(SqliteStore::open_with(options).await.unwrap())
@@ -34,10 +42,7 @@ async fn reads_of_a_file_are_served_directly_and_see_every_commit() {
         .load_many(&[slot("a"), slot("b"), slot("none")])
         .await
         .unwrap();
-    let values: Vec<_> = loaded
-        .iter()
-        .map(|r| (r.value.clone(), r.version))
-        .collect();
+    let values = seen(&loaded);
     assert_eq!(
         values,
         [(Some(json!(1)), 1), (Some(json!(2)), 1), (None, 0)]
@@ -247,10 +252,7 @@ async fn a_namespace_range_gives_each_slot_its_own_record_in_the_order_asked() {
     let before = store.stats().direct_reads;
     let asked = ["d", "a", "d", "zz", "c"].map(slot);
     let loaded = store.load_many(&asked).await.unwrap();
-    let values: Vec<_> = loaded
-        .iter()
-        .map(|r| (r.value.clone(), r.version))
-        .collect();
+    let values = seen(&loaded);
     assert_eq!(
         values,
         [
@@ -272,9 +274,6 @@ async fn a_namespace_range_gives_each_slot_its_own_record_in_the_order_asked() {
     )
     .unwrap();
     let loaded = store.load_many(&["a", "c"].map(slot)).await.unwrap();
-    let versions: Vec<_> = loaded
-        .iter()
-        .map(|r| (r.value.clone(), r.version))
-        .collect();
+    let versions = seen(&loaded);
     assert_eq!(versions, [(Some(json!(0)), 1), (Some(json!(2)), 1)]);
 }

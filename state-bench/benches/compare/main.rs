@@ -266,11 +266,7 @@ async fn w2(engine: &Engine, run: usize, scattered: bool) -> f64 {
             })
         })
         .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / start.elapsed().as_secs_f64()
+    rate_of(start, tasks).await
 }
 
 /// W3: 64 concurrent increments of one slot; checks the exact count and that no commit
@@ -1174,11 +1170,7 @@ async fn raw_pg(
             })
         })
         .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / start.elapsed().as_secs_f64()
+    rate_of(start, tasks).await
 }
 
 /// W1–W3 on PgStore next to raw sqlx against the same server, in fresh schemas.
@@ -1264,6 +1256,15 @@ async fn postgres(url: &str, report: &mut Report) {
             .await
             .unwrap();
     }
+}
+
+/// Waits for `tasks` (each returns how many ops it did): ops per second since `start`.
+async fn rate_of(start: Instant, tasks: Vec<tokio::task::JoinHandle<u64>>) -> f64 {
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Runs `f(run)` for each run, one after another.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use state_core::{Engine, Error, Op, Path as JsonPath, Scope, Slot, Write};
 
-use crate::{Report, median, secs, sqlite_engine};
+use crate::{Report, median, rate_of, secs, sqlite_engine};
 
 /// Concurrent sessions of the concurrent rows.
 const SESSIONS: usize = 64;
@@ -138,11 +138,7 @@ async fn ours_events(engine: &Engine, run: usize, sessions: usize, bytes: usize)
             })
         })
         .collect();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    total as f64 / start.elapsed().as_secs_f64()
+    rate_of(start, tasks).await
 }
 
 /// The limit of A1's sequential row: rusqlite writing the same three rows (two state keys
