@@ -167,7 +167,8 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// A read statement of the shared engine ([`crate::reads`], as for [`Backend::fetch`])
     /// served on the caller's thread, when the backend can: each row decoded by `row` as it
     /// is read (no copy of it is made first), or `None` to read through [`Backend::reader`]
-    /// instead (and so for an error the backend calls busy). Key and scope listings use it.
+    /// instead (and so for an error the backend calls busy). Listings, the change log and
+    /// slot history use it.
     fn fetch_inline<T>(
         &self,
         sql: &str,

@@ -187,8 +187,8 @@ pub const CHANGE_COLUMNS: &str =
     "seq, kind, scope_id, scope_sub, namespace, key, version, value, at FROM changes";
 
 /// A change-log row ([`CHANGE_COLUMNS`] from column `first` on).
-pub fn change<E: BackendError + From<RowError>>(
-    row: &impl Columns,
+pub fn change<E: BackendError, C: Columns + ?Sized>(
+    row: &C,
     first: usize,
 ) -> Result<Change, Error> {
     let columns = (|| {
@@ -211,24 +211,42 @@ pub fn change<E: BackendError + From<RowError>>(
 /// The changes of a read after `after`: rows of the log's retention watermark LEFT JOINed to
 /// the changes (one row at least; the changes from column 1 on, NULL when there are none),
 /// or [`Error::ChangesTrimmed`] if the retention removed one after `after`.
-pub fn changes_after<E: BackendError + From<RowError>>(
+pub fn changes_after<E: BackendError>(
     rows: &[impl Columns],
     after: u64,
 ) -> Result<Vec<Change>, Error> {
+    changes_from::<E>(rows.iter().map(|r| change_row::<E, _>(r)).collect(), after)
+}
+
+/// One row of a changes read ([`changes_after`]), decoded: its retention watermark column and,
+/// unless the row is the watermark alone, its change.
+pub type ChangeRow = (Result<i64, sqlx::Error>, Option<Result<Change, Error>>);
+
+/// Decodes one row of a changes read, for [`changes_from`].
+pub fn change_row<E: BackendError, C: Columns + ?Sized>(row: &C) -> ChangeRow {
+    let change = match row.int_or_null(1) {
+        Ok(None) => None,
+        _ => Some(change::<E, C>(row, 1)),
+    };
+    (row.int(0), change)
+}
+
+/// [`changes_after`] of rows decoded one by one ([`change_row`]).
+pub fn changes_from<E: BackendError>(
+    rows: Vec<ChangeRow>,
+    after: u64,
+) -> Result<Vec<Change>, Error> {
     let malformed = |reason: String| E::from(RowError::new(reason)).into_state(None);
-    let first = rows
+    let (through, _) = rows
         .first()
         .ok_or_else(|| malformed("the change log's retention watermark is missing".into()))?;
-    let through = first
-        .int(0)
+    let through = *through
+        .as_ref()
         .map_err(|e| malformed(format!("the change log's retention watermark: {e}")))?;
     let through = rows::stored_u64(through, "the change log's retention watermark")
         .map_err(|e| E::from(e).into_state(None))?;
     rows::check_not_trimmed(after, through)?;
-    rows.iter()
-        .filter(|row| !matches!(row.int_or_null(1), Ok(None)))
-        .map(|row| change::<E>(row, 1))
-        .collect()
+    rows.into_iter().filter_map(|(_, change)| change).collect()
 }
 
 /// The cursor of a key listing with a namespace filter: a cursor in that namespace seeks on

@@ -233,8 +233,19 @@ pub(crate) async fn read_changes<B: Backend>(
     filter: &ChangeFilter,
     limit: usize,
 ) -> Result<Vec<Change>, Error> {
+    let (sql, params) = changes_statement(after, filter, limit);
+    let rows = fetch::<B>(conn, sql, &params).await?;
+    columns::changes_after::<B::Error>(&rows, after)
+}
+
+/// The statement of [`read_changes`] and its parameters: one row at least, the watermark,
+/// with the changes (if any) beside it.
+pub(crate) fn changes_statement(
+    after: u64,
+    filter: &ChangeFilter,
+    limit: usize,
+) -> (&'static str, [Param<'_>; 8]) {
     static SQL: OnceLock<String> = OnceLock::new();
-    // One row at least: the watermark, with the changes (if any) beside it.
     let sql = SQL.get_or_init(|| {
         format!(
             "SELECT t.through, c.* FROM changes_trimmed t LEFT JOIN (\
@@ -255,8 +266,7 @@ pub(crate) async fn read_changes<B: Backend>(
         count(limit),
         Param::Text(scope_kind),
     ];
-    let rows = fetch::<B>(conn, sql, &params).await?;
-    columns::changes_after::<B::Error>(&rows, after)
+    (sql, params)
 }
 
 /// The newest changes of `slot` below `before`, newest first.
@@ -266,6 +276,19 @@ pub(crate) async fn slot_history<B: Backend>(
     before: Option<u64>,
     limit: usize,
 ) -> Result<Vec<Change>, Error> {
+    let (sql, params) = history_statement(slot, before, limit);
+    let rows = fetch::<B>(conn, sql, &params).await?;
+    rows.iter()
+        .map(|row| columns::change::<B::Error, _>(row, 0))
+        .collect()
+}
+
+/// The statement of [`slot_history`] and its parameters.
+pub(crate) fn history_statement(
+    slot: &Slot,
+    before: Option<u64>,
+    limit: usize,
+) -> (&'static str, [Param<'_>; 7]) {
     static SQL: OnceLock<String> = OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(
@@ -283,10 +306,7 @@ pub(crate) async fn slot_history<B: Backend>(
         Param::Int(before.map_or(i64::MAX, rows::log_position)),
         count(limit),
     ];
-    let rows = fetch::<B>(conn, sql, &params).await?;
-    rows.iter()
-        .map(|row| columns::change::<B::Error>(row, 0))
-        .collect()
+    (sql, params)
 }
 
 /// The newest sequence number of the log (0: none), by [`Backend::LAST_CHANGE`].

@@ -163,9 +163,9 @@ impl<B: Backend> SqlStore<B> {
         }
     }
 
-    /// A listing served on the caller's thread by the backend ([`Backend::fetch_inline`]), or
-    /// `None` to read through a reader connection (loads try [`Self::loaded_inline`] before
-    /// they build a `Read`).
+    /// A listing, the change log or a slot's history served on the caller's thread by the
+    /// backend ([`Backend::fetch_inline`]), or `None` to read through a reader connection
+    /// (loads try [`Self::loaded_inline`] before they build a `Read`).
     fn read_inline(&self, op: &Read) -> Result<Option<ReadOut>, Error> {
         let now = self.clock.now();
         match op {
@@ -190,6 +190,25 @@ impl<B: Backend> SqlStore<B> {
                 };
                 let scopes = columns::scopes_from(triples)?;
                 Ok(Some(ReadOut::Scopes(Page::from_iter(scopes, *limit))))
+            }
+            Read::Changes(after, filter, limit) => {
+                let (sql, params) = reads::changes_statement(*after, filter, *limit);
+                let decode = &mut |r: &dyn Columns| Ok(columns::change_row::<B::Error, _>(r));
+                let Some(rows) = self.fetched(sql, &params, decode)? else {
+                    return Ok(None);
+                };
+                Ok(Some(ReadOut::Changes(columns::changes_from::<B::Error>(
+                    rows, *after,
+                )?)))
+            }
+            Read::History(slot, before, limit) => {
+                let (sql, params) = reads::history_statement(slot, *before, *limit);
+                let decode = &mut |r: &dyn Columns| Ok(columns::change::<B::Error, _>(r, 0));
+                let Some(rows) = self.fetched(sql, &params, decode)? else {
+                    return Ok(None);
+                };
+                let changes = rows.into_iter().collect::<Result<Vec<_>, _>>()?;
+                Ok(Some(ReadOut::Changes(changes)))
             }
             _ => Ok(None),
         }

@@ -277,3 +277,52 @@ async fn a_namespace_range_gives_each_slot_its_own_record_in_the_order_asked() {
     let versions = seen(&loaded);
     assert_eq!(versions, [(Some(json!(0)), 1), (Some(json!(2)), 1)]);
 }
+
+/// The change log and a slot's history are read on the caller's thread too, with the same
+/// rows and the same refusal of a cursor behind the log's retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_and_history_are_read_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("d.db"), true).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let h = engine.handle::<u64>(slot("h"));
+    for n in 1..=3 {
+        h.set(n).await.unwrap();
+    }
+    engine.handle::<u64>(slot("other")).set(9).await.unwrap();
+    let before = store.stats().direct_reads;
+    let history = store.slot_history(&slot("h"), None, 10).await.unwrap();
+    let versions: Vec<(u64, Option<serde_json::Value>)> = history
+        .iter()
+        .map(|c| (c.version, c.value.clone()))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            (3, Some(json!(3))),
+            (2, Some(json!(2))),
+            (1, Some(json!(1)))
+        ]
+    );
+    let older = store
+        .slot_history(&slot("h"), Some(history[0].seq), 1)
+        .await
+        .unwrap();
+    assert_eq!(older[0].version, 2);
+    let all = store
+        .read_changes(0, &state_core::ChangeFilter::default(), 10)
+        .await
+        .unwrap();
+    let seen: Vec<(&str, u64)> = all.iter().map(|c| (c.slot.key(), c.version)).collect();
+    assert_eq!(seen, [("h", 1), ("h", 2), ("h", 3), ("other", 1)]);
+    let tail = store
+        .read_changes(all[2].seq, &state_core::ChangeFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(
+        store.stats().direct_reads,
+        before + 4,
+        "four reads, all direct"
+    );
+}
