@@ -1,5 +1,5 @@
-//! Point and many-slot reads on the caller's thread, with read-only rusqlite connections of
-//! the store's own.
+//! Point and many-slot reads, listings, the change log and slot history on the caller's
+//! thread, with read-only rusqlite connections of the store's own.
 //!
 //! sqlx runs every SQLite statement on a worker thread of its connection: a read is two
 //! thread hand-offs, more than SQLite takes to read a few rows of a file in the page cache.

@@ -40,9 +40,11 @@
 //!   store's own, one snapshot, a struct's fields found in one range of the primary key. A
 //!   WAL reader takes no lock a writer holds, so such a read never waits for one; a read that
 //!   meets a lock anyway (busy timeout 0) goes to sqlx's reader pool, which waits it out
-//!   ([`SqliteCounts::direct_reads`] counts the others). Key and scope listings read the
-//!   same way; the change log, history and exports read through sqlx. [`SqliteOptions::inline_commits`]`(false)` runs these reads through sqlx
-//!   as well.
+//!   ([`SqliteCounts::direct_reads`] counts the others). Key and scope listings, the change
+//!   log and a slot's history read the same way, each row decoded as SQLite returns it;
+//!   exports and whole-scope loads, which have no page size, read through sqlx so that no
+//!   read holds the caller's thread for long. [`SqliteOptions::inline_commits`]`(false)`
+//!   runs every read through sqlx.
 //! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
 //!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the
 //!   commit may or may not have applied.
