@@ -5,8 +5,9 @@
     python3 state-bench/plot.py state-bench/results/latest.txt > state-bench/results/ratios.svg
 
 One bar per RESULT line of this project's systems (the stores; the baselines' and peers' own
-lines are what the bars are measured against), on a log scale: 1 is the limit or the peer, a
-tick marks the target, green met, red missed, grey no target. Standard library only.
+lines are what the bars are measured against), on a log scale. Each bar runs from 1 (the
+limit or the peer) to the ratio, left when below it; a tick marks the target; green met, red
+missed, grey no target. Standard library only.
 """
 
 import html
@@ -53,7 +54,13 @@ def svg(data, title):
         '<rect width="100%" height="100%" fill="white"/>',
         f'<text x="10" y="20" font-size="15" font-weight="bold">{html.escape(title)}</text>',
         f'<text x="10" y="38" fill="#555">ratio to the limit (rusqlite, raw sqlx, bare map) '
-        "or the peer (ADK); log scale; | target</text>",
+        "or the peer (ADK), log scale, bars from 1; | target</text>",
+        f'<rect x="{LEFT + WIDTH - 250}" y="8" width="10" height="10" fill="#3a3"/>'
+        f'<text x="{LEFT + WIDTH - 236}" y="17">met</text>'
+        f'<rect x="{LEFT + WIDTH - 200}" y="8" width="10" height="10" fill="#d33"/>'
+        f'<text x="{LEFT + WIDTH - 186}" y="17">missed</text>'
+        f'<rect x="{LEFT + WIDTH - 130}" y="8" width="10" height="10" fill="#9aa"/>'
+        f'<text x="{LEFT + WIDTH - 116}" y="17">no target</text>',
     ]
     bottom = TOP + len(data) * (BAR + GAP)
     for tick in [0.01, 0.1, 0.5, 1, 2, 10, 100, 1000]:
@@ -68,12 +75,12 @@ def svg(data, title):
         out.append(
             f'<text x="{LEFT - 8}" y="{y + BAR - 4}" text-anchor="end">{html.escape(r["label"])}</text>'
         )
-        x0 = x(LOW)
+        x0, x1 = sorted([x(1), x(r["ratio"])])
         out.append(
-            f'<rect x="{x0:.1f}" y="{y}" width="{x(r["ratio"]) - x0:.1f}" height="{BAR}" fill="{color}"/>'
+            f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="{BAR}" fill="{color}"/>'
         )
-        end = max(x(r["ratio"]), x(t) if t is not None else 0)
-        out.append(f'<text x="{end + 5:.1f}" y="{y + BAR - 4}">{r["ratio"]:g}</text>')
+        end = max(x1, x(t) if t is not None else 0)
+        out.append(f'<text x="{end + 5:.1f}" y="{y + BAR - 4}">{r["ratio"]:.2f}</text>')
         if t is not None:
             tx = x(t)
             out.append(f'<line x1="{tx:.1f}" y1="{y - 2}" x2="{tx:.1f}" y2="{y + BAR + 2}" stroke="black" stroke-width="2"/>')

@@ -6,13 +6,13 @@ The bench runs this script when a Python with ADK is found (`STATE_BENCH_PYTHON`
 `name=value` pairs for the bench to read.
 
   adk.py check
-      prints `adk=<version>` (exit 1 when ADK or aiosqlite is missing)
+      prints `adk=<version>`, or `missing=<modules>` and exits 1
   adk.py events --db FILE --seconds S --sessions N
       N sessions (one user each) append events for S seconds, each session one after the
       other, all sessions at once; every event's state_delta sets one session key and one
       `user:` key. Prints events_per_s, events, errors (appends that raised), event_bytes (the
       JSON size of the event, as Pydantic dumps it: the bench stores events of that size).
-  adk.py lost --db FILE --increments N
+  adk.py lost --db FILE --increments N   (writes FILE.session and FILE.user)
       two service instances (two engines on one file) each do N read-modify-write increments
       of one key at once, as ADK code does (get_session, read state, append_event with the new
       value): both read, meet at a barrier, then both write, so the two race every round.
@@ -20,7 +20,9 @@ The bench runs this script when a Python with ADK is found (`STATE_BENCH_PYTHON`
       each). Prints, per key kind, the increments acknowledged, the final value, the lost
       updates (acknowledged minus final), stale-session errors and other errors.
 
-ADK's DatabaseSessionService keeps SQLite's defaults: a rollback journal, synchronous=FULL.
+Every --db file must be new (a session cannot be created twice). A run that fails prints
+`error=<what>` as its last line and exits 1. ADK's DatabaseSessionService keeps SQLite's
+defaults: a rollback journal, synchronous=FULL.
 """
 
 import argparse
@@ -77,11 +79,14 @@ async def events_on(svc, seconds, sessions):
             try:
                 await svc.append_event(session, event(i, {"step": i, "user:last_step": i}))
                 counts[t] += 1
-            except Exception:  # a locked database: counted, the session re-read
+            except Exception:  # a locked database, a stale session: counted, the session re-read
                 errors[0] += 1
-                session = await svc.get_session(
-                    app_name="bench", user_id=f"u{t}", session_id=f"s{t}"
-                )
+                try:
+                    session = await svc.get_session(
+                        app_name="bench", user_id=f"u{t}", session_id=f"s{t}"
+                    )
+                except Exception:
+                    errors[0] += 1
 
     start = time.monotonic()
     await asyncio.gather(*(run(t) for t in range(sessions)))
@@ -142,33 +147,79 @@ async def lost(db, increments):
     print(" ".join(fields))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["check", "events", "lost"])
-    parser.add_argument("--db")
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--sessions", type=int, default=1)
-    parser.add_argument("--increments", type=int, default=200)
-    args = parser.parse_args()
-    if args.mode != "check" and not args.db:
-        parser.error(f"{args.mode} needs --db FILE")
-    if args.mode == "check":
+def check():
+    """Which of the modules the bench needs are missing (all of them, not the first)."""
+    missing = []
+    for module in ["google.adk", "aiosqlite", "sqlalchemy"]:
         try:
-            import aiosqlite  # noqa: F401
-            import google.adk
-
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if not missing:
+        try:
             adk_modules()
         except ImportError as e:
-            print(f"missing={e.name or 'sqlalchemy'}")
-            sys.exit(1)
-        print(f"adk={google.adk.__version__}")
-    elif args.mode == "events":
-        asyncio.run(events(args.db, args.seconds, args.sessions))
-    else:
-        asyncio.run(lost(args.db, args.increments))
-    # Leave at once: a connection a failed run left open must not keep the process alive.
+            missing.append(e.name or "google-adk[db]")
+    if missing:
+        print(f"missing={','.join(missing)}")
+        return 1
+    import google.adk
+
+    print(f"adk={google.adk.__version__}")
+    return 0
+
+
+def positive(kind):
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    return parse
+
+
+def arguments():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["check", "events", "lost"], help="what to run")
+    parser.add_argument("--db", help="a new SQLite file (events, lost)")
+    parser.add_argument("--seconds", type=positive(float), default=1.0, help="events: how long")
+    parser.add_argument("--sessions", type=positive(int), default=1, help="events: sessions at once")
+    parser.add_argument(
+        "--increments", type=positive(int), default=200, help="lost: attempts per instance"
+    )
+    args = parser.parse_args()
+    if args.mode != "check":
+        if not args.db:
+            parser.error(f"{args.mode} needs --db FILE")
+        files = [args.db] if args.mode == "events" else [f"{args.db}.session", f"{args.db}.user"]
+        if any(os.path.exists(f) for f in files):
+            parser.error(f"--db {args.db}: the file exists; give a new one")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.db))):
+            parser.error(f"--db {args.db}: its directory does not exist")
+    return args
+
+
+def main():
+    args = arguments()
+    try:
+        if args.mode == "check":
+            code = check()
+        elif args.mode == "events":
+            asyncio.run(events(args.db, args.seconds, args.sessions))
+            code = 0
+        else:
+            asyncio.run(lost(args.db, args.increments))
+            code = 0
+    except Exception as e:  # one line the bench can show, not a traceback
+        print(f"error={type(e).__name__}: {' '.join(str(e).split())[:300]}")
+        code = 1
+    # Leave at once either way: a connection a failed run left open must not keep the
+    # process alive.
     sys.stdout.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ const INCREMENTS: usize = 200;
 /// The JSON size of the event `adk.py` appends (Pydantic's dump of it, 339 bytes with ADK
 /// 2.13), for a profile run without ADK.
 const EVENT_BYTES: usize = 339;
-/// How long one script run may take before it is killed (a hung ADK must not hang the bench).
+/// How long one script run may take beyond its own seconds (4 × `STATE_BENCH_SECS`) before it
+/// is killed: a hung ADK must not hang the bench.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(120);
 
 fn script() -> PathBuf {
@@ -35,7 +36,8 @@ fn python() -> String {
 }
 
 /// Runs the script with `args`; its last line's `name=value` pairs. A run that fails, or
-/// outlives [`SCRIPT_LIMIT`] (then it is killed), is an error saying why.
+/// outlives its deadline (then it is killed), is an error saying why. Both pipes are read
+/// while it runs, so a chatty Python never blocks on a full one.
 fn adk(args: &[&str]) -> Result<HashMap<String, String>, String> {
     let mut child = Command::new(python())
         .arg(script())
@@ -44,35 +46,68 @@ fn adk(args: &[&str]) -> Result<HashMap<String, String>, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{} not runnable: {e}", python()))?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + SCRIPT_LIMIT + 4 * secs();
     let status = loop {
         match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) => break status,
+            Some(status) => break Some(status),
             None if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("adk.py {} did not finish in time: killed", args[0]));
+                break None;
             }
             None => std::thread::sleep(Duration::from_millis(20)),
         }
     };
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
+    match status {
+        Some(status) if status.success() => Ok(fields(&stdout)),
+        Some(_) => Err(why_failed(&stdout, &stderr)),
+        None => Err(format!(
+            "adk.py {} did not finish in time: killed ({})",
+            args[0],
+            why_failed(&stdout, &stderr)
+        )),
     }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
-    }
-    if !status.success() {
-        let last = stderr.lines().last().unwrap_or_default();
-        return Err(format!("{} {stdout}", last.trim()));
-    }
+}
+
+/// The `name=value` pairs of a script's last line.
+fn fields(stdout: &str) -> HashMap<String, String> {
     let line = stdout.lines().last().unwrap_or_default();
-    Ok(line
-        .split_whitespace()
+    line.split_whitespace()
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect())
+        .collect()
+}
+
+/// Why a script run failed: its own `error=` or `missing=` line, else the last line of its
+/// stderr that says something (SQLAlchemy ends with a link).
+fn why_failed(stdout: &str, stderr: &str) -> String {
+    let own = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("error=") || l.starts_with("missing="));
+    let said = || {
+        stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("(Background on this error"))
+    };
+    own.or_else(said).unwrap_or("no output").to_owned()
 }
 
 /// The number `name` of a script's output, or an error naming what is missing.
@@ -83,10 +118,12 @@ fn num(fields: &HashMap<String, String>, name: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("adk.py printed no number `{name}`: {fields:?}"))
 }
 
-/// The two state keys every event's delta sets, as ADK names them.
+/// The two state keys every event's delta sets (ADK's session key `step` and user key
+/// `user:last_step`), as the rusqlite rows name them in their one table.
 const STATE_KEYS: [&str; 2] = ["session:step", "user:last_step"];
 
-/// An event as ADK stores it, padded to `bytes` of JSON.
+/// An event as ADK stores it, its text padded so that its JSON is `bytes` long (or as short as
+/// it can be).
 fn event_value(i: u64, bytes: usize) -> Value {
     let mut event = json!({
         "invocation_id": format!("inv-{i}"), "author": "agent", "id": format!("{i:016}"),
@@ -94,9 +131,9 @@ fn event_value(i: u64, bytes: usize) -> Value {
         "content": {"role": "model", "parts": [{"text": ""}]},
         "actions": {"state_delta": {"step": i, "user:last_step": i}},
     });
-    let pad = bytes.saturating_sub(event.to_string().len());
-    event["content"]["parts"][0]["text"] =
-        Value::String(format!("step {i} done{}", " ".repeat(pad)));
+    let text = format!("step {i} done");
+    let pad = bytes.saturating_sub(event.to_string().len() + text.len());
+    event["content"]["parts"][0]["text"] = Value::String(text + &" ".repeat(pad));
     event
 }
 
@@ -211,11 +248,16 @@ pub(crate) async fn adk_rows(dir: &Path, report: &mut Report) {
         Ok(fields) => fields.get("adk").cloned().unwrap_or_default(),
         Err(why) => {
             println!(
-                "(ADK peer rows not run: {}; install with `pip install \"google-adk[db]\" \
-                 aiosqlite`, or point STATE_BENCH_PYTHON at a Python that has it)",
-                why.trim()
+                "(ADK peer rows not run: {}; install it with `{} -m pip install \
+                 \"google-adk[db]\" aiosqlite`, or point STATE_BENCH_PYTHON at a Python \
+                 that has it)",
+                why.trim(),
+                python()
             );
-            return;
+            // This project's side of the lost-update check needs no Python.
+            return ours_lost(&dir.join("ours-lost.db"))
+                .await
+                .print("sqlite", "user_key");
         }
     };
     let system = format!("ADK {version}");
@@ -276,7 +318,7 @@ struct Lost {
 impl Lost {
     fn print(&self, system: &str, key: &str) {
         println!(
-            "LOST {} {key} acked={} final={} lost={} refused_stale={} errors={}",
+            "LOST {} {key} acked={} final={} lost={} refused={} errors={}",
             system.replace(' ', "_"),
             self.acked,
             self.final_value,
