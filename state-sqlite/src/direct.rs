@@ -51,22 +51,34 @@ impl DirectReads {
         if slots.is_empty() || slots.len() > sql::SELECT_MAX {
             return None;
         }
-        Some(self.with_conn(|conn| read(conn, slots)))
+        let loaded = self.with_conn(|conn| read(conn, slots));
+        if loaded.is_ok() {
+            self.counters.direct_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(loaded)
     }
 
     /// A read statement of the shared engine (`$N` parameters), each row decoded by `row` as
-    /// SQLite returns it.
+    /// SQLite returns it; `None` when its rows hold more than [`INLINE_BYTES_MAX`] (a page of
+    /// large values), which the sqlx reader then reads off the caller's thread.
     pub(crate) fn fetch<T>(
         &self,
         sql: &str,
         params: &[Param<'_>],
         row: &mut dyn FnMut(&dyn Columns) -> Result<T, sqlx::Error>,
     ) -> Option<Result<Vec<T>, SqliteError>> {
-        Some(self.with_conn(|conn| fetch(conn, sql, params, row)))
+        match self.with_conn(|conn| fetch(conn, sql, params, row)) {
+            Ok(Some(rows)) => {
+                self.counters.direct_reads.fetch_add(1, Ordering::Relaxed);
+                Some(Ok(rows))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 
-    /// Runs `read` on an idle connection (or a new one) and counts it when it succeeds; a
-    /// connection that failed for anything but a lock is not kept.
+    /// Runs `read` on an idle connection (or a new one); a connection that failed for
+    /// anything but a lock is not kept.
     fn with_conn<T>(
         &self,
         read: impl FnOnce(&rusqlite::Connection) -> Result<T, SqliteError>,
@@ -76,9 +88,6 @@ impl DirectReads {
         match &result {
             Err(e) if !state_sql::BackendError::is_busy(e) => {}
             _ => self.give_back(conn),
-        }
-        if result.is_ok() {
-            self.counters.direct_reads.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
@@ -293,14 +302,21 @@ fn read_any(
     Ok(sql::all_returned(out))
 }
 
+/// The most bytes of stored values (columns named `value`; identities are short) a fetch
+/// reads on the caller's thread: past it, the read goes to the sqlx reader, whose thread is
+/// not the caller's (a page of large values would hold the caller's runtime worker for as
+/// long as it takes to read and decode).
+const INLINE_BYTES_MAX: usize = 1 << 20;
+
 /// Runs `sql`, binding `params[i]` to its parameter `$i+1` (by name: SQLite numbers named
-/// parameters in the order they first appear), and decodes each row with `row_decoder`.
+/// parameters in the order they first appear), and decodes each row with `row_decoder`;
+/// `None` once the rows hold more than [`INLINE_BYTES_MAX`].
 fn fetch<T>(
     conn: &rusqlite::Connection,
     sql: &str,
     params: &[Param<'_>],
     row_decoder: &mut dyn FnMut(&dyn Columns) -> Result<T, sqlx::Error>,
-) -> Result<Vec<T>, SqliteError> {
+) -> Result<Option<Vec<T>>, SqliteError> {
     let mut stmt = conn.prepare_cached(sql).map_err(sqlite_error)?;
     for (i, p) in params.iter().enumerate() {
         let Some(at) = stmt
@@ -316,14 +332,25 @@ fn fetch<T>(
         }
         .map_err(sqlite_error)?;
     }
-    let mut out = Vec::new();
+    let values: Vec<usize> = (0..stmt.column_count())
+        .filter(|&i| stmt.column_name(i).is_ok_and(|name| name == "value"))
+        .collect();
+    let (mut out, mut bytes) = (Vec::new(), 0);
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(sqlite_error)? {
+        for &i in &values {
+            if let ValueRef::Text(b) | ValueRef::Blob(b) = row.get_ref(i).map_err(sqlite_error)? {
+                bytes += b.len();
+            }
+        }
+        if bytes > INLINE_BYTES_MAX {
+            return Ok(None);
+        }
         // Text that is not UTF-8 (a hand edit) fails as a column of the wrong type, never as
         // a changed string.
         out.push(row_decoder(&Row(row)).map_err(SqliteError::from)?);
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn sqlite_error(e: rusqlite::Error) -> SqliteError {

@@ -41,9 +41,10 @@
 //!   WAL reader takes no lock a writer holds, so such a read never waits for one; a read that
 //!   meets a lock anyway (busy timeout 0) goes to sqlx's reader pool, which waits it out
 //!   ([`SqliteCounts::direct_reads`] counts the others). Key and scope listings, the change
-//!   log and a slot's history read the same way, each row decoded as SQLite returns it;
-//!   exports and whole-scope loads, which have no page size, read through sqlx so that no
-//!   read holds the caller's thread for long. [`SqliteOptions::inline_commits`]`(false)`
+//!   log and a slot's history read the same way, each row decoded as SQLite returns it (a
+//!   page whose values pass 1 MiB goes to sqlx's reader instead); exports and whole-scope
+//!   loads, which have no page size, read through sqlx, so that no read holds the caller's
+//!   thread for long. [`SqliteOptions::inline_commits`]`(false)`
 //!   runs every read through sqlx.
 //! - **Never acknowledges an uncommitted write.** A caller hears back only after `COMMIT`
 //!   returned. Dropping a commit future cannot half-apply a batch (the committer owns it): the

@@ -326,3 +326,34 @@ async fn the_change_log_and_history_are_read_directly() {
         "four reads, all direct"
     );
 }
+
+/// A page of large values (more than a MiB of text) is not read on the caller's thread: the
+/// sqlx reader serves it, with the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_large_values_is_read_off_the_callers_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("d.db"), true).await;
+    let engine = Engine::with_config(store.clone(), Default::default());
+    let h = engine.handle::<String>(slot("big"));
+    let value = |n: u32| format!("{n}{}", "x".repeat(100_000));
+    for n in 0..12 {
+        h.set(value(n)).await.unwrap();
+    }
+    let before = store.stats().direct_reads;
+    let small = store.slot_history(&slot("big"), None, 2).await.unwrap();
+    assert_eq!(small.len(), 2);
+    assert_eq!(
+        store.stats().direct_reads,
+        before + 1,
+        "200 kB: served directly"
+    );
+    let large = store.slot_history(&slot("big"), None, 12).await.unwrap();
+    let versions: Vec<u64> = large.iter().map(|c| c.version).collect();
+    assert_eq!(versions, (1..=12).rev().collect::<Vec<u64>>());
+    assert_eq!(large[0].value, Some(json!(value(11))));
+    assert_eq!(
+        store.stats().direct_reads,
+        before + 1,
+        "1.2 MB: served by sqlx"
+    );
+}
