@@ -263,6 +263,11 @@ impl state_sql::Backend for Pg {
     const LAST_CHANGE: &'static str = "SELECT GREATEST(COALESCE(max(seq), 0), \
         (SELECT through FROM changes_trimmed WHERE id = 0)) FROM changes";
 
+    // By the history index `changes_slot`.
+    const HISTORY: &'static str = "SELECT seq, kind, scope_id, scope_sub, namespace, key, \
+        version, value, at FROM changes WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
+        AND namespace = $4 AND key = $5 AND seq < $6 ORDER BY seq DESC LIMIT $7";
+
     const QUOTED_ROW: &'static str = "concat_ws(', ', quote_nullable(kind), \
         quote_nullable(scope_id), quote_nullable(scope_sub), quote_nullable(namespace), \
         quote_nullable(key), quote_nullable(version), quote_nullable(expires_at)), \

@@ -203,6 +203,12 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// newest change it removed).
     const LAST_CHANGE: &'static str;
 
+    /// The statement reading a slot's history: the columns of
+    /// [`CHANGE_COLUMNS`](crate::columns::CHANGE_COLUMNS) for the slot `$1`…`$5` (kind, scope
+    /// id, sub, namespace, key), newest first, below sequence number `$6`, at most `$7` rows.
+    /// How the log finds a slot's versions is the backend's (an index, a chain).
+    const HISTORY: &'static str;
+
     /// Two columns of the `slots` table's row, in the dialect: the whole row as the database
     /// quotes it (`'a', 'b', 1, NULL`…), and its quoted value. [`crate::reads`] names a row
     /// it cannot read with them.

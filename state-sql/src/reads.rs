@@ -276,26 +276,19 @@ pub(crate) async fn slot_history<B: Backend>(
     before: Option<u64>,
     limit: usize,
 ) -> Result<Vec<Change>, Error> {
-    let (sql, params) = history_statement(slot, before, limit);
+    let (sql, params) = history_statement::<B>(slot, before, limit);
     let rows = fetch::<B>(conn, sql, &params).await?;
     rows.iter()
         .map(|row| columns::change::<B::Error, _>(row, 0))
         .collect()
 }
 
-/// The statement of [`slot_history`] and its parameters.
-pub(crate) fn history_statement(
+/// The statement of [`slot_history`] ([`Backend::HISTORY`]) and its parameters.
+pub(crate) fn history_statement<B: Backend>(
     slot: &Slot,
     before: Option<u64>,
     limit: usize,
 ) -> (&'static str, [Param<'_>; 7]) {
-    static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        format!(
-            "SELECT {CHANGE_COLUMNS} WHERE kind = $1 AND scope_id = $2 AND scope_sub = $3 \
-             AND namespace = $4 AND key = $5 AND seq < $6 ORDER BY seq DESC LIMIT $7"
-        )
-    });
     let (kind, id, sub) = scope_columns(slot.scope());
     let params = [
         text(kind),
@@ -306,7 +299,7 @@ pub(crate) fn history_statement(
         Param::Int(before.map_or(i64::MAX, rows::log_position)),
         count(limit),
     ];
-    (sql, params)
+    (B::HISTORY, params)
 }
 
 /// The newest sequence number of the log (0: none), by [`Backend::LAST_CHANGE`].

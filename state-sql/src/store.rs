@@ -202,7 +202,7 @@ impl<B: Backend> SqlStore<B> {
                 )?)))
             }
             Read::History(slot, before, limit) => {
-                let (sql, params) = reads::history_statement(slot, *before, *limit);
+                let (sql, params) = reads::history_statement::<B>(slot, *before, *limit);
                 let decode = &mut |r: &dyn Columns| Ok(columns::change::<B::Error, _>(r, 0));
                 let Some(rows) = self.fetched(sql, &params, decode)? else {
                     return Ok(None);

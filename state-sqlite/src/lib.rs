@@ -256,6 +256,33 @@ impl state_sql::Backend for Sqlite {
     const LAST_CHANGE: &'static str =
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)";
 
+    // By the chain of migration 0009: from the version at `$6` if it is the slot's (the
+    // next page of a listing), else from the slot's newest one, skipping versions at or above
+    // `$6`; each step must go down (a damaged chain ends the walk, never loops it) and stay on
+    // the slot.
+    const HISTORY: &'static str = "WITH RECURSIVE \
+        here(link) AS (SELECT COALESCE(seq - prev_back, prev_seq) FROM changes \
+          WHERE seq = $6 AND kind = $1 AND scope_id = $2 AND scope_sub = $3 \
+            AND namespace = $4 AND key = $5), \
+        head(s) AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM here) THEN (SELECT link FROM here) \
+          ELSE COALESCE((SELECT last_seq FROM slots WHERE kind = $1 AND scope_id = $2 \
+                           AND scope_sub = $3 AND namespace = $4 AND key = $5), \
+                        (SELECT last_seq FROM purged_heads WHERE kind = $1 AND scope_id = $2 \
+                           AND scope_sub = $3 AND namespace = $4 AND key = $5)) END), \
+        walk(seq, link, n) AS ( \
+          SELECT c.seq, COALESCE(c.seq - c.prev_back, c.prev_seq), c.seq < $6 \
+          FROM head JOIN changes c ON c.seq = head.s \
+          WHERE c.kind = $1 AND c.scope_id = $2 AND c.scope_sub = $3 \
+            AND c.namespace = $4 AND c.key = $5 \
+          UNION ALL \
+          SELECT c.seq, COALESCE(c.seq - c.prev_back, c.prev_seq), w.n + (c.seq < $6) \
+          FROM walk w JOIN changes c ON c.seq = w.link \
+          WHERE w.n < $7 AND c.seq < w.seq AND c.kind = $1 AND c.scope_id = $2 \
+            AND c.scope_sub = $3 AND c.namespace = $4 AND c.key = $5) \
+        SELECT c.seq, c.kind, c.scope_id, c.scope_sub, c.namespace, c.key, c.version, \
+          c.value, c.at FROM walk w JOIN changes c ON c.seq = w.seq \
+        WHERE c.seq < $6 ORDER BY c.seq DESC LIMIT $7";
+
     const QUOTED_ROW: &'static str = "quote(kind) || ', ' || quote(scope_id) || ', ' || \
         quote(scope_sub) || ', ' || quote(namespace) || ', ' || quote(key) || ', ' || \
         quote(version) || ', ' || quote(expires_at), quote(value)";

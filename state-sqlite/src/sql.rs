@@ -317,12 +317,13 @@ enum Form {
 
 impl Form {
     /// The columns of a row of the statement's VALUES: position, the slot (or its position
-    /// in `ids`), version, value, time, expiry, what the triggers do.
+    /// in `ids`), version, value, time, expiry, what the triggers do, how far back the
+    /// slot's previous version is in the statement.
     fn columns(self) -> usize {
         match self {
-            Form::Plain => 11,
-            Form::Slots => 7,
-            Form::Namespaces => 8,
+            Form::Plain => 12,
+            Form::Slots => 8,
+            Form::Namespaces => 9,
         }
     }
 
@@ -349,38 +350,59 @@ impl Form {
     }
 
     /// The identity columns, the version's columns, and the join of the statement's SELECT.
-    fn select(self) -> (&'static str, [&'static str; 5], &'static str) {
+    fn select(self) -> ([&'static str; 5], [&'static str; 6], &'static str) {
         match self {
             Form::Plain => (
-                "n.column2, n.column3, n.column4, n.column5, n.column6",
+                [
+                    "n.column2",
+                    "n.column3",
+                    "n.column4",
+                    "n.column5",
+                    "n.column6",
+                ],
                 [
                     "n.column7",
                     "n.column8",
                     "n.column9",
                     "n.column10",
                     "n.column11",
+                    "n.column12",
                 ],
                 "",
             ),
             Form::Slots => (
-                "ids.kind, ids.scope_id, ids.scope_sub, ids.namespace, ids.key",
+                [
+                    "ids.kind",
+                    "ids.scope_id",
+                    "ids.scope_sub",
+                    "ids.namespace",
+                    "ids.key",
+                ],
                 [
                     "n.column3",
                     "n.column4",
                     "n.column5",
                     "n.column6",
                     "n.column7",
+                    "n.column8",
                 ],
                 " JOIN ids ON ids.i = n.column2",
             ),
             Form::Namespaces => (
-                "ids.kind, ids.scope_id, ids.scope_sub, ids.namespace, n.column3",
+                [
+                    "ids.kind",
+                    "ids.scope_id",
+                    "ids.scope_sub",
+                    "ids.namespace",
+                    "n.column3",
+                ],
                 [
                     "n.column4",
                     "n.column5",
                     "n.column6",
                     "n.column7",
                     "n.column8",
+                    "n.column9",
                 ],
                 " JOIN ids ON ids.i = n.column2",
             ),
@@ -389,25 +411,50 @@ impl Form {
 }
 
 /// Inserts `rows` bound versions into the change log in their order, skipping padding; the
-/// log's triggers (migrations 0004 to 0006) store each slot's last one in `slots`.
+/// log's triggers (migrations 0004 to 0009) store each slot's last one in `slots`.
 /// `guarded`: a `g(c)` common table expression in front counts stale assumptions (see
 /// [`guarded_sql`]); if it is not 0 every `at` is NULL, which the NOT NULL constraint refuses,
 /// aborting the statement. A `form` other than [`Form::Plain`] reads identities from an
 /// `ids` common table expression in front.
+///
+/// Each version names the slot's previous one (migration 0009): by how many rows back it is
+/// when the statement wrote it too (bound), else by the slot row's (or the purged slot's)
+/// newest `seq`.
 fn commit_text(rows: usize, guarded: bool, form: Form) -> String {
-    let (identity, [version, value, at, expires, superseded], join) = form.select();
+    let (identity, [version, value, at, expires, superseded, back], join) = form.select();
     let (at, from) = if guarded {
         (format!("CASE WHEN g.c = 0 THEN {at} END"), ", g")
     } else {
         (at.to_owned(), "")
     };
+    let [kind, id, sub, namespace, key] = identity;
+    let same = |t: &str| {
+        format!(
+            "{t}.kind = {kind} AND {t}.scope_id = {id} AND {t}.scope_sub = {sub} \
+             AND {t}.namespace = {namespace} AND {t}.key = {key}"
+        )
+    };
+    let (in_slots, in_purged) = (same("s"), same("h"));
     format!(
         "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at, \
-         expires_at, superseded) \
-         SELECT {identity}, {version}, {value}, {at}, {expires}, {superseded} \
+         expires_at, superseded, prev_back, prev_seq) \
+         SELECT {kind}, {id}, {sub}, {namespace}, {key}, {version}, {value}, {at}, {expires}, \
+         {superseded}, {back}, CASE WHEN {back} IS NULL THEN COALESCE(\
+         (SELECT s.last_seq FROM slots s WHERE {in_slots}), \
+         (SELECT h.last_seq FROM purged_heads h WHERE {in_purged})) END \
          FROM (VALUES {}) AS n{join}{from} WHERE n.column1 IS NOT NULL ORDER BY n.column1",
         values(rows, form.columns()),
     )
+}
+
+/// For each version of `log` (in commit order): how many versions back the previous one of
+/// the same slot is, if `log` has one.
+fn backs(log: &[(Slot, Record)]) -> Vec<Option<usize>> {
+    let mut last = HashMap::with_capacity(log.len());
+    log.iter()
+        .enumerate()
+        .map(|(i, (slot, _))| last.insert(slot, i).map(|before| i - before))
+        .collect()
 }
 
 /// The rows of a commit's `ids` table and each version's row among them, in the form that
@@ -496,7 +543,8 @@ impl<'a> Shared<'a> {
         }
         let padding = self.id_rows().saturating_sub(self.ids.len()) * self.form.id_columns();
         params.extend(std::iter::repeat_with(|| P::Null).take(padding));
-        for (ord, ((slot, rec), write)) in log.iter().zip(writes).enumerate() {
+        let backs = backs(log);
+        for (ord, (((slot, rec), write), back)) in log.iter().zip(writes).zip(backs).enumerate() {
             params.push(P::Int(ord as i64));
             match self.form {
                 Form::Plain => push_slot(params, slot),
@@ -511,6 +559,7 @@ impl<'a> Shared<'a> {
             params.push(P::Int(now.as_millis()));
             params.push(P::int_or_null(rec.expires_at.map(Timestamp::as_millis)));
             params.push(write.column());
+            params.push(P::int_or_null(back.map(|b| b as i64)));
         }
         let padding = rows.saturating_sub(log.len()) * self.form.columns();
         params.extend(std::iter::repeat_with(|| P::Null).take(padding));
@@ -559,8 +608,10 @@ pub(crate) async fn clear(
     bind_scope(&mut args, scope)?;
     add(&mut args, now.as_millis())?;
     let done = sqlx::query_with(
-        "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at) \
-         SELECT kind, scope_id, scope_sub, namespace, key, version + 1, NULL, ?4 FROM slots \
+        "INSERT INTO changes (kind, scope_id, scope_sub, namespace, key, version, value, at, \
+                              prev_seq) \
+         SELECT kind, scope_id, scope_sub, namespace, key, version + 1, NULL, ?4, last_seq \
+         FROM slots \
          WHERE kind = ?1 AND scope_id = ?2 AND scope_sub = ?3 \
            AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?4) \
          ORDER BY namespace, key",
@@ -634,7 +685,7 @@ pub(crate) const GUARDED_MAX: usize = 1024;
 
 /// SQLite's limit on a statement's parameters (`SQLITE_MAX_VARIABLE_NUMBER`, 32766 unless
 /// SQLite was built with another; the bundled one is not). The one-call commit's three size
-/// buckets (8 parameters per checked slot, 4 per scope floor, 11 per logged version) can add
+/// buckets (8 parameters per checked slot, 4 per scope floor, 12 per logged version) can add
 /// up to more: such a group takes the read path.
 const PARAMS_MAX: usize = 32766;
 
@@ -891,12 +942,13 @@ pub(crate) async fn trim_changes(
              UPDATE changes_trimmed SET through = \
                max(through, COALESCE((SELECT max(seq) FROM changes WHERE seq < {BELOW}), 0)) \
              WHERE id = 0; \
+             DELETE FROM purged_heads WHERE last_seq < {BELOW}; \
              DELETE FROM changes WHERE seq < {BELOW}; \
              COMMIT"
         )
     });
     let at = cutoff.as_millis();
-    let args = bind_all(vec![P::Int(at), P::Int(at)])?;
+    let args = bind_all(vec![P::Int(at), P::Int(at), P::Int(at)])?;
     sqlx::query_with(sql, args).execute(&mut *conn).await?;
     Ok(())
 }
@@ -1038,20 +1090,20 @@ mod tests {
         };
         let now = Timestamp::from_millis(0);
         // 600 checked slots (1024 rows × 8), 300 scope floors (512 × 4), 1025 versions
-        // (2048 × 11): 32 768 parameters.
+        // (2048 × 12): 34 816 parameters.
         let over = log_of(1025);
-        let params = 1024 * 8 + 512 * 4 + 2048 * 11;
+        let params = 1024 * 8 + 512 * 4 + 2048 * 12;
         assert!(params > PARAMS_MAX);
         assert!(
             Guarded::new(&touched, &assumed, &over, now)
                 .unwrap()
                 .is_none()
         );
-        // 1024 versions fit (1024 × 11).
+        // 1024 versions fit (1024 × 12).
         let within = log_of(1024);
         let statement = Guarded::new(&touched, &assumed, &within, now)
             .unwrap()
             .expect("within the limit: one call");
-        assert_eq!(statement.params.len(), 1024 * 8 + 512 * 4 + 1024 * 11);
+        assert_eq!(statement.params.len(), 1024 * 8 + 512 * 4 + 1024 * 12);
     }
 }

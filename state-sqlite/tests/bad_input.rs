@@ -319,3 +319,52 @@ async fn a_store_from_before_the_stamp_opens_and_is_stamped() {
     drop(store);
     assert_eq!(stamp().await, state_sqlite::APPLICATION_ID);
 }
+
+/// A history chain damaged by another tool (a link pointing up, to itself, to another slot's
+/// change, or to a row that is gone) ends the walk there: history reads what is still linked,
+/// never loops, never hands out another slot's change.
+#[tokio::test]
+async fn a_damaged_history_chain_ends_the_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let engine = Engine::new(store);
+    let (a, b) = (slot("a"), slot("b"));
+    for _ in 0..4 {
+        engine.handle::<u64>(a.clone()).increment(1).await.unwrap();
+        engine.handle::<u64>(b.clone()).increment(1).await.unwrap();
+    }
+    drop(engine);
+    let versions = |store: SqliteStore| {
+        let a = a.clone();
+        async move {
+            let history = store.slot_history(&a, None, 100).await.unwrap();
+            assert!(history.iter().all(|c| c.slot == a), "{history:?}");
+            history.iter().map(|c| c.version).collect::<Vec<_>>()
+        }
+    };
+    let open = || SqliteStore::open(&path);
+    assert_eq!(versions(open().await.unwrap()).await, [4, 3, 2, 1]);
+    // a's changes are seq 1, 3, 5, 7; b's 2, 4, 6, 8.
+    for (damage, kept) in [
+        ("UPDATE changes SET prev_seq = 7 WHERE seq = 5", &[4, 3][..]),
+        ("UPDATE changes SET prev_seq = 5 WHERE seq = 5", &[4, 3]),
+        ("UPDATE changes SET prev_seq = 4 WHERE seq = 5", &[4, 3]),
+        (
+            "UPDATE changes SET prev_seq = NULL, prev_back = -2 WHERE seq = 5",
+            &[4, 3],
+        ),
+        ("DELETE FROM changes WHERE seq = 3", &[4, 3]),
+        ("UPDATE slots SET last_seq = 8 WHERE key = 'a'", &[]),
+    ] {
+        raw(&path, damage).await;
+        assert_eq!(
+            versions(open().await.unwrap()).await,
+            kept,
+            "after {damage}"
+        );
+        let repair = "UPDATE changes SET prev_seq = CASE seq WHEN 3 THEN 1 WHEN 5 THEN 3 \
+                      WHEN 7 THEN 5 ELSE prev_seq END, prev_back = NULL WHERE seq IN (3, 5, 7)";
+        raw(&path, repair).await;
+    }
+}

@@ -242,15 +242,39 @@ async fn retention_drops_changes_older_than_the_window_and_keeps_the_rest() {
     for _ in 0..10 {
         old.increment(1).await.unwrap();
     }
+    // A purged slot's history is kept by its chain's head (migration 0009) until the
+    // retention trims past it; then the head goes too.
+    let gone = Slot::new(Scope::execution("run-1").unwrap(), "S", "n").unwrap();
+    engine
+        .handle::<u64>(gone.clone())
+        .increment(1)
+        .await
+        .unwrap();
+    engine.purge_execution("run-1").await.unwrap();
+    let heads = || async {
+        let url = format!("sqlite:{}", dir.path().join("retention.db").display());
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM purged_heads")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(heads().await, 1);
+    assert_eq!(versions_in_history(&engine, &gone).await, [1]);
     clock.advance(Duration::from_secs(2 * 3600));
     // The log is trimmed every 1024 group commits.
     let new = engine.handle::<u64>(slot("new"));
     for _ in 0..1024 {
         new.increment(1).await.unwrap();
     }
+    assert_eq!(heads().await, 0, "the purged slot's head, trimmed past");
+    assert!(versions_in_history(&engine, &gone).await.is_empty());
     // A reader from the start is told what it missed, in every form of reader.
     let store = engine.store();
-    state_sql::testing::expect_trimmed(store.as_ref(), 0, 10).await;
+    state_sql::testing::expect_trimmed(store.as_ref(), 0, 11).await;
     assert!(matches!(
         store
             .read_changes(9, &ChangeFilter::slot(&slot("new")), 10)
@@ -264,7 +288,7 @@ async fn retention_drops_changes_older_than_the_window_and_keeps_the_rest() {
     ));
     // The rest reads from the watermark on.
     let mut kept = Vec::new();
-    let mut after = 10;
+    let mut after = 11;
     loop {
         let page = store
             .read_changes(after, &ChangeFilter::all(), 300)
@@ -330,4 +354,81 @@ async fn the_watermark_of_a_log_trimmed_before_it_existed() {
     // The head of an emptied log is still the newest change it held: a feed from there (a
     // watch from now on) is not told it missed anything.
     state_core::backend::conformance::assert_trimmed_log(&store, 5, 0, 5).await;
+}
+
+/// Back to schema 8: the history index and the triggers of migrations 0005 and 0006, no chain.
+const TO_SCHEMA_8: &str = "\
+    DROP TRIGGER slots_purged; DROP TRIGGER changes_to_slots; DROP TRIGGER changes_to_new_slots; \
+    CREATE TRIGGER changes_to_slots AFTER INSERT ON changes WHEN NEW.superseded IS NULL BEGIN \
+      INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, \
+                         updated_at, expires_at) \
+      VALUES (NEW.kind, NEW.scope_id, NEW.scope_sub, NEW.namespace, NEW.key, NEW.version, \
+              NEW.value, NEW.at, NEW.expires_at) \
+      ON CONFLICT (kind, scope_id, scope_sub, namespace, key) DO UPDATE SET \
+        version = excluded.version, value = excluded.value, \
+        updated_at = excluded.updated_at, expires_at = excluded.expires_at; END; \
+    CREATE TRIGGER changes_to_new_slots AFTER INSERT ON changes WHEN NEW.superseded = 2 BEGIN \
+      INSERT INTO slots (kind, scope_id, scope_sub, namespace, key, version, value, \
+                         updated_at, expires_at) \
+      VALUES (NEW.kind, NEW.scope_id, NEW.scope_sub, NEW.namespace, NEW.key, NEW.version, \
+              NEW.value, NEW.at, NEW.expires_at); END; \
+    CREATE INDEX changes_slot ON changes (kind, scope_id, scope_sub, namespace, key, seq); \
+    ALTER TABLE changes DROP COLUMN prev_seq; ALTER TABLE changes DROP COLUMN prev_back; \
+    ALTER TABLE slots DROP COLUMN last_seq; DROP TABLE purged_heads; \
+    DELETE FROM _sqlx_migrations WHERE version = 9;";
+
+async fn versions_in_history(engine: &Engine, slot: &Slot) -> Vec<u64> {
+    let history = engine.store().slot_history(slot, None, 100).await.unwrap();
+    history.iter().map(|c| c.version).collect()
+}
+
+/// A store from before the history chain (schema 8, slot history by an index): migration 0009
+/// links every logged version to the one before it, live slots and purged ones, and writes
+/// after it continue each slot's chain.
+#[tokio::test]
+async fn migration_0009_chains_the_history_logged_before_it() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+    let run = Scope::execution("run-1").unwrap();
+    let (live, gone) = (slot("n"), Slot::new(run.clone(), "S", "n").unwrap());
+    for _ in 0..3 {
+        engine
+            .handle::<u64>(live.clone())
+            .increment(1)
+            .await
+            .unwrap();
+        engine
+            .handle::<u64>(gone.clone())
+            .increment(1)
+            .await
+            .unwrap();
+    }
+    engine.purge_execution("run-1").await.unwrap();
+    drop(engine);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    conn.execute(TO_SCHEMA_8).await.unwrap();
+    conn.close().await.unwrap();
+    let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
+    assert_eq!(versions_in_history(&engine, &live).await, [3, 2, 1]);
+    assert_eq!(
+        versions_in_history(&engine, &gone).await,
+        [3, 2, 1],
+        "purged"
+    );
+    engine
+        .handle::<u64>(live.clone())
+        .increment(1)
+        .await
+        .unwrap();
+    engine
+        .handle::<u64>(gone.clone())
+        .increment(1)
+        .await
+        .unwrap();
+    assert_eq!(versions_in_history(&engine, &live).await, [4, 3, 2, 1]);
+    assert_eq!(versions_in_history(&engine, &gone).await, [5, 3, 2, 1]);
 }

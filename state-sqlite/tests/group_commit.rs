@@ -665,7 +665,7 @@ async fn the_wal_is_checkpointed_with_commits_on_either_thread() {
         let store = Arc::new(SqliteStore::open_with(options).await.unwrap());
         let engine = Engine::with_config(store.clone(), Default::default());
         let text = "x".repeat(2000);
-        // ~3 pages per commit (the slot, its log row, the history index): ~9000 pages.
+        // ~2 pages per commit (the slot row and its log row, 2 KB each): ~6000 pages.
         for i in 0..3000u32 {
             engine
                 .handle::<String>(slot(&format!("k{}", i % 100)))

@@ -6,6 +6,7 @@ use super::prelude::*;
 checks!(
     the_change_log_holds_every_commit_in_order,
     the_change_log_resumes_pages_and_gives_each_slots_history,
+    a_slots_history_spans_merged_commits_and_purges_and_pages_from_any_position,
     a_scope_filter_tells_kinds_apart,
     a_change_stream_goes_on_after_a_store_failure_and_misses_nothing,
     a_panicking_trigger_handler_is_retried_and_a_store_without_a_log_refuses_triggers,
@@ -154,6 +155,114 @@ async fn the_change_log_resumes_pages_and_gives_each_slots_history(env: &Env) ->
         all_of_a.len() == history.len(),
         "history before u64::MAX: {all_of_a:?}"
     );
+    Ok(())
+}
+
+/// A slot's history holds every version it was ever given, newest first, whatever wrote it:
+/// concurrent increments a store may merge into one transaction, a clear, writes after a
+/// purge of its scope and after a purge of it expired. Pages resume from the last change
+/// read, from another slot's change, or from any position.
+async fn a_slots_history_spans_merged_commits_and_purges_and_pages_from_any_position(
+    env: &Env,
+) -> CheckResult {
+    let sc = exec("history");
+    let (a, b) = (slot(&sc, "a"), slot(&sc, "b"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = Arc::clone(&env.store);
+        let (a, b) = (a.clone(), b.clone());
+        tasks.spawn(async move {
+            for _ in 0..4 {
+                let writes = vec![
+                    Write::apply(a.clone(), vec![inc(1)]),
+                    Write::apply(b.clone(), vec![inc(1)]),
+                ];
+                store.commit(Batch::new(writes)).await?;
+            }
+            Ok::<_, Error>(())
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.map_err(|e| format!("task: {e}"))?.ctx("increment")?;
+    }
+    env.store.clear(&sc).await.ctx("clear")?;
+    commit(env, vec![Write::apply(a.clone(), vec![inc(1)])])
+        .await
+        .ctx("increment after the clear")?;
+    env.store.purge_scope(&sc).await.ctx("purge")?;
+    let ttl = Ttl::For(Duration::from_secs(1));
+    commit(
+        env,
+        vec![Write::apply(a.clone(), vec![inc(1)]).with_ttl(ttl)],
+    )
+    .await
+    .ctx("increment after the purge")?;
+    env.clock.advance(Duration::from_secs(2));
+    env.store.purge_expired().await.ctx("purge_expired")?;
+    commit(env, vec![Write::apply(a.clone(), vec![inc(1)])])
+        .await
+        .ctx("increment after the expiry")?;
+    let all = env
+        .store
+        .slot_history(&a, None, 1000)
+        .await
+        .ctx("slot_history")?;
+    // 32 increments, the clear's tombstone, three more increments.
+    ensure!(all.len() == 36, "{} versions: {all:?}", all.len());
+    ensure!(
+        all.iter().all(|c| c.slot == a)
+            && all
+                .windows(2)
+                .all(|w| w[0].seq > w[1].seq && w[0].version > w[1].version),
+        "a's history, newest first: {all:?}"
+    );
+    let values: Vec<Option<Value>> = all.iter().take(4).map(|c| c.value.clone()).collect();
+    ensure!(
+        values == [Some(json!(1)), Some(json!(1)), Some(json!(1)), None],
+        "the newest versions (after the expiry, the purge, the clear; the tombstone): {values:?}"
+    );
+    history_pages(env, &a, &b, &all).await
+}
+
+/// Pages of `a`'s history `all` read back: from the last change of each page, from `b`'s
+/// changes and from a position between two of `a`'s, and with a limit of 0.
+async fn history_pages(env: &Env, a: &Slot, b: &Slot, all: &[crate::Change]) -> CheckResult {
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = env.store.slot_history(a, before, 5).await.ctx("page")?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.seq);
+        paged.extend(page);
+    }
+    ensure!(paged == all, "paged by 5: {paged:?}");
+    let of_b = env
+        .store
+        .slot_history(b, None, 1000)
+        .await
+        .ctx("b's history")?;
+    ensure!(
+        of_b.len() == 33,
+        "b: 32 increments and a tombstone: {of_b:?}"
+    );
+    for position in of_b
+        .iter()
+        .map(|c| c.seq)
+        .chain([all[10].seq - 1, all[20].seq])
+    {
+        let page = env
+            .store
+            .slot_history(a, Some(position), 3)
+            .await
+            .ctx("from a position")?;
+        let want: Vec<_> = all.iter().filter(|c| c.seq < position).take(3).collect();
+        ensure!(
+            page.iter().collect::<Vec<_>>() == want,
+            "below {position}: {page:?}, want {want:?}"
+        );
+    }
+    let none = env.store.slot_history(a, None, 0).await.ctx("limit 0")?;
+    ensure!(none.is_empty(), "a limit of 0: {none:?}");
     Ok(())
 }
 
