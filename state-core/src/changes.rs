@@ -365,6 +365,7 @@ impl Engine {
                     Some(Err(Error::ChangesTrimmed {
                         trimmed_through, ..
                     })) => {
+                        // (The consumer's `next` logged the gap.)
                         counters.gaps.fetch_add(1, Ordering::Relaxed);
                         consumer.skip_to(trimmed_through);
                         continue;
@@ -384,19 +385,35 @@ impl Engine {
                     let wanted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         condition(&change)
                     }));
-                    let done = match wanted {
+                    let failed = match wanted {
                         Ok(false) => break,
                         Ok(true) => {
                             let call = std::panic::AssertUnwindSafe(handler(change.clone()));
-                            matches!(futures::FutureExt::catch_unwind(call).await, Ok(Ok(())))
+                            match futures::FutureExt::catch_unwind(call).await {
+                                Ok(Ok(())) => None,
+                                Ok(Err(_)) => Some("handler_error"),
+                                Err(_) => Some("handler_panic"),
+                            }
                         }
-                        Err(_) => false,
+                        Err(_) => Some("condition_panic"),
                     };
-                    if done {
+                    let name = consumer.name();
+                    let Some(error) = failed else {
                         counters.handled.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(target: "state", consumer = name, seq = change.seq, "trigger handled a change");
+                        crate::__metric!(
+                            counter!("state_trigger_handled_total", "consumer" => name.to_owned())
+                                .increment(1)
+                        );
                         break;
-                    }
-                    counters.failures.fetch_add(1, Ordering::Relaxed);
+                    };
+                    let failures = counters.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    // The handler's error is not shown: its message may quote a value.
+                    tracing::warn!(target: "state", consumer = name, seq = change.seq, error, failures, "trigger handler failed, retrying");
+                    crate::__metric!(
+                        counter!("state_trigger_failures_total", "consumer" => name.to_owned())
+                            .increment(1)
+                    );
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
@@ -448,6 +465,22 @@ impl Consumer {
         loop {
             match self.stream.next().await {
                 Some(Ok(c)) if c.slot.scope() == self.cursor.slot().scope() => continue,
+                Some(Err(Error::ChangesTrimmed {
+                    after,
+                    trimmed_through,
+                })) => {
+                    tracing::warn!(
+                        target: "state",
+                        consumer = self.name(),
+                        after,
+                        trimmed_through,
+                        "changes trimmed before the consumer read them"
+                    );
+                    return Some(Err(Error::ChangesTrimmed {
+                        after,
+                        trimmed_through,
+                    }));
+                }
                 other => return other,
             }
         }
@@ -458,8 +491,20 @@ impl Consumer {
         if change.seq > self.acked {
             self.cursor.set(change.seq).await?;
             self.acked = change.seq;
+            tracing::debug!(target: "state", consumer = self.name(), seq = change.seq, "consumer acknowledged");
+            #[cfg(feature = "metrics")]
+            if let Ok(head) = self.cursor.engine().store().last_change().await {
+                let lag = head.saturating_sub(self.acked) as f64;
+                metrics::gauge!("state_consumer_lag", "consumer" => self.name().to_owned())
+                    .set(lag);
+            }
         }
         Ok(())
+    }
+
+    /// The consumer's name (the key of its durable cursor).
+    pub fn name(&self) -> &str {
+        self.cursor.slot().key()
     }
 
     /// Reads on after `seq` (after [`Error::ChangesTrimmed`]: its `trimmed_through`), as if

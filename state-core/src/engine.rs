@@ -11,6 +11,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
+use tracing::Instrument;
 
 use crate::batch::BatchBuilder;
 use crate::collection::Collection;
@@ -22,6 +23,7 @@ use crate::scope::{Scope, ScopeKind, Slot, SlotKey, validate};
 use crate::store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, Page, Store, Write, WriteOutcome,
 };
+use crate::telemetry::{self, TraceIds};
 
 /// How `update` retries after a conflict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +87,9 @@ pub struct EngineConfig {
     /// How often a change stream at the end of the log looks for other processes' commits
     /// (default [`DEFAULT_CHANGE_POLL`](crate::DEFAULT_CHANGE_POLL)).
     pub change_poll: Duration,
+    /// How scope ids and keys appear in spans and events (default: as they are; see
+    /// [`telemetry`](crate::telemetry)).
+    pub trace_ids: TraceIds,
 }
 
 impl Default for EngineConfig {
@@ -94,6 +99,7 @@ impl Default for EngineConfig {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             event_capacity: 1024,
             change_poll: crate::changes::DEFAULT_CHANGE_POLL,
+            trace_ids: TraceIds::Plain,
         }
     }
 }
@@ -117,6 +123,14 @@ impl EngineConfig {
     #[must_use]
     pub fn change_poll(mut self, every: Duration) -> Self {
         self.change_poll = every;
+        self
+    }
+
+    /// Sets how scope ids and keys appear in spans and events: as they are, hashed, or
+    /// left out ([`TraceIds`]).
+    #[must_use]
+    pub fn trace_ids(mut self, ids: TraceIds) -> Self {
+        self.trace_ids = ids;
         self
     }
 
@@ -430,6 +444,11 @@ impl Engine {
         } else {
             Vec::new()
         };
+        let span = telemetry::commit_span(&self.0.config.trace_ids, &writes);
+        let measured = cfg!(feature = "metrics").then(|| {
+            let kind = telemetry::kind_label(writes.iter().map(|w| &w.slot));
+            (kind, std::time::Instant::now())
+        });
         let outcome = self
             .0
             .store
@@ -437,7 +456,10 @@ impl Engine {
                 writes,
                 max_value_bytes: self.0.config.max_value_bytes,
             })
-            .await?;
+            .instrument(span.clone())
+            .await;
+        telemetry::record_commit(&span, &outcome, measured);
+        let outcome = outcome?;
         if let CommitOutcome::Committed(outcomes) = &outcome {
             for (slot, o) in slots.into_iter().zip(outcomes) {
                 self.emit(|| Event::Change {
@@ -474,6 +496,7 @@ impl Engine {
     /// Deletes every live slot of a scope (tombstones, versions raised). Returns how many.
     pub async fn clear(&self, scope: &Scope) -> Result<u64> {
         let count = self.0.store.clear(scope).await?;
+        self.admin_event("scope cleared", scope, count);
         if count > 0 {
             self.emit(|| Event::Cleared {
                 scope: scope.clone(),
@@ -492,6 +515,7 @@ impl Engine {
     /// Physically removes every slot of `scope`, keeping its version floor.
     pub async fn purge_scope(&self, scope: &Scope) -> Result<u64> {
         let count = self.0.store.purge_scope(scope).await?;
+        self.admin_event("scope purged", scope, count);
         if count > 0 {
             self.emit(|| Event::Purged {
                 scope: scope.clone(),
@@ -503,6 +527,24 @@ impl Engine {
 
     /// Physically removes expired slots, keeping version floors. Returns rows removed.
     pub async fn purge_expired(&self) -> Result<u64> {
-        self.0.store.purge_expired().await
+        let count = self.0.store.purge_expired().await?;
+        if count > 0 {
+            tracing::info!(target: "state", count, "expired slots purged");
+        } else {
+            tracing::debug!(target: "state", count, "expired slots purged");
+        }
+        Ok(count)
+    }
+
+    /// The `INFO` event of a clear or purge of `scope`.
+    fn admin_event(&self, what: &'static str, scope: &Scope, count: u64) {
+        let ids = &self.0.config.trace_ids;
+        tracing::info!(
+            target: "state",
+            kind = scope.kind().as_str(),
+            scope = %ids.scope(scope),
+            count,
+            "{what}"
+        );
     }
 }

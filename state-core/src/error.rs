@@ -298,6 +298,34 @@ impl Error {
         }
     }
 
+    /// What kind of error this is, in a word (`conflict`, `version_mismatch`, `decode`,
+    /// `store`…): the error's class in spans, events and metric labels, which never carry its
+    /// message (serde's messages quote values).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Error::InvalidId { .. } => "invalid_id",
+            Error::LocalPartFailed { .. } => "local_part_failed",
+            Error::Conflict { .. } => "conflict",
+            Error::VersionMismatch { .. } => "version_mismatch",
+            Error::Decode { .. } => "decode",
+            Error::Encode { .. } => "encode",
+            Error::InvalidPath { .. } => "invalid_path",
+            Error::TypeMismatch { .. } => "type_mismatch",
+            Error::Overflow { .. } => "overflow",
+            Error::NotFinite { .. } => "not_finite",
+            Error::InvalidOp { .. } => "invalid_op",
+            Error::TooLarge { .. } => "too_large",
+            Error::TooDeep { .. } => "too_deep",
+            Error::OutOfRange { .. } => "out_of_range",
+            Error::Aborted { .. } => "aborted",
+            Error::MissingScope { .. } => "missing_scope",
+            Error::Missing { .. } => "missing",
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::ChangesTrimmed { .. } => "changes_trimmed",
+            Error::Store { .. } => "store",
+        }
+    }
+
     /// The slot this error concerns, if any.
     pub fn slot(&self) -> Option<&Slot> {
         match self {

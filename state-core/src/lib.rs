@@ -74,6 +74,11 @@ mod scope;
 mod session;
 mod store;
 mod target;
+pub mod telemetry;
+
+#[cfg(feature = "metrics")]
+#[doc(hidden)]
+pub use metrics as __metrics;
 
 pub use admin::ScopeAdmin;
 pub use batch::{BatchBuilder, BatchCommit, BatchSink};
@@ -100,6 +105,7 @@ pub use store::{
     Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, Restore, Store, VersionConflict,
     Write, WriteKind, WriteOutcome,
 };
+pub use telemetry::TraceIds;
 
 #[cfg(feature = "derive")]
 pub use state_macros::*;

@@ -15,6 +15,7 @@ use crate::op::{Op, Path};
 use crate::record::{Record, Ttl};
 use crate::scope::Slot;
 use crate::store::{CommitOutcome, Write, WriteOutcome};
+use crate::telemetry;
 
 /// One slot as a destination of writes. Typed handles and batch cursors are built on it.
 #[derive(Clone)]
@@ -98,10 +99,26 @@ impl WriteTarget {
                         slot: slot.clone(),
                         attempt,
                     });
+                    let kind = slot.scope().kind().as_str();
+                    let _ = kind;
+                    crate::__metric!(
+                        counter!("state_update_conflicts_total", "kind" => kind).increment(1)
+                    );
                     if attempt == attempts {
                         break;
                     }
                     let delay = policy.delay(attempt);
+                    crate::__metric!(
+                        counter!("state_update_retries_total", "kind" => kind).increment(1)
+                    );
+                    telemetry::slot_event!(
+                        debug,
+                        &engine.config().trace_ids,
+                        slot,
+                        attempt,
+                        backoff_us = delay.as_micros() as u64,
+                        "update conflicted, retrying"
+                    );
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
@@ -113,6 +130,17 @@ impl WriteTarget {
             slot: slot.clone(),
             attempts,
         });
+        crate::__metric!(
+            counter!("state_update_exhausted_total", "kind" => slot.scope().kind().as_str())
+                .increment(1)
+        );
+        telemetry::slot_event!(
+            warn,
+            &engine.config().trace_ids,
+            slot,
+            attempts,
+            "update gave up"
+        );
         Err(Error::Conflict {
             slot: slot.clone(),
             attempts,

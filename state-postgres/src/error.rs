@@ -178,6 +178,30 @@ impl state_sql::BackendError for PgError {
             other => other,
         }
     }
+
+    fn class(&self) -> &'static str {
+        match self {
+            PgError::InvalidUrl { .. } | PgError::InvalidSchemaName { .. } => "invalid_option",
+            PgError::SchemaMissing { .. }
+            | PgError::ForeignSchema { .. }
+            | PgError::NewerSchema { .. }
+            | PgError::ChecksumMismatch { .. } => "schema",
+            PgError::Unreachable { .. } | PgError::ConnectionLost { .. } => "connection",
+            PgError::Auth { .. } => "auth",
+            PgError::MalformedRow(_) => "malformed_row",
+            PgError::VersionRange { .. } => "version_range",
+            PgError::CommitOutcomeUnknown { .. } => "commit_outcome_unknown",
+            PgError::Contended => "contended",
+            PgError::Sql(e) if is_connection(e) => "connection",
+            PgError::Sql(e) if is_transient(e) => "serialization",
+            PgError::Sql(e) => match sqlstate(e).as_deref().map(|c| c.get(..2).unwrap_or(c)) {
+                Some("23") => "constraint",
+                Some("53") => "resources",
+                Some(_) => "database",
+                None => "driver",
+            },
+        }
+    }
 }
 
 /// The SQLSTATE of a database error.

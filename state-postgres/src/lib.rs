@@ -213,6 +213,8 @@ impl state_sql::Backend for Pg {
         boxed(Self::open_store(options))
     }
 
+    const KIND: &'static str = "postgres";
+
     fn name(&self) -> &str {
         &self.server
     }

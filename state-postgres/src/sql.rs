@@ -116,9 +116,9 @@ fn decode_slot_row(row: &PgRow) -> Result<Known, PgError> {
 
 /// Writes `records` (each slot once) in one `INSERT … ON CONFLICT DO UPDATE`, in
 /// primary-key order: a slot whose row this transaction read (`existed`: the row is locked)
-/// is updated; a slot that had no row is inserted. Returns whether every row was written:
-/// `false` means another transaction created one of the "new" slots first, and the caller
-/// must roll back and run again on what is there now.
+/// is updated; a slot that had no row is inserted. Returns the JSON bytes of the logged
+/// versions if every row was written: `None` means another transaction created one of the
+/// "new" slots first, and the caller must roll back and run again on what is there now.
 ///
 /// The statement tells the two cases apart through the sign of `updated_at` in the proposed
 /// row: negative for a row that existed (the update stores it positive again), positive for
@@ -136,11 +136,12 @@ pub(crate) async fn write(
     existed: &[bool],
     log: &[(Slot, Record)],
     now: Timestamp,
-) -> Result<bool, PgError> {
+) -> Result<Option<usize>, PgError> {
     if records.is_empty() {
-        return Ok(true);
+        return Ok(Some(0));
     }
     let log = Versions::of(log)?;
+    let bytes = log.values.iter().flatten().map(String::len).sum();
     let rows = Versions::of(records)?;
     let now = now.as_millis().max(0);
     let mut expiries = Vec::with_capacity(records.len());
@@ -162,7 +163,7 @@ pub(crate) async fn write(
             "a row locked by this transaction disappeared before its update",
         )));
     }
-    Ok(usize::try_from(written).ok() == Some(records.len()))
+    Ok((usize::try_from(written).ok() == Some(records.len())).then_some(bytes))
 }
 
 const WRITE: &str = "\

@@ -16,6 +16,7 @@ use state_core::backend::rows::RowError;
 use state_core::{CommitOutcome, Error, Slot, Timestamp};
 use state_sql::{Admin, Failure, Fut, Group, Known, Step, boxed};
 
+use crate::Pg;
 use crate::error::{self, PgError};
 use crate::sql;
 
@@ -97,6 +98,7 @@ impl PgWriter {
                 let (connect, server) = (self.connect.clone(), self.server.clone());
                 let conn = boxed(connect_once(connect, self.connect_timeout, server)).await?;
                 self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                state_sql::telemetry::reconnected::<Pg>();
                 Ok(self.conn.insert(conn))
             }
         }
@@ -132,12 +134,16 @@ impl PgWriter {
                 None => false,
             })
             .collect();
-        if !sql::write(conn, &prepared.changes, &existed, &prepared.log, now).await? {
+        let Some(bytes) = sql::write(conn, &prepared.changes, &existed, &prepared.log, now).await?
+        else {
             // Another transaction created one of the new slots first: run again on what is
             // there now.
             return Err(Failure::Failed(PgError::Contended));
-        }
+        };
         commit(conn).await?;
+        // BEGIN, the locking read, the write, COMMIT.
+        let versions = prepared.log.len();
+        state_sql::telemetry::wrote::<Pg>("lock_read_write", 4, versions, bytes);
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         Ok(prepared.results)
     }
@@ -152,7 +158,10 @@ impl PgWriter {
                 let slots: Vec<Slot> = records.iter().map(|(s, _)| s.clone()).collect();
                 sql::delete_rows(conn, &slots).await?;
                 let fresh = vec![false; records.len()];
-                if !sql::write(conn, records, &fresh, records, now).await? {
+                if sql::write(conn, records, &fresh, records, now)
+                    .await?
+                    .is_none()
+                {
                     return Err(PgError::MalformedRow(RowError::new(
                         "a restored slot appeared during the restore",
                     )));

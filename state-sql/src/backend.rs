@@ -62,6 +62,13 @@ pub trait BackendError: LoadError + Into<Error> + From<RowError> + From<sqlx::Er
     /// The error to report when retries ran out after `waited` (e.g. "locked for 60 s").
     fn gave_up(self, waited: Duration) -> Self;
 
+    /// What kind of failure this is, in a word (`busy`, `connection`, `constraint`…): the
+    /// `class` field and label of spans, events and metrics, which never carry the message
+    /// (it may quote a value).
+    fn class(&self) -> &'static str {
+        "other"
+    }
+
     /// As a `state_core::Error`, naming the slot if there is one.
     fn into_state(self, slot: Option<Slot>) -> Error {
         Error::Store {
@@ -139,6 +146,9 @@ pub trait Backend: Sized + Send + Sync + 'static {
         options: Self::Options,
         counters: Arc<Counters>,
     ) -> Fut<'static, Result<Opened<Self>, Error>>;
+
+    /// The backend's name in spans, events and metric labels (`sqlite`, `postgres`).
+    const KIND: &'static str;
 
     /// What the store is on, for errors and `Debug` (a path, or a server without password).
     fn name(&self) -> &str;

@@ -14,10 +14,12 @@ use state_core::backend::leader::Leader;
 use state_core::backend::rows::LoadError;
 use state_core::{Batch, CommitOutcome, Error, Record, Scope, Slot, Timestamp};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::backend::{Backend, BackendError, CommitterConfig, Failure, Known, Writer};
 use crate::stats::Counters;
 use crate::store::{Read, ReadOut, serve_read};
+use crate::telemetry;
 
 /// An admin write, run in a transaction of its own.
 #[derive(Debug)]
@@ -202,6 +204,7 @@ impl<B: Backend> Committer<B> {
         {
             let cutoff = self.config.clock.now().saturating_sub(keep);
             self.writer.trim_changes(cutoff).await;
+            telemetry::trimmed::<B>(keep);
         }
     }
 
@@ -210,16 +213,23 @@ impl<B: Backend> Committer<B> {
     async fn commit_group(&mut self, pending: Vec<Pending>) {
         self.counters.group(pending.len() as u64);
         let group = Group::new(&pending);
+        let span = telemetry::group_span::<B>(pending.len(), group.slots().len());
         let started = Instant::now();
         let mut attempt = 0;
         let result = loop {
             let now = self.config.clock.now();
-            let tried = self.writer.try_group(&group, now, attempt).await;
-            match self.settle(tried, started).await {
+            let tried = self
+                .writer
+                .try_group(&group, now, attempt)
+                .instrument(span.clone())
+                .await;
+            match self.settle(tried, started).instrument(span.clone()).await {
                 Some(result) => break result,
                 None => attempt += 1,
             }
         };
+        let sizes = (pending.len(), group.slots().len());
+        telemetry::group_done::<B, _>(&span, &result, sizes, attempt, started);
         drop(group);
         match result {
             Ok(outcomes) => {
@@ -245,6 +255,7 @@ impl<B: Backend> Committer<B> {
         let e = match tried {
             Ok(t) => return Some(Ok(t)),
             Err(Failure::Unknown(e)) => {
+                telemetry::outcome_unknown::<B>(&e);
                 self.writer.recover(&e).await;
                 return Some(Err(e));
             }
@@ -253,20 +264,28 @@ impl<B: Backend> Committer<B> {
         self.writer.recover(&e).await;
         if e.is_retryable() && started.elapsed() < self.config.retry_for {
             self.counters.retried();
-            tokio::time::sleep(backoff(started)).await;
+            let pause = backoff(started);
+            telemetry::retrying::<B>(&e, started.elapsed(), pause);
+            tokio::time::sleep(pause).await;
             return None;
         }
+        telemetry::gave_up::<B>(&e, started.elapsed());
         Some(Err(e.gave_up(started.elapsed())))
     }
 
     /// Runs one admin write in its own transaction, run again after safe failures.
     async fn admin(&mut self, op: &Admin) -> Result<u64, Error> {
+        let span = telemetry::admin_span::<B>(op);
         let started = Instant::now();
+        let mut retries = 0u32;
         loop {
-            let tried = self.admin_once(op).await;
-            if let Some(result) = self.settle(tried, started).await {
-                return result.unwrap_or_else(|e| Err(e.into()));
+            let tried = self.admin_once(op).instrument(span.clone()).await;
+            if let Some(result) = self.settle(tried, started).instrument(span.clone()).await {
+                let result = result.unwrap_or_else(|e| Err(e.into()));
+                telemetry::admin_done::<B>(&span, op, &result, retries);
+                return result;
             }
+            retries += 1;
         }
     }
 

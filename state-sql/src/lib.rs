@@ -33,6 +33,7 @@ pub mod migrate;
 pub mod reads;
 mod stats;
 mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -151,6 +151,43 @@ impl state_sql::BackendError for SqliteError {
             self
         }
     }
+
+    fn class(&self) -> &'static str {
+        match self {
+            SqliteError::NotADatabase { .. } | SqliteError::ForeignDatabase { .. } => {
+                "foreign_file"
+            }
+            SqliteError::NeedsMigration { .. }
+            | SqliteError::NewerSchema { .. }
+            | SqliteError::ChecksumMismatch { .. } => "schema",
+            SqliteError::Empty { .. } | SqliteError::WalUnreadable { .. } => "unreadable_file",
+            SqliteError::ReadOnly => "read_only",
+            SqliteError::Open { .. } => "open",
+            SqliteError::MalformedRow(_) => "malformed_row",
+            SqliteError::Busy { .. } => "busy",
+            SqliteError::VersionRange { .. } => "version_range",
+            SqliteError::Sql(e) => sql_class(e),
+        }
+    }
+}
+
+/// The class of a driver error, by SQLite's primary result code.
+fn sql_class(e: &sqlx::Error) -> &'static str {
+    match code(e) {
+        Some(5) => "busy",
+        Some(6) => "locked",
+        Some(8) => "read_only",
+        Some(10) => "io",
+        Some(11) => "corrupt",
+        Some(13) => "full",
+        Some(19) => "constraint",
+        Some(_) => "database",
+        None => match e {
+            sqlx::Error::Io(_) => "io",
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => "pool",
+            _ => "driver",
+        },
+    }
 }
 
 /// SQLite's primary result code of an error, if it is a database error.

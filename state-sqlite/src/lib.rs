@@ -211,6 +211,8 @@ impl state_sql::Backend for Sqlite {
         boxed(Self::open_store(options, counters))
     }
 
+    const KIND: &'static str = "sqlite";
+
     fn name(&self) -> &str {
         &self.path
     }

@@ -524,7 +524,8 @@ impl<'a> Shared<'a> {
 
     /// Binds the `ids` rows padded to `id_rows` (all NULL), then each version of `log` padded
     /// to `rows` (a NULL position is never inserted): position, its slot (or its row in
-    /// `ids`, and its key), version, value, time, expiry and what the triggers do.
+    /// `ids`, and its key), version, value, time, expiry and what the triggers do. Returns the
+    /// JSON bytes of the values bound.
     fn bind(
         &self,
         params: &mut Vec<P<'a>>,
@@ -532,7 +533,8 @@ impl<'a> Shared<'a> {
         writes: &[SlotWrite],
         rows: usize,
         now: Timestamp,
-    ) -> Result<(), SqliteError> {
+    ) -> Result<usize, SqliteError> {
+        let mut bytes = 0;
         for (i, slot) in self.ids.iter().enumerate() {
             params.push(P::Int(i as i64));
             let (kind, id, sub) = scope_columns(slot.scope());
@@ -555,7 +557,9 @@ impl<'a> Shared<'a> {
                 }
             }
             params.push(P::Int(to_i64(rec.version)?));
-            params.push(P::Text(rec.value.as_ref().map(json_text).transpose()?));
+            let text = rec.value.as_ref().map(json_text).transpose()?;
+            bytes += text.as_ref().map_or(0, String::len);
+            params.push(P::Text(text));
             params.push(P::Int(now.as_millis()));
             params.push(P::int_or_null(rec.expires_at.map(Timestamp::as_millis)));
             params.push(write.column());
@@ -563,19 +567,21 @@ impl<'a> Shared<'a> {
         }
         let padding = rows.saturating_sub(log.len()) * self.form.columns();
         params.extend(std::iter::repeat_with(|| P::Null).take(padding));
-        Ok(())
+        Ok(bytes)
     }
 }
 
 /// Writes a commit in the current transaction: every version in `log` (in commit order) to
 /// the change log, each slot's last one to `slots`, in chunked, bucketed statements.
-/// `commit`: `COMMIT` in the same call as the last chunk.
+/// `commit`: `COMMIT` in the same call as the last chunk. Returns the calls made and the JSON
+/// bytes written.
 pub(crate) async fn write_commit(
     conn: &mut SqliteConnection,
     log: &[(Slot, Record)],
     now: Timestamp,
     commit: bool,
-) -> Result<(), SqliteError> {
+) -> Result<(usize, usize), SqliteError> {
+    let mut bytes = 0;
     static PLAIN: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
     static AND_COMMIT: [OnceLock<String>; BUCKETS] = [const { OnceLock::new() }; BUCKETS];
     let chunks = log.len().div_ceil(UPSERT_MAX);
@@ -583,7 +589,7 @@ pub(crate) async fn write_commit(
         let rows = bucket(chunk.len());
         let mut params = Vec::with_capacity(rows * Form::Plain.columns());
         let writes = slot_writes(chunk, |_| false);
-        Shared::plain().bind(&mut params, chunk, &writes, rows, now)?;
+        bytes += Shared::plain().bind(&mut params, chunk, &writes, rows, now)?;
         let args = bind_all(params)?;
         let sql = if commit && chunk_no + 1 == chunks {
             cached(&AND_COMMIT, rows, |rows| {
@@ -594,7 +600,7 @@ pub(crate) async fn write_commit(
         };
         sqlx::query_with(sql, args).execute(&mut *conn).await?;
     }
-    Ok(())
+    Ok((chunks, bytes))
 }
 
 /// Tombstones every live slot of a scope, raising each version by one: logs the tombstones,
@@ -796,6 +802,8 @@ pub(crate) struct Guarded<'a> {
     params: Vec<P<'a>>,
     /// Nothing to log: the statement is the count of stale assumptions alone.
     count_only: bool,
+    /// The JSON bytes of the values it writes.
+    pub(crate) bytes: usize,
 }
 
 impl<'a> Guarded<'a> {
@@ -864,14 +872,16 @@ impl<'a> Guarded<'a> {
             push_scope(&mut params, scope);
             params.push(P::Int(to_i64(floor)?));
         }
+        let mut bytes = 0;
         if !log.is_empty() {
             let writes = slot_writes(log, |slot| new_rows.contains(slot));
-            shared.bind(&mut params, log, &writes, l_rows, now)?;
+            bytes = shared.bind(&mut params, log, &writes, l_rows, now)?;
         }
         Ok(Some(Guarded {
             sql: guarded_sql(t_rows, u_rows, l_rows, (shared.form, i_rows)),
             params,
             count_only: log.is_empty(),
+            bytes,
         }))
     }
 

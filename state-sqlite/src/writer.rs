@@ -15,6 +15,7 @@ use state_core::backend::PreparedGroup;
 use state_core::{CommitOutcome, Error, Record, Slot, Timestamp};
 use state_sql::{Admin, Fut, Group, Known, Step, boxed};
 
+use crate::Sqlite;
 use crate::error::SqliteError;
 use crate::inline::WriteConn;
 use crate::{cache, sql};
@@ -75,6 +76,16 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// What the one-call commit did.
+enum Fast {
+    /// Committed the group: each caller's result.
+    Done(Vec<Result<CommitOutcome, Error>>),
+    /// Found a slot changed since the committer saw it: nothing written.
+    Missed,
+    /// Could not be tried (nothing assumed, too large, too many slots).
+    NotTried,
+}
+
 /// The committer's connections, and what it remembers of the slots it wrote.
 pub struct SqliteWriter {
     pub(crate) conn: WriteConn,
@@ -98,6 +109,8 @@ impl SqliteWriter {
             .await;
         let complete = matches!(outcome, Ok((0, log, copied)) if log == copied);
         let wal = outcome.ok().and_then(|(_, log, _)| u64::try_from(log).ok());
+        tracing::debug!(target: "state", wal_pages = wal, complete, "wal checkpoint");
+        state_core::__metric!(counter!("state_wal_checkpoints_total").increment(1));
         self.conn.checkpointed(wal, complete);
     }
 
@@ -120,15 +133,15 @@ impl SqliteWriter {
     }
 
     /// The fast path: commits the group in one statement if every slot still holds what the
-    /// committer assumes. `Ok(None)`: it did not (nothing written), or cannot be tried.
+    /// committer assumes.
     async fn try_fast(
         &mut self,
         group: &Group<'_>,
         now: Timestamp,
         inline: bool,
-    ) -> Result<Option<Vec<Result<CommitOutcome, Error>>>, SqliteError> {
+    ) -> Result<Fast, SqliteError> {
         let Some(assumed) = self.assumed(group.slots()) else {
-            return Ok(None);
+            return Ok(Fast::NotTried);
         };
         let loaded: Vec<Result<Known, SqliteError>> = assumed.iter().cloned().map(Ok).collect();
         let PreparedGroup {
@@ -138,19 +151,21 @@ impl SqliteWriter {
             ..
         } = group.prepare(&loaded, now);
         let Some(statement) = sql::Guarded::new(group.slots(), &assumed, &log, now)? else {
-            return Ok(None);
+            return Ok(Fast::NotTried);
         };
+        let bytes = statement.bytes;
         if self.run_guarded(statement, inline).await? {
+            state_sql::telemetry::wrote::<Sqlite>("one_call", 1, log.len(), bytes);
             bump(&self.counters.fast_commits);
             self.remember(changes.into_iter().map(|(s, r)| (s, (r, true))));
-            return Ok(Some(results));
+            return Ok(Fast::Done(results));
         }
         bump(&self.counters.cache_misses);
         self.optimistic = false;
         for s in group.slots() {
             self.cache.remove(s);
         }
-        Ok(None)
+        Ok(Fast::Missed)
     }
 
     /// One transaction for the group: the one-call commit if it applies, else the read path
@@ -164,9 +179,11 @@ impl SqliteWriter {
         now: Timestamp,
         inline: bool,
     ) -> Result<Vec<Result<CommitOutcome, Error>>, SqliteError> {
-        if let Some(results) = self.try_fast(group, now, inline).await? {
-            return Ok(results);
-        }
+        let missed = match self.try_fast(group, now, inline).await? {
+            Fast::Done(results) => return Ok(results),
+            Fast::Missed => true,
+            Fast::NotTried => false,
+        };
         let conn = self.conn.sqlx_checked().await?;
         let loaded = sql::load_raw(conn, group.slots(), sql::ReadIn::NewWriteTransaction).await?;
         let PreparedGroup {
@@ -175,11 +192,25 @@ impl SqliteWriter {
             log,
             ..
         } = group.prepare(&loaded, now);
-        if changes.is_empty() {
+        let (statements, bytes) = if changes.is_empty() {
             conn.execute("COMMIT").await?;
+            (1, 0)
         } else {
-            sql::write_commit(conn, &log, now, true).await?;
-        }
+            sql::write_commit(conn, &log, now, true).await?
+        };
+        // The read (with BEGIN) and the writes; after a one-call commit that found the group
+        // stale, that one too.
+        let path = if missed {
+            "one_call_then_read"
+        } else {
+            "read_then_write"
+        };
+        state_sql::telemetry::wrote::<Sqlite>(
+            path,
+            statements + 1 + usize::from(missed),
+            log.len(),
+            bytes,
+        );
         let read: Vec<(Slot, Known)> = group
             .slots()
             .iter()
