@@ -124,7 +124,7 @@ pub(crate) fn admin_done<B: Backend>(
             Err(e) => span.record("error", e.class()),
         };
     }
-    let _ = op;
+    let _ = (op, B::KIND);
     state_core::__metric!(
         counter!("state_admin_total", "backend" => B::KIND, "op" => admin_op(op), "outcome" => outcome)
             .increment(1)
