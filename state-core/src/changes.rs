@@ -489,11 +489,15 @@ impl Consumer {
     /// Records that `change` (and everything before it) is done: a restart resumes after it.
     pub async fn ack(&mut self, change: &Change) -> Result<()> {
         if change.seq > self.acked {
+            // The head before this acknowledgement's own write (a change too): a consumer
+            // that read everything lags by 0.
+            #[cfg(feature = "metrics")]
+            let head = self.cursor.engine().store().last_change().await;
             self.cursor.set(change.seq).await?;
             self.acked = change.seq;
             tracing::debug!(target: "state", consumer = self.name(), seq = change.seq, "consumer acknowledged");
             #[cfg(feature = "metrics")]
-            if let Ok(head) = self.cursor.engine().store().last_change().await {
+            if let Ok(head) = head {
                 let lag = head.saturating_sub(self.acked) as f64;
                 metrics::gauge!("state_consumer_lag", "consumer" => self.name().to_owned())
                     .set(lag);
