@@ -4,6 +4,7 @@
 pub mod adk_session;
 pub mod feature_flags;
 pub mod motia_limits;
+pub mod observability;
 pub mod quickstart;
 pub mod research_fanout;
 pub mod restate_object;

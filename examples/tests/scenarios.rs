@@ -166,3 +166,16 @@ async fn feature_flag_rollout_is_gradual_and_monotonic() {
     assert_eq!(counts[2], 1000);
     assert!(monotonic, "raising the rollout never took the flag away");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observability_counts_every_acknowledged_update_of_the_contended_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(SqliteStore::open(dir.path().join("s.db")).await.unwrap());
+    let report = examples::observability::run(engine).await.unwrap();
+    assert_eq!(report.orders, report.acknowledged, "{report:?}");
+    assert_eq!(report.acknowledged + report.gave_up, 8 * 25 + 4 * 5);
+    assert!(
+        report.acknowledged >= 200,
+        "every patient update lands: {report:?}"
+    );
+}

@@ -449,16 +449,19 @@ impl Engine {
             let kind = telemetry::kind_label(writes.iter().map(|w| &w.slot));
             (kind, std::time::Instant::now())
         });
-        let outcome = self
-            .0
-            .store
-            .commit(Batch {
-                writes,
-                max_value_bytes: self.0.config.max_value_bytes,
-            })
-            .instrument(span.clone())
-            .await;
-        telemetry::record_commit(&span, &outcome, measured);
+        let commit = self.0.store.commit(Batch {
+            writes,
+            max_value_bytes: self.0.config.max_value_bytes,
+        });
+        // No subscriber wants the span: no wrapper to enter on every poll.
+        let outcome = match &span {
+            Some(span) => commit.instrument(span.clone()).await,
+            None => commit.await,
+        };
+        if let Some(span) = &span {
+            telemetry::record_commit_span(span, &outcome);
+        }
+        telemetry::count_commit(&outcome, measured);
         let outcome = outcome?;
         if let CommitOutcome::Committed(outcomes) = &outcome {
             for (slot, o) in slots.into_iter().zip(outcomes) {

@@ -371,9 +371,8 @@ pub(crate) fn outcome_of(result: &crate::Result<CommitOutcome>) -> &'static str 
     }
 }
 
-/// The `state.commit` span of a batch of `writes` (its fields filled only when a subscriber
-/// wants it).
-pub(crate) fn commit_span(ids: &TraceIds, writes: &[Write]) -> Span {
+/// The `state.commit` span of a batch of `writes`, if a subscriber wants it.
+pub(crate) fn commit_span(ids: &TraceIds, writes: &[Write]) -> Option<Span> {
     let span = tracing::debug_span!(
         target: "state",
         "state.commit",
@@ -387,10 +386,11 @@ pub(crate) fn commit_span(ids: &TraceIds, writes: &[Write]) -> Span {
         version = Empty,
         error = Empty,
     );
-    if !span.is_disabled() {
-        describe_writes(&span, ids, writes);
+    if span.is_disabled() {
+        return None;
     }
-    span
+    describe_writes(&span, ids, writes);
+    Some(span)
 }
 
 fn describe_writes(span: &Span, ids: &TraceIds, writes: &[Write]) {
@@ -421,33 +421,112 @@ fn describe_writes(span: &Span, ids: &TraceIds, writes: &[Write]) {
     span.record("ops", ops.join(","));
 }
 
-/// Records a commit's result on its span, and (feature `metrics`) counts it.
-pub(crate) fn record_commit(
-    span: &Span,
+/// Records a commit's result on its span.
+pub(crate) fn record_commit_span(span: &Span, result: &crate::Result<CommitOutcome>) {
+    span.record("outcome", outcome_of(result));
+    match result {
+        Ok(CommitOutcome::Committed(o)) if o.len() == 1 => {
+            span.record("version", o[0].version);
+        }
+        Err(e) => {
+            span.record("error", e.class());
+        }
+        Ok(_) => {}
+    }
+}
+
+/// Counts a commit (feature `metrics`): `writes` is its kind label and when it started.
+pub(crate) fn count_commit(
     result: &crate::Result<CommitOutcome>,
     writes: Option<(&'static str, std::time::Instant)>,
 ) {
-    let outcome = outcome_of(result);
-    if !span.is_disabled() {
-        span.record("outcome", outcome);
-        match result {
-            Ok(CommitOutcome::Committed(o)) if o.len() == 1 => {
-                span.record("version", o[0].version);
-            }
-            Err(e) => {
-                span.record("error", e.class());
-            }
-            Ok(_) => {}
-        }
-    }
+    #[cfg(feature = "metrics")]
     if let Some((kind, started)) = writes {
-        let _ = (kind, started);
-        crate::__metric!(
-            counter!("state_commits_total", "kind" => kind, "outcome" => outcome).increment(1)
+        let outcome = outcome_of(result);
+        let o = OUTCOMES.iter().position(|x| *x == outcome).unwrap_or(2);
+        let k = KINDS
+            .iter()
+            .position(|x| *x == kind)
+            .unwrap_or(KINDS.len() - 1);
+        static_keys::count(&static_keys::COMMITS[k][o], 1);
+        static_keys::observe(
+            &static_keys::COMMIT_SECONDS[o],
+            started.elapsed().as_secs_f64(),
         );
-        crate::__metric!(
-            histogram!("state_commit_seconds", "outcome" => outcome)
-                .record(started.elapsed().as_secs_f64())
-        );
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (result, writes);
+}
+
+/// The `outcome` label's values of a commit, in [`static_keys`]' order.
+#[cfg(feature = "metrics")]
+const OUTCOMES: [&str; 3] = ["committed", "conflict", "error"];
+
+/// The `kind` label's values, in [`static_keys`]' order.
+#[cfg(feature = "metrics")]
+const KINDS: [&str; 8] = [
+    "execution",
+    "workflow",
+    "object",
+    "user",
+    "app",
+    "group",
+    "mixed",
+    "none",
+];
+
+/// The keys of the metrics recorded on every commit, built at compile time: a key built per
+/// call (its labels a `Vec`, then hashed) is work on every commit even with no recorder
+/// installed.
+#[cfg(feature = "metrics")]
+mod static_keys {
+    use metrics::{Key, Label, Level, Metadata};
+
+    static META: Metadata<'static> = Metadata::new("state", Level::INFO, Some(module_path!()));
+
+    macro_rules! key {
+        ($name:literal $(, $l:literal = $v:literal)*) => {
+            {
+                const LABELS: &[Label] = &[$(Label::from_static_parts($l, $v)),*];
+                Key::from_static_parts($name, LABELS)
+            }
+        };
+    }
+
+    macro_rules! by_outcome {
+        ($name:literal, $kind:literal) => {
+            [
+                key!($name, "kind" = $kind, "outcome" = "committed"),
+                key!($name, "kind" = $kind, "outcome" = "conflict"),
+                key!($name, "kind" = $kind, "outcome" = "error"),
+            ]
+        };
+    }
+
+    /// `state_commits_total` by kind (as `KINDS`) and outcome (as `OUTCOMES`).
+    pub(super) static COMMITS: [[Key; 3]; 8] = [
+        by_outcome!("state_commits_total", "execution"),
+        by_outcome!("state_commits_total", "workflow"),
+        by_outcome!("state_commits_total", "object"),
+        by_outcome!("state_commits_total", "user"),
+        by_outcome!("state_commits_total", "app"),
+        by_outcome!("state_commits_total", "group"),
+        by_outcome!("state_commits_total", "mixed"),
+        by_outcome!("state_commits_total", "none"),
+    ];
+
+    /// `state_commit_seconds` by outcome.
+    pub(super) static COMMIT_SECONDS: [Key; 3] = [
+        key!("state_commit_seconds", "outcome" = "committed"),
+        key!("state_commit_seconds", "outcome" = "conflict"),
+        key!("state_commit_seconds", "outcome" = "error"),
+    ];
+
+    pub(super) fn count(key: &'static Key, n: u64) {
+        metrics::with_recorder(|r| r.register_counter(key, &META).increment(n));
+    }
+
+    pub(super) fn observe(key: &'static Key, value: f64) {
+        metrics::with_recorder(|r| r.register_histogram(key, &META).record(value));
     }
 }

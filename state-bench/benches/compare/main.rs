@@ -1093,8 +1093,49 @@ async fn sqlite_reads(dir: &Path, report: &mut Report) {
     w6_lists(&path, &engine, report).await;
 }
 
+/// `STATE_BENCH_TELEMETRY=info` (in a build with `--features metrics`): what a service in
+/// production runs with — a `tracing` subscriber at INFO (formatting to nowhere) and the
+/// Prometheus recorder — returned so the run can end by rendering the metrics it recorded.
+/// Unset: no subscriber, no recorder.
+fn telemetry() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    match std::env::var("STATE_BENCH_TELEMETRY").as_deref() {
+        Ok("info") if !cfg!(feature = "metrics") => panic!(
+            "STATE_BENCH_TELEMETRY=info measures the library's metrics: \
+             cargo bench -p state-bench --features metrics"
+        ),
+        Ok("info") => {
+            tracing_subscriber::fmt()
+                .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+                .with_writer(std::io::sink)
+                .init();
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap();
+            state_core::telemetry::describe_metrics();
+            Some(handle)
+        }
+        Ok("") | Err(_) => None,
+        Ok(other) => panic!("STATE_BENCH_TELEMETRY={other}: only `info` is known"),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let prometheus = telemetry();
+    run().await;
+    if let Some(handle) = prometheus {
+        let rendered = handle.render();
+        let commits = rendered
+            .lines()
+            .filter(|l| l.starts_with("state_commits_total"))
+            .count();
+        println!(
+            "(telemetry: a subscriber at INFO and the Prometheus recorder, {commits} commit series)"
+        );
+    }
+}
+
+async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let mut report = Report::default();
     if let Ok(which) = std::env::var("STATE_BENCH_PROFILE") {
