@@ -25,7 +25,7 @@
 //! | `expired slots purged` | INFO (DEBUG when none) | `count` |
 //! | span `state.group_commit` (SQL stores: one transaction) | DEBUG | `backend`, `callers`, `slots`, `versions`, `path`, `statements`, `bytes`, `retries`, `duration_us`, `outcome`, `error` |
 //! | span `state.admin` (SQL stores: a clear, purge or restore) | DEBUG | `backend`, `op`, `count`, `retries`, `outcome`, `error` |
-//! | `store busy, retrying` | DEBUG | `backend`, `class`, `attempt`, `backoff_us` |
+//! | `store busy, retrying` | DEBUG | `backend`, `class`, `waited_ms`, `backoff_us` |
 //! | `store error, gave up` | WARN | `backend`, `class`, `waited_ms` |
 //! | `commit outcome unknown` | WARN | `backend`, `class` (the connection was lost during `COMMIT`) |
 //! | `reconnected` | INFO | `backend` (PostgreSQL, after a lost connection) |
