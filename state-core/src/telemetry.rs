@@ -145,7 +145,7 @@ impl fmt::Display for Shown<'_> {
                 let mut h = siphasher::sip::SipHasher24::new_with_key(key);
                 h.write(self.id.as_bytes());
                 if let Some(sub) = self.sub {
-                    // A separator no id holds twice over: `a/b` + `c` differs from `a` + `b/c`.
+                    // 0xff occurs in no UTF-8 text: (`a/b`, `c`) and (`a`, `b/c`) differ.
                     h.write_u8(0xff);
                     h.write(sub.as_bytes());
                 }

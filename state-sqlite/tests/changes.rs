@@ -393,17 +393,17 @@ async fn migration_0009_chains_the_history_logged_before_it() {
     let engine = Engine::new(SqliteStore::open(&path).await.unwrap());
     let run = Scope::execution("run-1").unwrap();
     let (live, gone) = (slot("n"), Slot::new(run.clone(), "S", "n").unwrap());
+    let bump = |engine: &Engine| {
+        let slots = [live.clone(), gone.clone()];
+        let engine = engine.clone();
+        async move {
+            for s in slots {
+                engine.handle::<u64>(s).increment(1).await.unwrap();
+            }
+        }
+    };
     for _ in 0..3 {
-        engine
-            .handle::<u64>(live.clone())
-            .increment(1)
-            .await
-            .unwrap();
-        engine
-            .handle::<u64>(gone.clone())
-            .increment(1)
-            .await
-            .unwrap();
+        bump(&engine).await;
     }
     engine.purge_execution("run-1").await.unwrap();
     drop(engine);
@@ -419,16 +419,7 @@ async fn migration_0009_chains_the_history_logged_before_it() {
         [3, 2, 1],
         "purged"
     );
-    engine
-        .handle::<u64>(live.clone())
-        .increment(1)
-        .await
-        .unwrap();
-    engine
-        .handle::<u64>(gone.clone())
-        .increment(1)
-        .await
-        .unwrap();
+    bump(&engine).await;
     assert_eq!(versions_in_history(&engine, &live).await, [4, 3, 2, 1]);
     assert_eq!(versions_in_history(&engine, &gone).await, [5, 3, 2, 1]);
 }

@@ -483,3 +483,47 @@ fn consumers_and_triggers_report_progress_and_lag() {
     );
     assert_eq!(done.map(Metric::count), Some(3));
 }
+
+/// A file another connection holds locked makes the committer retry the transaction: each
+/// retry is a DEBUG event naming the error's class, counted by class, and the group's span
+/// says how many retries it took.
+#[test]
+fn a_locked_file_is_retried_and_reported_by_its_class() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let ((), seen, metrics) = observe(async {
+        let options = state_sqlite::SqliteOptions::file(&path).busy_timeout(Duration::ZERO);
+        let store = SqliteStore::open_with(options).await.unwrap();
+        let e = Engine::with_config(Arc::new(store), EngineConfig::default());
+        let h = e.handle::<u64>(slot("run-1", "n"));
+        h.set(1).await.unwrap();
+        let url = format!("sqlite://{}", path.display());
+        let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        other.execute("BEGIN IMMEDIATE").await.unwrap();
+        let release = async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            other.execute("COMMIT").await.unwrap();
+        };
+        let (written, ()) = tokio::join!(h.set(2), release);
+        written.unwrap();
+    });
+    let retries = events(&seen, "store busy, retrying");
+    assert!(!retries.is_empty(), "no retry reported");
+    for r in &retries {
+        assert_eq!(
+            (r.field("backend"), r.field("class")),
+            (Some("sqlite"), Some("busy"))
+        );
+        assert!(r.field("backoff_us").is_some() && r.field("waited_ms").is_some());
+    }
+    let last = *spans(&seen, "state.group_commit").last().unwrap();
+    assert_eq!(
+        last.field("retries"),
+        Some(retries.len().to_string().as_str())
+    );
+    assert_eq!(last.field("outcome"), Some("ok"));
+    let busy = [("backend", "sqlite"), ("class", "busy")];
+    let counted = metric(&metrics, "state_store_retries_total", &busy).map(Metric::count);
+    assert_eq!(counted, Some(retries.len() as u64));
+}
