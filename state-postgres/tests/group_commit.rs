@@ -193,52 +193,29 @@ async fn a_caller_running_the_committer_can_stall_or_vanish_without_harm() {
 /// (the writer's `lock_read_write` path records them).
 #[test]
 fn transactions_are_counted_with_their_callers_and_bytes() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    use state_sql::testing::{metric, with_metrics};
     let schema = common::schema("metrics");
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let store = open(&schema).await;
-            let engine = Engine::with_config(store, Default::default());
-            for (i, value) in ["\"abc\"", "12345"].into_iter().enumerate() {
-                let value: serde_json::Value = serde_json::from_str(value).unwrap();
-                let writes = vec![Write::cas(slot(&format!("k{i}")), 0, Some(value))];
-                engine.commit(writes).await.unwrap();
-            }
-        })
+    let ((), recorded) = with_metrics(async {
+        let store = open(&schema).await;
+        let engine = Engine::with_config(store, Default::default());
+        for (i, value) in [json!("abc"), json!(12345)].into_iter().enumerate() {
+            let writes = vec![Write::cas(slot(&format!("k{i}")), 0, Some(value))];
+            engine.commit(writes).await.unwrap();
+        }
+        common::drop_schemas(std::slice::from_ref(&schema)).await;
     });
-    runtime.block_on(common::drop_schemas(&[schema]));
-    // One snapshot: taking one drains what it read.
-    let snapshot = snapshotter.snapshot().into_vec();
-    let found = |name: &str, labels: &[(&str, &str)]| {
-        snapshot
-            .iter()
-            .find(|(k, ..)| {
-                let key = k.key();
-                key.name() == name
-                    && labels.iter().all(|(l, v)| {
-                        key.labels()
-                            .any(|label| label.key() == *l && label.value() == *v)
-                    })
-            })
-            .map(|(.., value)| value)
-    };
+    let postgres = [("backend", "postgres")];
+    let count = |name, labels: &[(&str, &str)]| metric(&recorded, name, labels).map(|m| m.count());
     let ok = [("backend", "postgres"), ("outcome", "ok")];
+    assert_eq!(count("state_group_commits_total", &ok), Some(2));
     assert_eq!(
-        found("state_group_commits_total", &ok),
-        Some(&DebugValue::Counter(2))
+        count("state_bytes_written_total", &postgres),
+        Some(10),
+        "\"abc\" and 12345"
     );
-    let bytes = found("state_bytes_written_total", &[("backend", "postgres")]);
-    assert_eq!(bytes, Some(&DebugValue::Counter(10)), "\"abc\" and 12345");
-    let Some(DebugValue::Histogram(callers)) =
-        found("state_group_callers", &[("backend", "postgres")])
-    else {
-        panic!("no state_group_callers");
-    };
-    assert_eq!(callers.len(), 2);
+    assert_eq!(
+        count("state_group_callers", &postgres),
+        Some(2),
+        "one observation each"
+    );
 }

@@ -1,5 +1,6 @@
-//! What the SQL backends' process tests share (feature `testing`): a test binary
-//! (`harness = false`) that is its own child process, and the runtimes both sides run on.
+//! What the SQL backends' tests share (feature `testing`): a test binary (`harness = false`)
+//! that is its own child process, the runtimes both sides run on, and a metrics recorder
+//! to read what a run recorded.
 
 use std::future::Future;
 
@@ -142,4 +143,72 @@ pub async fn expect_trimmed(store: &dyn state_core::Store, after: u64, through: 
         }) if a == after && trimmed_through == through => {}
         other => panic!("expected ChangesTrimmed after {after} through {through}, got {other:?}"),
     }
+}
+
+/// One metric a run recorded ([`with_metrics`]): name, labels, value.
+#[derive(Debug)]
+pub struct Metric {
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Its value.
+    pub value: metrics_util::debugging::DebugValue,
+}
+
+impl Metric {
+    /// A counter's count, a histogram's number of observations, a gauge's value.
+    pub fn count(&self) -> u64 {
+        use metrics_util::debugging::DebugValue;
+        match &self.value {
+            DebugValue::Counter(n) => *n,
+            DebugValue::Histogram(v) => v.len() as u64,
+            DebugValue::Gauge(g) => g.into_inner() as u64,
+        }
+    }
+}
+
+/// Runs `work` on a current-thread runtime with a debugging recorder installed for this
+/// thread: what it returned and every metric recorded (read once: a snapshot drains what it
+/// read).
+pub fn with_metrics<T>(work: impl Future<Output = T>) -> (T, Vec<Metric>) {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let out = metrics::with_local_recorder(&recorder, || runtime.block_on(work));
+    drop(runtime);
+    let recorded = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            Metric {
+                name: key.name().to_owned(),
+                labels: key
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect(),
+                value,
+            }
+        })
+        .collect();
+    (out, recorded)
+}
+
+/// The metric `name` with (at least) these labels.
+pub fn metric<'a>(
+    recorded: &'a [Metric],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a Metric> {
+    recorded.iter().find(|m| {
+        m.name == name
+            && labels
+                .iter()
+                .all(|(k, v)| m.labels.get(*k).map(String::as_str) == Some(*v))
+    })
 }

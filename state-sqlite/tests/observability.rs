@@ -8,11 +8,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::json;
 use state_core::{
     ChangeFilter, Engine, EngineConfig, Error, RetryPolicy, Scope, Slot, TraceIds, Write,
 };
+use state_sql::testing::{Metric, metric, with_metrics};
 use state_sqlite::SqliteStore;
 use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber, span};
@@ -97,58 +97,15 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     }
 }
 
-/// One metric of the recorder's snapshot: name, labels, value.
-#[derive(Debug)]
-struct Metric {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: DebugValue,
-}
-
-impl Metric {
-    fn count(&self) -> u64 {
-        match &self.value {
-            DebugValue::Counter(n) => *n,
-            DebugValue::Histogram(v) => v.len() as u64,
-            DebugValue::Gauge(g) => g.into_inner() as u64,
-        }
-    }
-}
-
 /// Runs `work` on a current-thread runtime with the capturing subscriber (everything, at
 /// TRACE) and a debugging recorder installed for this thread: what it returned, every span
 /// and event, every metric.
 fn observe<T>(work: impl Future<Output = T>) -> (T, Vec<Seen>, Vec<Metric>) {
     let capture = Capture::default();
     let subscriber = Registry::default().with(capture.clone());
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let out = tracing::subscriber::with_default(subscriber, || {
-        metrics::with_local_recorder(&recorder, || runtime.block_on(work))
-    });
-    drop(runtime);
-    let metrics = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            Metric {
-                name: key.name().to_owned(),
-                labels: key
-                    .labels()
-                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                    .collect(),
-                value,
-            }
-        })
-        .collect();
+    let (out, recorded) = tracing::subscriber::with_default(subscriber, || with_metrics(work));
     let seen = capture.seen.lock().unwrap().clone();
-    (out, seen, metrics)
+    (out, seen, recorded)
 }
 
 fn spans<'a>(seen: &'a [Seen], name: &str) -> Vec<&'a Seen> {
@@ -159,15 +116,6 @@ fn events<'a>(seen: &'a [Seen], message: &str) -> Vec<&'a Seen> {
     seen.iter()
         .filter(|s| !s.span && s.name == message)
         .collect()
-}
-
-fn metric<'a>(metrics: &'a [Metric], name: &str, labels: &[(&str, &str)]) -> Option<&'a Metric> {
-    metrics.iter().find(|m| {
-        m.name == name
-            && labels
-                .iter()
-                .all(|(k, v)| m.labels.get(*k).map(String::as_str) == Some(*v))
-    })
 }
 
 async fn engine(dir: &std::path::Path, config: EngineConfig) -> Engine {
