@@ -45,7 +45,7 @@
 //! | metric | type | labels | what |
 //! |---|---|---|---|
 //! | `state_commits_total` | counter | `kind`, `outcome` | commits through an engine |
-//! | `state_commit_seconds` | histogram | `outcome` | how long each took, queue and retries included |
+//! | `state_commit_seconds` | histogram | `outcome` | how long one commit in [`EngineConfig::commit_timing`](crate::EngineConfig::commit_timing) took (default 1 in 8), queue and retries included |
 //! | `state_update_conflicts_total` | counter | `kind` | `update` attempts that met another writer |
 //! | `state_update_retries_total` | counter | `kind` | `update` attempts run again after one |
 //! | `state_update_exhausted_total` | counter | `kind` | `update`s that gave up |
@@ -65,6 +65,10 @@
 //! | `state_trigger_failures_total` | counter | `consumer` | handler calls that failed (and are retried) |
 //!
 //! [`describe_metrics`] gives each its unit and help text (Prometheus' `# HELP` lines).
+//!
+//! Install the recorder before the engine's first commit: an engine registers its commit
+//! metrics' handles with the recorder in place then (one registry lookup per commit would
+//! cost more than a memory store's commit), and keeps them.
 
 use std::fmt;
 
@@ -256,7 +260,7 @@ pub const METRICS: &[(&str, MetricKind, &str, &str)] = &[
         "state_commit_seconds",
         MetricKind::Histogram,
         "seconds",
-        "Time of each commit through an engine, queue and retries included.",
+        "Time of a sample of the commits through an engine (one in EngineConfig::commit_timing), queue and retries included.",
     ),
     (
         "state_update_conflicts_total",
@@ -435,54 +439,155 @@ pub(crate) fn record_commit_span(span: &Span, result: &crate::Result<CommitOutco
     }
 }
 
-/// Counts a commit (feature `metrics`): `writes` is its kind label and when it started.
-pub(crate) fn count_commit(
-    result: &crate::Result<CommitOutcome>,
-    writes: Option<(&'static str, std::time::Instant)>,
-) {
+/// The engine's commit metrics (feature `metrics`; without it, nothing): `state_commits_total`
+/// for every commit, `state_commit_seconds` for one in [`EngineConfig::commit_timing`]
+/// (a clock read and a histogram record cost more than a memory store's whole commit).
+///
+/// The handles are registered with the recorder in place at the engine's first commit, not
+/// looked up in it on every commit.
+///
+/// [`EngineConfig::commit_timing`]: crate::EngineConfig::commit_timing
+#[derive(Debug)]
+pub(crate) struct CommitMeter {
     #[cfg(feature = "metrics")]
-    if let Some((kind, started)) = writes {
-        let outcome = outcome_of(result);
-        let o = OUTCOMES.iter().position(|x| *x == outcome).unwrap_or(2);
-        let k = KINDS
-            .iter()
-            .position(|x| *x == kind)
-            .unwrap_or(KINDS.len() - 1);
-        static_keys::count(&static_keys::COMMITS[k][o], 1);
-        static_keys::observe(
-            &static_keys::COMMIT_SECONDS[o],
-            started.elapsed().as_secs_f64(),
-        );
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (result, writes);
+    handles: std::sync::OnceLock<commit_handles::Handles>,
+    #[cfg(feature = "metrics")]
+    every: u32,
 }
 
-/// The `outcome` label's values of a commit, in [`static_keys`]' order.
-#[cfg(feature = "metrics")]
-const OUTCOMES: [&str; 3] = ["committed", "conflict", "error"];
+/// A commit being metered: its `kind` label and, when this one is timed, when it started.
+pub(crate) struct Metering {
+    #[cfg(feature = "metrics")]
+    kind: usize,
+    #[cfg(feature = "metrics")]
+    started: Option<std::time::Instant>,
+}
 
-/// The `kind` label's values, in [`static_keys`]' order.
-#[cfg(feature = "metrics")]
-const KINDS: [&str; 8] = [
-    "execution",
-    "workflow",
-    "object",
-    "user",
-    "app",
-    "group",
-    "mixed",
-    "none",
-];
+impl CommitMeter {
+    /// A meter timing one commit in `every` (at least 1) on each thread.
+    pub(crate) fn new(every: u32) -> Self {
+        #[cfg(not(feature = "metrics"))]
+        let _ = every;
+        CommitMeter {
+            #[cfg(feature = "metrics")]
+            handles: std::sync::OnceLock::new(),
+            #[cfg(feature = "metrics")]
+            every: every.max(1),
+        }
+    }
 
-/// The keys of the metrics recorded on every commit, built at compile time: a key built per
-/// call (its labels a `Vec`, then hashed) is work on every commit even with no recorder
-/// installed.
+    /// Starts metering a commit of `writes`.
+    pub(crate) fn start(&self, writes: &[Write]) -> Metering {
+        #[cfg(not(feature = "metrics"))]
+        let _ = writes;
+        Metering {
+            #[cfg(feature = "metrics")]
+            kind: commit_handles::kind_index(writes.iter().map(|w| &w.slot)),
+            #[cfg(feature = "metrics")]
+            started: commit_handles::timed(self.every).then(std::time::Instant::now),
+        }
+    }
+
+    /// Counts the commit `metering` started, and records its duration if it was timed.
+    pub(crate) fn finish(&self, metering: Metering, result: &crate::Result<CommitOutcome>) {
+        #[cfg(not(feature = "metrics"))]
+        let _ = (metering, result);
+        #[cfg(feature = "metrics")]
+        {
+            let handles = self.handles.get_or_init(commit_handles::Handles::register);
+            let o = commit_handles::outcome_index(result);
+            handles.commits[metering.kind][o].increment(1);
+            if let Some(started) = metering.started {
+                handles.seconds[o].record(started.elapsed().as_secs_f64());
+            }
+        }
+    }
+}
+
+/// The `kind` and `outcome` label values of the commit metrics, and their handles.
+#[cfg(feature = "metrics")]
+mod commit_handles {
+    use std::cell::Cell;
+
+    use metrics::{Counter, Histogram};
+
+    use super::{CommitOutcome, Slot, static_keys};
+    use crate::scope::ScopeKind;
+
+    /// The handles of every label combination, registered at once.
+    #[derive(Debug)]
+    pub(super) struct Handles {
+        pub(super) commits: [[Counter; 3]; 8],
+        pub(super) seconds: [Histogram; 3],
+    }
+
+    impl Handles {
+        pub(super) fn register() -> Self {
+            metrics::with_recorder(|r| Handles {
+                commits: std::array::from_fn(|k| {
+                    std::array::from_fn(|o| {
+                        r.register_counter(&static_keys::COMMITS[k][o], &static_keys::META)
+                    })
+                }),
+                seconds: std::array::from_fn(|o| {
+                    r.register_histogram(&static_keys::COMMIT_SECONDS[o], &static_keys::META)
+                }),
+            })
+        }
+    }
+
+    /// The index of the commit's `kind` label in [`static_keys::COMMITS`].
+    pub(super) fn kind_index<'a>(mut slots: impl Iterator<Item = &'a Slot>) -> usize {
+        let index = |kind| match kind {
+            ScopeKind::Execution => 0,
+            ScopeKind::Workflow => 1,
+            ScopeKind::Object => 2,
+            ScopeKind::User => 3,
+            ScopeKind::App => 4,
+            ScopeKind::Group => 5,
+        };
+        let Some(first) = slots.next() else {
+            return 7;
+        };
+        let kind = first.scope().kind();
+        if slots.all(|s| s.scope().kind() == kind) {
+            index(kind)
+        } else {
+            6
+        }
+    }
+
+    /// The index of the commit's `outcome` label.
+    pub(super) fn outcome_index(result: &crate::Result<CommitOutcome>) -> usize {
+        match result {
+            Ok(CommitOutcome::Committed(_)) => 0,
+            Ok(CommitOutcome::Conflict(_)) => 1,
+            Err(_) => 2,
+        }
+    }
+
+    thread_local! {
+        /// Commits this thread has started (through any engine).
+        static STARTED: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// Whether this commit is one of the `every` this thread times.
+    pub(super) fn timed(every: u32) -> bool {
+        STARTED.with(|n| {
+            let next = n.get().wrapping_add(1);
+            n.set(next);
+            next % every == 0
+        })
+    }
+}
+
+/// The keys of the commit metrics, every label combination, built at compile time.
 #[cfg(feature = "metrics")]
 mod static_keys {
     use metrics::{Key, Label, Level, Metadata};
 
-    static META: Metadata<'static> = Metadata::new("state", Level::INFO, Some(module_path!()));
+    pub(super) static META: Metadata<'static> =
+        Metadata::new("state", Level::INFO, Some(module_path!()));
 
     macro_rules! key {
         ($name:literal $(, $l:literal = $v:literal)*) => {
@@ -503,7 +608,7 @@ mod static_keys {
         };
     }
 
-    /// `state_commits_total` by kind (as `KINDS`) and outcome (as `OUTCOMES`).
+    /// `state_commits_total` by kind and outcome (as [`commit_handles`] indexes them).
     pub(super) static COMMITS: [[Key; 3]; 8] = [
         by_outcome!("state_commits_total", "execution"),
         by_outcome!("state_commits_total", "workflow"),
@@ -521,12 +626,4 @@ mod static_keys {
         key!("state_commit_seconds", "outcome" = "conflict"),
         key!("state_commit_seconds", "outcome" = "error"),
     ];
-
-    pub(super) fn count(key: &'static Key, n: u64) {
-        metrics::with_recorder(|r| r.register_counter(key, &META).increment(n));
-    }
-
-    pub(super) fn observe(key: &'static Key, value: f64) {
-        metrics::with_recorder(|r| r.register_histogram(key, &META).record(value));
-    }
 }
