@@ -423,6 +423,67 @@ fn increment(key: &str) -> Batch {
     .max_value_bytes(state_core::DEFAULT_MAX_VALUE_BYTES)
 }
 
+/// What an operator sees of a lost server: the transaction's safe failures retried (DEBUG),
+/// then given up on (one WARN and one error counted, by class); once the server is back, the
+/// reconnect (INFO, counted).
+#[test]
+fn a_lost_server_is_reported_retried_given_up_and_reconnected() {
+    use state_sql::testing::{events, metric, observe};
+    let schema = Schema::new("down_seen");
+    let ((), seen, recorded) = observe(async {
+        let (proxy, store) = proxied(&schema, Duration::from_millis(500)).await;
+        store.commit(increment("n")).await.unwrap();
+        proxy.set(Mode::CutAfterBegin);
+        store.commit(increment("n")).await.unwrap_err();
+        proxy.set(Mode::Pass);
+        store.commit(increment("n")).await.unwrap();
+    });
+    let retried = events(&seen, "store busy, retrying");
+    assert!(!retried.is_empty(), "the lost connection was retried");
+    let gave_up = events(&seen, "store error, gave up");
+    assert_eq!(gave_up.len(), 1, "{gave_up:#?}");
+    assert_eq!(gave_up[0].level, tracing::Level::WARN);
+    assert_eq!(gave_up[0].field("backend"), Some("postgres"));
+    assert_eq!(gave_up[0].field("class"), Some("connection"));
+    let reconnected = events(&seen, "reconnected");
+    assert!(!reconnected.is_empty(), "{seen:#?}");
+    assert_eq!(reconnected[0].level, tracing::Level::INFO);
+    let connection = [("backend", "postgres"), ("class", "connection")];
+    let count = |name, labels: &[(&str, &str)]| metric(&recorded, name, labels).map(|m| m.count());
+    assert_eq!(count("state_store_errors_total", &connection), Some(1));
+    assert_eq!(
+        count("state_store_retries_total", &connection),
+        Some(retried.len() as u64)
+    );
+    assert_eq!(
+        count("state_reconnects_total", &[("backend", "postgres")]),
+        Some(reconnected.len() as u64)
+    );
+}
+
+/// A connection lost during `COMMIT` is one WARN naming the class `commit_outcome_unknown`
+/// (counted as a store error), never retried and never reported as given up.
+#[test]
+fn an_unknown_commit_outcome_is_a_warn_naming_its_class() {
+    use state_sql::testing::{events, metric, observe};
+    let schema = Schema::new("unknown_seen");
+    let ((), seen, recorded) = observe(async {
+        let (proxy, store) = proxied(&schema, Duration::from_secs(5)).await;
+        store.commit(increment("n")).await.unwrap();
+        proxy.set(Mode::CutDuringCommit);
+        store.commit(increment("n")).await.unwrap_err();
+    });
+    let unknown = events(&seen, "commit outcome unknown");
+    assert_eq!(unknown.len(), 1, "{seen:#?}");
+    assert_eq!(unknown[0].level, tracing::Level::WARN);
+    assert_eq!(unknown[0].field("class"), Some("commit_outcome_unknown"));
+    assert!(events(&seen, "store busy, retrying").is_empty());
+    assert!(events(&seen, "store error, gave up").is_empty());
+    let class = [("backend", "postgres"), ("class", "commit_outcome_unknown")];
+    let errors = metric(&recorded, "state_store_errors_total", &class);
+    assert_eq!(errors.map(|m| m.count()), Some(1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_gone_mid_commit_is_a_typed_error_and_nothing_is_written() {
     let schema = Schema::new("down");

@@ -188,14 +188,15 @@ async fn a_caller_running_the_committer_can_stall_or_vanish_without_harm() {
     assert_eq!(c.get().await.unwrap(), Some(1));
 }
 
-/// The committer's metrics on PostgreSQL: each transaction of caller commits is counted with
-/// its backend, its callers measured, and the JSON bytes of the versions it wrote added up
-/// (the writer's `lock_read_write` path records them).
+/// The committer's spans and metrics on PostgreSQL: each commit is a `state.commit` span and
+/// each transaction a root `state.group_commit` span naming its backend, size, path and bytes;
+/// each transaction is counted with its backend, its callers measured, and the JSON bytes of
+/// the versions it wrote added up (the writer's `lock_read_write` path records them).
 #[test]
-fn transactions_are_counted_with_their_callers_and_bytes() {
-    use state_sql::testing::{metric, with_metrics};
+fn transactions_are_spans_and_counted_with_their_callers_and_bytes() {
+    use state_sql::testing::{metric, observe, spans};
     let schema = common::schema("metrics");
-    let ((), recorded) = with_metrics(async {
+    let ((), seen, recorded) = observe(async {
         let store = open(&schema).await;
         let engine = Engine::with_config(store, Default::default());
         for (i, value) in [json!("abc"), json!(12345)].into_iter().enumerate() {
@@ -204,6 +205,28 @@ fn transactions_are_counted_with_their_callers_and_bytes() {
         }
         common::drop_schemas(std::slice::from_ref(&schema)).await;
     });
+    let commits = spans(&seen, "state.commit");
+    assert_eq!(commits.len(), 2, "{commits:#?}");
+    for (c, key) in commits.iter().zip(["k0", "k1"]) {
+        assert_eq!(c.field("key"), Some(key), "{c:#?}");
+        assert_eq!(c.field("ops"), Some("cas"));
+        assert_eq!(c.field("outcome"), Some("committed"));
+        assert_eq!(c.field("version"), Some("1"));
+    }
+    let groups = spans(&seen, "state.group_commit");
+    assert_eq!(groups.len(), 2, "{groups:#?}");
+    for (g, bytes) in groups.iter().zip(["5", "5"]) {
+        for (field, want) in [
+            ("backend", "postgres"),
+            ("callers", "1"),
+            ("versions", "1"),
+            ("path", "lock_read_write"),
+            ("outcome", "ok"),
+            ("bytes", bytes),
+        ] {
+            assert_eq!(g.field(field), Some(want), "{field} of {g:#?}");
+        }
+    }
     let postgres = [("backend", "postgres")];
     let count = |name, labels: &[(&str, &str)]| metric(&recorded, name, labels).map(|m| m.count());
     let ok = [("backend", "postgres"), ("outcome", "ok")];

@@ -1,6 +1,6 @@
 //! What the SQL backends' tests share (feature `testing`): a test binary (`harness = false`)
-//! that is its own child process, the runtimes both sides run on, and a metrics recorder
-//! to read what a run recorded.
+//! that is its own child process, the runtimes both sides run on, and a subscriber and a
+//! metrics recorder to read the spans, events and metrics a run emitted.
 
 use std::future::Future;
 
@@ -211,4 +211,137 @@ pub fn metric<'a>(
                 .iter()
                 .all(|(k, v)| m.labels.get(*k).map(String::as_str) == Some(*v))
     })
+}
+
+/// A span or an event as [`observe`]'s subscriber saw it: its fields as text (a span's with
+/// those recorded on it later; an event's message among them as `message`).
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// A span (else an event).
+    pub span: bool,
+    /// The span's name, or the event's message.
+    pub name: String,
+    /// Its target (`state` for the library's).
+    pub target: String,
+    /// Its level.
+    pub level: tracing::Level,
+    /// Every field, formatted.
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+impl Seen {
+    /// The field `name`, formatted.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+/// The spans named `name`.
+pub fn spans<'a>(seen: &'a [Seen], name: &str) -> Vec<&'a Seen> {
+    seen.iter().filter(|s| s.span && s.name == name).collect()
+}
+
+/// The events whose message is `message`.
+pub fn events<'a>(seen: &'a [Seen], message: &str) -> Vec<&'a Seen> {
+    seen.iter()
+        .filter(|s| !s.span && s.name == message)
+        .collect()
+}
+
+/// Runs `work` as [`with_metrics`] does, with a subscriber capturing every span and event
+/// (at TRACE) installed for this thread: what it returned, what was seen, what was recorded.
+pub fn observe<T>(work: impl Future<Output = T>) -> (T, Vec<Seen>, Vec<Metric>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let capture = capture::Capture::default();
+    let subscriber = tracing_subscriber::registry::Registry::default().with(capture.clone());
+    let (out, recorded) = tracing::subscriber::with_default(subscriber, || with_metrics(work));
+    (out, capture.seen(), recorded)
+}
+
+/// The capturing layer of [`observe`].
+mod capture {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use tracing::field::{Field, Visit};
+    use tracing::{Subscriber, span};
+    use tracing_subscriber::layer::{Context, Layer};
+    use tracing_subscriber::registry::LookupSpan;
+
+    use super::Seen;
+
+    #[derive(Default)]
+    struct Fields(BTreeMap<String, String>);
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().to_owned(), value.to_owned());
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.insert(field.name().to_owned(), format!("{value:?}"));
+        }
+    }
+
+    /// Everything seen, and where each span is in it (to add fields recorded later).
+    #[derive(Clone, Default)]
+    pub(super) struct Capture(Arc<Mutex<(Vec<Seen>, BTreeMap<u64, usize>)>>);
+
+    impl Capture {
+        pub(super) fn seen(&self) -> Vec<Seen> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .0
+                .clone()
+        }
+
+        fn push(&self, seen: Seen, id: Option<&span::Id>) {
+            let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            all.0.push(seen);
+            if let Some(id) = id {
+                let at = all.0.len() - 1;
+                all.1.insert(id.into_u64(), at);
+            }
+        }
+    }
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
+        fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, _: Context<'_, S>) {
+            let mut fields = Fields::default();
+            attrs.record(&mut fields);
+            let meta = attrs.metadata();
+            let seen = Seen {
+                span: true,
+                name: meta.name().to_owned(),
+                target: meta.target().to_owned(),
+                level: *meta.level(),
+                fields: fields.0,
+            };
+            self.push(seen, Some(id));
+        }
+
+        fn on_record(&self, id: &span::Id, values: &span::Record<'_>, _: Context<'_, S>) {
+            let mut fields = Fields::default();
+            values.record(&mut fields);
+            let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(&at) = all.1.get(&id.into_u64()) {
+                all.0[at].fields.extend(fields.0);
+            }
+        }
+
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            let meta = event.metadata();
+            let seen = Seen {
+                span: false,
+                name: fields.0.get("message").cloned().unwrap_or_default(),
+                target: meta.target().to_owned(),
+                level: *meta.level(),
+                fields: fields.0,
+            };
+            self.push(seen, None);
+        }
+    }
 }

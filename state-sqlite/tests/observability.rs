@@ -3,120 +3,16 @@
 //! fields and labels, ids shown as configured, nothing at INFO on a healthy write path, and
 //! never a written value, whichever path it took (failing ones included).
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use state_core::{
     ChangeFilter, Engine, EngineConfig, Error, RetryPolicy, Scope, Slot, TraceIds, Write,
 };
-use state_sql::testing::{Metric, metric, with_metrics};
+use state_sql::testing::{Metric, Seen, events, metric, observe, spans};
 use state_sqlite::SqliteStore;
-use tracing::field::{Field, Visit};
-use tracing::{Level, Subscriber, span};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-use tracing_subscriber::registry::{LookupSpan, Registry};
-
-/// A span or an event as the subscriber saw it: its fields as text, the message among them.
-#[derive(Clone, Debug)]
-struct Seen {
-    span: bool,
-    name: String,
-    target: String,
-    level: Level,
-    fields: BTreeMap<String, String>,
-}
-
-impl Seen {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).map(String::as_str)
-    }
-}
-
-#[derive(Default)]
-struct Fields(BTreeMap<String, String>);
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-}
-
-/// Everything recorded, spans with the fields recorded on them later.
-#[derive(Clone, Default)]
-struct Capture {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    spans: Arc<Mutex<BTreeMap<u64, usize>>>,
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
-    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, _: Context<'_, S>) {
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        let meta = attrs.metadata();
-        let mut seen = self.seen.lock().unwrap();
-        seen.push(Seen {
-            span: true,
-            name: meta.name().to_owned(),
-            target: meta.target().to_owned(),
-            level: *meta.level(),
-            fields: fields.0,
-        });
-        self.spans
-            .lock()
-            .unwrap()
-            .insert(id.into_u64(), seen.len() - 1);
-    }
-
-    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, _: Context<'_, S>) {
-        let mut fields = Fields::default();
-        values.record(&mut fields);
-        let at = self.spans.lock().unwrap().get(&id.into_u64()).copied();
-        if let Some(at) = at {
-            self.seen.lock().unwrap()[at].fields.extend(fields.0);
-        }
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        let meta = event.metadata();
-        self.seen.lock().unwrap().push(Seen {
-            span: false,
-            name: fields.0.get("message").cloned().unwrap_or_default(),
-            target: meta.target().to_owned(),
-            level: *meta.level(),
-            fields: fields.0,
-        });
-    }
-}
-
-/// Runs `work` on a current-thread runtime with the capturing subscriber (everything, at
-/// TRACE) and a debugging recorder installed for this thread: what it returned, every span
-/// and event, every metric.
-fn observe<T>(work: impl Future<Output = T>) -> (T, Vec<Seen>, Vec<Metric>) {
-    let capture = Capture::default();
-    let subscriber = Registry::default().with(capture.clone());
-    let (out, recorded) = tracing::subscriber::with_default(subscriber, || with_metrics(work));
-    let seen = capture.seen.lock().unwrap().clone();
-    (out, seen, recorded)
-}
-
-fn spans<'a>(seen: &'a [Seen], name: &str) -> Vec<&'a Seen> {
-    seen.iter().filter(|s| s.span && s.name == name).collect()
-}
-
-fn events<'a>(seen: &'a [Seen], message: &str) -> Vec<&'a Seen> {
-    seen.iter()
-        .filter(|s| !s.span && s.name == message)
-        .collect()
-}
+use tracing::Level;
 
 async fn engine(dir: &std::path::Path, config: EngineConfig) -> Engine {
     let store = SqliteStore::open(dir.join("state.db")).await.unwrap();
@@ -379,6 +275,63 @@ fn many_writers_emit_nothing_at_info_and_count_their_groups() {
     );
     let bytes = metric(&metrics, "state_bytes_written_total", &backend).unwrap();
     assert_eq!(bytes.count(), 256, "one byte per version (1…4)");
+}
+
+/// Every commit is counted by kind and outcome; one in `commit_timing` (per thread) is timed
+/// — every one when it is 1 — and an invocation-local engine counts into its parent's
+/// metrics.
+#[test]
+fn every_commit_is_counted_and_one_in_commit_timing_is_timed() {
+    for (every, timed) in [(8, 8), (1, 64), (64, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let ((), _, metrics) = observe(async {
+            let config = EngineConfig::default().commit_timing(every);
+            let e = engine(dir.path(), config).await;
+            let h = e.handle::<u64>(slot("run-1", "n"));
+            for _ in 0..48 {
+                h.increment(1).await.unwrap();
+            }
+            let local = e.local();
+            let h = local.handle::<u64>(slot("run-1", "temp"));
+            for _ in 0..16 {
+                h.increment(1).await.unwrap();
+            }
+        });
+        let committed = [("kind", "execution"), ("outcome", "committed")];
+        let commits = metric(&metrics, "state_commits_total", &committed);
+        assert_eq!(commits.map(Metric::count), Some(64), "every {every}");
+        let seconds = metric(
+            &metrics,
+            "state_commit_seconds",
+            &[("outcome", "committed")],
+        );
+        assert_eq!(seconds.map(Metric::count), Some(timed), "every {every}");
+    }
+}
+
+/// The store's own WAL checkpoints (it turns SQLite's automatic one off on its write
+/// connection) are DEBUG events with the WAL's size and whether every page was copied back,
+/// each counted.
+#[test]
+fn wal_checkpoints_are_debug_events_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ((), seen, metrics) = observe(async {
+        let e = engine(dir.path(), EngineConfig::default()).await;
+        let h = e.handle::<u64>(slot("run-1", "n"));
+        for _ in 0..200 {
+            h.increment(1).await.unwrap();
+        }
+    });
+    let checkpoints = events(&seen, "wal checkpoint");
+    assert!(!checkpoints.is_empty(), "200 commits ran no checkpoint");
+    for c in &checkpoints {
+        assert_eq!(c.level, Level::DEBUG);
+        let pages: u64 = c.field("wal_pages").unwrap().parse().unwrap();
+        assert!(pages > 0, "{c:#?}");
+        assert_eq!(c.field("complete"), Some("true"), "no reader held it back");
+    }
+    let counted = metric(&metrics, "state_wal_checkpoints_total", &[]).map(Metric::count);
+    assert_eq!(counted, Some(checkpoints.len() as u64));
 }
 
 /// A consumer's acknowledgements and a trigger's progress are events, and the consumer's lag
