@@ -1133,6 +1133,9 @@ async fn main() {
             "(telemetry: a subscriber at INFO and the Prometheus recorder, {commits} commit series)"
         );
     }
+    if cfg!(feature = "uninstrumented") {
+        println!("(uninstrumented: every tracing span and event compiled out)");
+    }
 }
 
 async fn run() {
