@@ -10,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::handle::{CanWrite, Numeric, Sequence, SlotHandle, StringMap, encode_entries};
 use crate::op::{Op, Path};
+use crate::path::{At, Deletable, PathTarget};
 use crate::store::{Batch, Write, WriteKind, WriteOutcome};
 use crate::target::WriteTarget;
 
@@ -171,6 +172,40 @@ impl BatchBuilder {
         self.push(t, op)
     }
 
+    /// The value of `handle`'s slot as a batch path, for typed ops on its fields (a
+    /// `#[derive(StatePath)]` value) or on the value itself: the path builder a derived
+    /// state's `batch` offers, for any handle — a [`Collection`](crate::Collection) entry, a
+    /// handle made from a slot.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use std::collections::BTreeMap;
+    /// use state_core::{Engine, MemoryStore, Scope};
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let carts = engine.collection::<BTreeMap<String, u32>>(Scope::group("carts")?, "Cart")?;
+    /// let hits = engine.collection::<u64>(Scope::group("carts")?, "Hits")?;
+    /// let (cart, hit) = (carts.entry("ada")?, hits.entry("ada")?);
+    /// engine
+    ///     .batch()
+    ///     .at(&cart).entry("apples").increment(3)
+    ///     .at(&hit).increment(1)
+    ///     .commit()
+    ///     .await?;
+    /// assert_eq!(cart.get().await?.unwrap()["apples"], 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn at<T, M>(self, handle: &SlotHandle<T, M>) -> T::Cursor<Deletable>
+    where
+        T: PathTarget<Self> + Serialize + DeserializeOwned,
+        M: CanWrite,
+    {
+        T::cursor(At {
+            batch: self,
+            target: handle.target().clone(),
+            path: Path::root(),
+        })
+    }
+
     /// The writes collected so far, engine by engine.
     pub fn writes(&self) -> impl Iterator<Item = &Write> {
         self.groups.iter().flat_map(|g| &g.writes)
@@ -242,5 +277,35 @@ impl BatchBuilder {
             all.extend(outcomes);
         }
         Ok(all)
+    }
+}
+
+impl<T, M> SlotHandle<T, M>
+where
+    T: PathTarget<BatchBuilder> + Serialize + DeserializeOwned,
+    M: CanWrite,
+{
+    /// Typed ops on this slot's value in one atomic commit, through the path builder of a
+    /// derived state's `batch` (`b.profile().age().set(&30)`, `b.count().increment(1)`):
+    /// what a keyed [`Collection`](crate::Collection) entry holding a `#[derive(StatePath)]`
+    /// struct is updated with, field by field, without a read. `f` starts at the value's
+    /// root; [`BatchBuilder::at`] adds other slots to the same commit.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use state_core::{Engine, MemoryStore, Scope};
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let visits = engine.collection::<Vec<String>>(Scope::group("visits")?, "Pages")?;
+    /// let ada = visits.entry("ada")?;
+    /// ada.batch(|b| b.append("/home".into())).await?;
+    /// ada.batch(|b| b.append("/cart".into())).await?;
+    /// assert_eq!(ada.get().await?, Some(vec!["/home".into(), "/cart".into()]));
+    /// # Ok(()) }
+    /// ```
+    pub fn batch<F>(&self, f: F) -> BatchCommit
+    where
+        F: FnOnce(T::Cursor<Deletable>) -> BatchBuilder,
+    {
+        f(BatchBuilder::new().at(self)).commit_boxed()
     }
 }

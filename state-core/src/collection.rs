@@ -9,9 +9,24 @@ use serde::de::DeserializeOwned;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::handle::{Mode, ReadOnly, ReadWrite, SlotHandle};
+use crate::op::{Op, Path};
 use crate::record::Ttl;
 use crate::scope::{Scope, Slot, SlotKey};
-use crate::store::Page;
+use crate::store::{Page, Write};
+
+/// How many entries [`Collection::clear`] deletes per commit.
+const CLEAR_PAGE: usize = 256;
+
+/// A page of a collection's live entries ([`Collection::entries`]): keys and values, in key
+/// order, and the key to continue after.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct EntryPage<V> {
+    /// The entries, in key order.
+    pub items: Vec<(String, V)>,
+    /// The key to pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
 
 /// Typed handles for any key of one namespace in one scope (rate limits per user, login
 /// sessions, feature flags).
@@ -104,6 +119,74 @@ where
     pub fn entry(&self, key: impl Into<String>) -> Result<SlotHandle<V, M>> {
         let slot = Slot::new(self.scope.clone(), self.namespace.clone(), key)?;
         Ok(SlotHandle::new(self.engine.clone(), slot).with_ttl(self.ttl))
+    }
+
+    /// Live entries decoded as `V`, in key order, after `after`, at most `limit` (keyset
+    /// pages: one listing and one load of the page's slots). An entry deleted or expired
+    /// between the two is left out; a stored value that no longer fits `V` is
+    /// [`Error::Decode`](crate::Error::Decode) naming its slot.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use state_core::{Engine, MemoryStore, Scope};
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let stock = engine.collection::<u32>(Scope::group("inventory")?, "Stock")?;
+    /// for (item, n) in [("apples", 3), ("pears", 0), ("plums", 7)] {
+    ///     stock.entry(item)?.set(n).await?;
+    /// }
+    /// stock.entry("pears")?.delete().await?;
+    /// let page = stock.entries(None, 10).await?;
+    /// assert_eq!(page.items, vec![("apples".into(), 3), ("plums".into(), 7)]);
+    /// assert_eq!(page.next, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn entries(&self, after: Option<&str>, limit: usize) -> Result<EntryPage<V>> {
+        let keys = self.keys(after, limit).await?;
+        let slots = keys
+            .items
+            .iter()
+            .map(|k| Slot::new(self.scope.clone(), self.namespace.clone(), k.clone()))
+            .collect::<Result<Vec<Slot>>>()?;
+        let records = self.engine.load_many(&slots).await?;
+        let mut items = Vec::with_capacity(records.len());
+        for (slot, record) in slots.into_iter().zip(records) {
+            let handle = SlotHandle::<V, M>::new(self.engine.clone(), slot);
+            if let Some(value) = handle.decode_record(&record)? {
+                items.push((handle.slot().key().to_owned(), value));
+            }
+        }
+        Ok(EntryPage {
+            items,
+            next: keys.next,
+        })
+    }
+
+    /// Deletes every live entry (tombstones, version +1 each, in the change log like any
+    /// delete) and returns how many. Each page of up to 256 entries is one atomic commit: an
+    /// entry written while the clear runs, behind the page it reached, survives it (the pages go forward in key order, so a clear ends however fast others write). Other namespaces of
+    /// the scope are untouched (the whole scope: [`Engine::clear`]).
+    pub async fn clear(&self) -> Result<u64>
+    where
+        M: crate::handle::CanWrite,
+    {
+        let (mut deleted, mut after) = (0, None::<String>);
+        loop {
+            let page = self.keys(after.as_deref(), CLEAR_PAGE).await?;
+            if page.items.is_empty() {
+                return Ok(deleted);
+            }
+            after = page.items.last().cloned();
+            let writes = page
+                .items
+                .into_iter()
+                .map(|k| {
+                    let slot = Slot::new(self.scope.clone(), self.namespace.clone(), k)?;
+                    Ok(Write::apply(slot, vec![Op::delete(Path::root())]))
+                })
+                .collect::<Result<Vec<Write>>>()?;
+            deleted += writes.len() as u64;
+            self.engine.commit(writes).await?;
+        }
     }
 
     /// Keys holding a live value, in order, after `after`, at most `limit`.

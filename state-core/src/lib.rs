@@ -86,7 +86,7 @@ pub use changes::{
     Change, ChangeFilter, ChangeStream, Consumer, DEFAULT_CHANGE_POLL, DEFAULT_CHANGE_RETENTION,
     HistoryEntry, Trigger,
 };
-pub use collection::Collection;
+pub use collection::{Collection, EntryPage};
 pub use context::{Checkpoint, Context, FieldScope, StateScope};
 pub use engine::{Engine, EngineConfig, Event, Events, RetryPolicy};
 pub use error::{Abort, BoxError, Error, IdPart, Result};

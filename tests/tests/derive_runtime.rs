@@ -746,3 +746,102 @@ async fn common_std_field_types_have_paths() {
         "usize is checked as u64 here: {e:?}"
     );
 }
+
+#[derive(StateScope, Serialize, Deserialize, Debug, PartialEq)]
+pub struct Counter {
+    /// Starts at 10; after a delete, `Default` (0) fills the struct.
+    #[state(initial = 10, default)]
+    pub count: u32,
+}
+
+/// `initial` says what a never-written field holds, `default` what fills the struct after a
+/// delete (Restate's `clear` then `load`): together, a cleared object still converts.
+#[tokio::test]
+async fn initial_and_default_together_cover_never_written_and_deleted() {
+    let ctx = ctx();
+    let s = ctx.state::<Counter>().unwrap();
+    assert_eq!(s.count().get().await.unwrap(), Some(10));
+    assert_eq!(
+        s.load().await.unwrap().to_value().unwrap(),
+        Counter { count: 10 }
+    );
+    s.count().increment(1).await.unwrap();
+    assert_eq!(s.count().get().await.unwrap(), Some(11));
+    s.count().delete().await.unwrap();
+    assert_eq!(
+        s.count().get().await.unwrap(),
+        None,
+        "initial does not come back"
+    );
+    assert_eq!(
+        s.load().await.unwrap().to_value().unwrap(),
+        Counter { count: 0 }
+    );
+}
+
+/// A keyed collection of `StatePath` values: typed nested ops on an entry (Motia's atomic
+/// path ops) without a read, several entries in one commit, a typed page of live entries, and
+/// a clear of the namespace that leaves the scope's other namespaces alone.
+#[tokio::test]
+async fn collection_entries_take_typed_path_ops_list_typed_and_clear() {
+    let engine = Engine::new(MemoryStore::new());
+    let group = Scope::group("players").unwrap();
+    let gauges = engine.collection::<Gauge>(group.clone(), "Gauge").unwrap();
+    let other = engine.collection::<u32>(group, "Other").unwrap();
+    other.entry("keep").unwrap().set(1).await.unwrap();
+    let a = gauges.entry("a").unwrap();
+    a.set(Gauge::default()).await.unwrap();
+    a.batch(|b| b.value().increment(1.5)).await.unwrap();
+    a.batch(|b| b.history().append(0.5)).await.unwrap();
+    let b = gauges.entry("b").unwrap();
+    let out = engine
+        .batch()
+        .at(&a)
+        .value()
+        .increment(1.0)
+        .at(&b)
+        .set(Gauge {
+            value: 7.0,
+            history: vec![],
+        })
+        .commit()
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 2, "one commit, two slots");
+    let want_a = Gauge {
+        value: 2.5,
+        history: vec![0.5],
+    };
+    assert_eq!(a.get().await.unwrap(), Some(want_a.clone()));
+    // A nested op on an entry that holds nothing has no parent: an error, nothing written.
+    let c = gauges.entry("c").unwrap();
+    c.batch(|b| b.value().increment(1.0)).await.unwrap_err();
+    assert_eq!(c.get_versioned().await.unwrap().version, 0);
+
+    let first = gauges.entries(None, 1).await.unwrap();
+    assert_eq!(first.items, vec![("a".to_string(), want_a)]);
+    assert_eq!(first.next.as_deref(), Some("a"));
+    let second = gauges.entries(first.next.as_deref(), 10).await.unwrap();
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.items[0].0, "b");
+    assert_eq!(second.next, None);
+
+    assert_eq!(gauges.clear().await.unwrap(), 2);
+    assert!(gauges.entries(None, 10).await.unwrap().items.is_empty());
+    assert_eq!(a.get_versioned().await.unwrap().version, 5, "a tombstone");
+    assert_eq!(other.entry("keep").unwrap().get().await.unwrap(), Some(1));
+    assert_eq!(gauges.clear().await.unwrap(), 0);
+    // More entries than one commit of the clear deletes.
+    let many = engine
+        .collection::<u32>(Scope::group("many").unwrap(), "N")
+        .unwrap();
+    for i in 0..600 {
+        many.entry(format!("k{i:03}"))
+            .unwrap()
+            .set(i)
+            .await
+            .unwrap();
+    }
+    assert_eq!(many.clear().await.unwrap(), 600);
+    assert!(many.keys(None, 10).await.unwrap().items.is_empty());
+}
