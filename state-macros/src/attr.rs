@@ -291,6 +291,13 @@ fn for_each_state_attr(
                     }
                     takes_no_value(cx, &meta, &ident)
                 }
+                _ if derive == Derive::StateScope && GROUP_WORDS.contains(&ident.as_str()) => {
+                    let msg = format!(
+                        "`{ident}` is not a scope of a struct's fields: a Motia-style group of items is a keyed collection, `engine.collection::<V>(Scope::group(name)?, \"Namespace\")?`, whose entries are typed handles; a field here takes a scope like `#[state(app)]` or `#[state(user)]`"
+                    );
+                    cx.error_spanned_by(&meta.path, msg);
+                    skip_value(&meta)
+                }
                 _ => {
                     let expected = one_of(derive, allowed);
                     let derive = derive.name();
@@ -442,14 +449,9 @@ pub(crate) fn field(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> FieldAttr
                 A::Skip => out.skip = true,
                 A::Leaf => out.leaf = true,
                 A::Ttl => {
-                    let s = lit_str(meta)?;
-                    match parse_duration_ms(&s.value()) {
-                    Some(ms) => out.ttl_ms = Some(ms),
-                    None => cx.error_spanned_by(
-                        &s,
-                        "`ttl` expects a positive duration like \"250ms\", \"30s\", \"5m\", \"2h\" or \"7d\"",
-                    ),
-                }
+                    if let Some(ms) = ttl_ms(cx, meta)? {
+                        out.ttl_ms = Some(ms);
+                    }
                 }
                 _ => {}
             }
@@ -542,6 +544,56 @@ fn serde_field(attr: &Attribute, out: &mut SerdeField) {
 }
 
 /// Parses `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"` into milliseconds (positive, no overflow).
+/// Attribute names a Motia or Weft user may reach for to key a group of items.
+const GROUP_WORDS: &[&str] = &["group", "collection", "keyed"];
+
+/// `ttl = "30s"` in milliseconds; a number or another literal is an error suggesting the
+/// string form (a number is read as seconds for the suggestion: `3600` → `"1h"`).
+fn ttl_ms(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<u64>> {
+    const FORMS: &str = "like \"250ms\", \"30s\", \"5m\", \"2h\" or \"7d\"";
+    let lit = meta.value()?.parse::<syn::Lit>()?;
+    match &lit {
+        syn::Lit::Str(s) => {
+            let ms = parse_duration_ms(&s.value());
+            if ms.is_none() {
+                cx.error_spanned_by(s, format!("`ttl` expects a positive duration {FORMS}"));
+            }
+            Ok(ms)
+        }
+        syn::Lit::Int(n) => {
+            let hint = match n.base10_parse::<u64>() {
+                Ok(secs) if secs > 0 => format!(
+                    "; `ttl = {n}` as seconds is `ttl = \"{}\"`",
+                    duration_text(secs)
+                ),
+                _ => String::new(),
+            };
+            cx.error_spanned_by(
+                n,
+                format!("`ttl` takes a duration string with its unit, {FORMS}{hint}"),
+            );
+            Ok(None)
+        }
+        other => {
+            cx.error_spanned_by(
+                other,
+                format!("`ttl` takes a duration string with its unit, {FORMS}"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// `secs` in the largest unit that divides it: 3600 → `1h`, 90 → `90s`.
+fn duration_text(secs: u64) -> String {
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
 pub(crate) fn parse_duration_ms(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit())?;

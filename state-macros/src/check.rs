@@ -115,12 +115,6 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
                 ),
             );
         }
-        if a.initial.is_some() && a.default {
-            cx.syn_error(syn::Error::new(
-                at(AttrName::Default),
-                "`initial` and `default` both say what a never-written field holds; keep one",
-            ));
-        }
         if let Some(inner) = option_inner(f.ty)
             && option_inner(inner).is_some()
         {

@@ -88,7 +88,8 @@ use crate::ctxt::Ctxt;
 /// | attribute | effect |
 /// |---|---|
 /// | `#[state(initial = EXPR)]` | what the field holds until its first write (type-checked against the field) |
-/// | `#[state(default)]` | `to_value` uses `Default::default()` when the field is absent |
+/// | `#[state(default)]` | `to_value` uses `Default::default()` when the field is absent (with `initial` too: `initial` until the first write, `Default` after a delete) |
+/// | `#[state(ttl = "30s")]` | every write of the field expires after this long (`ms`, `s`, `m`, `h`, `d`); a read after it sees nothing |
 /// | `#[state(rename = "…")]` | the slot's key (default: the field name; two fields may not share a key) |
 /// | `#[state(skip)]` | not a slot; `to_value` fills it with `Default::default()` |
 /// | `#[state(leaf)]` | a value without `StatePath`: batches set or delete it only as a whole |
