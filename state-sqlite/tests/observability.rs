@@ -266,8 +266,14 @@ fn many_writers_emit_nothing_at_info_and_count_their_groups() {
     assert_eq!(callers, 256);
     assert!(groups.len() < 256, "no commit was merged");
     let backend = [("backend", "sqlite")];
-    let sizes = metric(&metrics, "state_group_callers", &backend).unwrap();
-    assert_eq!(sizes.count(), groups.len() as u64);
+    for histogram in [
+        "state_group_callers",
+        "state_group_slots",
+        "state_group_seconds",
+    ] {
+        let observed = metric(&metrics, histogram, &backend).map(Metric::count);
+        assert_eq!(observed, Some(groups.len() as u64), "{histogram}");
+    }
     let ok = [("backend", "sqlite"), ("outcome", "ok")];
     assert_eq!(
         metric(&metrics, "state_group_commits_total", &ok).map(Metric::count),
@@ -427,4 +433,82 @@ fn a_locked_file_is_retried_and_reported_by_its_class() {
     let busy = [("backend", "sqlite"), ("class", "busy")];
     let counted = metric(&metrics, "state_store_retries_total", &busy).map(Metric::count);
     assert_eq!(counted, Some(retries.len() as u64));
+}
+
+/// Admin work and the change log's retention, as an operator sees them: a clear and a purge
+/// are INFO events and `state.admin` spans counted by op; a purge of expired slots is INFO
+/// when it removed some (DEBUG when none); the retention's trims are DEBUG events, counted; a
+/// consumer whose cursor the retention passed gets a WARN.
+#[test]
+fn admin_work_and_log_trims_are_reported_and_counted() {
+    use state_core::{ManualClock, Timestamp, Ttl};
+    use state_sqlite::SqliteOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let ((), seen, metrics) = observe(async {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000_000_000));
+        let options = SqliteOptions::file(dir.path().join("state.db"))
+            .clock(Arc::new(clock.clone()))
+            .change_retention(Some(Duration::from_secs(3600)));
+        let e = Engine::new(SqliteStore::open_with(options).await.unwrap());
+        let mut late = e.consumer("late", ChangeFilter::all()).await.unwrap();
+        for key in ["a", "b"] {
+            e.handle::<u64>(slot("run-1", key)).set(1).await.unwrap();
+        }
+        e.clear(&Scope::execution("run-1").unwrap()).await.unwrap();
+        e.purge_execution("run-1").await.unwrap();
+        e.purge_expired().await.unwrap();
+        let brief = e
+            .handle::<u64>(slot("run-2", "otp"))
+            .with_ttl(Ttl::For(Duration::from_secs(60)));
+        brief.set(7).await.unwrap();
+        clock.advance(Duration::from_secs(2 * 3600));
+        e.purge_expired().await.unwrap();
+        // The log is trimmed every 1024 transactions.
+        let n = e.handle::<u64>(slot("run-3", "n"));
+        for _ in 0..1024 {
+            n.increment(1).await.unwrap();
+        }
+        late.next().await.unwrap().unwrap_err();
+    });
+    let info = |message| {
+        let found = events(&seen, message);
+        assert!(!found.is_empty(), "no `{message}`");
+        found
+    };
+    let cleared = info("scope cleared");
+    assert_eq!(cleared[0].level, Level::INFO);
+    assert_eq!(cleared[0].field("count"), Some("2"), "{cleared:#?}");
+    assert_eq!(info("scope purged")[0].level, Level::INFO);
+    let expired = info("expired slots purged");
+    let levels: Vec<(Level, Option<&str>)> = expired
+        .iter()
+        .map(|e| (e.level, e.field("count")))
+        .collect();
+    assert_eq!(
+        levels,
+        [(Level::DEBUG, Some("0")), (Level::INFO, Some("1"))]
+    );
+    let trims = info("change log trimmed");
+    assert_eq!(trims[0].level, Level::DEBUG);
+    assert_eq!(trims[0].field("retention_s"), Some("3600"));
+    let gap = info("changes trimmed before the consumer read them");
+    assert_eq!(gap[0].level, Level::WARN);
+    assert_eq!(gap[0].field("consumer"), Some("late"));
+    let admin = spans(&seen, "state.admin");
+    let ops: Vec<Option<&str>> = admin.iter().map(|s| s.field("op")).collect();
+    assert!(
+        ops.contains(&Some("clear")) && ops.contains(&Some("purge")),
+        "{admin:#?}"
+    );
+    let clear = [("backend", "sqlite"), ("op", "clear"), ("outcome", "ok")];
+    assert_eq!(
+        metric(&metrics, "state_admin_total", &clear).map(Metric::count),
+        Some(1)
+    );
+    let trimmed = metric(
+        &metrics,
+        "state_change_log_trims_total",
+        &[("backend", "sqlite")],
+    );
+    assert_eq!(trimmed.map(Metric::count), Some(trims.len() as u64));
 }
