@@ -587,7 +587,7 @@ fn ttl_ms(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<u64>> {
 /// `secs` in the largest unit that divides it: 3600 → `1h`, 90 → `90s`.
 fn duration_text(secs: u64) -> String {
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs % size == 0 {
+        if secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

@@ -285,23 +285,30 @@ mod capture {
 
     /// Everything seen, and where each span is in it (to add fields recorded later).
     #[derive(Clone, Default)]
-    pub(super) struct Capture(Arc<Mutex<(Vec<Seen>, BTreeMap<u64, usize>)>>);
+    pub(super) struct Capture(Arc<Mutex<Seeing>>);
+
+    #[derive(Default)]
+    struct Seeing {
+        seen: Vec<Seen>,
+        /// Each span's index in `seen`.
+        spans: BTreeMap<u64, usize>,
+    }
 
     impl Capture {
         pub(super) fn seen(&self) -> Vec<Seen> {
             self.0
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .0
+                .seen
                 .clone()
         }
 
         fn push(&self, seen: Seen, id: Option<&span::Id>) {
             let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            all.0.push(seen);
+            all.seen.push(seen);
             if let Some(id) = id {
-                let at = all.0.len() - 1;
-                all.1.insert(id.into_u64(), at);
+                let at = all.seen.len() - 1;
+                all.spans.insert(id.into_u64(), at);
             }
         }
     }
@@ -325,8 +332,8 @@ mod capture {
             let mut fields = Fields::default();
             values.record(&mut fields);
             let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(&at) = all.1.get(&id.into_u64()) {
-                all.0[at].fields.extend(fields.0);
+            if let Some(&at) = all.spans.get(&id.into_u64()) {
+                all.seen[at].fields.extend(fields.0);
             }
         }
 
