@@ -125,9 +125,8 @@ async fn adk_scopes_follow_the_user_and_the_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn motia_rate_limits_and_sessions_expire_on_the_clock() {
     use state_core::{ManualClock, Timestamp};
-    use std::sync::Arc;
     let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_000));
-    let store = SqliteStore::open_with(SqliteOptions::memory().clock(Arc::new(clock.clone())))
+    let store = SqliteStore::open_with(SqliteOptions::memory().clock(clock.clone()))
         .await
         .unwrap();
     let seen = examples::motia_limits::run(Engine::new(store), clock)

@@ -21,7 +21,7 @@ use crate::memory::MemoryStore;
 use crate::record::{Clock, Record};
 use crate::scope::{Scope, ScopeKind, Slot, SlotKey, validate};
 use crate::store::{
-    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, Page, Store, Write, WriteOutcome,
+    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, IntoStore, Page, Store, Write, WriteOutcome,
 };
 use crate::telemetry::{self, TraceIds};
 
@@ -306,13 +306,26 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `store` with the default configuration.
-    pub fn new(store: impl Store) -> Self {
-        Self::with_config(Arc::new(store), EngineConfig::default())
+    /// An engine over `store` (a store, an `Arc` of one, or an `Arc<dyn Store>`) with the
+    /// default configuration.
+    pub fn new(store: impl IntoStore) -> Self {
+        Self::with_config(store, EngineConfig::default())
     }
 
-    /// An engine over a shared store with `config`.
-    pub fn with_config(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+    /// An engine over `store` (as for [`new`](Self::new)) with `config`, built from
+    /// [`EngineConfig::default`] by its setters.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use state_core::{Engine, EngineConfig, MemoryStore, RetryPolicy};
+    /// let store = Arc::new(MemoryStore::new());
+    /// let config = EngineConfig::default().retry(RetryPolicy::new(3));
+    /// let engine = Engine::with_config(store.clone(), config);
+    /// let same_store = Engine::new(store);
+    /// # let _ = (engine, same_store);
+    /// ```
+    pub fn with_config(store: impl IntoStore, config: EngineConfig) -> Self {
+        let store = store.into_store();
         let meter = Arc::new(telemetry::CommitMeter::new(config.commit_timing));
         Self::build(store, config, meter, false)
     }

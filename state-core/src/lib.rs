@@ -102,8 +102,8 @@ pub use record::{Clock, ManualClock, Record, SystemClock, Timestamp, Ttl};
 pub use scope::{MAX_ID_BYTES, MAX_NAME_BYTES, Scope, ScopeKind, Slot, SlotKey};
 pub use session::{AsSlot, SessionHandle};
 pub use store::{
-    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, MAX_PAGE, Page, Restore, Store, VersionConflict,
-    Write, WriteKind, WriteOutcome,
+    Batch, CommitOutcome, DEFAULT_MAX_VALUE_BYTES, IntoStore, MAX_PAGE, Page, Restore, Store,
+    VersionConflict, Write, WriteKind, WriteOutcome,
 };
 pub use telemetry::TraceIds;
 

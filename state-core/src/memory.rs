@@ -223,11 +223,12 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store on the system clock.
     pub fn new() -> Self {
-        Self::with_clock(Arc::new(SystemClock))
+        Self::with_clock(SystemClock)
     }
 
     /// An empty store reading time from `clock` (a [`ManualClock`](crate::ManualClock) in tests).
-    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+    pub fn with_clock(clock: impl Clock) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(clock);
         MemoryStore {
             inner: Mutex::new(Inner {
                 log_limit: MEMORY_LOG_MAX,

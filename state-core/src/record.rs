@@ -52,6 +52,14 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Timestamp;
 }
 
+/// A shared clock is a clock: `Arc<ManualClock>`, or the `Arc<dyn Clock>` an engine returns,
+/// can be handed on where a clock is asked for.
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}
+
 /// The system's wall clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
@@ -66,14 +74,18 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to. Clones share one time.
+/// A clock that moves only when told to. Clones share one time: hand a clone to a store
+/// (`MemoryStore::with_clock(clock.clone())`, `SqliteOptions::clock(clock.clone())`) and
+/// move the original.
 ///
 /// ```
-/// use state_core::{Clock, ManualClock, Timestamp};
+/// use state_core::{Engine, ManualClock, MemoryStore, Timestamp};
 /// use std::time::Duration;
 /// let clock = ManualClock::new(Timestamp::from_millis(1_000));
+/// let engine = Engine::new(MemoryStore::with_clock(clock.clone()));
 /// clock.advance(Duration::from_secs(2));
 /// assert_eq!(clock.now(), Timestamp::from_millis(3_000));
+/// assert_eq!(engine.clock().now(), clock.now());
 /// ```
 #[derive(Clone, Debug)]
 pub struct ManualClock(Arc<AtomicI64>);
@@ -98,11 +110,16 @@ impl ManualClock {
     pub fn set(&self, at: Timestamp) {
         self.0.store(at.0, Ordering::SeqCst);
     }
+
+    /// The time it shows (also [`Clock::now`]; this one needs no trait import).
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
+        ManualClock::now(self)
     }
 }
 

@@ -433,3 +433,29 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 }
+
+/// What an engine can be made over: a store, an `Arc` of one, or an `Arc<dyn Store>` already
+/// shared with other code ([`Engine::new`](crate::Engine::new),
+/// [`Engine::with_config`](crate::Engine::with_config)).
+pub trait IntoStore {
+    /// The store, shared.
+    fn into_store(self) -> Arc<dyn Store>;
+}
+
+impl<S: Store> IntoStore for S {
+    fn into_store(self) -> Arc<dyn Store> {
+        Arc::new(self)
+    }
+}
+
+impl<S: Store> IntoStore for Arc<S> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
+}
+
+impl IntoStore for Arc<dyn Store> {
+    fn into_store(self) -> Arc<dyn Store> {
+        self
+    }
+}

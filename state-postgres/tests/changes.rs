@@ -128,7 +128,7 @@ async fn retention_trims_a_prefix_of_the_log_never_a_hole() {
         PgStore::open_with(
             PgOptions::new(common::url())
                 .schema(&schema)
-                .clock(Arc::new(clock.clone()))
+                .clock(clock.clone())
                 .change_retention(Some(Duration::from_secs(3600))),
         )
         .await

@@ -35,8 +35,8 @@ macro_rules! shared_options {
 
             /// Sets the clock expiry is read from (a `ManualClock` in tests).
             #[must_use]
-            pub fn clock(mut self, clock: ::std::sync::Arc<dyn ::state_core::Clock>) -> Self {
-                self.committer.clock = clock;
+            pub fn clock(mut self, clock: impl ::state_core::Clock) -> Self {
+                self.committer.clock = ::std::sync::Arc::new(clock);
                 self
             }
 

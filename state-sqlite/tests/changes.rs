@@ -232,7 +232,7 @@ async fn retention_drops_changes_older_than_the_window_and_keeps_the_rest() {
     let clock = state_core::ManualClock::new(state_core::Timestamp::from_millis(1_000_000_000));
     let store = SqliteStore::open_with(
         SqliteOptions::file(dir.path().join("retention.db"))
-            .clock(Arc::new(clock.clone()))
+            .clock(clock.clone())
             .change_retention(Some(Duration::from_secs(3600))),
     )
     .await

@@ -447,7 +447,7 @@ fn admin_work_and_log_trims_are_reported_and_counted() {
     let ((), seen, metrics) = observe(async {
         let clock = ManualClock::new(Timestamp::from_millis(1_000_000_000));
         let options = SqliteOptions::file(dir.path().join("state.db"))
-            .clock(Arc::new(clock.clone()))
+            .clock(clock.clone())
             .change_retention(Some(Duration::from_secs(3600)));
         let e = Engine::new(SqliteStore::open_with(options).await.unwrap());
         let mut late = e.consumer("late", ChangeFilter::all()).await.unwrap();

@@ -2,7 +2,6 @@
 //! and field TTLs — on a real SQLite file.
 #![allow(missing_docs)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -230,11 +229,10 @@ pub struct Login {
 async fn a_field_ttl_expires_its_slot_on_the_injected_clock() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Timestamp::from_millis(1_000_000));
-    let store = SqliteStore::open_with(
-        SqliteOptions::file(dir.path().join("s.db")).clock(Arc::new(clock.clone())),
-    )
-    .await
-    .unwrap();
+    let store =
+        SqliteStore::open_with(SqliteOptions::file(dir.path().join("s.db")).clock(clock.clone()))
+            .await
+            .unwrap();
     let e = Engine::new(store);
     let c = Context::new(e.clone(), "run-1")
         .unwrap()

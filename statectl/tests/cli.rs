@@ -688,7 +688,7 @@ async fn watch_behind_the_retention_says_where_to_resume() {
         let clock = state_core::ManualClock::new(state_core::Timestamp::from_millis(1_000_000_000));
         let store = SqliteStore::open_with(
             state_sqlite::SqliteOptions::file(&db)
-                .clock(std::sync::Arc::new(clock.clone()))
+                .clock(clock.clone())
                 .change_retention(Some(Duration::from_secs(3600))),
         )
         .await
