@@ -69,9 +69,23 @@ impl fmt::Debug for BatchBuilder {
 }
 
 impl BatchSink for BatchBuilder {
-    fn push(mut self, target: &WriteTarget, op: Result<Op>) -> Self {
-        let op = match op {
-            Ok(op) => op,
+    fn push(self, target: &WriteTarget, op: Result<Op>) -> Self {
+        self.add(target, op.map(Part::Op))
+    }
+}
+
+/// What one call adds to a batch: an op of the slot's Apply write, or a whole CAS write.
+enum Part {
+    Op(Op),
+    Cas(Write),
+}
+
+impl BatchBuilder {
+    /// Adds `part` on `target`'s slot, or records the first error (reported at commit). Ops
+    /// on one slot join one Apply write; a CAS write is the slot's only write.
+    fn add(mut self, target: &WriteTarget, part: Result<Part>) -> Self {
+        let part = match part {
+            Ok(part) => part,
             Err(e) => {
                 self.error.get_or_insert(e);
                 return self;
@@ -94,14 +108,75 @@ impl BatchSink for BatchBuilder {
         };
         let group = &mut self.groups[i];
         let existing = group.writes.iter_mut().find(|w| w.slot == target.slot);
-        match existing.map(|w| &mut w.kind) {
-            Some(WriteKind::Apply { ops, .. }) => ops.push(op),
-            _ => {
-                group.writes.push(target.write(vec![op]));
-                group.targets.push(target.clone());
+        match (existing.map(|w| &mut w.kind), part) {
+            (None, Part::Op(op)) => group.writes.push(target.write(vec![op])),
+            (None, Part::Cas(w)) => group.writes.push(w),
+            (Some(WriteKind::Apply { ops, .. }), Part::Op(op)) => {
+                ops.push(op);
+                return self;
+            }
+            (Some(_), _) => {
+                let e = Error::InvalidOp {
+                    slot: target.slot.clone(),
+                    path: Path::root(),
+                    op: "set_if",
+                    reason: "a compare-and-swap in a batch is its slot's only write: it replaces \
+                             the whole value at the version given (put the change in that value, \
+                             or commit the other ops separately)"
+                        .into(),
+                };
+                self.error.get_or_insert(e);
+                return self;
             }
         }
+        group.targets.push(target.clone());
         self
+    }
+
+    /// Stores `value` in `handle`'s slot only if the slot is at version `expected` (strict
+    /// compare-and-swap) — inside the batch: if the version moved, the whole batch fails with
+    /// [`Error::VersionMismatch`] naming the slot, and nothing is written. What a stale-read
+    /// check needs (ADK refuses a session's delta when the session changed since it was
+    /// read): the guard and the delta's other writes in one commit. The CAS is the slot's only
+    /// write in the batch.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use state_core::{Engine, Error, MemoryStore, Scope, Slot};
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let s = Scope::execution("session-1")?;
+    /// let turn = engine.handle::<u32>(Slot::new(s.clone(), "Chat", "turn")?);
+    /// let tokens = engine.handle::<u64>(Slot::new(s, "Chat", "tokens")?);
+    /// let read = turn.get_versioned().await?; // version 0: never written
+    /// engine.batch().set_if(&turn, read.version, &1).increment(&tokens, 120).commit().await?;
+    /// // A second writer that read the same version is refused as a whole.
+    /// let stale = engine.batch().set_if(&turn, read.version, &1).increment(&tokens, 80);
+    /// assert!(matches!(stale.commit().await, Err(Error::VersionMismatch { .. })));
+    /// assert_eq!(tokens.get().await?, Some(120));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_if<T: Serialize + DeserializeOwned, M: CanWrite>(
+        self,
+        handle: &SlotHandle<T, M>,
+        expected: u64,
+        value: &T,
+    ) -> Self {
+        let t = handle.target();
+        let write = t
+            .encode(value)
+            .map(|v| Part::Cas(t.cas_write(expected, Some(v))));
+        self.add(t, write)
+    }
+
+    /// Deletes `handle`'s slot only if it is at version `expected`, inside the batch (as
+    /// [`set_if`](Self::set_if)).
+    pub fn delete_if<T: Serialize + DeserializeOwned, M: CanWrite>(
+        self,
+        handle: &SlotHandle<T, M>,
+        expected: u64,
+    ) -> Self {
+        let t = handle.target();
+        self.add(t, Ok(Part::Cas(t.cas_write(expected, None))))
     }
 }
 

@@ -845,3 +845,59 @@ async fn collection_entries_take_typed_path_ops_list_typed_and_clear() {
     assert_eq!(many.clear().await.unwrap(), 600);
     assert!(many.keys(None, 10).await.unwrap().items.is_empty());
 }
+
+/// A compare-and-swap inside a typed batch: the guard and the other fields' path ops commit
+/// together or not at all; a CAS is its slot's only write in a batch.
+#[tokio::test]
+async fn a_typed_batch_carries_compare_and_swap_writes() {
+    let ctx = ctx();
+    let s = ctx.state::<Research>().unwrap();
+    let read = s.attempts().get_versioned().await.unwrap();
+    ctx.engine()
+        .batch()
+        .set_if(s.attempts(), read.version, &1)
+        .at(s.profile())
+        .set(Profile::default())
+        .commit()
+        .await
+        .unwrap();
+    let stale = ctx
+        .engine()
+        .batch()
+        .set_if(s.attempts(), read.version, &2)
+        .at(s.profile())
+        .age()
+        .set(40)
+        .commit()
+        .await;
+    match stale {
+        Err(Error::VersionMismatch { slot, .. }) => assert_eq!(&slot, s.attempts().slot()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.attempts().get().await.unwrap(), Some(1));
+    assert_eq!(
+        s.profile().get().await.unwrap().unwrap().age,
+        0,
+        "nothing written"
+    );
+    ctx.engine()
+        .batch()
+        .delete_if(s.attempts(), 1)
+        .commit()
+        .await
+        .unwrap();
+    assert_eq!(s.attempts().get().await.unwrap(), None);
+    // A CAS and ops on one slot: refused, nothing written.
+    let mixed = ctx
+        .engine()
+        .batch()
+        .increment(s.total_cost(), 1.0)
+        .set_if(s.total_cost(), 1, &5.0)
+        .commit()
+        .await;
+    assert!(
+        matches!(mixed, Err(Error::InvalidOp { op: "set_if", .. })),
+        "{mixed:?}"
+    );
+    assert_eq!(s.total_cost().get_versioned().await.unwrap().version, 0);
+}
