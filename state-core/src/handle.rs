@@ -274,6 +274,17 @@ where
         self
     }
 
+    /// Retries this handle's `update` at most `n` times after the first attempt, with the
+    /// engine's backoff (`#[state(max_retries = n)]` on a field).
+    #[must_use]
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        let base = self.retry.clone();
+        let mut policy = base.unwrap_or_else(|| self.engine().config().retry.clone());
+        policy.max_retries = n;
+        self.retry = Some(policy);
+        self
+    }
+
     /// Overrides the engine's retry policy for this handle's `update`.
     #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {

@@ -88,11 +88,12 @@ pub(crate) enum AttrName {
     Skip,
     Leaf,
     Ttl,
+    MaxRetries,
     Scope(ScopeName),
 }
 
 impl AttrName {
-    const NAMED: [AttrName; 9] = [
+    const NAMED: [AttrName; 10] = [
         AttrName::Namespace,
         AttrName::Crate,
         AttrName::Bound,
@@ -102,6 +103,7 @@ impl AttrName {
         AttrName::Skip,
         AttrName::Leaf,
         AttrName::Ttl,
+        AttrName::MaxRetries,
     ];
 
     fn parse(ident: &str) -> Option<AttrName> {
@@ -124,6 +126,7 @@ impl AttrName {
             AttrName::Skip => "skip",
             AttrName::Leaf => "leaf",
             AttrName::Ttl => "ttl",
+            AttrName::MaxRetries => "max_retries",
             AttrName::Scope(s) => s.as_str(),
         }
     }
@@ -131,8 +134,16 @@ impl AttrName {
 
 use AttrName as A;
 
-const SCOPE_CONTAINER: &[AttrName] = &[A::Namespace, A::Crate, A::Bound, A::Default];
-const SCOPE_FIELD: &[AttrName] = &[A::Initial, A::Default, A::Rename, A::Skip, A::Leaf, A::Ttl];
+const SCOPE_CONTAINER: &[AttrName] = &[A::Namespace, A::Crate, A::Bound, A::Default, A::MaxRetries];
+const SCOPE_FIELD: &[AttrName] = &[
+    A::Initial,
+    A::Default,
+    A::Rename,
+    A::Skip,
+    A::Leaf,
+    A::Ttl,
+    A::MaxRetries,
+];
 const PATH_CONTAINER: &[AttrName] = &[A::Crate, A::Bound];
 const PATH_FIELD: &[AttrName] = &[A::Leaf];
 
@@ -151,6 +162,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) default: bool,
     pub(crate) scope: Option<Spanned<ScopeName>>,
     pub(crate) rename_all: Option<RenameRule>,
+    /// `#[state(max_retries = 3)]`: every field's `update` retries.
+    pub(crate) max_retries: Option<u32>,
 }
 
 /// Attributes of one field.
@@ -164,6 +177,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) scope: Option<Spanned<ScopeName>>,
     /// `#[state(ttl = "30s")]`, in milliseconds.
     pub(crate) ttl_ms: Option<u64>,
+    /// `#[state(max_retries = 3)]`: this field's `update` retries.
+    pub(crate) max_retries: Option<u32>,
     /// `#[serde(rename = "…")]`: the stored name inside a parent object.
     pub(crate) serde_rename: Option<String>,
     pub(crate) serde_flatten: bool,
@@ -391,6 +406,7 @@ pub(crate) fn container(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> Conta
                     }
                 }
                 A::Default => out.default = true,
+                A::MaxRetries => out.max_retries = max_retries(cx, meta)?,
                 _ => {}
             }
             Ok(())
@@ -453,6 +469,7 @@ pub(crate) fn field(cx: &Ctxt, derive: Derive, attrs: &[Attribute]) -> FieldAttr
                         out.ttl_ms = Some(ms);
                     }
                 }
+                A::MaxRetries => out.max_retries = max_retries(cx, meta)?,
                 _ => {}
             }
             Ok(())
@@ -582,6 +599,22 @@ fn ttl_ms(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<u64>> {
             Ok(None)
         }
     }
+}
+
+/// `max_retries = 3`: a whole number of retries after the first attempt.
+fn max_retries(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<u32>> {
+    let lit = meta.value()?.parse::<syn::Lit>()?;
+    let n = match &lit {
+        syn::Lit::Int(n) => n.base10_parse::<u32>().ok(),
+        _ => None,
+    };
+    if n.is_none() {
+        cx.error_spanned_by(
+            &lit,
+            "`max_retries` takes a whole number of retries after the first attempt, like `max_retries = 3` (0: one attempt)",
+        );
+    }
+    Ok(n)
 }
 
 /// `secs` in the largest unit that divides it: 3600 → `1h`, 90 → `90s`.

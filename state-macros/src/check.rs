@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::ast::{Container, Shape, option_inner};
-use crate::attr::{AttrName, Derive};
+use crate::attr::{AttrName, Derive, ScopeName};
 use crate::ctxt::Ctxt;
 
 /// Names a field cannot have because a generated method already has them.
@@ -96,6 +96,11 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
                 ),
                 (a.leaf, "leaf", at(AttrName::Leaf)),
                 (a.ttl_ms.is_some(), "ttl", at(AttrName::Ttl)),
+                (
+                    a.max_retries.is_some(),
+                    "max_retries",
+                    at(AttrName::MaxRetries),
+                ),
             ] {
                 if set {
                     cx.syn_error(syn::Error::new(
@@ -105,6 +110,17 @@ fn check_scope(cx: &Ctxt, cont: &Container<'_>) {
                 }
             }
             continue;
+        }
+        let scope = a
+            .scope
+            .as_ref()
+            .or(cont.attrs.scope.as_ref())
+            .map(|s| s.value);
+        if a.max_retries.is_some() && scope == Some(ScopeName::Session) {
+            cx.syn_error(syn::Error::new(
+                at(AttrName::MaxRetries),
+                "session state has one writer, so its `update`s never conflict and `max_retries` has nothing to do; remove it (or give the field a shared scope like `#[state(user)]`)",
+            ));
         }
         if RESERVED_STATE.contains(&f.name.as_str()) {
             cx.error_spanned_by(

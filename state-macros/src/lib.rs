@@ -80,6 +80,7 @@ use crate::ctxt::Ctxt;
 /// | `#[state(namespace = "…")]` | the namespace of every slot (default: the struct's name) |
 /// | `#[state(execution)]`, `workflow`, `object`, `user`, `app`, `session`, `temp` | the default scope of the fields (default `execution`) |
 /// | `#[state(default)]` | `to_value` takes absent fields from `{Name}::default()` |
+/// | `#[state(max_retries = N)]` | every field's `update` retries at most `N` times (a field's own overrides it) |
 /// | `#[state(crate = "path")]` | where `state_core` is (for re-exports) |
 /// | `#[state(bound = "T: …")]` | replaces the default bounds on type parameters (`T: Serialize + DeserializeOwned + Send + Sync + 'static`) |
 ///
@@ -90,6 +91,7 @@ use crate::ctxt::Ctxt;
 /// | `#[state(initial = EXPR)]` | what the field holds until its first write (type-checked against the field) |
 /// | `#[state(default)]` | `to_value` uses `Default::default()` when the field is absent (with `initial` too: `initial` until the first write, `Default` after a delete) |
 /// | `#[state(ttl = "30s")]` | every write of the field expires after this long (`ms`, `s`, `m`, `h`, `d`); a read after it sees nothing |
+/// | `#[state(max_retries = N)]` | this field's `update` retries at most `N` times after a conflict, with the engine's backoff (not on `session` fields: one writer, no conflicts) |
 /// | `#[state(rename = "…")]` | the slot's key (default: the field name; two fields may not share a key) |
 /// | `#[state(skip)]` | not a slot; `to_value` fills it with `Default::default()` |
 /// | `#[state(leaf)]` | a value without `StatePath`: batches set or delete it only as a whole |

@@ -533,6 +533,10 @@ impl<'a> Gen<'a> {
                 let ttl = s.f.attrs.ttl_ms.map(|ms| {
                     quote!(.with_ttl(#p::Ttl::For(#p::Duration::from_millis(#ms))))
                 });
+                let retries = (s.scope != ScopeName::Session)
+                    .then(|| s.f.attrs.max_retries.or(self.cont.attrs.max_retries))
+                    .flatten()
+                    .map(|n| quote!(.with_max_retries(#n)));
                 let bind = if s.scope == ScopeName::Session {
                     quote!(#p::bind_session::<#ty, #m>(
                         ctx, <Self as #p::StateScope>::NAMESPACE, #key, #name, #field_name,
@@ -544,7 +548,7 @@ impl<'a> Gen<'a> {
                     ))
                 };
                 quote! {
-                    #f: #bind? #initial #ttl,
+                    #f: #bind? #initial #ttl #retries,
                 }
             })
             .collect()

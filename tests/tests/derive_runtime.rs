@@ -901,3 +901,35 @@ async fn a_typed_batch_carries_compare_and_swap_writes() {
     );
     assert_eq!(s.total_cost().get_versioned().await.unwrap().version, 0);
 }
+
+#[derive(StateScope, Serialize, Deserialize)]
+#[state(max_retries = 5)]
+pub struct Impatient {
+    /// One attempt: a conflict is reported at once.
+    #[state(max_retries = 0)]
+    pub hits: u32,
+    /// The struct's five retries.
+    pub misses: u32,
+}
+
+/// `max_retries` on a field (or the struct, for every field) bounds its `update`'s retries:
+/// a stale snapshot's first attempt conflicts, and with no retries that is the outcome.
+#[tokio::test]
+async fn max_retries_on_a_field_or_the_struct_bounds_its_updates() {
+    let ctx = ctx();
+    let s = ctx.state::<Impatient>().unwrap();
+    let snap = s.load().await.unwrap();
+    s.hits().set(1).await.unwrap();
+    s.misses().set(1).await.unwrap();
+    let bump = |n: Option<&u32>| Ok(Some(n.copied().unwrap_or(0) + 1));
+    match snap.hits().update(bump).await {
+        Err(Error::Conflict { attempts, .. }) => assert_eq!(attempts, 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(snap.misses().update(bump).await.unwrap(), Some(2));
+    assert_eq!(
+        s.hits().get().await.unwrap(),
+        Some(1),
+        "the refused update wrote nothing"
+    );
+}
