@@ -214,6 +214,95 @@ impl Context {
         &self.root
     }
 
+    /// The workflow scope `workflow` fields live in, if the context has one.
+    pub fn workflow(&self) -> Option<&Scope> {
+        self.workflow.as_ref()
+    }
+
+    /// The virtual object this invocation is bound to (Restate's current object), if any.
+    pub fn object(&self) -> Option<&Scope> {
+        self.object.as_ref()
+    }
+
+    /// The user scope `user` fields live in, if the context has one.
+    pub fn user(&self) -> Option<&Scope> {
+        self.user.as_ref()
+    }
+
+    /// The app scope `app` fields live in, if the context has one.
+    pub fn app(&self) -> Option<&Scope> {
+        self.app.as_ref()
+    }
+
+    /// The keys of `T`'s fields that hold a live value, each in the scope this context
+    /// binds it to (Restate's `ctx.stateKeys()` for one struct's state). Fails like
+    /// [`state`](Self::state) when the context lacks a scope a field needs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use serde::{Deserialize, Serialize};
+    /// use state_core::{Context, Engine, MemoryStore, StateScope};
+    /// #[derive(StateScope, Serialize, Deserialize)]
+    /// #[state(object)]
+    /// struct Cart { items: Vec<String>, coupon: Option<String> }
+    /// let ctx = Context::new(Engine::new(MemoryStore::new()), "inv-1")?.with_object("cart", "ada")?;
+    /// ctx.state::<Cart>()?.items().append("apples".into()).await?;
+    /// assert_eq!(ctx.state_keys::<Cart>().await?, vec!["items"]);
+    /// assert_eq!(ctx.clear_object().await?, 1);
+    /// assert!(ctx.state_keys::<Cart>().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn state_keys<T: StateScope>(&self) -> Result<Vec<&'static str>> {
+        let type_name = std::any::type_name::<T>();
+        let mut live = Vec::new();
+        for &(key, scope) in T::FIELDS {
+            let (engine, s) = self.resolve(scope, type_name, key)?;
+            let record = engine
+                .load(&Slot::new(s.clone(), T::NAMESPACE, key)?)
+                .await?;
+            if record.value.is_some() {
+                live.push(key);
+            }
+        }
+        Ok(live)
+    }
+
+    /// Every slot of the current object holding a live value — each struct's namespace and
+    /// key (Restate's `stateKeys` over the whole object) — read in pages of
+    /// [`MAX_PAGE`](crate::MAX_PAGE).
+    pub async fn object_keys(&self) -> Result<Vec<SlotKey>> {
+        let scope = self.current_object("object_keys")?;
+        let mut keys = Vec::new();
+        loop {
+            let page = self
+                .engine
+                .list_keys(scope, None, keys.last(), crate::MAX_PAGE)
+                .await?;
+            keys.extend(page.items);
+            if page.next.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// Deletes every slot of the current object, whichever struct wrote it (Restate's
+    /// `ctx.clearAll()`), and returns how many held a value. `initial` values do not come
+    /// back after it (see the crate's rules on reads).
+    pub async fn clear_object(&self) -> Result<u64> {
+        let scope = self.current_object("clear_object")?;
+        self.engine.clear(scope).await
+    }
+
+    /// The current object's scope, or the error saying `method` needs one.
+    fn current_object(&self, method: &'static str) -> Result<&Scope> {
+        self.object.as_ref().ok_or(Error::MissingScope {
+            type_name: "Context",
+            field: method,
+            scope: FieldScope::Object,
+            needs: FieldScope::Object.needs(),
+        })
+    }
+
     /// A keyed collection in a named group (rate limits, sessions, feature flags).
     pub fn group<V>(
         &self,
@@ -308,6 +397,9 @@ pub trait StateScope: Sized + 'static {
 
     /// The namespace of the struct's slots.
     const NAMESPACE: &'static str;
+
+    /// Each stored field's key and scope, in declaration order (`skip` fields have none).
+    const FIELDS: &'static [(&'static str, FieldScope)];
 
     /// Binds every field to its slot in `ctx`.
     fn bind<M: Mode>(ctx: &Context) -> Result<Self::State<M>>;

@@ -31,6 +31,7 @@ pub(crate) fn state_scope(input: &DeriveInput, krate: &syn::Path) -> TokenStream
                 impl #impl_g #p::StateScope for #ident #ty_g where #(#preds,)* #(#statics,)* {
                     type State<M: #p::Mode> = #p::Fallback<M>;
                     const NAMESPACE: &'static str = #name;
+                    const FIELDS: &'static [(&'static str, #p::FieldScope)] = &[];
                     fn bind<M: #p::Mode>(_: &#p::Context) -> #p::StateResult<Self::State<M>> {
                         #p::fallback()
                     }

@@ -466,6 +466,10 @@ impl<'a> Gen<'a> {
         } = self;
         let fid = self.fids();
         let binds = self.binds();
+        let fields = self.stored.iter().map(|s| {
+            let (key, scope) = (&s.key, Ident::new(s.scope.variant(), Span::call_site()));
+            quote!((#key, #p::FieldScope::#scope))
+        });
         let namespace = self
             .cont
             .attrs
@@ -507,6 +511,7 @@ impl<'a> Gen<'a> {
             impl #impl_plain #p::StateScope for #ident #user_ty where #(#preds,)* {
                 type State<#m: #p::Mode> = #state<#args #m>;
                 const NAMESPACE: &'static str = #namespace;
+                const FIELDS: &'static [(&'static str, #p::FieldScope)] = &[#(#fields),*];
                 fn bind<#m: #p::Mode>(ctx: &#p::Context) -> #p::StateResult<Self::State<#m>> {
                     #p::Ok(#state { #(#binds)* __state_marker: #p::PhantomData })
                 }

@@ -933,3 +933,83 @@ async fn max_retries_on_a_field_or_the_struct_bounds_its_updates() {
         "the refused update wrote nothing"
     );
 }
+
+#[derive(StateScope, Serialize, Deserialize)]
+#[state(object)]
+pub struct Cart {
+    pub items: Vec<String>,
+    #[state(rename = "code")]
+    pub coupon: Option<String>,
+    #[state(user)]
+    pub wishlist: Option<Vec<String>>,
+}
+
+#[derive(StateScope, Serialize, Deserialize)]
+#[state(object)]
+pub struct Checkout {
+    pub step: u8,
+}
+
+/// What a Restate handler reaches for on its current object: the scopes the context is
+/// bound to, one struct's stored keys (by their stored names), every key of the object across
+/// structs, and clearing the whole object.
+#[tokio::test]
+async fn a_context_names_its_scopes_lists_and_clears_its_object() {
+    let engine = Engine::new(MemoryStore::new());
+    let bare = Context::new(engine.clone(), "inv-0").unwrap();
+    assert!(bare.object().is_none() && bare.user().is_none() && bare.workflow().is_none());
+    assert!(matches!(
+        bare.clear_object().await,
+        Err(Error::MissingScope {
+            field: "clear_object",
+            ..
+        })
+    ));
+    assert!(matches!(
+        bare.state_keys::<Cart>().await,
+        Err(Error::MissingScope { field: "items", .. })
+    ));
+    let ctx = Context::new(engine, "inv-1")
+        .unwrap()
+        .with_object("cart", "ada")
+        .unwrap()
+        .with_user("shop", "ada")
+        .unwrap();
+    assert_eq!(ctx.object(), Some(&Scope::object("cart", "ada").unwrap()));
+    assert_eq!(ctx.user(), Some(&Scope::user("shop", "ada").unwrap()));
+    assert_eq!(ctx.app(), Some(&Scope::app("shop").unwrap()));
+    let cart = ctx.state::<Cart>().unwrap();
+    cart.coupon().set("SPRING".into()).await.unwrap();
+    cart.wishlist().set(vec!["pears".into()]).await.unwrap();
+    ctx.state::<Checkout>()
+        .unwrap()
+        .step()
+        .set(2)
+        .await
+        .unwrap();
+    assert_eq!(
+        ctx.state_keys::<Cart>().await.unwrap(),
+        vec!["code", "wishlist"]
+    );
+    let keys: Vec<(String, String)> = ctx
+        .object_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.namespace, k.key))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("Cart".into(), "code".into()),
+            ("Checkout".into(), "step".into())
+        ]
+    );
+    assert_eq!(ctx.clear_object().await.unwrap(), 2);
+    assert!(ctx.object_keys().await.unwrap().is_empty());
+    assert_eq!(
+        ctx.state_keys::<Cart>().await.unwrap(),
+        vec!["wishlist"],
+        "user scope kept"
+    );
+}
