@@ -148,19 +148,10 @@ impl WriteTarget {
     }
 
     /// An Apply write of `ops` carrying this target's initial value and TTL. On session
-    /// state a whole-value delete is followed by the initial value (which therefore returns).
+    /// state ([`Write::initial_after_delete`]) a deleted slot stays a tombstone — a checkpoint
+    /// holds nothing for it — and reads and ops start from the initial value the code has
+    /// then, not one frozen in at the delete (Weft's session rule).
     pub fn write(&self, ops: Vec<Op>) -> Write {
-        let ops = match (&self.initial, self.initial_after_delete) {
-            (Some(init), true) => ops
-                .into_iter()
-                .flat_map(|op| {
-                    let reset = (op.path.is_root() && matches!(op.kind, crate::op::OpKind::Delete))
-                        .then(|| Op::set(Path::root(), Value::clone(init)));
-                    std::iter::once(op).chain(reset)
-                })
-                .collect(),
-            _ => ops,
-        };
         let mut w = Write::apply(self.slot.clone(), ops)
             .with_initial(self.initial.as_deref().cloned())
             .with_ttl(self.ttl);

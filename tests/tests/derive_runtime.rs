@@ -1013,3 +1013,40 @@ async fn a_context_names_its_scopes_lists_and_clears_its_object() {
         "user scope kept"
     );
 }
+
+/// `Turns` after a deploy that changed the field's `initial`.
+#[derive(StateScope, Serialize, Deserialize)]
+#[state(namespace = "Turns")]
+pub struct TurnsV2 {
+    #[state(session, initial = 9)]
+    pub n: u32,
+}
+
+/// Weft's session rule, all of it: after `set` then `delete` the checkpoint holds nothing for
+/// the field (a tombstone, not the initial value frozen in), so a restore into code with
+/// another `initial` reads that one; an op after a delete in the same batch starts from
+/// `initial` too.
+#[tokio::test]
+async fn a_deleted_session_field_leaves_nothing_in_the_checkpoint() {
+    let ctx = ctx();
+    let t = ctx.state::<Turns>().unwrap();
+    t.n().set(1).unwrap();
+    t.n().delete().unwrap();
+    let saved = ctx.checkpoint();
+    let (_, record) = saved
+        .session
+        .iter()
+        .find(|(k, _)| k.key == "n")
+        .expect("the slot is in the checkpoint");
+    assert_eq!(record.value, None, "a tombstone: {record:?}");
+    assert_eq!(t.n().get().unwrap(), Some(5));
+    // The same checkpoint restored where the field's initial is now 9.
+    let later = Context::new(Engine::new(MemoryStore::new()), "run-1").unwrap();
+    later.restore(&saved).unwrap();
+    let v2 = later.state::<TurnsV2>().unwrap();
+    assert_eq!(v2.n().get().unwrap(), Some(9));
+    assert_eq!(v2.n().increment(1).unwrap(), 10);
+    // An op after a delete in one batch starts from initial.
+    t.batch(|b| b.n().delete().n().increment(1)).await.unwrap();
+    assert_eq!(t.n().get().unwrap(), Some(6));
+}

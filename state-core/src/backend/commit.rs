@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::op::{Op, apply_ops};
+use crate::op::{Op, OpKind, apply_ops};
 use crate::record::{Record, Timestamp};
 use crate::scope::Slot;
 use crate::store::{Batch, CommitOutcome, VersionConflict, Write, WriteKind, WriteOutcome};
@@ -184,7 +184,12 @@ fn written_value(write: &Write, cur: &mut Record, live: bool) -> Result<Written>
             } else {
                 None
             };
-            match apply_ops(&write.slot, start, ops)? {
+            let applied = if write.initial_after_delete {
+                apply_restarting(&write.slot, start, ops, initial)?
+            } else {
+                apply_ops(&write.slot, start, ops)?
+            };
+            match applied {
                 (Some(Value::Null), _) => Err(null_at_root(
                     "apply",
                     "the result is JSON null, which is not stored at the root: absence is a delete",
@@ -193,6 +198,30 @@ fn written_value(write: &Write, cur: &mut Record, live: bool) -> Result<Written>
             }
         }
     }
+}
+
+/// [`apply_ops`] for a write whose slot restarts from `initial` after a delete (session
+/// state): an op after a whole-value delete in the same write starts from `initial`, as it
+/// would in the next write; the delete itself leaves a tombstone.
+fn apply_restarting(
+    slot: &Slot,
+    start: Option<Value>,
+    ops: &[Op],
+    initial: &Option<Value>,
+) -> Result<(Option<Value>, Vec<Option<Value>>)> {
+    let mut doc = start;
+    let mut outputs = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let (after, out) = apply_ops(slot, doc, std::slice::from_ref(op))?;
+        outputs.extend(out);
+        let deleted = op.path.is_root() && matches!(op.kind, OpKind::Delete);
+        doc = if deleted && i + 1 < ops.len() {
+            initial.clone()
+        } else {
+            after
+        };
+    }
+    Ok((doc, outputs))
 }
 
 /// What [`prepare_group`] decided for a group of batches committed in one transaction.
