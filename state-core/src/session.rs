@@ -113,6 +113,30 @@ where
         now(self.inner.set_raw(value))
     }
 
+    /// Stores `value` only if the field is at version `expected` (strict compare-and-swap;
+    /// [`Error::VersionMismatch`](crate::Error::VersionMismatch) otherwise). Returns the new
+    /// version.
+    pub fn set_if(&self, expected: u64, value: T) -> Result<u64>
+    where
+        M: CanWrite,
+    {
+        now(self.inner.set_if(expected, value))
+    }
+
+    /// Deletes only if the field is at version `expected`; the initial value comes back.
+    /// Returns the new version.
+    pub fn delete_if(&self, expected: u64) -> Result<u64>
+    where
+        M: CanWrite,
+    {
+        now(self.inner.delete_if(expected))
+    }
+
+    /// Changes and conflicts of this field from now on (the session engine's events).
+    pub fn events(&self) -> crate::Events {
+        self.inner.events()
+    }
+
     /// Deletes and returns the previous value; the initial value (if any) comes back.
     pub fn delete(&self) -> Result<Option<T>>
     where
@@ -186,6 +210,17 @@ where
         M: CanWrite,
     {
         now(self.inner.insert(key, value))
+    }
+
+    /// Merges `entries` into the map (a shallow merge). Returns the new version.
+    pub fn merge<K, I>(&self, entries: I) -> Result<u64>
+    where
+        T: StringMap,
+        K: Into<String>,
+        I: IntoIterator<Item = (K, T::Value)>,
+        M: CanWrite,
+    {
+        now(self.inner.merge(entries))
     }
 
     /// Removes one map entry and returns it.

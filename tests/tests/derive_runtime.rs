@@ -1050,3 +1050,35 @@ async fn a_deleted_session_field_leaves_nothing_in_the_checkpoint() {
     t.batch(|b| b.n().delete().n().increment(1)).await.unwrap();
     assert_eq!(t.n().get().unwrap(), Some(6));
 }
+
+#[derive(StateScope, Serialize, Deserialize)]
+pub struct Scratch {
+    #[state(session)]
+    pub notes: BTreeMap<String, String>,
+}
+
+/// Session handles have the durable handles' methods: strict CAS writes and deletes, a map
+/// merge, and the field's events.
+#[tokio::test]
+async fn session_handles_have_cas_merge_and_events() {
+    let ctx = ctx();
+    let s = ctx.state::<Scratch>().unwrap();
+    let mut events = s.notes().events();
+    let v = s.notes().merge([("a", "1".to_string())]).unwrap();
+    s.notes().merge([("b", "2".to_string())]).unwrap();
+    let both: BTreeMap<String, String> = [("a", "1"), ("b", "2")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+    assert_eq!(s.notes().get().unwrap(), Some(both));
+    assert!(matches!(
+        s.notes().set_if(v, BTreeMap::new()),
+        Err(Error::VersionMismatch { .. })
+    ));
+    assert_eq!(s.notes().set_if(v + 1, BTreeMap::new()).unwrap(), v + 2);
+    assert_eq!(s.notes().delete_if(v + 2).unwrap(), v + 3);
+    let first = futures::StreamExt::next(&mut events).await.unwrap();
+    assert!(
+        matches!(first, state_core::Event::Change { new_version: 1, .. }),
+        "{first:?}"
+    );
+}
