@@ -23,6 +23,19 @@ pub struct Agent {
     pub raw_response: Option<String>,
 }
 
+/// ADK's `create_session(state=…)`: the session's initial state in one batch, written only
+/// if every slot it names was never written (version 0) — creating it twice is
+/// [`Error::VersionMismatch`](state_core::Error::VersionMismatch), and nothing is written.
+pub async fn create_session(ctx: &Context, greeting: &str) -> Result<()> {
+    let state = ctx.state::<Agent>()?;
+    ctx.engine()
+        .batch()
+        .set_if(state.turns(), 0, &vec![format!("agent: {greeting}")])
+        .commit()
+        .await?;
+    Ok(())
+}
+
 /// One invocation: a user message, a model answer, and the state delta it commits.
 pub async fn turn(ctx: &Context, message: &str) -> Result<String> {
     let state = ctx.state::<Agent>()?;
@@ -63,31 +76,46 @@ pub struct Observed {
     pub ada_first_turns: usize,
     /// Turns in Ada's second session.
     pub ada_second_turns: usize,
+    /// Turns in Bob's `session-1` (not Ada's `session-1`'s).
+    pub bob_turns: usize,
     /// App-wide requests.
     pub requests: u64,
     /// Whether a new invocation of Ada's first session still saw the temp value.
     pub temp_survived: bool,
+    /// Whether creating Ada's first session a second time was refused (version mismatch).
+    pub second_create_refused: bool,
 }
 
-/// Two sessions of Ada and one of Bob, in one app.
+/// Two sessions of Ada and one of Bob, in one app. Each context is ADK's session identity,
+/// `(app, user, session id)`: Bob's `session-1` is not Ada's.
 pub async fn run(engine: Engine) -> Result<Observed> {
-    let s1 = Context::new(engine.clone(), "session-1")?.with_user("assistant", "ada")?;
+    let session = |user, id| Context::for_user_session(engine.clone(), "assistant", user, id);
+    let s1 = session("ada", "session-1")?;
+    create_session(&s1, "welcome").await?;
+    let created_twice = create_session(&s1, "welcome again").await;
+    let second_create_refused = matches!(
+        created_twice,
+        Err(state_core::Error::VersionMismatch { expected: 0, .. })
+    );
     turn(&s1, "hello").await?;
     turn(&s1, "please be formal").await?;
-    let s2 = Context::new(engine.clone(), "session-2")?.with_user("assistant", "ada")?;
+    let s2 = session("ada", "session-2")?;
     let ada_second_session = turn(&s2, "what's new?").await?;
-    let bob_ctx = Context::new(engine.clone(), "session-3")?.with_user("assistant", "bob")?;
+    let bob_ctx = session("bob", "session-1")?;
     let bob = turn(&bob_ctx, "hi").await?;
-    // A new invocation of session 1: temp state is gone, the rest is there.
-    let again = Context::new(engine, "session-1")?.with_user("assistant", "ada")?;
+    // A new invocation of Ada's session 1: temp state is gone, the rest is there.
+    let again = session("ada", "session-1")?;
     let a = again.state::<Agent>()?.load().await?.to_value()?;
     let b = s2.state::<Agent>()?.load().await?.to_value()?;
+    let bobs = bob_ctx.state::<Agent>()?.load().await?.to_value()?;
     Ok(Observed {
         ada_second_session,
         bob,
         ada_first_turns: a.turns.len(),
         ada_second_turns: b.turns.len(),
+        bob_turns: bobs.turns.len(),
         requests: b.requests,
         temp_survived: a.raw_response.is_some(),
+        second_create_refused,
     })
 }

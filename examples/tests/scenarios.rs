@@ -114,12 +114,13 @@ async fn adk_scopes_follow_the_user_and_the_app() {
         seen.bob
     );
     assert_eq!(
-        (seen.ada_first_turns, seen.ada_second_turns),
-        (4, 2),
-        "session state per session"
+        (seen.ada_first_turns, seen.ada_second_turns, seen.bob_turns),
+        (5, 2, 2),
+        "session state per (app, user, session id): Bob's session-1 is not Ada's"
     );
     assert_eq!(seen.requests, 4, "app state counts every user");
     assert!(!seen.temp_survived, "temp state ends with its invocation");
+    assert!(seen.second_create_refused, "a session is created once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

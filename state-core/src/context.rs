@@ -137,6 +137,35 @@ impl Context {
         })
     }
 
+    /// The context of one session of one user of an app — Google ADK's session identity,
+    /// `(app_name, user_id, session_id)`: its execution id joins the three (`app/user/session`,
+    /// each part's `%` and `/` escaped as `%25` and `%2F`), so user `u2`'s session `s1` is not
+    /// user `u1`'s, and `user` and `app` fields bind to that user and app.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use state_core::{Context, Engine, MemoryStore};
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let u1 = Context::for_user_session(engine.clone(), "assistant", "u1", "s1")?;
+    /// let u2 = Context::for_user_session(engine, "assistant", "u2", "s1")?;
+    /// assert_eq!(u1.execution_id(), "assistant/u1/s1");
+    /// assert_ne!(u1.execution(), u2.execution());
+    /// # Ok(()) }
+    /// ```
+    pub fn for_user_session(
+        engine: Engine,
+        app: impl Into<String>,
+        user: impl Into<String>,
+        session_id: impl Into<String>,
+    ) -> Result<Self> {
+        let (app, user, session_id) = (app.into(), user.into(), session_id.into());
+        // Each part is an id of its own: non-empty, not too long, no NUL.
+        Scope::execution(session_id.as_str())?;
+        let escape = |part: &str| part.replace('%', "%25").replace('/', "%2F");
+        let id = format!("{}/{}/{}", escape(&app), escape(&user), escape(&session_id));
+        Context::new(engine, id)?.with_user(app, user)
+    }
+
     /// The context of a child execution (a spawned sub-task, a concurrent branch): it shares
     /// the root's `execution` state and every other scope, and has its own `session` and
     /// `temp` state.

@@ -278,8 +278,7 @@ where
     /// engine's backoff (`#[state(max_retries = n)]` on a field).
     #[must_use]
     pub fn with_max_retries(mut self, n: u32) -> Self {
-        let base = self.retry.clone();
-        let mut policy = base.unwrap_or_else(|| self.engine().config().retry.clone());
+        let mut policy = self.retry.unwrap_or(self.engine().config().retry);
         policy.max_retries = n;
         self.retry = Some(policy);
         self

@@ -1082,3 +1082,38 @@ async fn session_handles_have_cas_merge_and_events() {
         "{first:?}"
     );
 }
+
+/// ADK's session identity is (app, user, session id): the joined execution id cannot make two
+/// different triples one, whatever the parts hold.
+#[tokio::test]
+async fn user_sessions_are_told_apart_by_app_user_and_session_id() {
+    let engine = Engine::new(MemoryStore::new());
+    let make = |app: &str, user: &str, id: &str| {
+        Context::for_user_session(engine.clone(), app, user, id).unwrap()
+    };
+    let a = make("shop", "a/b", "c");
+    let b = make("shop", "a", "b/c");
+    let c = make("shop", "a%2Fb", "c");
+    assert_ne!(a.execution(), b.execution());
+    assert_ne!(a.execution(), c.execution());
+    assert_eq!(a.user(), Some(&Scope::user("shop", "a/b").unwrap()));
+    a.state::<Research>()
+        .unwrap()
+        .attempts()
+        .set(3)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.state::<Research>()
+            .unwrap()
+            .attempts()
+            .get()
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert!(matches!(
+        Context::for_user_session(engine.clone(), "shop", "u", ""),
+        Err(Error::InvalidId { .. })
+    ));
+}

@@ -326,7 +326,7 @@ impl Batch {
         {
             Some(WriteKind::Apply { ops, .. }) => !matches!(
                 ops.first(),
-                Some(Op { path, kind: crate::op::OpKind::Set { .. } }) if path.is_root()
+                Some(Op { path, kind: OpKind::Set { .. } }) if path.is_root()
             ),
             _ => false,
         }
