@@ -125,3 +125,5 @@ pub fn fallback<T>() -> crate::Result<T> {
         "this state type failed to derive".into(),
     ))
 }
+
+pub use crate::path::{AnyField, FieldPaths, FieldProbe, FieldWithPaths, SerializableField};

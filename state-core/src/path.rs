@@ -357,3 +357,54 @@ pub struct Flattened<B>(PhantomData<B>);
 
 /// See [`Flattened`].
 pub struct CustomFormat<B>(PhantomData<B>);
+
+/// Support for `#[derive(StateScope)]` (not public API). A probe of a field type's batch
+/// paths: by autoref
+/// specialization on a concrete type, a type with paths passes, a serializable type without
+/// them is reported through [`FieldPaths`], and any other type is left to serde's derives.
+#[doc(hidden)]
+pub struct FieldProbe<T, B>(pub PhantomData<fn() -> (T, B)>);
+
+/// The probe's pass: the type has paths.
+#[doc(hidden)]
+pub trait FieldWithPaths {
+    /// Nothing to report.
+    fn check_field_paths(&self) {}
+}
+
+impl<T: PathTarget<B>, B> FieldWithPaths for &&FieldProbe<T, B> {}
+
+/// The probe of a serializable type: it must have paths.
+#[doc(hidden)]
+pub trait SerializableField<T, B> {
+    /// Reports a missing `StatePath`.
+    fn check_field_paths(&self)
+    where
+        T: FieldPaths<B>,
+    {
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, B> SerializableField<T, B> for &FieldProbe<T, B> {}
+
+/// The probe of anything else: serde's derives report it.
+#[doc(hidden)]
+pub trait AnyField {
+    /// Nothing to report here.
+    fn check_field_paths(&self) {}
+}
+
+impl<T, B> AnyField for FieldProbe<T, B> {}
+
+/// A field type a batch can follow into: implemented for every type with typed paths
+/// ([`PathTarget`]); what a state struct's non-leaf fields need.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no typed state paths",
+    label = "no `StatePath` for this type",
+    note = "derive `StatePath` for it to update its fields one by one, or mark the field `#[state(leaf)]` to update it only as a whole"
+)]
+pub trait FieldPaths<B> {}
+
+#[diagnostic::do_not_recommend]
+impl<T: PathTarget<B>, B> FieldPaths<B> for T {}

@@ -96,7 +96,7 @@ impl<'a> Gen<'a> {
         let name = ident.unraw().to_string();
         let fields: &'a [Field<'a>] = cont.fields.as_deref().unwrap_or_default();
         let struct_scope = cont.attrs.scope.as_ref().map(|s| s.value);
-        let stored = fields
+        let stored: Vec<Stored<'a>> = fields
             .iter()
             .filter(|f| !f.attrs.skip)
             .map(|f| Stored {
@@ -117,6 +117,7 @@ impl<'a> Gen<'a> {
                     .map_or_else(|| f.name.clone(), |r| r.value.clone()),
             })
             .collect();
+        let preds = Self::predicates(cont, &stored, &p);
         let m = bound::fresh(cont.generics, "M");
         let with_m = bound::with_param(cont.generics, parse_quote!(#m: #p::Mode));
         let (impl_m, _, _) = with_m.split_for_impl();
@@ -135,7 +136,7 @@ impl<'a> Gen<'a> {
             decl: bound::decl_params(cont),
             alias: bound::alias_params(cont),
             args: bound::args(cont),
-            preds: bound::predicates(cont, &p),
+            preds,
             marker: bound::marker_ty(cont, &p, None),
             impl_m: quote!(#impl_m),
             impl_plain: quote!(#impl_plain),
@@ -144,6 +145,29 @@ impl<'a> Gen<'a> {
             name,
             p,
         }
+    }
+
+    /// Every generated impl's where-predicates: the struct's own (see [`bound::predicates`]),
+    /// and each concrete field type's serde bounds as a higher-ranked predicate. A field type
+    /// that is not `Serialize` is then reported once, by serde's derives, instead of by every
+    /// generated method that needs it (a `for<'_>` predicate is not a trivial bound: when it
+    /// does not hold, the impl simply does not apply).
+    fn predicates(
+        cont: &Container<'_>,
+        stored: &[Stored<'_>],
+        p: &TokenStream,
+    ) -> Vec<WherePredicate> {
+        let mut preds = bound::predicates(cont, p);
+        let params = bound::type_params(cont);
+        for s in stored {
+            let ty = s.value_ty;
+            if !bound::mentions_param(ty, &params) {
+                preds.push(parse_quote!(
+                    for<'__state> #ty: #p::Serialize + #p::DeserializeOwned
+                ));
+            }
+        }
+        preds
     }
 
     fn fids(&self) -> Vec<&'a Ident> {
@@ -428,22 +452,53 @@ impl<'a> Gen<'a> {
                         quote_spanned!(span=> <#ty as #p::PathTarget<#self_ty>>::cursor::<#p::Deletable>),
                     )
                 };
+                let probed = !s.f.attrs.leaf && params.is_empty();
+                let paths = probed.then(|| quote!(where for<'__state> #ty: #p::PathTarget<#self_ty>));
                 let body = quote_spanned! {span=>
                     let target = #p::Clone::clone(&self.#f);
                     #make(#p::At { batch: self, target, path: #p::Path::root() })
                 };
                 quote! {
                     #docs
-                    #vis fn #f(self) -> #ret {
+                    #vis fn #f(self) -> #ret #paths {
                         #body
                     }
                 }
             })
             .collect();
+        let probes = self.path_probes();
         quote! {
             impl #impl_plain #batch<#args> where #(#preds,)* {
                 #(#cursors)*
             }
+            #probes
+        }
+    }
+
+    /// For a struct without type parameters, each non-leaf field's cursor method requires
+    /// its type's paths only as a higher-ranked bound (so a type that is not `Serialize`,
+    /// which serde's derives report, is not reported again here); these probes report a
+    /// serializable type without paths, once, on the field's type.
+    fn path_probes(&self) -> TokenStream {
+        let Gen { p, batch, .. } = self;
+        if !bound::type_params(self.cont).is_empty() {
+            return TokenStream::new();
+        }
+        let calls = self.stored.iter().filter(|s| !s.f.attrs.leaf).map(|s| {
+            let ty = s.value_ty;
+            quote_spanned! {ty.span()=>
+                (&&&#p::FieldProbe::<#ty, #batch>(#p::PhantomData)).check_field_paths();
+            }
+        });
+        quote! {
+            const _: () = {
+                #[allow(unused_imports)]
+                use #p::{AnyField as _, FieldWithPaths as _, SerializableField as _};
+                #[allow(dead_code)]
+                fn probe_paths() {
+                    #(#calls)*
+                }
+            };
         }
     }
 
