@@ -8,7 +8,7 @@ use crate::ctxt::Ctxt;
 
 /// Names a field cannot have because a generated method already has them.
 const RESERVED_STATE: &[&str] = &["load", "batch", "read_only", "to_value"];
-const RESERVED_PATH: &[&str] = &["set", "delete"];
+pub(crate) const RESERVED_PATH: &[&str] = &["set", "delete"];
 
 /// Checks a `#[derive(StateScope)]` or `#[derive(StatePath)]` input.
 pub(crate) fn check(cx: &Ctxt, derive: Derive, cont: &Container<'_>) {
@@ -40,8 +40,10 @@ pub(crate) fn check(cx: &Ctxt, derive: Derive, cont: &Container<'_>) {
         Derive::StateScope => check_scope(cx, cont),
         Derive::StatePath => {
             for f in fields {
+                // Recoverable: the cursor is generated without that field's method, so the
+                // other fields' paths keep working where the user calls them.
                 if RESERVED_PATH.contains(&f.name.as_str()) && !f.attrs.serde_skip {
-                    cx.error_spanned_by(
+                    cx.recoverable_spanned_by(
                         f.ident,
                         format!(
                             "a field named `{}` collides with the cursor's own `{}` method; rename the field and keep its stored name with `#[serde(rename = \"{}\")]`",

@@ -168,10 +168,14 @@ fn expand(input: &DeriveInput, derive: Derive) -> proc_macro2::TokenStream {
         .unwrap_or_else(|| syn::parse_quote!(::state_core));
     check::check(&cx, derive, &cont);
     match cx.check() {
-        Ok(()) => match derive {
-            Derive::StateScope => scope::expand(&cont, &krate),
-            Derive::StatePath => path::expand(&cont, &krate),
-        },
+        Ok(recoverable) => {
+            let expanded = match derive {
+                Derive::StateScope => scope::expand(&cont, &krate),
+                Derive::StatePath => path::expand(&cont, &krate),
+            };
+            let errors = recoverable.map(|e| e.to_compile_error());
+            quote::quote!(#errors #expanded)
+        }
         Err(errors) => {
             let fallback = match derive {
                 Derive::StateScope => fallback::state_scope(input, &krate),

@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, WherePredicate, parse_quote};
 
 use crate::ast::{Container, Field, option_inner};
-use crate::bound;
+use crate::{bound, check};
 
 pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let p = quote!(#krate::__private);
@@ -69,7 +69,7 @@ fn expand_struct(
     cursor_preds.push(parse_quote!(#b: #p::BatchSink));
     let methods: Vec<TokenStream> = fields
         .iter()
-        .filter(|f| !f.attrs.serde_skip)
+        .filter(|f| !f.attrs.serde_skip && !check::RESERVED_PATH.contains(&f.name.as_str()))
         .map(|f| field_method(cont, f, krate, b, &mut cursor_preds))
         .collect();
 
