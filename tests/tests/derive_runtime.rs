@@ -1117,3 +1117,72 @@ async fn user_sessions_are_told_apart_by_app_user_and_session_id() {
         Err(Error::InvalidId { .. })
     ));
 }
+
+#[derive(StatePath, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Findings {
+    pub articles: Vec<String>,
+    pub summary_text: String,
+    pub note: Option<String>,
+}
+
+#[derive(StateScope, Serialize, Deserialize)]
+pub struct Study {
+    pub findings: Findings,
+}
+
+/// Weft's `findings.merge({ articles: [...] })` on a struct value: a generated patch type
+/// whose `None` fields stay as stored; an `Option` field's `Some(None)` deletes it; through a
+/// state's batch and through any handle's.
+#[tokio::test]
+async fn a_struct_value_merges_a_typed_patch() {
+    let ctx = ctx();
+    let s = ctx.state::<Study>().unwrap();
+    s.findings()
+        .set(Findings {
+            articles: vec!["a".into()],
+            summary_text: "kept".into(),
+            note: Some("draft".into()),
+        })
+        .await
+        .unwrap();
+    let patch = FindingsPatch {
+        articles: Some(vec!["b".into(), "c".into()]),
+        ..Default::default()
+    };
+    s.batch(|b| b.findings().merge(patch)).await.unwrap();
+    let got = s.findings().get().await.unwrap().unwrap();
+    assert_eq!(got.articles, ["b", "c"]);
+    assert_eq!(got.summary_text, "kept");
+    assert_eq!(got.note.as_deref(), Some("draft"));
+    let raw = s.findings().get_raw().await.unwrap().value.unwrap();
+    assert_eq!(raw["summaryText"], "kept", "serde's names");
+    s.findings()
+        .batch(|b| {
+            b.merge(FindingsPatch {
+                note: Some(None),
+                summary_text: Some("done".into()),
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap();
+    let got = s.findings().get().await.unwrap().unwrap();
+    assert_eq!((got.note, got.summary_text.as_str()), (None, "done"));
+    assert!(raw.get("note").is_some());
+    let raw = s.findings().get_raw().await.unwrap().value.unwrap();
+    assert!(raw.get("note").is_none(), "deleted, not null: {raw}");
+    // A merge into a slot holding nothing has no value to merge into: an error, nothing written.
+    let other = Context::new(ctx.engine().clone(), "run-2").unwrap();
+    let fresh = other.state::<Study>().unwrap();
+    let patch = FindingsPatch {
+        articles: Some(vec![]),
+        ..Default::default()
+    };
+    fresh
+        .findings()
+        .batch(|b| b.merge(patch))
+        .await
+        .unwrap_err();
+    assert_eq!(fresh.findings().get_versioned().await.unwrap().version, 0);
+}
