@@ -65,6 +65,15 @@ mod error;
 mod finite;
 mod handle;
 pub mod json;
+/// Guides for users of the systems this library learns from: their state calls, section by
+/// section, and the same thing here (each snippet is a doctest). Also under `docs/guides/`.
+pub mod guides {
+    #[doc = include_str!("../../docs/guides/coming-from-restate.md")]
+    pub mod restate {}
+
+    #[doc = include_str!("../../docs/guides/coming-from-adk.md")]
+    pub mod adk {}
+}
 mod limits;
 mod memory;
 mod op;
