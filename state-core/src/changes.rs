@@ -356,6 +356,7 @@ impl Engine {
         let mut consumer = self.consumer(name, filter).await?;
         let stats = Arc::new(TriggerCounters::default());
         let counters = stats.clone();
+        let (progress, watched) = tokio::sync::watch::channel(Progress::default());
         let task = tokio::spawn(async move {
             loop {
                 let change = match consumer.next().await {
@@ -422,11 +423,16 @@ impl Engine {
                     counters.read_errors.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+                progress.send_modify(|p| {
+                    p.through = change.seq;
+                    p.passed += 1;
+                });
             }
         });
         Ok(Trigger {
             task,
             counters: stats,
+            progress: watched,
         })
     }
 }
@@ -532,6 +538,14 @@ impl Consumer {
     }
 }
 
+/// How far a trigger got: the last change it finished with (handled, or passed over by its
+/// condition) and acknowledged, and how many those were.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    through: u64,
+    passed: u64,
+}
+
 #[derive(Debug, Default)]
 struct TriggerCounters {
     handled: AtomicU64,
@@ -546,6 +560,7 @@ struct TriggerCounters {
 pub struct Trigger {
     task: tokio::task::JoinHandle<()>,
     counters: Arc<TriggerCounters>,
+    progress: tokio::sync::watch::Receiver<Progress>,
 }
 
 impl Trigger {
@@ -562,6 +577,44 @@ impl Trigger {
     pub async fn stop_and_wait(self) {
         self.task.abort();
         let _ = self.task.await;
+    }
+
+    /// The sequence number of the last change the trigger finished with — handled, or passed
+    /// over by its condition — and acknowledged (0: none yet).
+    pub fn handled_through(&self) -> u64 {
+        self.progress.borrow().through
+    }
+
+    /// Waits until the trigger has finished with (and acknowledged) the change `seq` or a
+    /// later one it read — what a test or a caller that must see a trigger's effect waits on,
+    /// instead of polling its cursor. `seq` should be a change the trigger's filter matches
+    /// (e.g. one read from the change feed or a slot's history); returns
+    /// [`Error::InvalidArgument`] if the trigger stopped first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use state_core::{ChangeFilter, Engine, MemoryStore, Scope, Slot};
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let orders = engine.handle::<u32>(Slot::new(Scope::app("shop")?, "Orders", "n")?);
+    /// let audit = engine
+    ///     .trigger("audit", ChangeFilter::slot(orders.slot()), |_| true, |c| async move {
+    ///         println!("order count is now {:?}", c.value);
+    ///         Ok::<(), String>(())
+    ///     })
+    ///     .await?;
+    /// orders.increment(1).await?;
+    /// audit.wait_handled_through(engine.change_head().await?).await?;
+    /// assert_eq!(audit.handled(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_handled_through(&self, seq: u64) -> Result<()> {
+        let mut progress = self.progress.clone();
+        match progress.wait_for(|p| p.through >= seq).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::InvalidArgument(format!(
+                "the trigger stopped before it reached change {seq}"
+            ))),
+        }
     }
 
     /// Changes the handler completed.
