@@ -355,16 +355,56 @@ impl BatchBuilder {
     }
 }
 
+/// The batch of one handle's slot ([`SlotHandle::batch`]): [`value`](Self::value) is the
+/// slot's value as a batch path, and every op returns here, so ops on several fields of the
+/// value chain like a derived state's batch (`b.value().count().increment(1).value()…`).
+#[must_use = "a batch does nothing until it is committed"]
+pub struct SlotBatch<T> {
+    batch: BatchBuilder,
+    target: WriteTarget,
+    _marker: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for SlotBatch<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlotBatch")
+            .field("slot", &self.target.slot)
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
+impl<T> BatchSink for SlotBatch<T> {
+    fn push(mut self, target: &WriteTarget, op: Result<Op>) -> Self {
+        self.batch = self.batch.push(target, op);
+        self
+    }
+}
+
+impl<T: PathTarget<SlotBatch<T>>> SlotBatch<T> {
+    /// The slot's value as a batch path: its fields' typed ops (a `#[derive(StatePath)]`
+    /// value) or the value's own ops.
+    pub fn value(self) -> T::Cursor<Deletable> {
+        let target = self.target.clone();
+        T::cursor(At {
+            batch: self,
+            target,
+            path: Path::root(),
+        })
+    }
+}
+
 impl<T, M> SlotHandle<T, M>
 where
-    T: PathTarget<BatchBuilder> + Serialize + DeserializeOwned,
+    T: PathTarget<SlotBatch<T>> + Serialize + DeserializeOwned,
     M: CanWrite,
 {
     /// Typed ops on this slot's value in one atomic commit, through the path builder of a
-    /// derived state's `batch` (`b.profile().age().set(&30)`, `b.count().increment(1)`):
-    /// what a keyed [`Collection`](crate::Collection) entry holding a `#[derive(StatePath)]`
-    /// struct is updated with, field by field, without a read. `f` starts at the value's
-    /// root; [`BatchBuilder::at`] adds other slots to the same commit.
+    /// derived state's `batch`: `b.value()` is the value, and each op returns to `b` — what
+    /// a keyed [`Collection`](crate::Collection) entry holding a `#[derive(StatePath)]`
+    /// struct is updated with, field by field, without a read
+    /// (`entry.batch(|b| b.value().count().increment(1).value().tags().append(tag))`).
+    /// [`BatchBuilder::at`] puts several handles' ops in one commit.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
@@ -372,15 +412,19 @@ where
     /// let engine = Engine::new(MemoryStore::new());
     /// let visits = engine.collection::<Vec<String>>(Scope::group("visits")?, "Pages")?;
     /// let ada = visits.entry("ada")?;
-    /// ada.batch(|b| b.append("/home".into())).await?;
-    /// ada.batch(|b| b.append("/cart".into())).await?;
+    /// ada.batch(|b| b.value().append("/home".into()).value().append("/cart".into())).await?;
     /// assert_eq!(ada.get().await?, Some(vec!["/home".into(), "/cart".into()]));
     /// # Ok(()) }
     /// ```
     pub fn batch<F>(&self, f: F) -> BatchCommit
     where
-        F: FnOnce(T::Cursor<Deletable>) -> BatchBuilder,
+        F: FnOnce(SlotBatch<T>) -> SlotBatch<T>,
     {
-        f(BatchBuilder::new().at(self)).commit_boxed()
+        let b = f(SlotBatch {
+            batch: BatchBuilder::new(),
+            target: self.target().clone(),
+            _marker: std::marker::PhantomData,
+        });
+        b.batch.commit_boxed()
     }
 }

@@ -73,6 +73,9 @@ pub mod guides {
 
     #[doc = include_str!("../../docs/guides/coming-from-adk.md")]
     pub mod adk {}
+
+    #[doc = include_str!("../../docs/guides/coming-from-motia.md")]
+    pub mod motia {}
 }
 mod limits;
 mod memory;
@@ -90,7 +93,7 @@ pub mod telemetry;
 pub use metrics as __metrics;
 
 pub use admin::ScopeAdmin;
-pub use batch::{BatchBuilder, BatchCommit, BatchSink};
+pub use batch::{BatchBuilder, BatchCommit, BatchSink, SlotBatch};
 pub use changes::{
     Change, ChangeFilter, ChangeStream, Consumer, DEFAULT_CHANGE_POLL, DEFAULT_CHANGE_RETENTION,
     HistoryEntry, Trigger,

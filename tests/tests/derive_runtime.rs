@@ -791,8 +791,8 @@ async fn collection_entries_take_typed_path_ops_list_typed_and_clear() {
     other.entry("keep").unwrap().set(1).await.unwrap();
     let a = gauges.entry("a").unwrap();
     a.set(Gauge::default()).await.unwrap();
-    a.batch(|b| b.value().increment(1.5)).await.unwrap();
-    a.batch(|b| b.history().append(0.5)).await.unwrap();
+    a.batch(|b| b.value().value().increment(1.5)).await.unwrap();
+    a.batch(|b| b.value().history().append(0.5)).await.unwrap();
     let b = gauges.entry("b").unwrap();
     let out = engine
         .batch()
@@ -815,7 +815,9 @@ async fn collection_entries_take_typed_path_ops_list_typed_and_clear() {
     assert_eq!(a.get().await.unwrap(), Some(want_a.clone()));
     // A nested op on an entry that holds nothing has no parent: an error, nothing written.
     let c = gauges.entry("c").unwrap();
-    c.batch(|b| b.value().increment(1.0)).await.unwrap_err();
+    c.batch(|b| b.value().value().increment(1.0))
+        .await
+        .unwrap_err();
     assert_eq!(c.get_versioned().await.unwrap().version, 0);
 
     let first = gauges.entries(None, 1).await.unwrap();
@@ -1159,7 +1161,7 @@ async fn a_struct_value_merges_a_typed_patch() {
     assert_eq!(raw["summaryText"], "kept", "serde's names");
     s.findings()
         .batch(|b| {
-            b.merge(FindingsPatch {
+            b.value().merge(FindingsPatch {
                 note: Some(None),
                 summary_text: Some("done".into()),
                 ..Default::default()
@@ -1181,7 +1183,7 @@ async fn a_struct_value_merges_a_typed_patch() {
     };
     fresh
         .findings()
-        .batch(|b| b.merge(patch))
+        .batch(|b| b.value().merge(patch))
         .await
         .unwrap_err();
     assert_eq!(fresh.findings().get_versioned().await.unwrap().version, 0);
