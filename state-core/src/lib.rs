@@ -76,6 +76,9 @@ pub mod guides {
 
     #[doc = include_str!("../../docs/guides/coming-from-motia.md")]
     pub mod motia {}
+
+    #[doc = include_str!("../../docs/guides/coming-from-weft.md")]
+    pub mod weft {}
 }
 mod limits;
 mod memory;
