@@ -4,9 +4,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::context::{Context, StateScope};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::handle::SlotHandle;
+use crate::handle::{ReadOnly, ReadWrite, SlotHandle};
 use crate::op::{Op, Path};
 use crate::record::Record;
 use crate::scope::{Scope, Slot, SlotKey};
@@ -59,6 +60,40 @@ impl ScopeAdmin {
         key: &str,
     ) -> Result<SlotHandle<T>> {
         Ok(self.engine.handle(self.slot(namespace, key)?))
+    }
+
+    /// The typed state of `T` in this scope: its fields' handles with the namespace, keys,
+    /// `initial` values, TTLs and retries of the derive — nothing repeated by hand to drift
+    /// from the attributes. Every field of `T` must live in this scope's kind (binding is
+    /// all-or-nothing, as through a [`Context`](crate::Context)); one that lives elsewhere is
+    /// [`Error::MissingScope`](crate::Error::MissingScope) naming it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {
+    /// use serde::{Deserialize, Serialize};
+    /// use state_core::{Engine, MemoryStore, Scope, StateScope};
+    /// #[derive(StateScope, Serialize, Deserialize)]
+    /// #[state(object)]
+    /// struct Cart { #[state(initial = 0)] total_cents: u64 }
+    /// let engine = Engine::new(MemoryStore::new());
+    /// let cart = engine.scope(Scope::object("cart", "ada")?).state::<Cart>()?;
+    /// assert_eq!(cart.total_cents().get().await?, Some(0)); // the derive's initial
+    /// cart.total_cents().increment(250).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn state<T: StateScope>(&self) -> Result<T::State<ReadWrite>> {
+        T::bind(&Context::for_admin(
+            self.engine.clone(),
+            self.scope.clone(),
+        )?)
+    }
+
+    /// [`state`](Self::state), read-only.
+    pub fn view<T: StateScope>(&self) -> Result<T::State<ReadOnly>> {
+        T::bind(&Context::for_admin(
+            self.engine.clone(),
+            self.scope.clone(),
+        )?)
     }
 
     /// One slot's raw record.

@@ -102,6 +102,9 @@ pub struct Context {
     object: Option<Scope>,
     user: Option<Scope>,
     app: Option<Scope>,
+    /// An admin context ([`ScopeAdmin::state`](crate::ScopeAdmin::state)): the one scope
+    /// its fields may live in.
+    only: Option<Scope>,
 }
 
 /// A saved copy of an execution's session state, to restore after a restart.
@@ -134,6 +137,7 @@ impl Context {
             object: None,
             user: None,
             app: None,
+            only: None,
         })
     }
 
@@ -185,6 +189,7 @@ impl Context {
             object: self.object.clone(),
             user: self.user.clone(),
             app: self.app.clone(),
+            only: self.only.clone(),
         })
     }
 
@@ -374,6 +379,9 @@ impl Context {
         type_name: &'static str,
         field: &'static str,
     ) -> Result<(&Engine, &Scope)> {
+        if let Some(only) = &self.only {
+            return self.resolve_admin(only, scope, type_name, field);
+        }
         let found = match scope {
             FieldScope::Execution => Some((&self.engine, &self.root)),
             FieldScope::Workflow => self.workflow.as_ref().map(|s| (&self.engine, s)),
@@ -389,6 +397,53 @@ impl Context {
             scope,
             needs: scope.needs(),
         })
+    }
+
+    /// A context binding a struct's fields in `scope` alone, for admin handles: a field
+    /// that lives elsewhere (or in session or temp memory) is [`Error::MissingScope`].
+    pub(crate) fn for_admin(engine: Engine, scope: Scope) -> Result<Self> {
+        let (id, sub) = scope.parts();
+        let execution = match scope.kind() {
+            crate::ScopeKind::Execution => id.to_owned(),
+            _ => "_admin".to_owned(),
+        };
+        let base = Context::new(engine, execution)?;
+        let mut ctx = match (scope.kind(), sub) {
+            (crate::ScopeKind::Object, Some(key)) => base.with_object(id, key)?,
+            (crate::ScopeKind::User, Some(user)) => base.with_user(id, user)?,
+            (crate::ScopeKind::App, _) => base.with_app(id)?,
+            (crate::ScopeKind::Workflow, _) => base.with_workflow(id)?,
+            _ => base,
+        };
+        ctx.only = Some(scope);
+        Ok(ctx)
+    }
+
+    /// [`resolve`](Self::resolve) in an admin context of the scope `only`.
+    fn resolve_admin(
+        &self,
+        only: &Scope,
+        scope: FieldScope,
+        type_name: &'static str,
+        field: &'static str,
+    ) -> Result<(&Engine, &Scope)> {
+        let found = match scope {
+            FieldScope::Execution => Some(&self.root),
+            FieldScope::Workflow => self.workflow.as_ref(),
+            FieldScope::Object => self.object.as_ref(),
+            FieldScope::User => self.user.as_ref(),
+            FieldScope::App => self.app.as_ref(),
+            FieldScope::Session | FieldScope::Temp => None,
+        };
+        match found {
+            Some(s) if s == only => Ok((&self.engine, s)),
+            _ => Err(Error::MissingScope {
+                type_name,
+                field,
+                scope,
+                needs: "an admin handle binds a struct whose fields all live in the scope it opened (session and temp state live in an execution's memory); bind the others through a `Context` with their ids",
+            }),
+        }
     }
 
     /// The typed handle of one field: `namespace`/`key` in the scope `scope` resolves to.
@@ -409,6 +464,12 @@ impl Context {
     }
 
     /// The writable state of `T`: one typed handle per field, each in its scope.
+    ///
+    /// Binding is all-or-nothing: if the context lacks an id one field needs (a
+    /// `#[state(user)]` field without [`with_user`](Self::with_user)), this is
+    /// [`Error::MissingScope`] naming that field, rather than a state whose other fields
+    /// work until the missing one is reached. A struct is one unit of state; split it if
+    /// some handlers have only some ids.
     pub fn state<T: StateScope>(&self) -> Result<T::State<ReadWrite>> {
         T::bind(self)
     }

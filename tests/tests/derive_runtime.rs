@@ -1188,3 +1188,62 @@ async fn a_struct_value_merges_a_typed_patch() {
         .unwrap_err();
     assert_eq!(fresh.findings().get_versioned().await.unwrap().version, 0);
 }
+
+/// Admin handles typed by the struct: namespace, keys and `initial` from the derive; a struct
+/// with a field outside the opened scope (or in session memory) is refused, naming the field.
+#[tokio::test]
+async fn admin_state_is_typed_by_the_struct_and_all_or_nothing() {
+    let engine = Engine::new(MemoryStore::new());
+    let ctx = Context::new(engine.clone(), "inv-1")
+        .unwrap()
+        .with_object("cart", "ada")
+        .unwrap();
+    ctx.state::<Checkout>()
+        .unwrap()
+        .step()
+        .set(3)
+        .await
+        .unwrap();
+    let admin = engine.scope(Scope::object("cart", "ada").unwrap());
+    let checkout = admin.state::<Checkout>().unwrap();
+    assert_eq!(checkout.step().get().await.unwrap(), Some(3));
+    checkout.step().increment(1).await.unwrap();
+    assert_eq!(
+        ctx.view::<Checkout>().unwrap().step().get().await.unwrap(),
+        Some(4)
+    );
+    // Cart has a user field: not in the object scope.
+    assert!(matches!(
+        admin.state::<Cart>(),
+        Err(Error::MissingScope {
+            field: "wishlist",
+            ..
+        })
+    ));
+    // An execution's durable fields, by the derive's initial; session fields refused.
+    let run = engine.scope(Scope::execution("run-9").unwrap());
+    let other = run.view::<Other>();
+    assert!(
+        matches!(
+            other,
+            Err(Error::MissingScope {
+                field: "attempts",
+                ..
+            })
+        ),
+        "a workflow field"
+    );
+    assert!(matches!(
+        run.state::<Turns>(),
+        Err(Error::MissingScope { field: "n", .. })
+    ));
+    #[derive(StateScope, Serialize, Deserialize)]
+    struct Job {
+        #[state(initial = 7)]
+        tries: u32,
+    }
+    assert_eq!(
+        run.view::<Job>().unwrap().tries().get().await.unwrap(),
+        Some(7)
+    );
+}
