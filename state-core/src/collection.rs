@@ -162,9 +162,10 @@ where
     }
 
     /// Deletes every live entry (tombstones, version +1 each, in the change log like any
-    /// delete) and returns how many. Each page of up to 256 entries is one atomic commit: an
-    /// entry written while the clear runs, behind the page it reached, survives it (the pages go forward in key order, so a clear ends however fast others write). Other namespaces of
-    /// the scope are untouched (the whole scope: [`Engine::clear`]).
+    /// delete) and returns how many. Each page of up to 256 entries is one atomic commit, and
+    /// the pages go forward in key order, so a clear ends however fast others write: an entry
+    /// written behind the page the clear has reached survives it. Other namespaces of the
+    /// scope are untouched (the whole scope: [`Engine::clear`]).
     pub async fn clear(&self) -> Result<u64>
     where
         M: crate::handle::CanWrite,
