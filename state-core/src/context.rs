@@ -107,6 +107,9 @@ pub struct Context {
     only: Option<Scope>,
 }
 
+/// Why a field does not bind in an admin context ([`Context::for_admin`]).
+const ADMIN_NEEDS: &str = "an admin handle binds a struct whose fields all live in the scope it opened (session and temp state live in an execution's memory); bind the others through a `Context` with their ids";
+
 /// A saved copy of an execution's session state, to restore after a restart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -379,9 +382,6 @@ impl Context {
         type_name: &'static str,
         field: &'static str,
     ) -> Result<(&Engine, &Scope)> {
-        if let Some(only) = &self.only {
-            return self.resolve_admin(only, scope, type_name, field);
-        }
         let found = match scope {
             FieldScope::Execution => Some((&self.engine, &self.root)),
             FieldScope::Workflow => self.workflow.as_ref().map(|s| (&self.engine, s)),
@@ -391,12 +391,22 @@ impl Context {
             FieldScope::Session => Some((&self.session, &self.own)),
             FieldScope::Temp => Some((&self.local, &self.own)),
         };
-        found.ok_or(Error::MissingScope {
+        let missing = |needs| Error::MissingScope {
             type_name,
             field,
             scope,
-            needs: scope.needs(),
-        })
+            needs,
+        };
+        match (&self.only, found) {
+            (None, found) => found.ok_or_else(|| missing(scope.needs())),
+            // An admin context: only durable fields of the one scope it opened.
+            (Some(only), Some((engine, s)))
+                if s == only && !matches!(scope, FieldScope::Session | FieldScope::Temp) =>
+            {
+                Ok((engine, s))
+            }
+            (Some(_), _) => Err(missing(ADMIN_NEEDS)),
+        }
     }
 
     /// A context binding a struct's fields in `scope` alone, for admin handles: a field
@@ -417,33 +427,6 @@ impl Context {
         };
         ctx.only = Some(scope);
         Ok(ctx)
-    }
-
-    /// [`resolve`](Self::resolve) in an admin context of the scope `only`.
-    fn resolve_admin(
-        &self,
-        only: &Scope,
-        scope: FieldScope,
-        type_name: &'static str,
-        field: &'static str,
-    ) -> Result<(&Engine, &Scope)> {
-        let found = match scope {
-            FieldScope::Execution => Some(&self.root),
-            FieldScope::Workflow => self.workflow.as_ref(),
-            FieldScope::Object => self.object.as_ref(),
-            FieldScope::User => self.user.as_ref(),
-            FieldScope::App => self.app.as_ref(),
-            FieldScope::Session | FieldScope::Temp => None,
-        };
-        match found {
-            Some(s) if s == only => Ok((&self.engine, s)),
-            _ => Err(Error::MissingScope {
-                type_name,
-                field,
-                scope,
-                needs: "an admin handle binds a struct whose fields all live in the scope it opened (session and temp state live in an execution's memory); bind the others through a `Context` with their ids",
-            }),
-        }
     }
 
     /// The typed handle of one field: `namespace`/`key` in the scope `scope` resolves to.
