@@ -30,7 +30,7 @@ pub async fn create_session(ctx: &Context, greeting: &str) -> Result<()> {
     let state = ctx.state::<Agent>()?;
     ctx.engine()
         .batch()
-        .set_if(state.turns(), 0, &vec![format!("agent: {greeting}")])
+        .set_if(state.turns(), 0, vec![format!("agent: {greeting}")])
         .commit()
         .await?;
     Ok(())

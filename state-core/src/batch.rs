@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::handle::{CanWrite, Numeric, Sequence, SlotHandle, StringMap, encode_entries};
 use crate::op::{Op, Path};
 use crate::path::{At, Deletable, PathTarget};
-use crate::store::{Batch, Write, WriteKind, WriteOutcome};
+use crate::store::{Batch, CommitOutcome, Write, WriteKind, WriteOutcome};
 use crate::target::WriteTarget;
 
 /// The future of a batch commit: resolves to one outcome per slot written.
@@ -148,9 +148,9 @@ impl BatchBuilder {
     /// let turn = engine.handle::<u32>(Slot::new(s.clone(), "Chat", "turn")?);
     /// let tokens = engine.handle::<u64>(Slot::new(s, "Chat", "tokens")?);
     /// let read = turn.get_versioned().await?; // version 0: never written
-    /// engine.batch().set_if(&turn, read.version, &1).increment(&tokens, 120).commit().await?;
+    /// engine.batch().set_if(&turn, read.version, 1).increment(&tokens, 120).commit().await?;
     /// // A second writer that read the same version is refused as a whole.
-    /// let stale = engine.batch().set_if(&turn, read.version, &1).increment(&tokens, 80);
+    /// let stale = engine.batch().set_if(&turn, read.version, 1).increment(&tokens, 80);
     /// assert!(matches!(stale.commit().await, Err(Error::VersionMismatch { .. })));
     /// assert_eq!(tokens.get().await?, Some(120));
     /// # Ok(()) }
@@ -159,11 +159,11 @@ impl BatchBuilder {
         self,
         handle: &SlotHandle<T, M>,
         expected: u64,
-        value: &T,
+        value: T,
     ) -> Self {
         let t = handle.target();
         let write = t
-            .encode(value)
+            .encode(&value)
             .map(|v| Part::Cas(t.cas_write(expected, Some(v))));
         self.add(t, write)
     }
@@ -318,11 +318,18 @@ impl BatchBuilder {
             };
             let now = g.engine.clock().now();
             let mut current = records.into_iter();
-            prepare_commit(&batch, now, |_| {
+            let prepared = prepare_commit(&batch, now, |_| {
                 current
                     .next()
                     .ok_or_else(|| Error::store(std::io::Error::other("missing record")))
             })?;
+            // A compare-and-swap on a local slot that already fails refuses the whole batch
+            // now, before the durable part commits.
+            if let CommitOutcome::Conflict(conflicts) = prepared.outcome
+                && let Some(c) = conflicts.into_iter().next()
+            {
+                return Err(c.into_error());
+            }
         }
         let mut all = Vec::new();
         let mut committed_any = false;

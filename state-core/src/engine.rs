@@ -463,11 +463,7 @@ impl Engine {
         match self.commit_batch(writes).await? {
             CommitOutcome::Committed(outcomes) => Ok(outcomes),
             CommitOutcome::Conflict(conflicts) => match conflicts.into_iter().next() {
-                Some(c) => Err(Error::VersionMismatch {
-                    slot: c.slot,
-                    expected: c.expected,
-                    actual: c.actual,
-                }),
+                Some(c) => Err(c.into_error()),
                 // A store's bug, reported rather than a panic.
                 None => Err(Error::store(std::io::Error::other(
                     "the store reported a conflict without naming a slot",

@@ -207,6 +207,15 @@ pub struct VersionConflict {
 }
 
 impl VersionConflict {
+    /// The typed error a caller gets for it.
+    pub(crate) fn into_error(self) -> Error {
+        Error::VersionMismatch {
+            slot: self.slot,
+            expected: self.expected,
+            actual: self.actual,
+        }
+    }
+
     /// A CAS write to `slot` that expected `expected` where the slot is at `actual`.
     pub fn new(slot: Slot, expected: u64, actual: u64) -> Self {
         VersionConflict {

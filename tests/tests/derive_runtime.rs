@@ -857,7 +857,7 @@ async fn a_typed_batch_carries_compare_and_swap_writes() {
     let read = s.attempts().get_versioned().await.unwrap();
     ctx.engine()
         .batch()
-        .set_if(s.attempts(), read.version, &1)
+        .set_if(s.attempts(), read.version, 1)
         .at(s.profile())
         .set(Profile::default())
         .commit()
@@ -866,7 +866,7 @@ async fn a_typed_batch_carries_compare_and_swap_writes() {
     let stale = ctx
         .engine()
         .batch()
-        .set_if(s.attempts(), read.version, &2)
+        .set_if(s.attempts(), read.version, 2)
         .at(s.profile())
         .age()
         .set(40)
@@ -894,7 +894,7 @@ async fn a_typed_batch_carries_compare_and_swap_writes() {
         .engine()
         .batch()
         .increment(s.total_cost(), 1.0)
-        .set_if(s.total_cost(), 1, &5.0)
+        .set_if(s.total_cost(), 1, 5.0)
         .commit()
         .await;
     assert!(
@@ -1245,5 +1245,50 @@ async fn admin_state_is_typed_by_the_struct_and_all_or_nothing() {
     assert_eq!(
         run.view::<Job>().unwrap().tries().get().await.unwrap(),
         Some(7)
+    );
+}
+
+#[derive(StateScope, Serialize, Deserialize)]
+pub struct Mixed {
+    #[state(temp)]
+    pub t: Option<u32>,
+    #[state(session)]
+    pub s: Option<u32>,
+    pub d: Option<u32>,
+}
+
+/// A stale compare-and-swap on a temp or session slot refuses the whole batch before the
+/// durable part commits: nothing is written anywhere.
+#[tokio::test]
+async fn a_stale_local_compare_and_swap_refuses_the_durable_part_too() {
+    let ctx = ctx();
+    let st = ctx.state::<Mixed>().unwrap();
+    st.t().set(1).await.unwrap();
+    st.s().set(1).unwrap();
+    for stale in [
+        ctx.engine().batch().set_if(st.t(), 0, 5),
+        ctx.engine().batch().set_if(st.s().as_slot(), 0, 5),
+    ] {
+        let out = stale.increment(st.d(), 1).commit().await;
+        assert!(
+            matches!(
+                out,
+                Err(Error::VersionMismatch {
+                    expected: 0,
+                    actual: 1,
+                    ..
+                })
+            ),
+            "{out:?}"
+        );
+    }
+    assert_eq!(
+        st.d().get_versioned().await.unwrap().version,
+        0,
+        "nothing durable written"
+    );
+    assert_eq!(
+        (st.t().get().await.unwrap(), st.s().get().unwrap()),
+        (Some(1), Some(1))
     );
 }
