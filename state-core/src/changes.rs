@@ -353,10 +353,12 @@ impl Engine {
         // A store without a change log cannot run a trigger: say so now, not by a task that
         // retries for ever. (A cursor behind the retention is a gap, counted and passed.)
         self.change_head().await?;
-        let mut consumer = self.consumer(name, filter).await?;
+        let mut consumer = self.consumer(name, filter.clone()).await?;
         let stats = Arc::new(TriggerCounters::default());
         let counters = stats.clone();
-        let (progress, watched) = tokio::sync::watch::channel(Progress::default());
+        // How far the trigger got: the last change it finished with (handled, or passed over
+        // by its condition) and acknowledged.
+        let (progress, watched) = tokio::sync::watch::channel(consumer.acked());
         let task = tokio::spawn(async move {
             loop {
                 let change = match consumer.next().await {
@@ -423,16 +425,15 @@ impl Engine {
                     counters.read_errors.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                progress.send_modify(|p| {
-                    p.through = change.seq;
-                    p.passed += 1;
-                });
+                progress.send_replace(change.seq);
             }
         });
         Ok(Trigger {
             task,
             counters: stats,
             progress: watched,
+            engine: self.clone(),
+            filter,
         })
     }
 }
@@ -538,14 +539,6 @@ impl Consumer {
     }
 }
 
-/// How far a trigger got: the last change it finished with (handled, or passed over by its
-/// condition) and acknowledged, and how many those were.
-#[derive(Clone, Copy, Debug, Default)]
-struct Progress {
-    through: u64,
-    passed: u64,
-}
-
 #[derive(Debug, Default)]
 struct TriggerCounters {
     handled: AtomicU64,
@@ -560,7 +553,10 @@ struct TriggerCounters {
 pub struct Trigger {
     task: tokio::task::JoinHandle<()>,
     counters: Arc<TriggerCounters>,
-    progress: tokio::sync::watch::Receiver<Progress>,
+    progress: tokio::sync::watch::Receiver<u64>,
+    /// Where the trigger reads: to tell which changes it still has to handle.
+    engine: Engine,
+    filter: ChangeFilter,
 }
 
 impl Trigger {
@@ -580,15 +576,16 @@ impl Trigger {
     }
 
     /// The sequence number of the last change the trigger finished with — handled, or passed
-    /// over by its condition — and acknowledged (0: none yet).
+    /// over by its condition — and acknowledged (at the start: its stored cursor).
     pub fn handled_through(&self) -> u64 {
-        self.progress.borrow().through
+        *self.progress.borrow()
     }
 
-    /// Waits until the trigger has finished with (and acknowledged) the change `seq` or a
-    /// later one it read — what a test or a caller that must see a trigger's effect waits on,
-    /// instead of polling its cursor. `seq` should be a change the trigger's filter matches
-    /// (e.g. one read from the change feed or a slot's history); returns
+    /// Waits until the trigger has finished with (and acknowledged) every change up to `seq`
+    /// that its filter matches — what a test or a caller that must see a trigger's effect
+    /// waits on, instead of polling its cursor. Changes the filter does not match (other
+    /// slots, the trigger's own cursor writes) are not waited for, so `seq` may be any
+    /// position, e.g. [`Engine::change_head`] after a write. Returns
     /// [`Error::InvalidArgument`] if the trigger stopped first.
     ///
     /// ```
@@ -605,15 +602,40 @@ impl Trigger {
     /// orders.increment(1).await?;
     /// audit.wait_handled_through(engine.change_head().await?).await?;
     /// assert_eq!(audit.handled(), 1);
+    /// orders.increment(1).await?;
+    /// audit.wait_handled_through(engine.change_head().await?).await?;
+    /// assert_eq!(audit.handled(), 2);
     /// # Ok(()) }
     /// ```
     pub async fn wait_handled_through(&self, seq: u64) -> Result<()> {
         let mut progress = self.progress.clone();
-        match progress.wait_for(|p| p.through >= seq).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(Error::InvalidArgument(format!(
-                "the trigger stopped before it reached change {seq}"
-            ))),
+        loop {
+            let through = *progress.borrow_and_update();
+            if through >= seq || !self.pending(through, seq).await? {
+                return Ok(());
+            }
+            // Woken by the trigger's progress, or after a while to look again.
+            let moved = tokio::time::timeout(Duration::from_millis(50), progress.changed()).await;
+            if let Ok(Err(_)) = moved {
+                return Err(Error::InvalidArgument(format!(
+                    "the trigger stopped before it reached change {seq}"
+                )));
+            }
+        }
+    }
+
+    /// Whether a change the trigger reads lies after `through` and at or before `seq`.
+    async fn pending(&self, through: u64, seq: u64) -> Result<bool> {
+        match self
+            .engine
+            .store()
+            .read_changes(through, &self.filter, 1)
+            .await
+        {
+            Ok(next) => Ok(next.first().is_some_and(|c| c.seq <= seq)),
+            // Trimmed past the cursor: the trigger skips the gap; wait for it to move.
+            Err(Error::ChangesTrimmed { .. }) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 

@@ -1292,3 +1292,43 @@ async fn a_stale_local_compare_and_swap_refuses_the_durable_part_too() {
         (Some(1), Some(1))
     );
 }
+
+/// Waiting for a trigger to catch up never hangs on changes it does not read: its own cursor
+/// writes and other slots' changes after the last one it handles.
+#[tokio::test]
+async fn waiting_for_a_trigger_skips_changes_it_does_not_read() {
+    use std::time::Duration;
+    let engine = Engine::new(MemoryStore::new());
+    let n = engine.handle::<u64>(Slot::new(Scope::app("shop").unwrap(), "N", "n").unwrap());
+    let other = engine.handle::<u64>(Slot::new(Scope::app("shop").unwrap(), "N", "o").unwrap());
+    let t = engine
+        .trigger(
+            "audit",
+            state_core::ChangeFilter::slot(n.slot()),
+            |_| true,
+            |_| async { Ok::<(), String>(()) },
+        )
+        .await
+        .unwrap();
+    n.increment(1).await.unwrap();
+    let wait = |seq| tokio::time::timeout(Duration::from_secs(20), t.wait_handled_through(seq));
+    wait(engine.change_head().await.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    other.increment(1).await.unwrap();
+    // The head is now the trigger's own cursor write or `other`'s change: neither is read.
+    wait(engine.change_head().await.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.handled(), 1);
+    n.increment(1).await.unwrap();
+    wait(engine.change_head().await.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.handled(), 2);
+    assert!(t.handled_through() > 0);
+}
