@@ -120,10 +120,11 @@ pub(crate) fn mentions_param(ty: &Type, params: &[&Ident]) -> bool {
     walk(ty.to_token_stream(), params)
 }
 
-/// A generic parameter name for generated code (`M`, `B`, `D`) that none of the user's
-/// parameters already uses.
-pub(crate) fn fresh(generics: &Generics, base: &str) -> Ident {
-    let taken: Vec<String> = generics
+/// A type parameter name for generated code (`M`, else `M2`, …) that is none of the item's
+/// own generic parameters and no name the item uses (`used`: its name and its fields' types,
+/// so a user type called `M` is not shadowed).
+pub(crate) fn fresh(generics: &Generics, used: &[String], base: &str) -> Ident {
+    let mut taken: Vec<String> = generics
         .params
         .iter()
         .map(|p| match p {
@@ -132,6 +133,7 @@ pub(crate) fn fresh(generics: &Generics, base: &str) -> Ident {
             syn::GenericParam::Const(c) => c.ident.to_string(),
         })
         .collect();
+    taken.extend(used.iter().cloned());
     let mut name = base.to_owned();
     let mut n = 2;
     while taken.contains(&name) {
@@ -139,4 +141,26 @@ pub(crate) fn fresh(generics: &Generics, base: &str) -> Ident {
         n += 1;
     }
     Ident::new(&name, proc_macro2::Span::call_site())
+}
+
+/// Every identifier in `tokens` (for [`fresh`]).
+pub(crate) fn idents_in(tokens: TokenStream) -> Vec<String> {
+    let mut out = Vec::new();
+    for tt in tokens {
+        match tt {
+            proc_macro2::TokenTree::Ident(i) => out.push(i.to_string()),
+            proc_macro2::TokenTree::Group(g) => out.extend(idents_in(g.stream())),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The names a container uses: its own and every identifier in its fields' types.
+pub(crate) fn used_names(cont: &Container<'_>) -> Vec<String> {
+    let mut used = vec![cont.ident.to_string()];
+    for f in cont.fields.iter().flatten() {
+        used.extend(idents_in(f.ty.to_token_stream()));
+    }
+    used
 }

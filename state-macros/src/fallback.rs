@@ -57,8 +57,9 @@ pub(crate) fn state_scope(input: &DeriveInput, krate: &syn::Path) -> TokenStream
 pub(crate) fn state_path(input: &DeriveInput, krate: &syn::Path) -> TokenStream {
     let p = quote!(#krate::__private);
     let ident = &input.ident;
-    let b = crate::bound::fresh(&input.generics, "B");
-    let d = crate::bound::fresh(&input.generics, "D");
+    let used = crate::bound::idents_in(quote::ToTokens::to_token_stream(input));
+    let b = crate::bound::fresh(&input.generics, &used, "B");
+    let d = crate::bound::fresh(&input.generics, &used, "D");
     let mut with_b = input.generics.clone();
     with_b.params.push(syn::parse_quote!(#b));
     let (impl_b, _, _) = with_b.split_for_impl();

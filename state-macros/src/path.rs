@@ -12,8 +12,9 @@ use crate::{bound, check};
 
 pub(crate) fn expand(cont: &Container<'_>, krate: &syn::Path) -> TokenStream {
     let p = quote!(#krate::__private);
-    let b = bound::fresh(cont.generics, "B");
-    let d = bound::fresh(cont.generics, "D");
+    let used = bound::used_names(cont);
+    let b = bound::fresh(cont.generics, &used, "B");
+    let d = bound::fresh(cont.generics, &used, "D");
     match &cont.fields {
         Some(fields) => expand_struct(cont, fields, krate, &b, &d),
         None => expand_leaf(cont, &p, &b, &d),

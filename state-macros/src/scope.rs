@@ -118,7 +118,7 @@ impl<'a> Gen<'a> {
             })
             .collect();
         let preds = Self::predicates(cont, &stored, &p);
-        let m = bound::fresh(cont.generics, "M");
+        let m = bound::fresh(cont.generics, &bound::used_names(cont), "M");
         let with_m = bound::with_param(cont.generics, parse_quote!(#m: #p::Mode));
         let (impl_m, _, _) = with_m.split_for_impl();
         let (impl_plain, user_ty, _) = cont.generics.split_for_impl();
