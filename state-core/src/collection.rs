@@ -121,8 +121,9 @@ where
         Ok(SlotHandle::new(self.engine.clone(), slot).with_ttl(self.ttl))
     }
 
-    /// Live entries decoded as `V`, in key order, after `after`, at most `limit` (keyset
-    /// pages: one listing and one load of the page's slots). An entry deleted or expired
+    /// Live entries decoded as `V`, in key order, after `after`, at most `limit` (1 to
+    /// [`MAX_PAGE`](crate::MAX_PAGE); keyset pages: one listing and one load of the page's
+    /// slots). An entry deleted or expired
     /// between the two is left out; a stored value that no longer fits `V` is
     /// [`Error::Decode`](crate::Error::Decode) naming its slot.
     ///
@@ -190,7 +191,8 @@ where
         }
     }
 
-    /// Keys holding a live value, in order, after `after`, at most `limit`.
+    /// Keys holding a live value, in order, after `after`, at most `limit` (1 to
+    /// [`MAX_PAGE`](crate::MAX_PAGE)).
     pub async fn keys(&self, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         let after = after.map(|k| SlotKey {
             namespace: self.namespace.clone(),

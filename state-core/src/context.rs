@@ -108,7 +108,7 @@ pub struct Context {
 }
 
 /// Why a field does not bind in an admin context ([`Context::for_admin`]).
-const ADMIN_NEEDS: &str = "an admin handle binds a struct whose fields all live in the scope it opened (session and temp state live in an execution's memory); bind the others through a `Context` with their ids";
+const ADMIN_NEEDS: &str = "no such scope: an admin handle (`engine.scope(…).state::<T>()`) binds only fields that live in the scope it opened, and none in session or temp memory; bind this struct through a `Context` with its ids";
 
 /// A saved copy of an execution's session state, to restore after a restart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -323,8 +323,10 @@ impl Context {
     }
 
     /// Deletes every slot of the current object, whichever struct wrote it (Restate's
-    /// `ctx.clearAll()`), and returns how many held a value. `initial` values do not come
-    /// back after it (see the crate's rules on reads).
+    /// `ctx.clearAll()`), and returns how many held a value. A field it deleted reads `None`
+    /// afterwards — its `initial` does not come back — while a field never written still
+    /// reads its `initial`, as before the clear (an `initial` is a never-written field's
+    /// value; see the crate's rules on reads).
     pub async fn clear_object(&self) -> Result<u64> {
         let scope = self.current_object("clear_object")?;
         self.engine.clear(scope).await
@@ -332,11 +334,10 @@ impl Context {
 
     /// The current object's scope, or the error saying `method` needs one.
     fn current_object(&self, method: &'static str) -> Result<&Scope> {
-        self.object.as_ref().ok_or(Error::MissingScope {
-            type_name: "Context",
-            field: method,
-            scope: FieldScope::Object,
-            needs: FieldScope::Object.needs(),
+        self.object.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "`Context::{method}` works on the current object, and this context has none: build it with `.with_object(service, key)`"
+            ))
         })
     }
 

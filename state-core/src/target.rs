@@ -149,8 +149,8 @@ impl WriteTarget {
 
     /// An Apply write of `ops` carrying this target's initial value and TTL. On session
     /// state ([`Write::initial_after_delete`]) a deleted slot stays a tombstone — a checkpoint
-    /// holds nothing for it — and reads and ops start from the initial value the code has
-    /// then, not one frozen in at the delete (Weft's session rule).
+    /// holds its version and no value — and reads and ops start from the initial value the
+    /// code has then, not one frozen in at the delete (Weft's session rule).
     pub fn write(&self, ops: Vec<Op>) -> Write {
         let mut w = Write::apply(self.slot.clone(), ops)
             .with_initial(self.initial.as_deref().cloned())

@@ -115,6 +115,11 @@ pub fn derive_state_scope(input: TokenStream) -> TokenStream {
 /// `#[serde(with = …)]` fields offer no nested ops; `#[serde(skip)]` fields no method at all.
 /// A field whose type has no `StatePath` needs `#[state(leaf)]`.
 ///
+/// It also generates `{Name}Patch`: the same fields (but flattened, `with` and skipped ones)
+/// each as an `Option`, with `Default` (all `None`). The cursor's `merge(patch)` sets the
+/// fields the patch has and leaves the others as stored — a typed shallow merge, one op per
+/// field in one write; an `Option` field's `Some(None)` deletes it.
+///
 /// ```
 /// use serde::{Deserialize, Serialize};
 /// use state_core::{Context, Engine, MemoryStore, StatePath, StateScope};
