@@ -7,15 +7,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handle::{Mode, ReadOnly, ReadWrite, SlotHandle};
-use crate::op::{Op, Path};
 use crate::record::Ttl;
 use crate::scope::{Scope, Slot, SlotKey};
 use crate::store::{Page, Write};
 
 /// How many entries [`Collection::clear`] deletes per commit.
 const CLEAR_PAGE: usize = 256;
+
+/// How often [`Collection::clear`] reads and tries one page again after other writers.
+const CLEAR_ATTEMPTS: u32 = 10;
 
 /// A page of a collection's live entries ([`Collection::entries`]): keys and values, in key
 /// order, and the key to continue after.
@@ -163,10 +165,14 @@ where
     }
 
     /// Deletes every live entry (tombstones, version +1 each, in the change log like any
-    /// delete) and returns how many. Each page of up to 256 entries is one atomic commit, and
-    /// the pages go forward in key order, so a clear ends however fast others write: an entry
-    /// written behind the page the clear has reached survives it. Other namespaces of the
-    /// scope are untouched (the whole scope: [`Engine::clear`]).
+    /// delete) and returns how many it deleted. Each page of up to 256 entries is one atomic
+    /// commit of compare-and-swap deletes at the versions just read, so an entry someone else
+    /// deleted meanwhile is neither counted nor tombstoned twice, and one written again is
+    /// read again and deleted. The pages go forward in key order, so a clear ends however
+    /// fast others write: an entry written behind the page the clear has reached survives
+    /// it. Other namespaces of the scope are untouched (the whole scope: [`Engine::clear`]).
+    /// A page that keeps meeting other writers is [`Error::Conflict`](crate::Error::Conflict)
+    /// after 10 attempts, with the pages before it cleared.
     pub async fn clear(&self) -> Result<u64>
     where
         M: crate::handle::CanWrite,
@@ -174,20 +180,45 @@ where
         let (mut deleted, mut after) = (0, None::<String>);
         loop {
             let page = self.keys(after.as_deref(), CLEAR_PAGE).await?;
-            if page.items.is_empty() {
+            let Some(last) = page.items.last().cloned() else {
                 return Ok(deleted);
+            };
+            deleted += self.clear_page(page.items).await?;
+            after = Some(last);
+        }
+    }
+
+    /// Deletes the entries of `keys` that are live, at the versions read, in one commit;
+    /// read again and retried when another writer got there first.
+    async fn clear_page(&self, keys: Vec<String>) -> Result<u64> {
+        let slots = keys
+            .into_iter()
+            .map(|k| Slot::new(self.scope.clone(), self.namespace.clone(), k))
+            .collect::<Result<Vec<Slot>>>()?;
+        let mut attempt = 1;
+        loop {
+            let records = self.engine.load_many(&slots).await?;
+            let writes: Vec<Write> = slots
+                .iter()
+                .zip(&records)
+                .filter(|(_, r)| r.value.is_some())
+                .map(|(slot, r)| Write::cas(slot.clone(), r.version, None))
+                .collect();
+            let n = writes.len() as u64;
+            if n == 0 {
+                return Ok(0);
             }
-            after = page.items.last().cloned();
-            let writes = page
-                .items
-                .into_iter()
-                .map(|k| {
-                    let slot = Slot::new(self.scope.clone(), self.namespace.clone(), k)?;
-                    Ok(Write::apply(slot, vec![Op::delete(Path::root())]))
-                })
-                .collect::<Result<Vec<Write>>>()?;
-            deleted += writes.len() as u64;
-            self.engine.commit(writes).await?;
+            match self.engine.commit(writes).await {
+                Ok(_) => return Ok(n),
+                Err(Error::VersionMismatch { slot, .. }) if attempt >= CLEAR_ATTEMPTS => {
+                    return Err(Error::Conflict {
+                        slot,
+                        attempts: attempt,
+                    });
+                }
+                Err(Error::VersionMismatch { .. }) => attempt += 1,
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -1329,3 +1329,36 @@ async fn waiting_for_a_trigger_skips_changes_it_does_not_read() {
     assert_eq!(t.handled(), 2);
     assert!(t.handled_through() > 0);
 }
+
+/// Two clears of one collection at once: each entry is deleted (and counted) once, with one
+/// tombstone, however the clears interleave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clears_count_and_tombstone_each_entry_once() {
+    let engine = Engine::new(MemoryStore::new());
+    let coll = engine
+        .collection::<u32>(Scope::group("g").unwrap(), "N")
+        .unwrap();
+    for i in 0..1000 {
+        coll.entry(format!("k{i:04}"))
+            .unwrap()
+            .set(i)
+            .await
+            .unwrap();
+    }
+    let (a, b) = (coll.clone(), coll.clone());
+    let (x, y) = tokio::join!(
+        tokio::spawn(async move { a.clear().await }),
+        tokio::spawn(async move { b.clear().await })
+    );
+    let (x, y) = (x.unwrap().unwrap(), y.unwrap().unwrap());
+    assert_eq!(x + y, 1000, "{x} + {y}");
+    for i in [0, 511, 999] {
+        let v = coll
+            .entry(format!("k{i:04}"))
+            .unwrap()
+            .get_versioned()
+            .await
+            .unwrap();
+        assert_eq!((v.value, v.version), (None, 2), "one tombstone");
+    }
+}
