@@ -70,9 +70,10 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// `update` met a conflicting writer on every attempt and gave up.
+    /// A read-modify-write (`update`, a collection's `clear`) met a conflicting writer on
+    /// every attempt and gave up.
     #[error(
-        "state slot {slot}: update gave up after {attempts} attempts, each conflicting with another writer"
+        "state slot {slot}: gave up after {attempts} attempt(s), each conflicting with another writer"
     )]
     Conflict {
         /// The contended slot.
