@@ -74,6 +74,6 @@ fn errors_name_the_slot() {
         msg.contains(r#"user("shop", "alice") "Cart"/"items""#),
         "{msg}"
     );
-    assert!(msg.contains("11 attempts"), "{msg}");
+    assert!(msg.contains("11 attempt(s)"), "{msg}");
     assert_eq!(e.slot(), Some(&slot));
 }

@@ -78,7 +78,7 @@ async fn update_retries_then_exhausts_with_the_right_events(env: &Env) -> CheckR
         }
         other => panic!("expected Conflict, got {other:?}"),
     }
-    assert!(err.to_string().contains("11 attempts"));
+    assert!(err.to_string().contains("after 11 attempt(s)"));
     assert_eq!(runs, 11, "the closure re-ran on each fresh value");
     assert_eq!(counts.commits.load(Ordering::SeqCst), 11);
     assert_eq!(counts.conflicts.load(Ordering::SeqCst), 11);
