@@ -6,8 +6,10 @@
 #![allow(missing_docs)]
 
 pub use core::clone::Clone;
+pub use core::cmp::PartialEq;
 pub use core::convert::TryFrom;
 pub use core::default::Default;
+pub use core::fmt;
 pub use core::iter::{IntoIterator, Iterator};
 pub use core::marker::{PhantomData, Send, Sync};
 pub use core::ops::FnOnce;

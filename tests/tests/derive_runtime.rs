@@ -1149,6 +1149,12 @@ async fn a_struct_value_merges_a_typed_patch() {
         articles: Some(vec!["b".into(), "c".into()]),
         ..Default::default()
     };
+    // The patch is Debug, Clone and PartialEq because every field is.
+    assert_eq!(patch.clone(), patch);
+    assert!(
+        format!("{patch:?}").starts_with("FindingsPatch { articles: Some("),
+        "{patch:?}"
+    );
     s.batch(|b| b.findings().merge(patch)).await.unwrap();
     let got = s.findings().get().await.unwrap().unwrap();
     assert_eq!(got.articles, ["b", "c"]);
