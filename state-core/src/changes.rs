@@ -585,8 +585,9 @@ impl Trigger {
     /// that its filter matches — what a test or a caller that must see a trigger's effect
     /// waits on, instead of polling its cursor. Changes the filter does not match (other
     /// slots, the trigger's own cursor writes) are not waited for, so `seq` may be any
-    /// position, e.g. [`Engine::change_head`] after a write. Returns
-    /// [`Error::InvalidArgument`] if the trigger stopped first.
+    /// position, e.g. [`Engine::change_head`] after a write; a `seq` beyond the log's head
+    /// waits only for the changes committed by then. Returns [`Error::InvalidArgument`] if
+    /// the trigger stopped first.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> state_core::Result<()> {

@@ -16,7 +16,7 @@ use crate::store::{Page, Write};
 /// How many entries [`Collection::clear`] deletes per commit.
 const CLEAR_PAGE: usize = 256;
 
-/// How often [`Collection::clear`] reads and tries one page again after other writers.
+/// How often [`Collection::clear`] reads and tries one entry again after other writers.
 const CLEAR_ATTEMPTS: u32 = 10;
 
 /// A page of a collection's live entries ([`Collection::entries`]): keys and values, in key
@@ -171,8 +171,9 @@ where
     /// read again and deleted. The pages go forward in key order, so a clear ends however
     /// fast others write: an entry written behind the page the clear has reached survives
     /// it. Other namespaces of the scope are untouched (the whole scope: [`Engine::clear`]).
-    /// A page that keeps meeting other writers is [`Error::Conflict`](crate::Error::Conflict)
-    /// after 10 attempts, with the pages before it cleared.
+    /// A page that met another writer is cleared entry by entry; an entry rewritten on each
+    /// of 10 attempts is [`Error::Conflict`](crate::Error::Conflict), with what came before
+    /// it cleared.
     pub async fn clear(&self) -> Result<u64>
     where
         M: crate::handle::CanWrite,
@@ -188,38 +189,56 @@ where
         }
     }
 
-    /// Deletes the entries of `keys` that are live, at the versions read, in one commit;
-    /// read again and retried when another writer got there first.
+    /// Deletes the entries of `keys` that are live, at the versions read, in one commit; if
+    /// another writer got there first, entry by entry instead (an entry deleted meanwhile is
+    /// skipped, one written again is read again).
     async fn clear_page(&self, keys: Vec<String>) -> Result<u64> {
         let slots = keys
             .into_iter()
             .map(|k| Slot::new(self.scope.clone(), self.namespace.clone(), k))
             .collect::<Result<Vec<Slot>>>()?;
-        let mut attempt = 1;
-        loop {
-            let records = self.engine.load_many(&slots).await?;
-            let writes: Vec<Write> = slots
-                .iter()
-                .zip(&records)
-                .filter(|(_, r)| r.value.is_some())
-                .map(|(slot, r)| Write::cas(slot.clone(), r.version, None))
-                .collect();
-            let n = writes.len() as u64;
-            if n == 0 {
-                return Ok(0);
-            }
-            match self.engine.commit(writes).await {
-                Ok(_) => return Ok(n),
-                Err(Error::VersionMismatch { slot, .. }) if attempt >= CLEAR_ATTEMPTS => {
-                    return Err(Error::Conflict {
-                        slot,
-                        attempts: attempt,
-                    });
+        let records = self.engine.load_many(&slots).await?;
+        let writes: Vec<Write> = slots
+            .iter()
+            .zip(&records)
+            .filter(|(_, r)| r.value.is_some())
+            .map(|(slot, r)| Write::cas(slot.clone(), r.version, None))
+            .collect();
+        let n = writes.len() as u64;
+        if n == 0 {
+            return Ok(0);
+        }
+        match self.engine.commit(writes).await {
+            Ok(_) => Ok(n),
+            Err(Error::VersionMismatch { .. }) => {
+                let mut deleted = 0;
+                for slot in slots {
+                    deleted += u64::from(self.clear_entry(slot).await?);
                 }
-                Err(Error::VersionMismatch { .. }) => attempt += 1,
+                Ok(deleted)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes one entry if it is live, at the version read; whether it did.
+    async fn clear_entry(&self, slot: Slot) -> Result<bool> {
+        for _ in 0..CLEAR_ATTEMPTS {
+            let record = self.engine.load(&slot).await?;
+            if record.value.is_none() {
+                return Ok(false);
+            }
+            let write = Write::cas(slot.clone(), record.version, None);
+            match self.engine.commit(vec![write]).await {
+                Ok(_) => return Ok(true),
+                Err(Error::VersionMismatch { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
+        Err(Error::Conflict {
+            slot,
+            attempts: CLEAR_ATTEMPTS,
+        })
     }
 
     /// Keys holding a live value, in order, after `after`, at most `limit` (1 to

@@ -1368,3 +1368,42 @@ async fn concurrent_clears_count_and_tombstone_each_entry_once() {
         assert_eq!((v.value, v.version), (None, 2), "one tombstone");
     }
 }
+
+/// A clear racing a task that deletes entries one by one finishes, and the two together
+/// delete each entry once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_racing_a_deleter_finishes_and_counts_each_entry_once() {
+    let engine = Engine::new(MemoryStore::new());
+    let coll = engine
+        .collection::<u32>(Scope::group("g").unwrap(), "N")
+        .unwrap();
+    for i in 0..600 {
+        coll.entry(format!("k{i:04}"))
+            .unwrap()
+            .set(i)
+            .await
+            .unwrap();
+    }
+    let deleter = {
+        let coll = coll.clone();
+        tokio::spawn(async move {
+            let mut deleted = 0u64;
+            for i in (0..600).rev() {
+                if coll
+                    .entry(format!("k{i:04}"))
+                    .unwrap()
+                    .delete()
+                    .await
+                    .unwrap()
+                    .is_some()
+                {
+                    deleted += 1;
+                }
+            }
+            deleted
+        })
+    };
+    let cleared = coll.clear().await.unwrap();
+    let deleted = deleter.await.unwrap();
+    assert_eq!(cleared + deleted, 600, "{cleared} + {deleted}");
+}
