@@ -202,7 +202,7 @@ impl Seen {
     fn first(&mut self, cx: &Ctxt, meta: &ParseNestedMeta<'_>, name: AttrName) -> bool {
         if self.0.contains(&name) {
             let name = name.as_str();
-            cx.error_spanned_by(&meta.path, format!("duplicate `{name}` attribute"));
+            cx.recoverable_spanned_by(&meta.path, format!("duplicate `{name}` attribute"));
             false
         } else {
             self.0.push(name);
