@@ -9,10 +9,11 @@
 //! a consumer that missed trimmed changes — is a `WARN`; clears and purges are `INFO`.
 //!
 //! **Values never appear** in any span, event or label: not a written value, not an error's
-//! message (serde errors quote values) — only the error's class ([`Error::class`]). Scope ids
-//! and keys appear as span and event fields as [`TraceIds`] says (ids can be personal data:
-//! hash or omit them); namespaces (the code's struct names) appear as they are. None of them
-//! is ever a metric label (unbounded cardinality).
+//! message (serde errors quote values) — only the error's class
+//! ([`Error::class`](crate::Error::class)). Scope ids and keys appear as span and event
+//! fields as [`TraceIds`] says (ids can be personal data: hash or omit them); namespaces
+//! (the code's struct names) appear as they are. None of them is ever a metric label
+//! (unbounded cardinality).
 //!
 //! # Spans and events (target `state`)
 //!
