@@ -179,16 +179,35 @@ macro_rules! slot_event {
 }
 pub(crate) use slot_event;
 
-/// The `kind` label of a set of slots: their one scope kind, or `mixed`.
-pub(crate) fn kind_label<'a>(mut slots: impl Iterator<Item = &'a Slot>) -> &'static str {
-    let Some(first) = slots.next() else {
-        return "none";
-    };
-    let kind = first.scope().kind();
-    if slots.all(|s| s.scope().kind() == kind) {
-        kind.as_str()
-    } else {
-        "mixed"
+/// The scope kinds of a set of slots: none, one, or several (`mixed`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kinds {
+    None,
+    One(crate::scope::ScopeKind),
+    Mixed,
+}
+
+impl Kinds {
+    /// The kinds of `slots`.
+    pub(crate) fn of<'a>(mut slots: impl Iterator<Item = &'a Slot>) -> Kinds {
+        let Some(first) = slots.next() else {
+            return Kinds::None;
+        };
+        let kind = first.scope().kind();
+        if slots.all(|s| s.scope().kind() == kind) {
+            Kinds::One(kind)
+        } else {
+            Kinds::Mixed
+        }
+    }
+
+    /// The `kind` label: the one scope kind, `mixed` or `none`.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Kinds::None => "none",
+            Kinds::One(kind) => kind.as_str(),
+            Kinds::Mixed => "mixed",
+        }
     }
 }
 
@@ -399,7 +418,7 @@ pub(crate) fn commit_span(ids: &TraceIds, writes: &[Write]) -> Option<Span> {
 }
 
 fn describe_writes(span: &Span, ids: &TraceIds, writes: &[Write]) {
-    span.record("kind", kind_label(writes.iter().map(|w| &w.slot)));
+    span.record("kind", Kinds::of(writes.iter().map(|w| &w.slot)).label());
     if let Some(first) = writes.first() {
         let scope = first.slot.scope();
         if writes.iter().all(|w| w.slot.scope() == scope) {
@@ -512,7 +531,7 @@ mod commit_handles {
 
     use metrics::{Counter, Histogram};
 
-    use super::{CommitOutcome, Slot, static_keys};
+    use super::{CommitOutcome, Kinds, Slot, static_keys};
     use crate::scope::ScopeKind;
 
     /// The handles of every label combination, registered at once.
@@ -538,23 +557,16 @@ mod commit_handles {
     }
 
     /// The index of the commit's `kind` label in [`static_keys::COMMITS`].
-    pub(super) fn kind_index<'a>(mut slots: impl Iterator<Item = &'a Slot>) -> usize {
-        let index = |kind| match kind {
-            ScopeKind::Execution => 0,
-            ScopeKind::Workflow => 1,
-            ScopeKind::Object => 2,
-            ScopeKind::User => 3,
-            ScopeKind::App => 4,
-            ScopeKind::Group => 5,
-        };
-        let Some(first) = slots.next() else {
-            return 7;
-        };
-        let kind = first.scope().kind();
-        if slots.all(|s| s.scope().kind() == kind) {
-            index(kind)
-        } else {
-            6
+    pub(super) fn kind_index<'a>(slots: impl Iterator<Item = &'a Slot>) -> usize {
+        match Kinds::of(slots) {
+            Kinds::One(ScopeKind::Execution) => 0,
+            Kinds::One(ScopeKind::Workflow) => 1,
+            Kinds::One(ScopeKind::Object) => 2,
+            Kinds::One(ScopeKind::User) => 3,
+            Kinds::One(ScopeKind::App) => 4,
+            Kinds::One(ScopeKind::Group) => 5,
+            Kinds::Mixed => 6,
+            Kinds::None => 7,
         }
     }
 
